@@ -1,0 +1,193 @@
+import { randomUUID } from 'node:crypto';
+import type { DeliveryGuarantee } from './capabilities.js';
+import { jsonCodec, type Codec } from './codec.js';
+import { DEFAULT_STACK_TRACE_LIMIT, defaultDeadLetterTopic } from './dead-letter.js';
+import { guaranteeIssue, subscriptionCapabilityIssues } from './capability-checks.js';
+import { CapabilityError, ClosedError, PublishError } from './errors.js';
+import type { OutgoingMessage, TransportMessage } from './message.js';
+import { combineObservers, loggingObserver, type BusObserver, type Logger } from './observer.js';
+import { createDeliveryProcessor } from './pipeline.js';
+import type { Handler, Publisher, PublishReceipt, SubscribeOptions, Subscriber, Subscription, Transport, TransportSubscription } from './ports.js';
+import { retryPolicySchema } from './retry.js';
+
+export interface PublisherOptions {
+  /** Default: the transport's `capabilities.defaultGuarantee`. Refused if the transport cannot meet it. */
+  readonly guarantee?: DeliveryGuarantee;
+  readonly codec?: Codec;
+  readonly observer?: BusObserver;
+}
+
+/** Refuses, with the reason, a guarantee the transport cannot meet. */
+export function assertGuaranteeSupported(transport: Transport, guarantee: DeliveryGuarantee): void {
+  const issue = guaranteeIssue(transport.kind, transport.capabilities, guarantee);
+  if (issue) throw new CapabilityError([issue]);
+}
+
+/** The application {@link Publisher} over a transport: encodes, stamps ids and timestamps, reports events. */
+export class TransportPublisher implements Publisher {
+  readonly guarantee: DeliveryGuarantee;
+  private readonly codec: Codec;
+  private readonly observer: BusObserver;
+  private closed = false;
+  private inFlight = 0;
+  private idle: (() => void)[] = [];
+
+  constructor(
+    private readonly transport: Transport,
+    options: PublisherOptions = {},
+  ) {
+    this.guarantee = options.guarantee ?? transport.capabilities.defaultGuarantee;
+    assertGuaranteeSupported(transport, this.guarantee);
+    this.codec = options.codec ?? jsonCodec;
+    this.observer = options.observer ?? combineObservers();
+  }
+
+  async publish<T>(topic: string, messages: OutgoingMessage<T> | readonly OutgoingMessage<T>[]): Promise<PublishReceipt> {
+    if (this.closed) throw new ClosedError('publisher is closed');
+    const list = Array.isArray(messages) ? (messages as readonly OutgoingMessage<T>[]) : [messages as OutgoingMessage<T>];
+    const encoded = list.map((m) => this.toTransportMessage(m));
+    this.inFlight++;
+    try {
+      const result = await this.transport.publish(topic, encoded, { guarantee: this.guarantee });
+      this.observer.onEvent({ type: 'published', topic, count: encoded.length, ...(result.receivers !== undefined ? { receivers: result.receivers } : {}) });
+      if (result.receivers === 0) this.observer.onEvent({ type: 'no-receivers', topic, count: encoded.length });
+      return { ids: encoded.map((m) => m.id), status: 'delivered', ...(result.receivers !== undefined ? { receivers: result.receivers } : {}) };
+    } catch (error) {
+      this.observer.onEvent({ type: 'publish-failed', topic, count: encoded.length, error });
+      if (error instanceof PublishError) throw error;
+      throw new PublishError(`publish to "${topic}" on ${this.transport.kind} failed (guarantee "${this.guarantee}"): ${(error as Error)?.message ?? error}`, topic, { cause: error });
+    } finally {
+      this.inFlight--;
+      if (this.inFlight === 0) for (const resolve of this.idle.splice(0)) resolve();
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.inFlight > 0) await new Promise<void>((resolve) => this.idle.push(resolve));
+  }
+
+  private toTransportMessage<T>(message: OutgoingMessage<T>): TransportMessage {
+    const body = message.payload ?? this.codec.encode(message.value);
+    return {
+      id: message.id ?? randomUUID(),
+      ...(message.key !== undefined ? { key: message.key } : {}),
+      headers: message.headers ?? {},
+      body,
+      timestamp: message.timestamp ?? Date.now(),
+    };
+  }
+}
+
+/** Defaults applied to every subscription of a subscriber (each subscription may override). */
+export type SubscriptionDefaults = Omit<SubscribeOptions, 'schema' | 'pattern'>;
+
+export interface SubscriberOptions {
+  readonly observer?: BusObserver;
+  readonly defaults?: SubscriptionDefaults;
+}
+
+/** The application {@link Subscriber} over a transport: every subscription runs the core pipeline. */
+export class PipelineSubscriber implements Subscriber {
+  private readonly subscriptions = new Set<Subscription>();
+  private readonly observer: BusObserver;
+  private closed = false;
+
+  constructor(
+    private readonly transport: Transport,
+    private readonly options: SubscriberOptions = {},
+  ) {
+    this.observer = options.observer ?? combineObservers();
+  }
+
+  async subscribe<T = unknown>(topic: string, handler: Handler<T>, options: SubscribeOptions<T> = {}): Promise<Subscription> {
+    if (this.closed) throw new ClosedError('subscriber is closed');
+    const defaults = this.options.defaults ?? {};
+    const merged: SubscribeOptions<T> = { ...(defaults as SubscribeOptions<T>), ...options, retry: { ...defaults.retry, ...options.retry } };
+    const caps = this.transport.capabilities;
+    const problems = subscriptionCapabilityIssues(this.transport.kind, caps, merged);
+    if (problems.length > 0) throw new CapabilityError(problems);
+
+    const retry = retryPolicySchema.parse(merged.retry ?? {});
+    const group = merged.group ?? (caps.consumerGroups ? 'default' : undefined);
+    const deadLetterTopic = merged.deadLetter === false ? false : (merged.deadLetter ?? defaultDeadLetterTopic(topic));
+    const aborter = new AbortController();
+    const listener = createDeliveryProcessor<T>({
+      topic,
+      ...(group !== undefined ? { group } : {}),
+      handler,
+      codec: merged.codec ?? jsonCodec,
+      ...(merged.schema ? { schema: merged.schema } : {}),
+      retry,
+      retryMode: merged.retryMode ?? (caps.delayedRedelivery ? 'transport' : 'in-process'),
+      ...(merged.classify ? { classify: merged.classify } : {}),
+      deadLetter: deadLetterTopic === false ? false : { topic: deadLetterTopic, publisher: this.transport.deadLetterPublisher?.() ?? this.transport },
+      ...(merged.onFinalFailure ? { onFinalFailure: merged.onFinalFailure } : {}),
+      stackTraceLimit: merged.stackTraceLimit ?? DEFAULT_STACK_TRACE_LIMIT,
+      observer: this.observer,
+      signal: aborter.signal,
+    });
+    const inner: TransportSubscription = await this.transport.subscribe(
+      { topic, pattern: merged.pattern ?? false, group: group ?? '', concurrency: Math.max(1, merged.concurrency ?? 1), startFrom: merged.startFrom ?? 'latest' },
+      listener,
+    );
+    let ended: Promise<void> | undefined;
+    const subscription: Subscription = {
+      topic,
+      ...(group !== undefined ? { group } : {}),
+      close: () =>
+        (ended ??= (async () => {
+          aborter.abort();
+          await inner.close();
+          this.subscriptions.delete(subscription);
+        })()),
+      drain: () =>
+        (ended ??= (async () => {
+          await inner.drain();
+          aborter.abort();
+          this.subscriptions.delete(subscription);
+        })()),
+    };
+    this.subscriptions.add(subscription);
+    return subscription;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.all([...this.subscriptions].map((s) => s.close()));
+  }
+}
+
+export interface BusOptions extends SubscriberOptions {
+  readonly transport: Transport;
+  /** Seed log lines ("failed, will retry", "retrying (n)", "final failure") go here. */
+  readonly logger?: Logger;
+  readonly publisher?: Omit<PublisherOptions, 'observer'>;
+}
+
+/** A transport with its publisher and subscriber, sharing one observer. */
+export interface Bus {
+  readonly transport: Transport;
+  readonly publisher: Publisher;
+  readonly subscriber: Subscriber;
+  readonly observer: BusObserver;
+  /** Closes subscriptions, then the publisher, then the transport. */
+  close(): Promise<void>;
+}
+
+export function createBus(options: BusOptions): Bus {
+  const observer = combineObservers(options.observer, options.logger ? loggingObserver(options.logger) : undefined);
+  const publisher = new TransportPublisher(options.transport, { ...options.publisher, observer });
+  const subscriber = new PipelineSubscriber(options.transport, { observer, ...(options.defaults ? { defaults: options.defaults } : {}) });
+  return {
+    transport: options.transport,
+    publisher,
+    subscriber,
+    observer,
+    async close() {
+      await subscriber.close();
+      await publisher.close();
+      await options.transport.close();
+    },
+  };
+}

@@ -1,0 +1,36 @@
+/**
+ * Publish delivery guarantee in broker-neutral words. A publish promise resolves only once the
+ * guarantee is met. Adapters document their mapping:
+ * - `none`:   handed to the client; nothing confirmed (Kafka acks=0, RabbitMQ no confirm, Redis PUBLISH).
+ * - `leader`: the broker accepted it (Kafka acks=1, RabbitMQ confirm of a transient message, memory enqueue).
+ * - `all`:    the broker made it durable (Kafka acks=all, RabbitMQ confirm of a persistent message on a
+ *             durable queue).
+ */
+export type DeliveryGuarantee = 'none' | 'leader' | 'all';
+export const DELIVERY_GUARANTEES: readonly DeliveryGuarantee[] = ['none', 'leader', 'all'];
+
+/** What a transport can honour. Declared honestly: config validation and the conformance suite rely on it. */
+export interface Capabilities {
+  /** Messages survive a broker restart. */
+  readonly persistent: boolean;
+  /** A group keeps receiving (buffering) messages while none of its consumers is connected. */
+  readonly durableGroups: boolean;
+  /** Consumers sharing a group compete (each message to one of them); different groups each get every message. */
+  readonly consumerGroups: boolean;
+  /** Messages with the same key are handled in publish order (per subscription). */
+  readonly perKeyOrder: boolean;
+  /** Unsettled deliveries are redelivered (ack/commit exists). */
+  readonly acknowledgements: boolean;
+  /** `Delivery.retryLater` works: the transport redelivers after a delay, holding no handler slot. */
+  readonly delayedRedelivery: boolean;
+  /** A new group can read messages published before it existed. */
+  readonly replay: boolean;
+  /** Wildcard / pattern subscriptions. */
+  readonly patternSubscriptions: boolean;
+  /** After a consumer restart, messages handled but not yet acknowledged may arrive again. */
+  readonly duplicatesOnRestart: boolean;
+  /** Publish guarantees this transport can meet. */
+  readonly deliveryGuarantees: readonly DeliveryGuarantee[];
+  /** Guarantee used when the publisher does not ask for one. */
+  readonly defaultGuarantee: DeliveryGuarantee;
+}

@@ -1,0 +1,32 @@
+import type { Capabilities, DeliveryGuarantee } from './capabilities.js';
+
+export interface SubscriptionRequest {
+  readonly group?: string | undefined;
+  readonly pattern?: boolean | undefined;
+  readonly retryMode?: 'transport' | 'in-process' | undefined;
+  readonly startFrom?: 'latest' | 'earliest' | undefined;
+}
+
+/**
+ * What a subscription asks for that the transport cannot do, as config-style issues (`path`: message).
+ * Used both at config load (paths like `subscriptions.sales.group`) and at `subscribe` time.
+ */
+export function subscriptionCapabilityIssues(kind: string, caps: Capabilities, request: SubscriptionRequest, pathPrefix = ''): { path: string; message: string }[] {
+  const issues: { path: string; message: string }[] = [];
+  const at = (field: string) => (pathPrefix ? `${pathPrefix}.${field}` : field);
+  if (request.pattern && !caps.patternSubscriptions) issues.push({ path: at('pattern'), message: `transport "${kind}" has no pattern subscriptions` });
+  if (request.group !== undefined && !caps.consumerGroups) {
+    issues.push({ path: at('group'), message: `transport "${kind}" has no consumer groups: every subscriber receives every message; competing consumers need kafka, rabbitmq or memory` });
+  }
+  if (request.retryMode === 'transport' && !caps.delayedRedelivery) issues.push({ path: at('retryMode'), message: `transport "${kind}" cannot redeliver after a delay; use "in-process"` });
+  if (request.startFrom === 'earliest' && !caps.replay) issues.push({ path: at('startFrom'), message: `transport "${kind}" keeps no history to start from; replay needs kafka` });
+  return issues;
+}
+
+/** The issue when `guarantee` is not among the transport's, else undefined. */
+export function guaranteeIssue(kind: string, caps: Capabilities, guarantee: DeliveryGuarantee, path = 'publish.guarantee'): { path: string; message: string } | undefined {
+  if (caps.deliveryGuarantees.includes(guarantee)) return undefined;
+  const offered = caps.deliveryGuarantees.map((g) => `"${g}"`).join(', ');
+  const hint = guarantee === 'all' ? '; a durable guarantee needs kafka or rabbitmq' : '';
+  return { path, message: `"${guarantee}" is not available on transport "${kind}" (it offers ${offered})${hint}` };
+}

@@ -1,0 +1,56 @@
+import { DecodeError } from './errors.js';
+
+/** Turns values into bytes and back. `decode` throws on bad input; the pipeline wraps that in a DecodeError. */
+export interface Codec {
+  readonly contentType: string;
+  encode(value: unknown): Uint8Array;
+  decode(bytes: Uint8Array): unknown;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder('utf-8', { fatal: true });
+
+/** The default: UTF-8 JSON. */
+export const jsonCodec: Codec = {
+  contentType: 'application/json',
+  encode(value) {
+    const text = JSON.stringify(value);
+    if (text === undefined) throw new TypeError(`jsonCodec cannot encode ${typeof value}`);
+    return encoder.encode(text);
+  },
+  decode(bytes) {
+    return JSON.parse(decoder.decode(bytes));
+  },
+};
+
+/** Passes bytes through untouched: `value` is the Uint8Array itself. */
+export const bytesCodec: Codec = {
+  contentType: 'application/octet-stream',
+  encode(value) {
+    if (!(value instanceof Uint8Array)) throw new TypeError('bytesCodec encodes Uint8Array values only');
+    return value;
+  },
+  decode(bytes) {
+    return bytes;
+  },
+};
+
+/** UTF-8 text. */
+export const textCodec: Codec = {
+  contentType: 'text/plain',
+  encode(value) {
+    return encoder.encode(String(value));
+  },
+  decode(bytes) {
+    return decoder.decode(bytes);
+  },
+};
+
+/** Decodes with `codec`, turning any failure into a {@link DecodeError} that names the codec. */
+export function decodeOrThrow(codec: Codec, bytes: Uint8Array): unknown {
+  try {
+    return codec.decode(bytes);
+  } catch (error) {
+    throw new DecodeError(`cannot decode payload as ${codec.contentType}: ${(error as Error).message}`, { cause: error });
+  }
+}

@@ -1,0 +1,24 @@
+/**
+ * @switchboard/core — broker-agnostic publish/subscribe.
+ *
+ * Application ports: {@link Publisher}, {@link Subscriber}, {@link Subscription}.
+ * Transport SPI (for adapters): {@link Transport}, {@link Delivery}, {@link Capabilities}.
+ * The one consumer pipeline: {@link createDeliveryProcessor} (used by {@link PipelineSubscriber}).
+ */
+export * from './message.js';
+export * from './capabilities.js';
+export * from './errors.js';
+export * from './codec.js';
+export * from './retry.js';
+export * from './observer.js';
+export * from './dead-letter.js';
+export * from './ports.js';
+export * from './pipeline.js';
+export * from './lanes.js';
+export * from './topic-pattern.js';
+export * from './capability-checks.js';
+export * from './bus.js';
+export * from './config.js';
+export * from './registry.js';
+export * from './di.js';
+export * from './memory/memory-transport.js';

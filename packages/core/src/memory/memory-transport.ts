@@ -1,0 +1,211 @@
+import type { Capabilities } from '../capabilities.js';
+import { ClosedError } from '../errors.js';
+import { KeyedLanes, hashKey } from '../lanes.js';
+import type { Delivery, TransportMessage } from '../message.js';
+import type { DeliveryListener, Transport, TransportPublishOptions, TransportPublishResult, TransportSubscribeSpec, TransportSubscription } from '../ports.js';
+import { compileTopicPattern } from '../topic-pattern.js';
+
+/**
+ * The embedded transport: a product feature, not a mock (Watermill's gochannel in spirit).
+ *
+ * A {@link MemoryBroker} holds the state; each {@link MemoryTransport} is a connection to one broker
+ * (several connections may share a broker, like clients of one server). Model, like RabbitMQ queues
+ * kept in process memory:
+ * - a (topic or pattern, group) pair owns a queue, created by the group's first subscribe; it receives every
+ *   message published afterwards and keeps it while no member is subscribed, for as long as the
+ *   broker lives. A message published when no group matches reaches nobody (reported as 0 receivers);
+ * - members of a group compete: a keyed message goes to the member chosen by its key's hash, an unkeyed
+ *   one round-robin; every group gets every message;
+ * - per-key order holds within a subscription (one lane per key hash), also while a message is retried;
+ * - `retryLater` pauses only that message's lane; unsettled deliveries are handed back to the group.
+ * Publishing resolves when the message is enqueued ("none" and "leader"; nothing is durable).
+ */
+export const MEMORY_CAPABILITIES: Capabilities = Object.freeze<Capabilities>({
+  persistent: false,
+  durableGroups: true,
+  consumerGroups: true,
+  perKeyOrder: true,
+  acknowledgements: true,
+  delayedRedelivery: true,
+  replay: false,
+  patternSubscriptions: true,
+  duplicatesOnRestart: false,
+  deliveryGuarantees: ['none', 'leader'],
+  defaultGuarantee: 'leader',
+});
+
+interface Entry {
+  readonly topic: string;
+  readonly message: TransportMessage;
+  attempt: number;
+}
+
+interface Member {
+  readonly group: GroupQueue;
+  readonly lanes: KeyedLanes<Entry>;
+  accepting: boolean;
+}
+
+interface GroupQueue {
+  readonly name: string;
+  readonly matches: (topic: string) => boolean;
+  readonly backlog: Entry[];
+  readonly members: Member[];
+  nextMember: number;
+}
+
+/** In-process broker state: group queues by topic and by pattern. */
+export class MemoryBroker {
+  private readonly exactGroups = new Map<string, Map<string, GroupQueue>>();
+  private readonly patternGroups = new Map<string, GroupQueue>();
+
+  /** Enqueues `messages` for every matching group; returns the number of groups reached. */
+  publish(topic: string, messages: readonly TransportMessage[]): number {
+    let receivers = 0;
+    const exact = this.exactGroups.get(topic);
+    if (exact) {
+      for (const group of exact.values()) {
+        receivers++;
+        for (const message of messages) this.dispatch(group, { topic, message, attempt: 1 });
+      }
+    }
+    for (const group of this.patternGroups.values()) {
+      if (!group.matches(topic)) continue;
+      receivers++;
+      for (const message of messages) this.dispatch(group, { topic, message, attempt: 1 });
+    }
+    return receivers;
+  }
+
+  /** Adds a member to the spec's group queue; it receives the group's backlog at once. */
+  join(spec: TransportSubscribeSpec, listener: DeliveryListener): TransportSubscription {
+    const group = this.groupFor(spec);
+    const member: Member = {
+      group,
+      accepting: true,
+      lanes: new KeyedLanes<Entry>(spec.concurrency, (entry) => this.deliver(member, entry, listener, spec)),
+    };
+    group.members.push(member);
+    for (const entry of group.backlog.splice(0)) this.dispatch(group, entry);
+
+    const leave = () => {
+      member.accepting = false;
+      const index = group.members.indexOf(member);
+      if (index >= 0) group.members.splice(index, 1);
+    };
+    let ended: Promise<void> | undefined;
+    return {
+      close: () =>
+        (ended ??= (async () => {
+          leave();
+          const unstarted = member.lanes.takePending();
+          await member.lanes.whenIdle(false);
+          for (const entry of unstarted) this.dispatch(group, entry);
+        })()),
+      drain: () =>
+        (ended ??= (async () => {
+          leave();
+          await member.lanes.whenIdle(true);
+        })()),
+    };
+  }
+
+  private groupFor(spec: TransportSubscribeSpec): GroupQueue {
+    if (spec.pattern) {
+      const id = `${spec.topic}\u0000${spec.group}`;
+      let group = this.patternGroups.get(id);
+      if (!group) {
+        const regex = compileTopicPattern(spec.topic);
+        group = { name: spec.group, matches: (t) => regex.test(t), backlog: [], members: [], nextMember: 0 };
+        this.patternGroups.set(id, group);
+      }
+      return group;
+    }
+    let groups = this.exactGroups.get(spec.topic);
+    if (!groups) this.exactGroups.set(spec.topic, (groups = new Map()));
+    let group = groups.get(spec.group);
+    if (!group) {
+      group = { name: spec.group, matches: (t) => t === spec.topic, backlog: [], members: [], nextMember: 0 };
+      groups.set(spec.group, group);
+    }
+    return group;
+  }
+
+  private dispatch(group: GroupQueue, entry: Entry): void {
+    const members = group.members;
+    if (members.length === 0) {
+      group.backlog.push(entry);
+      return;
+    }
+    const key = entry.message.key;
+    const member = members.length === 1 ? members[0]! : members[(key === undefined ? group.nextMember++ : hashKey(key)) % members.length]!;
+    member.lanes.push(key, entry);
+  }
+
+  /** Runs one delivery. Returns a delay when the listener asked for a delayed retry (the lane waits). */
+  private async deliver(member: Member, entry: Entry, listener: DeliveryListener, spec: TransportSubscribeSpec): Promise<number | void> {
+    let settled: 'ack' | number | undefined;
+    const { message } = entry;
+    const delivery: Delivery = {
+      id: message.id,
+      ...(message.key !== undefined ? { key: message.key } : {}),
+      headers: message.headers,
+      body: message.body,
+      timestamp: message.timestamp,
+      attempt: entry.attempt,
+      source: { transport: 'memory', topic: entry.topic, group: spec.group, ...(spec.pattern ? { pattern: spec.topic } : {}) },
+      ack: async () => {
+        if (settled !== undefined) return false;
+        settled = 'ack';
+        return true;
+      },
+      retryLater: async (delayMs: number) => {
+        if (settled !== undefined) return false;
+        settled = Math.max(0, delayMs);
+        return true;
+      },
+    };
+    await listener(delivery);
+    if (settled === 'ack') return;
+    entry.attempt++;
+    if (typeof settled === 'number' && member.accepting) return settled;
+    // Unsettled, or a retry while this member is leaving: hand it back to the group.
+    this.dispatch(member.group, entry);
+  }
+}
+
+/** A connection to a {@link MemoryBroker}. Closing it closes its subscriptions, not the broker. */
+export class MemoryTransport implements Transport {
+  readonly kind = 'memory';
+  readonly capabilities = MEMORY_CAPABILITIES;
+  private readonly subscriptions = new Set<TransportSubscription>();
+  private closed = false;
+
+  constructor(readonly broker: MemoryBroker = new MemoryBroker()) {}
+
+  async publish(topic: string, messages: readonly TransportMessage[], _options: TransportPublishOptions): Promise<TransportPublishResult> {
+    if (this.closed) throw new ClosedError('memory transport is closed');
+    return { receivers: this.broker.publish(topic, messages) };
+  }
+
+  async subscribe(spec: TransportSubscribeSpec, listener: DeliveryListener): Promise<TransportSubscription> {
+    if (this.closed) throw new ClosedError('memory transport is closed');
+    const inner = this.broker.join(spec, listener);
+    const tracked: TransportSubscription = {
+      close: () => inner.close().finally(() => this.subscriptions.delete(tracked)),
+      drain: () => inner.drain().finally(() => this.subscriptions.delete(tracked)),
+    };
+    this.subscriptions.add(tracked);
+    return tracked;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.all([...this.subscriptions].map((s) => s.close()));
+  }
+}
+
+/** Creates an in-memory transport: on a broker of its own, or connected to `broker`. */
+export function createMemoryTransport(broker?: MemoryBroker): MemoryTransport {
+  return new MemoryTransport(broker);
+}

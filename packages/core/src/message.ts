@@ -1,0 +1,90 @@
+/**
+ * Message shapes. A transport moves {@link TransportMessage}s (bytes plus metadata); the core pipeline
+ * decodes them into {@link Message}s for handlers. Everything here is broker-neutral.
+ */
+
+/** Header map. Keys and values are strings on every transport. */
+export type Headers = Readonly<Record<string, string>>;
+
+/** Where a delivered message came from. Read-only; fields a transport does not have are absent. */
+export interface SourceMetadata {
+  /** Transport kind that delivered it: "memory", "kafka", "rabbitmq", "redis". */
+  readonly transport: string;
+  /** Topic (Kafka topic, RabbitMQ routing key / core topic, Redis channel). */
+  readonly topic: string;
+  /** Consumer group the delivery was made to, when the transport has groups. */
+  readonly group?: string;
+  /** Kafka partition. */
+  readonly partition?: number;
+  /** Kafka offset (decimal string: offsets exceed 2^53). */
+  readonly offset?: string;
+  /** RabbitMQ exchange. */
+  readonly exchange?: string;
+  /** RabbitMQ routing key. */
+  readonly routingKey?: string;
+  /** RabbitMQ queue. */
+  readonly queue?: string;
+  /** Redis channel the message was published on. */
+  readonly channel?: string;
+  /** The subscription pattern that matched (pattern subscriptions only). */
+  readonly pattern?: string;
+}
+
+/** The unit a transport stores and moves. */
+export interface TransportMessage {
+  /** Unique id, kept end to end (also through DLQ and fallback relays) so consumers can deduplicate. */
+  readonly id: string;
+  /** Partitioning / ordering key. Messages with the same key keep their order where the transport promises it. */
+  readonly key?: string;
+  readonly headers: Headers;
+  /** Encoded payload. */
+  readonly body: Uint8Array;
+  /** Creation time, ms since the epoch. */
+  readonly timestamp: number;
+}
+
+/**
+ * One delivery of a message to one subscription, as the transport hands it to the core pipeline.
+ * Settle it exactly once with `ack` or `retryLater`; further calls are no-ops that return false.
+ */
+export interface Delivery extends TransportMessage {
+  /** 1 on the first delivery; +1 on each redelivery the transport knows of. */
+  readonly attempt: number;
+  readonly source: SourceMetadata;
+  /**
+   * Marks the message done (ack / offset commit). Resolves once the transport has recorded it.
+   * Returns false if the delivery was already settled.
+   */
+  ack(): Promise<boolean>;
+  /**
+   * Hands the message back to be delivered again, with `attempt + 1`, no sooner than `delayMs` from now,
+   * without holding a handler slot meanwhile. Only called when the transport declares
+   * `capabilities.delayedRedelivery`. Returns false if the delivery was already settled.
+   */
+  retryLater(delayMs: number): Promise<boolean>;
+}
+
+/** What a handler receives: the delivery, decoded. */
+export interface Message<T = unknown> {
+  readonly id: string;
+  readonly key?: string;
+  readonly headers: Headers;
+  /** Raw bytes as received. */
+  readonly payload: Uint8Array;
+  /** Decoded (and, with a schema, validated) value. */
+  readonly value: T;
+  readonly timestamp: number;
+  /** Delivery attempt, 1-based. Attempt > 1 means this is a retry. */
+  readonly attempt: number;
+  readonly source: SourceMetadata;
+}
+
+/** What application code publishes. Give `value` (encoded by the codec) or raw `payload` bytes. */
+export type OutgoingMessage<T = unknown> = {
+  /** Defaults to a random UUID. */
+  readonly id?: string;
+  readonly key?: string;
+  readonly headers?: Record<string, string>;
+  /** Defaults to now. */
+  readonly timestamp?: number;
+} & ({ readonly value: T; readonly payload?: never } | { readonly payload: Uint8Array; readonly value?: never });

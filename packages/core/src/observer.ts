@@ -1,0 +1,173 @@
+import type { SourceMetadata } from './message.js';
+
+/**
+ * Everything the bus reports, as one discriminated union. Counters, logs, Prometheus and tracing are
+ * observers of these events; the pipeline never talks to a metrics library directly.
+ */
+export type BusEvent =
+  | { type: 'success'; topic: string; group?: string; messageId: string; attempt: number; durationMs: number }
+  /** A handler call with attempt > 1 is starting (seed 2's retry-attempt counter). */
+  | { type: 'retry-attempt'; topic: string; group?: string; messageId: string; attempt: number; source: SourceMetadata }
+  /** A handler failed with a retryable error and will be called again after `delayMs`. */
+  | { type: 'will-retry'; topic: string; group?: string; messageId: string; attempt: number; delayMs: number; error: unknown; source: SourceMetadata }
+  /** The message is given up on: retries exhausted, non-retryable error, or undecodable/invalid payload. */
+  | { type: 'final-failure'; topic: string; group?: string; messageId: string; attempt: number; reason: FailureReason; error: unknown; source: SourceMetadata; key?: string; payload: Uint8Array }
+  | { type: 'dead-lettered'; topic: string; group?: string; messageId: string; deadLetterTopic: string }
+  | { type: 'published'; topic: string; count: number; receivers?: number }
+  | { type: 'publish-failed'; topic: string; count: number; error: unknown }
+  /** A publish reached nobody (Redis Pub/Sub with no subscriber, memory topic with no group): the message is gone. */
+  | { type: 'no-receivers'; topic: string; count: number }
+  /** A subscription lost its connection; messages published until `resumed` may be lost (transports without persistence). */
+  | { type: 'subscription-interrupted'; topic: string; transport: string; error?: unknown }
+  | { type: 'subscription-resumed'; topic: string; transport: string; gapMs: number }
+  /** Internal problem that lost nothing but deserves attention (a failing hook, a settle that failed...). */
+  | { type: 'internal-error'; topic?: string; context: string; error: unknown };
+
+export type BusEventType = BusEvent['type'];
+
+/** Why a message reached its final failure. */
+export type FailureReason = 'retries-exhausted' | 'non-retryable' | 'decode-failed' | 'validation-failed';
+
+/** Receives bus events. Must not throw and must be fast (it runs on the hot path); offload heavy work. */
+export interface BusObserver {
+  onEvent(event: BusEvent): void;
+}
+
+/** Fans one event out to several observers; a throwing observer does not stop the others. */
+export function combineObservers(...observers: (BusObserver | undefined)[]): BusObserver {
+  const list = observers.filter((o): o is BusObserver => o !== undefined);
+  if (list.length === 1) return list[0]!;
+  return {
+    onEvent(event) {
+      for (const observer of list) {
+        try {
+          observer.onEvent(event);
+        } catch {
+          // An observer's bug must not break message handling.
+        }
+      }
+    },
+  };
+}
+
+/** Counters per event type, optionally per topic. Handy in tests and the demo. */
+export class CountingObserver implements BusObserver {
+  readonly totals = new Map<BusEventType, number>();
+  readonly byTopic = new Map<string, Map<BusEventType, number>>();
+  private readonly waiters: { predicate: () => boolean; resolve: () => void }[] = [];
+
+  onEvent(event: BusEvent): void {
+    const amount = event.type === 'published' || event.type === 'no-receivers' || event.type === 'publish-failed' ? event.count : 1;
+    this.totals.set(event.type, (this.totals.get(event.type) ?? 0) + amount);
+    if ('topic' in event && event.topic !== undefined) {
+      let perTopic = this.byTopic.get(event.topic);
+      if (!perTopic) this.byTopic.set(event.topic, (perTopic = new Map()));
+      perTopic.set(event.type, (perTopic.get(event.type) ?? 0) + amount);
+    }
+    for (let i = this.waiters.length - 1; i >= 0; i--) {
+      const waiter = this.waiters[i]!;
+      if (waiter.predicate()) {
+        this.waiters.splice(i, 1);
+        waiter.resolve();
+      }
+    }
+  }
+
+  count(type: BusEventType, topic?: string): number {
+    return (topic === undefined ? this.totals.get(type) : this.byTopic.get(topic)?.get(type)) ?? 0;
+  }
+
+  /** Resolves once `count(type, topic) >= n`. */
+  waitFor(type: BusEventType, n: number, topic?: string): Promise<void> {
+    const predicate = () => this.count(type, topic) >= n;
+    if (predicate()) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push({ predicate, resolve }));
+  }
+
+  snapshot(): Record<string, number> {
+    return Object.fromEntries(this.totals);
+  }
+}
+
+/** A pino-compatible logger subset: `(fields, message)`. */
+export interface Logger {
+  debug(fields: object, message: string): void;
+  info(fields: object, message: string): void;
+  warn(fields: object, message: string): void;
+  error(fields: object, message: string): void;
+}
+
+export const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} };
+
+/** Logs to the console as one JSON line per event; for examples and quick starts (use pino in production). */
+export const consoleLogger: Logger = {
+  debug: (fields, message) => console.debug(JSON.stringify({ level: 'debug', msg: message, ...fields })),
+  info: (fields, message) => console.info(JSON.stringify({ level: 'info', msg: message, ...fields })),
+  warn: (fields, message) => console.warn(JSON.stringify({ level: 'warn', msg: message, ...fields })),
+  error: (fields, message) => console.error(JSON.stringify({ level: 'error', msg: message, ...fields })),
+};
+
+const PAYLOAD_PREVIEW_BYTES = 512;
+
+function errorFields(error: unknown): { errorName: string; errorMessage: string } {
+  if (error instanceof Error) return { errorName: error.name, errorMessage: error.message };
+  return { errorName: typeof error, errorMessage: String(error) };
+}
+
+function payloadPreview(payload: Uint8Array): string {
+  const text = Buffer.from(payload.subarray(0, PAYLOAD_PREVIEW_BYTES)).toString('utf8');
+  return payload.length > PAYLOAD_PREVIEW_BYTES ? `${text}…(${payload.length} bytes)` : text;
+}
+
+/**
+ * Turns bus events into the seed's log lines: "failed, will retry" (warn), "retrying (n)" (warn),
+ * "final failure" with topic, partition, offset, key and a payload preview (error). Headers are not
+ * logged (they may carry credentials or tokens); connection details never reach events.
+ */
+export function loggingObserver(logger: Logger): BusObserver {
+  return {
+    onEvent(event) {
+      switch (event.type) {
+        case 'will-retry':
+          logger.warn({ topic: event.topic, group: event.group, messageId: event.messageId, attempt: event.attempt, delayMs: event.delayMs, ...errorFields(event.error) }, 'failed, will retry');
+          break;
+        case 'retry-attempt':
+          logger.warn({ topic: event.topic, group: event.group, messageId: event.messageId, attempt: event.attempt }, `retrying (${event.attempt})`);
+          break;
+        case 'final-failure':
+          logger.error(
+            {
+              topic: event.source.topic,
+              partition: event.source.partition,
+              offset: event.source.offset,
+              key: event.key,
+              messageId: event.messageId,
+              attempt: event.attempt,
+              reason: event.reason,
+              ...errorFields(event.error),
+              payload: payloadPreview(event.payload),
+            },
+            'final failure',
+          );
+          break;
+        case 'publish-failed':
+          logger.error({ topic: event.topic, count: event.count, ...errorFields(event.error) }, 'publish failed');
+          break;
+        case 'no-receivers':
+          logger.warn({ topic: event.topic, count: event.count }, 'published to no receivers: message lost');
+          break;
+        case 'subscription-interrupted':
+          logger.warn({ topic: event.topic, transport: event.transport }, 'subscription interrupted');
+          break;
+        case 'subscription-resumed':
+          logger.info({ topic: event.topic, transport: event.transport, gapMs: event.gapMs }, 'subscription resumed');
+          break;
+        case 'internal-error':
+          logger.error({ topic: event.topic, context: event.context, ...errorFields(event.error) }, 'internal error');
+          break;
+        default:
+          break;
+      }
+    },
+  };
+}

@@ -1,0 +1,146 @@
+import type { ZodType } from 'zod';
+import type { Capabilities, DeliveryGuarantee } from './capabilities.js';
+import type { Codec } from './codec.js';
+import type { Delivery, Message, OutgoingMessage, TransportMessage } from './message.js';
+import type { ErrorClassifier, RetryPolicyInput } from './retry.js';
+import type { FailureReason } from './observer.js';
+
+// ───────────────────────────── Application ports ─────────────────────────────
+// What application code injects. Two methods each; everything else wraps them.
+
+/** Publishes messages to topics. */
+export interface Publisher {
+  /**
+   * Publishes one message or a batch to `topic`. Resolves only when the publisher's delivery guarantee
+   * is met for every message (see {@link DeliveryGuarantee}); rejects with a `PublishError` otherwise.
+   * A batch keeps its order for messages sharing a key.
+   */
+  publish<T>(topic: string, messages: OutgoingMessage<T> | readonly OutgoingMessage<T>[]): Promise<PublishReceipt>;
+  /** Waits for publishes under way, then releases what this publisher holds. Idempotent. */
+  close(): Promise<void>;
+}
+
+export interface PublishReceipt {
+  /** Ids of the published messages, in order. */
+  readonly ids: readonly string[];
+  /** `delivered`: the guarantee was met. `stored`: a fallback store kept it for later relay (resilient publishers only). */
+  readonly status: 'delivered' | 'stored';
+  /** Receivers reached, where the transport knows (Redis: PUBLISH's answer; memory: groups). */
+  readonly receivers?: number;
+}
+
+/** A message handler. Resolving means success; throwing means failure (an error it swallows is a success). */
+export type Handler<T> = (message: Message<T>) => Promise<void> | void;
+
+/** Subscribes handlers to topics. */
+export interface Subscriber {
+  /**
+   * Subscribes `handler` to `topic` (or to a pattern with `{ pattern: true }`). Resolves once the
+   * subscription is live: messages published after that reach it.
+   */
+  subscribe<T = unknown>(topic: string, handler: Handler<T>, options?: SubscribeOptions<T>): Promise<Subscription>;
+  /** Closes every subscription made through this subscriber (as `Subscription.close`). Idempotent. */
+  close(): Promise<void>;
+}
+
+/** A live subscription. */
+export interface Subscription {
+  readonly topic: string;
+  readonly group?: string;
+  /**
+   * Stops taking deliveries. Handler calls already running finish and are acknowledged; deliveries
+   * received but not started are handed back unacknowledged (redelivered to the group where the
+   * transport has acknowledgements). Resolves when nothing of this subscription runs. Idempotent.
+   */
+  close(): Promise<void>;
+  /** Stops taking new deliveries, handles everything already received (retries included), then closes. */
+  drain(): Promise<void>;
+}
+
+/** Context of a message given up on, for the final-failure hook (e.g. store it for manual reprocessing). */
+export interface FinalFailure {
+  readonly message: Omit<Message<unknown>, 'value'> & { readonly value?: unknown };
+  readonly reason: FailureReason;
+  readonly error: unknown;
+  readonly attempts: number;
+  /** Where it was dead-lettered, or undefined when the DLQ is off. */
+  readonly deadLetterTopic?: string;
+}
+
+export interface SubscribeOptions<T = unknown> {
+  /** Consumer group: subscribers of one group compete; each group gets every message. Default "default". */
+  readonly group?: string;
+  /** Treat `topic` as a pattern (`*` one segment, `#`/`>` the rest; transport-specific syntax documented per adapter). */
+  readonly pattern?: boolean;
+  /** Handler calls running at once (seed: 3). Default 1. Per-key order is kept where the transport promises it. */
+  readonly concurrency?: number;
+  /** Where a new group starts: only new messages (default) or everything kept (transports with replay). */
+  readonly startFrom?: 'latest' | 'earliest';
+  readonly codec?: Codec;
+  /** Validates the decoded value; failures go straight to the DLQ with reason `validation-failed`. */
+  readonly schema?: ZodType<T>;
+  readonly retry?: RetryPolicyInput;
+  /** `transport`: redelivery after the backoff without holding a handler slot (where declared); `in-process`: wait in the handler slot. Default: `transport` when available. */
+  readonly retryMode?: 'transport' | 'in-process';
+  readonly classify?: ErrorClassifier;
+  /** Dead-letter topic, default `<topic>-dlq`; false: no DLQ (then the final-failure hook is the only record). */
+  readonly deadLetter?: string | false;
+  /** Called after the dead-letter publish, before the ack. Throwing is reported; with the DLQ off it delays the ack. */
+  readonly onFinalFailure?: (failure: FinalFailure) => Promise<void> | void;
+  /** Max characters of the stack trace header. Default 4096. */
+  readonly stackTraceLimit?: number;
+}
+
+// ───────────────────────────── Transport SPI ─────────────────────────────
+// What an adapter implements. Bytes in, bytes out; no retry, DLQ or codec logic lives here.
+
+export interface TransportPublishOptions {
+  readonly guarantee: DeliveryGuarantee;
+}
+
+export interface TransportPublishResult {
+  readonly receivers?: number;
+}
+
+/** Publishes encoded messages. */
+export interface RawPublisher {
+  /** Resolves when `options.guarantee` is met for every message; rejects otherwise. */
+  publish(topic: string, messages: readonly TransportMessage[], options: TransportPublishOptions): Promise<TransportPublishResult>;
+}
+
+export interface TransportSubscribeSpec {
+  readonly topic: string;
+  readonly pattern: boolean;
+  readonly group: string;
+  readonly concurrency: number;
+  readonly startFrom: 'latest' | 'earliest';
+}
+
+/**
+ * Called by the transport for each delivery. Resolves after it settled the delivery (ack or retryLater).
+ * If it resolves without settling, the transport hands the message back unacknowledged (redelivered
+ * later where the transport has acknowledgements). It never rejects in normal operation.
+ */
+export type DeliveryListener = (delivery: Delivery) => Promise<void>;
+
+export interface TransportSubscription {
+  /** See {@link Subscription.close}. */
+  close(): Promise<void>;
+  /** See {@link Subscription.drain}. */
+  drain(): Promise<void>;
+}
+
+/** A broker connection, as an adapter provides it. */
+export interface Transport extends RawPublisher {
+  readonly kind: string;
+  readonly capabilities: Capabilities;
+  /** Resolves once the subscription is live. */
+  subscribe(spec: TransportSubscribeSpec, listener: DeliveryListener): Promise<TransportSubscription>;
+  /**
+   * Where this transport's dead letters go when the subscription does not say otherwise. Transports
+   * that store nothing (Redis Pub/Sub) return a durable destination here. Default: the transport itself.
+   */
+  deadLetterPublisher?(): RawPublisher;
+  /** Closes subscriptions and connections. Idempotent. */
+  close(): Promise<void>;
+}

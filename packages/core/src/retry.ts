@@ -1,0 +1,76 @@
+import { z } from 'zod';
+import { NonRetryableError } from './errors.js';
+
+/**
+ * Retry policy of a subscription. `maxAttempts` counts every handler call, the first included
+ * (seed 2's `max-attempts: 3` = one call + two retries). The wait before retry n (n = 1, 2, ...) is
+ * `initialIntervalMs * multiplier^(n-1)`, capped at `maxIntervalMs`, then spread by ±`jitter` (a fraction).
+ * `multiplier: 1` gives a fixed backoff (seed 1: 2000 ms).
+ */
+/** Retry policy fields without defaults: what a config or a subscription may set. */
+export const retryPolicyFieldsSchema = z
+  .object({
+    maxAttempts: z.number().int().min(1).max(1000),
+    initialIntervalMs: z.number().int().min(0).max(86_400_000),
+    multiplier: z.number().min(1).max(100),
+    maxIntervalMs: z.number().int().min(0).max(86_400_000),
+    jitter: z.number().min(0).max(1),
+  })
+  .partial()
+  .strict();
+
+/** The full policy, every field defaulted to the seed's values. */
+export const retryPolicySchema = z
+  .object({
+    maxAttempts: z.number().int().min(1).max(1000).default(3),
+    initialIntervalMs: z.number().int().min(0).max(86_400_000).default(1000),
+    multiplier: z.number().min(1).max(100).default(2),
+    maxIntervalMs: z.number().int().min(0).max(86_400_000).default(10_000),
+    jitter: z.number().min(0).max(1).default(0),
+  })
+  .strict();
+
+export type RetryPolicy = z.output<typeof retryPolicySchema>;
+export type RetryPolicyInput = z.input<typeof retryPolicySchema>;
+
+/** The seed's defaults: 3 attempts, 1000 ms, ×2.0, capped at 10000 ms, no jitter. */
+export const DEFAULT_RETRY_POLICY: RetryPolicy = Object.freeze(retryPolicySchema.parse({}));
+
+/** Seed 1's policy: fixed 2 s between attempts; `retries` retries after the first call. */
+export function fixedBackoff(intervalMs: number, retries: number): RetryPolicy {
+  return { maxAttempts: retries + 1, initialIntervalMs: intervalMs, multiplier: 1, maxIntervalMs: intervalMs, jitter: 0 };
+}
+
+/**
+ * Milliseconds to wait after failed attempt `attempt` (1-based) before the next one.
+ * Pure apart from `random` (injectable for tests).
+ */
+export function backoffDelay(policy: RetryPolicy, attempt: number, random: () => number = Math.random): number {
+  const exponent = Math.max(0, attempt - 1);
+  const base = Math.min(policy.maxIntervalMs, policy.initialIntervalMs * policy.multiplier ** exponent);
+  if (policy.jitter === 0) return Math.round(base);
+  const spread = base * policy.jitter;
+  return Math.round(Math.min(policy.maxIntervalMs, Math.max(0, base - spread + random() * 2 * spread)));
+}
+
+/**
+ * User hook to classify an error: return true (retry), false (do not retry) or undefined (no opinion:
+ * fall through to the default).
+ */
+export type ErrorClassifier = (error: unknown) => boolean | undefined;
+
+/**
+ * Decides whether `error` is worth retrying, in this order:
+ * 1. {@link NonRetryableError} and its subclasses (decode and schema errors) are never retried — not overridable;
+ * 2. any error with an own `retryable: boolean` property is taken at its word;
+ * 3. the user's classifier, when it returns a boolean;
+ * 4. otherwise: retryable (transient until proven otherwise, as in Spring).
+ */
+export function isRetryable(error: unknown, classifier?: ErrorClassifier): boolean {
+  if (error instanceof NonRetryableError) return false;
+  if (typeof error === 'object' && error !== null && typeof (error as { retryable?: unknown }).retryable === 'boolean') {
+    return (error as { retryable: boolean }).retryable;
+  }
+  const verdict = classifier?.(error);
+  return verdict ?? true;
+}

@@ -1,0 +1,3 @@
+/** @switchboard/core/testing — the conformance suite and event-driven test helpers (needs vitest). */
+export * from './conformance.js';
+export * from './recorder.js';

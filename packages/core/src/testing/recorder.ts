@@ -1,0 +1,63 @@
+import { randomUUID } from 'node:crypto';
+
+/**
+ * Test helpers that wait on events, never on sleeps: a recorder resolves its waiters the moment the
+ * awaited count is reached and rejects with what it saw when the bound runs out.
+ */
+export class Recorder<T> {
+  readonly items: T[] = [];
+  private waiters: { n: number; resolve: () => void }[] = [];
+
+  add(item: T): void {
+    this.items.push(item);
+    this.waiters = this.waiters.filter((w) => {
+      if (this.items.length < w.n) return true;
+      w.resolve();
+      return false;
+    });
+  }
+
+  get count(): number {
+    return this.items.length;
+  }
+
+  /** Resolves when at least `n` items were recorded; rejects after `timeoutMs` naming what arrived. */
+  waitFor(n: number, timeoutMs: number, what = 'items'): Promise<T[]> {
+    if (this.items.length >= n) return Promise.resolve(this.items);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((w) => w !== waiter);
+        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${n} ${what}; got ${this.items.length}`));
+      }, timeoutMs);
+      const waiter = {
+        n,
+        resolve: () => {
+          clearTimeout(timer);
+          resolve(this.items);
+        },
+      };
+      this.waiters.push(waiter);
+    });
+  }
+}
+
+/** Polls `predicate` on each event-loop turn (no fixed sleeps) until true; rejects after `timeoutMs`. */
+export async function waitUntil(predicate: () => boolean, timeoutMs: number, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+/** A unique, broker-safe name: letters, digits, dots and dashes. */
+export function uniqueName(prefix: string): string {
+  return `${prefix}.${randomUUID().slice(0, 8)}`;
+}
+
+/** A promise you open from outside. */
+export function gate(): { promise: Promise<void>; open: () => void } {
+  let open!: () => void;
+  const promise = new Promise<void>((resolve) => (open = resolve));
+  return { promise, open };
+}

@@ -1,0 +1,78 @@
+import { writeFile, mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { CapabilityError, ConfigError, configFromEnv, createSwitchboardContainer, loadBusConfig, namedSubscription, parseBusConfig, SWITCHBOARD, type Publisher, type Subscriber } from '@switchboard/core';
+
+describe('config', () => {
+  it('defaults to the in-memory transport when nothing is configured', async () => {
+    const config = await loadBusConfig({ env: {} });
+    expect(config.transport.kind).toBe('memory');
+  });
+
+  it('names the field path and the allowed values of an invalid transport kind', () => {
+    expect(() => parseBusConfig({ transport: { kind: 'kafak' } })).toThrowError(ConfigError);
+    try {
+      parseBusConfig({ transport: { kind: 'kafak' } });
+    } catch (error) {
+      const message = (error as Error).message;
+      expect(message).toContain('transport.kind');
+      for (const kind of ['memory', 'kafka', 'rabbitmq', 'redis']) expect(message).toContain(kind);
+    }
+  });
+
+  it('names nested fields: retry policy, unknown keys, guarantee', () => {
+    const attempt = () =>
+      parseBusConfig({
+        transport: { kind: 'memory' },
+        publish: { guarantee: 'sometimes' },
+        subscriptions: { sales: { topic: 'sales', retry: { maxAttempts: 0, initialIntervalMS: 5 } } },
+      });
+    expect(attempt).toThrowError(/publish\.guarantee/);
+    expect(attempt).toThrowError(/subscriptions\.sales\.retry\.maxAttempts/);
+    expect(attempt).toThrowError(/subscriptions\.sales\.retry.*unknown field\(s\) "initialIntervalMS"/);
+  });
+
+  it('reads SWITCHBOARD__ variables (nested, camelCased, JSON values) over the file', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'sb-config-'));
+    const file = join(dir, 'switchboard.yaml');
+    await writeFile(file, 'transport:\n  kind: memory\ndefaults:\n  concurrency: 2\nsubscriptions:\n  sales:\n    topic: product-sales\n    group: sales\n');
+    const env = { SWITCHBOARD__DEFAULTS__CONCURRENCY: '3', SWITCHBOARD__DEFAULTS__RETRY__MAX_ATTEMPTS: '5', SWITCHBOARD__DEFAULTS__DEAD_LETTER: 'false' };
+    expect(configFromEnv(env)).toEqual({ defaults: { concurrency: 3, retry: { maxAttempts: 5 }, deadLetter: false } });
+    const config = await loadBusConfig({ file, env });
+    expect(config.defaults).toEqual({ concurrency: 3, retry: { maxAttempts: 5 }, deadLetter: false });
+    expect(namedSubscription(config, 'sales')).toEqual({ topic: 'product-sales', options: { group: 'sales' } });
+    expect(() => namedSubscription(config, 'mail')).toThrowError(/subscriptions\.mail: no such subscription \(configured: sales\)/);
+  });
+
+  it('refuses at startup what the transport cannot honour, with the reason', async () => {
+    const attempt = createSwitchboardContainer({ env: {}, object: { transport: { kind: 'memory' }, publish: { guarantee: 'all' }, subscriptions: { audit: { topic: 'audit', startFrom: 'earliest' } } } });
+    await expect(attempt).rejects.toThrowError(CapabilityError);
+    await expect(attempt).rejects.toThrowError(/publish\.guarantee: "all" is not available on transport "memory".*kafka or rabbitmq/);
+    await expect(attempt).rejects.toThrowError(/subscriptions\.audit\.startFrom: transport "memory" keeps no history/);
+  });
+
+  it('rejects unknown transport options under transport.', async () => {
+    await expect(createSwitchboardContainer({ env: {}, object: { transport: { kind: 'memory', brokers: ['x'] } } })).rejects.toThrowError(/transport: unknown field\(s\) "brokers"/);
+  });
+});
+
+describe('dependency injection', () => {
+  it('binds the ports from config: application code injects Publisher and Subscriber only', async () => {
+    const { container, bus } = await createSwitchboardContainer({ env: {}, object: { transport: { kind: 'memory' } } });
+    const publisher = container.get<Publisher>(SWITCHBOARD.Publisher);
+    const subscriber = container.get<Subscriber>(SWITCHBOARD.Subscriber);
+    const got: unknown[] = [];
+    const done = new Promise<void>((resolve) => {
+      void subscriber.subscribe('greetings', (m) => {
+        got.push(m.value);
+        resolve();
+      });
+    });
+    await new Promise((r) => setImmediate(r));
+    await publisher.publish('greetings', { value: 'hello' });
+    await done;
+    expect(got).toEqual(['hello']);
+    await bus.close();
+  });
+});

@@ -1,0 +1,12 @@
+import { MEMORY_CAPABILITIES, MemoryBroker, createMemoryTransport } from '@switchboard/core';
+import { runConformanceSuite } from '@switchboard/core/testing';
+
+// One broker for the file; each transport the suite opens is a connection to it.
+const broker = new MemoryBroker();
+
+runConformanceSuite({
+  name: 'memory',
+  capabilities: MEMORY_CAPABILITIES,
+  createTransport: async () => createMemoryTransport(broker),
+  waitMs: 5000,
+});

@@ -1,0 +1,25 @@
+import { fileURLToPath } from 'node:url';
+import { defineConfig } from 'vitest/config';
+
+const src = (path: string) => fileURLToPath(new URL(path, import.meta.url));
+
+// Tests run against the sources (no stale dist); `pnpm test` still builds first so types are checked.
+export default defineConfig({
+  resolve: {
+    alias: [
+      { find: /^@switchboard\/core\/testing$/, replacement: src('./packages/core/src/testing/index.ts') },
+      { find: /^@switchboard\/core$/, replacement: src('./packages/core/src/index.ts') },
+      { find: /^@switchboard\/kafka$/, replacement: src('./packages/kafka/src/index.ts') },
+      { find: /^@switchboard\/rabbitmq$/, replacement: src('./packages/rabbitmq/src/index.ts') },
+      { find: /^@switchboard\/redis-pubsub$/, replacement: src('./packages/redis-pubsub/src/index.ts') },
+    ],
+  },
+  test: {
+    projects: [
+      { extends: true, test: { name: 'core', include: ['packages/core/test/**/*.test.ts'] } },
+      { extends: true, test: { name: 'kafka', include: ['packages/kafka/test/**/*.test.ts'], testTimeout: 120_000, hookTimeout: 120_000 } },
+      { extends: true, test: { name: 'rabbitmq', include: ['packages/rabbitmq/test/**/*.test.ts'], testTimeout: 120_000, hookTimeout: 60_000 } },
+      { extends: true, test: { name: 'redis', include: ['packages/redis-pubsub/test/**/*.test.ts'], testTimeout: 60_000, hookTimeout: 60_000 } },
+    ],
+  },
+});
