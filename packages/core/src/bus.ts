@@ -177,6 +177,7 @@ export interface Bus {
 
 export function createBus(options: BusOptions): Bus {
   const observer = combineObservers(options.observer, options.logger ? loggingObserver(options.logger) : undefined);
+  options.transport.observe?.(observer);
   const publisher = new TransportPublisher(options.transport, { ...options.publisher, observer });
   const subscriber = new PipelineSubscriber(options.transport, { observer, ...(options.defaults ? { defaults: options.defaults } : {}) });
   return {

@@ -22,3 +22,4 @@ export * from './config.js';
 export * from './registry.js';
 export * from './di.js';
 export * from './memory/memory-transport.js';
+export * from './redact.js';

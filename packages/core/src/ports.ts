@@ -3,7 +3,7 @@ import type { Capabilities, DeliveryGuarantee } from './capabilities.js';
 import type { Codec } from './codec.js';
 import type { Delivery, Message, OutgoingMessage, TransportMessage } from './message.js';
 import type { ErrorClassifier, RetryPolicyInput } from './retry.js';
-import type { FailureReason } from './observer.js';
+import type { BusObserver, FailureReason } from './observer.js';
 
 // ───────────────────────────── Application ports ─────────────────────────────
 // What application code injects. Two methods each; everything else wraps them.
@@ -141,6 +141,11 @@ export interface Transport extends RawPublisher {
    * that store nothing (Redis Pub/Sub) return a durable destination here. Default: the transport itself.
    */
   deadLetterPublisher?(): RawPublisher;
+  /**
+   * Gives the transport the bus observer for transport-level events (no receivers, subscription
+   * interrupted/resumed...). Called once by `createBus`; optional.
+   */
+  observe?(observer: BusObserver): void;
   /** Closes subscriptions and connections. Idempotent. */
   close(): Promise<void>;
 }

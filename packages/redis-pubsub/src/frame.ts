@@ -1,0 +1,32 @@
+import { randomUUID } from 'node:crypto';
+import type { TransportMessage } from '@switchboard/core';
+
+/**
+ * Redis Pub/Sub carries one string per message, so Switchboard frames the envelope:
+ *   "SB1" | uint32 BE header length | JSON {id, key?, headers, timestamp} | body bytes
+ * A message without the "SB1" magic (published by another client) is taken whole as the body, with a
+ * fresh id and the receive time.
+ */
+const MAGIC = Buffer.from('SB1');
+
+export function encodeFrame(message: TransportMessage): Buffer {
+  const header = Buffer.from(JSON.stringify({ id: message.id, key: message.key, headers: message.headers, timestamp: message.timestamp }));
+  const length = Buffer.allocUnsafe(4);
+  length.writeUInt32BE(header.length, 0);
+  return Buffer.concat([MAGIC, length, header, message.body]);
+}
+
+export function decodeFrame(frame: Buffer): TransportMessage {
+  if (frame.length >= 7 && frame.subarray(0, 3).equals(MAGIC)) {
+    const headerLength = frame.readUInt32BE(3);
+    if (7 + headerLength <= frame.length) {
+      try {
+        const header = JSON.parse(frame.subarray(7, 7 + headerLength).toString('utf8')) as { id: string; key?: string; headers: Record<string, string>; timestamp: number };
+        return { id: header.id, ...(header.key !== undefined ? { key: header.key } : {}), headers: header.headers ?? {}, body: frame.subarray(7 + headerLength), timestamp: header.timestamp };
+      } catch {
+        // not our frame after all: fall through
+      }
+    }
+  }
+  return { id: randomUUID(), headers: {}, body: frame, timestamp: Date.now() };
+}

@@ -1,0 +1,24 @@
+import { z } from 'zod';
+
+/** Options of `transport` when `kind: redis`. Connection comes from here or from REDIS_URL. */
+export const redisOptionsSchema = z
+  .object({
+    /** redis:// or rediss:// URL, may carry user and password. Default: REDIS_URL or redis://127.0.0.1:6379. */
+    url: z
+      .string()
+      .regex(/^rediss?:\/\//, 'must start with redis:// or rediss://')
+      .default(() => process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'),
+    /** ACL user and password, when not in the URL. */
+    username: z.string().optional(),
+    password: z.string().optional(),
+    /** What a publish reaching no subscriber means: `warn` (resolve, report `no-receivers`), `reject`, or `ignore`. */
+    noReceivers: z.enum(['ignore', 'warn', 'reject']).default('warn'),
+    /** Connect timeout, ms: an unreachable server gives a clear error instead of hanging. */
+    connectTimeoutMs: z.number().int().min(100).max(120_000).default(5000),
+    /** Dead letters go to a Redis Stream `<channel>-dlq` on the same server; cap its length (approximate, 0 = no cap). */
+    deadLetterMaxLen: z.number().int().min(0).default(0),
+  })
+  .strict();
+
+export type RedisOptions = z.output<typeof redisOptionsSchema>;
+export type RedisOptionsInput = z.input<typeof redisOptionsSchema>;

@@ -1,0 +1,200 @@
+import { Redis } from 'ioredis';
+import {
+  ClosedError,
+  KeyedLanes,
+  PublishError,
+  combineObservers,
+  compileTopicPattern,
+  redactUrl,
+  type BusObserver,
+  type Capabilities,
+  type Delivery,
+  type DeliveryListener,
+  type RawPublisher,
+  type Transport,
+  type TransportMessage,
+  type TransportPublishOptions,
+  type TransportPublishResult,
+  type TransportSubscribeSpec,
+  type TransportSubscription,
+} from '@switchboard/core';
+import { DeadLetterStreamPublisher } from './dead-letter-stream.js';
+import { decodeFrame, encodeFrame } from './frame.js';
+import type { RedisOptions } from './options.js';
+
+/**
+ * Redis Pub/Sub, declared as it is: it broadcasts to whoever is subscribed at that instant and stores
+ * nothing. No groups (every subscriber gets every message), no acknowledgements, no replay, no
+ * durable guarantee. Order holds per publishing connection, not per key across publishers, so
+ * per-key order is not claimed. Retries run in-process; dead letters go to a Redis Stream.
+ */
+export const REDIS_PUBSUB_CAPABILITIES: Capabilities = Object.freeze<Capabilities>({
+  persistent: false,
+  durableGroups: false,
+  consumerGroups: false,
+  perKeyOrder: false,
+  acknowledgements: false,
+  delayedRedelivery: false,
+  replay: false,
+  patternSubscriptions: true,
+  duplicatesOnRestart: false,
+  deliveryGuarantees: ['none'],
+  defaultGuarantee: 'none',
+});
+
+/** Redis glob that over-matches a core pattern: the literal prefix up to the first wildcard, then `*`. */
+export function globForPattern(pattern: string): string {
+  const segments = pattern.split('.');
+  const firstWildcard = segments.findIndex((s) => s === '*' || s === '#');
+  const literal = (firstWildcard < 0 ? segments : segments.slice(0, firstWildcard)).join('.');
+  const escaped = literal.replace(/[*?[\]\\]/g, '\\$&');
+  return firstWildcard < 0 ? escaped : `${escaped}*`;
+}
+
+export class RedisPubSubTransport implements Transport {
+  readonly kind = 'redis';
+  readonly capabilities = REDIS_PUBSUB_CAPABILITIES;
+  private observer: BusObserver = combineObservers();
+  private readonly subscriptions = new Set<TransportSubscription>();
+  private readonly deadLetters: DeadLetterStreamPublisher;
+  private closed = false;
+
+  private constructor(
+    private readonly options: RedisOptions,
+    /** Publishing connection (never in subscriber mode); also writes the DLQ streams. */
+    readonly publisherConnection: Redis,
+  ) {
+    this.deadLetters = new DeadLetterStreamPublisher(publisherConnection, options.deadLetterMaxLen);
+  }
+
+  /** Connects the publishing connection. Rejects with a clear error (URL redacted) if Redis does not answer. */
+  static async connect(options: RedisOptions): Promise<RedisPubSubTransport> {
+    const connection = await openConnection(options, 'publisher');
+    return new RedisPubSubTransport(options, connection);
+  }
+
+  observe(observer: BusObserver): void {
+    this.observer = observer;
+  }
+
+  /** PUBLISH each message (pipelined); resolves with the fewest receivers any of them reached. */
+  async publish(channel: string, messages: readonly TransportMessage[], _options: TransportPublishOptions): Promise<TransportPublishResult> {
+    if (this.closed) throw new ClosedError('redis transport is closed');
+    let counts: number[];
+    if (messages.length === 1) {
+      counts = [await this.publisherConnection.publish(channel, encodeFrame(messages[0]!))];
+    } else {
+      const pipeline = this.publisherConnection.pipeline();
+      for (const message of messages) pipeline.publish(channel, encodeFrame(message));
+      const results = (await pipeline.exec()) ?? [];
+      const failed = results.find(([error]) => error);
+      if (failed) throw failed[0];
+      counts = results.map(([, count]) => Number(count));
+    }
+    const receivers = Math.min(...counts);
+    if (receivers === 0 && this.options.noReceivers === 'reject') {
+      throw new PublishError(`no subscriber on Redis channel "${channel}": Pub/Sub keeps nothing, the message is lost`, channel);
+    }
+    return this.options.noReceivers === 'ignore' ? {} : { receivers };
+  }
+
+  /** One subscriber-mode connection per subscription; resolves once SUBSCRIBE/PSUBSCRIBE is confirmed. */
+  async subscribe(spec: TransportSubscribeSpec, listener: DeliveryListener): Promise<TransportSubscription> {
+    if (this.closed) throw new ClosedError('redis transport is closed');
+    const connection = await openConnection(this.options, 'subscriber');
+    const matcher = spec.pattern ? compileTopicPattern(spec.topic) : undefined;
+    const glob = spec.pattern ? globForPattern(spec.topic) : undefined;
+    const lanes = new KeyedLanes<Delivery>(spec.concurrency, (delivery) => listener(delivery), (error) => this.observer.onEvent({ type: 'internal-error', topic: spec.topic, context: 'redis handler', error }));
+    const receive = (channel: string, frame: Buffer) => {
+      if (matcher && !matcher.test(channel)) return;
+      const message = decodeFrame(frame);
+      lanes.push(message.key, {
+        ...message,
+        attempt: 1,
+        source: { transport: 'redis', topic: channel, channel, ...(spec.pattern ? { pattern: spec.topic } : {}) },
+        ack: async () => true, // nothing to acknowledge: Pub/Sub has no redelivery
+        retryLater: async () => {
+          throw new Error('Redis Pub/Sub cannot redeliver: retries run in-process');
+        },
+      });
+    };
+    if (glob) connection.on('pmessageBuffer', (_pattern: string, channel: Buffer, frame: Buffer) => receive(channel.toString('utf8'), frame));
+    else connection.on('messageBuffer', (channel: Buffer, frame: Buffer) => receive(channel.toString('utf8'), frame));
+    const listen = () => (glob ? connection.psubscribe(glob) : connection.subscribe(spec.topic));
+    await listen();
+
+    // Resubscribe ourselves after a reconnect, so "resumed" is reported only once SUBSCRIBE is confirmed.
+    let interruptedAt: number | undefined;
+    let ending = false;
+    connection.on('close', () => {
+      if (ending || interruptedAt !== undefined) return;
+      interruptedAt = Date.now();
+      this.observer.onEvent({ type: 'subscription-interrupted', topic: spec.topic, transport: 'redis' });
+    });
+    connection.on('ready', () => {
+      if (ending || interruptedAt === undefined) return;
+      const since = interruptedAt;
+      listen().then(
+        () => {
+          interruptedAt = undefined;
+          this.observer.onEvent({ type: 'subscription-resumed', topic: spec.topic, transport: 'redis', gapMs: Date.now() - since });
+        },
+        (error: unknown) => this.observer.onEvent({ type: 'internal-error', topic: spec.topic, context: 'redis resubscribe', error }),
+      );
+    });
+
+    let ended: Promise<void> | undefined;
+    // Nothing can be handed back (no redelivery), so close also handles what was already received.
+    const end = () =>
+      (ended ??= (async () => {
+        ending = true;
+        await (glob ? connection.punsubscribe(glob) : connection.unsubscribe(spec.topic)).catch(() => undefined);
+        await lanes.whenIdle(true);
+        connection.disconnect();
+        this.subscriptions.delete(subscription);
+      })());
+    const subscription: TransportSubscription = { close: end, drain: end };
+    this.subscriptions.add(subscription);
+    return subscription;
+  }
+
+  /** Dead letters go to a Redis Stream named like the DLQ topic. */
+  deadLetterPublisher(): RawPublisher {
+    return this.deadLetters;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.all([...this.subscriptions].map((s) => s.close()));
+    await this.publisherConnection.quit().catch(() => this.publisherConnection.disconnect());
+  }
+}
+
+/**
+ * Opens and waits for a connection. The publisher fails fast while disconnected (no offline queue), so
+ * a publish during an outage rejects instead of hanging. Subscriber connections reconnect forever.
+ */
+async function openConnection(options: RedisOptions, role: 'publisher' | 'subscriber'): Promise<Redis> {
+  const connection = new Redis(options.url, {
+    lazyConnect: true,
+    connectTimeout: options.connectTimeoutMs,
+    enableOfflineQueue: role === 'subscriber',
+    autoResubscribe: false,
+    maxRetriesPerRequest: role === 'publisher' ? 1 : null,
+    retryStrategy: (times) => Math.min(50 * 2 ** times, 2000),
+    connectionName: `switchboard-${role}`,
+    ...(options.username !== undefined ? { username: options.username } : {}),
+    ...(options.password !== undefined ? { password: options.password } : {}),
+  });
+  connection.on('error', () => {
+    // Reported through close/interrupted events and failing commands; never log the URL.
+  });
+  try {
+    await connection.connect();
+  } catch (error) {
+    connection.disconnect();
+    throw new Error(`cannot connect to Redis at ${redactUrl(options.url)} within ${options.connectTimeoutMs} ms: ${(error as Error).message}`, { cause: error });
+  }
+  return connection;
+}

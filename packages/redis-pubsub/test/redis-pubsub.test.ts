@@ -1,0 +1,139 @@
+import { Redis } from 'ioredis';
+import { afterEach, describe, expect, it } from 'vitest';
+import { CapabilityError, CountingObserver, DeadLetterHeaders, PublishError, createBus, createSwitchboardContainer, type Bus, type Message } from '@switchboard/core';
+import { Recorder, uniqueName } from '@switchboard/core/testing';
+import { createRedisPubSubTransport, readDeadLetterStream, type RedisOptions } from '@switchboard/redis-pubsub';
+import { REDIS_URL } from './helpers.js';
+
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+async function openBus(options: Partial<RedisOptions> = {}): Promise<Bus & { counts: CountingObserver }> {
+  const counts = new CountingObserver();
+  const bus = createBus({ transport: await createRedisPubSubTransport({ url: REDIS_URL, ...options }), observer: counts });
+  cleanups.push(() => bus.close());
+  return Object.assign(bus, { counts });
+}
+
+async function adminConnection(): Promise<Redis> {
+  const redis = new Redis(REDIS_URL);
+  cleanups.push(async () => void redis.disconnect());
+  return redis;
+}
+
+describe('redis pub/sub semantics', () => {
+  it('broadcasts each message to every subscriber', async () => {
+    const bus = await openBus();
+    const channel = uniqueName('sb-redis.broadcast');
+    const recorders = [new Recorder<Message>(), new Recorder<Message>(), new Recorder<Message>()];
+    for (const r of recorders) await bus.subscriber.subscribe(channel, (m) => r.add(m));
+    const receipt = await bus.publisher.publish(channel, [{ value: 1 }, { value: 2 }]);
+    expect(receipt.receivers).toBe(3);
+    for (const r of recorders) expect((await r.waitFor(2, 5000)).map((m) => m.value)).toEqual([1, 2]);
+  });
+
+  it('loses a message published with no subscriber, and counts it', async () => {
+    const bus = await openBus();
+    const channel = uniqueName('sb-redis.nobody');
+    const receipt = await bus.publisher.publish(channel, { value: 'into the void' });
+    expect(receipt.receivers).toBe(0);
+    expect(bus.counts.count('no-receivers', channel)).toBe(1);
+    // A subscriber arriving later gets nothing of it: it gets only what is published after it.
+    const late = new Recorder<Message>();
+    await bus.subscriber.subscribe(channel, (m) => late.add(m));
+    await bus.publisher.publish(channel, { value: 'after' });
+    expect((await late.waitFor(1, 5000)).map((m) => m.value)).toEqual(['after']);
+  });
+
+  it('rejects a publish reaching nobody when noReceivers is "reject"', async () => {
+    const bus = await openBus({ noReceivers: 'reject' });
+    const channel = uniqueName('sb-redis.reject');
+    await expect(bus.publisher.publish(channel, { value: 1 })).rejects.toThrowError(PublishError);
+    await expect(bus.publisher.publish(channel, { value: 1 })).rejects.toThrowError(/no subscriber on Redis channel/);
+    expect(bus.counts.count('publish-failed', channel)).toBe(2);
+  });
+
+  it('routes pattern subscriptions with * and #', async () => {
+    const bus = await openBus();
+    const base = uniqueName('sb-redis.pattern');
+    const oneSegment = new Recorder<Message>();
+    const anyDepth = new Recorder<Message>();
+    await bus.subscriber.subscribe(`${base}.*.created`, (m) => oneSegment.add(m), { pattern: true });
+    await bus.subscriber.subscribe(`${base}.#`, (m) => anyDepth.add(m), { pattern: true });
+    for (const topic of [`${base}.eu.created`, `${base}.eu.west.created`, `${base}.us.deleted`, `${base}x.eu.created`]) await bus.publisher.publish(topic, { value: topic });
+    await anyDepth.waitFor(3, 5000);
+    await oneSegment.waitFor(1, 5000);
+    expect(oneSegment.items.map((m) => m.source.channel)).toEqual([`${base}.eu.created`]);
+    expect(anyDepth.items.map((m) => m.source.channel).sort()).toEqual([`${base}.eu.created`, `${base}.eu.west.created`, `${base}.us.deleted`].sort());
+  });
+
+  it('resubscribes by itself after CLIENT KILL of its connection, reports the gap, and receives later messages', async () => {
+    const bus = await openBus();
+    const admin = await adminConnection();
+    const channel = uniqueName('sb-redis.kill');
+    const received = new Recorder<Message>();
+    await bus.subscriber.subscribe(channel, (m) => received.add(m));
+    await bus.publisher.publish(channel, { value: 'before' });
+    await received.waitFor(1, 5000);
+    const killed = await admin.client('KILL', 'TYPE', 'pubsub');
+    expect(Number(killed)).toBeGreaterThanOrEqual(1);
+    await bus.counts.waitFor('subscription-interrupted', 1);
+    await bus.counts.waitFor('subscription-resumed', 1);
+    await bus.publisher.publish(channel, { value: 'after' });
+    await received.waitFor(2, 5000);
+    expect(received.items.map((m) => m.value)).toEqual(['before', 'after']);
+  });
+
+  it('dead-letters a poison message into the <channel>-dlq stream after maxAttempts in-process attempts', async () => {
+    const bus = await openBus();
+    const admin = await adminConnection();
+    const channel = uniqueName('sb-redis.poison');
+    const attempts: number[] = [];
+    await bus.subscriber.subscribe(
+      channel,
+      (m) => {
+        attempts.push(m.attempt);
+        throw new Error('mail server timeout');
+      },
+      { retry: { maxAttempts: 3, initialIntervalMs: 50 } },
+    );
+    await bus.publisher.publish(channel, { id: 'poison', value: { to: 'user@example.com' } });
+    await bus.counts.waitFor('dead-lettered', 1);
+    expect(attempts).toEqual([1, 2, 3]);
+    const [letter] = await readDeadLetterStream(admin, `${channel}-dlq`);
+    expect(letter!.id).toBe('poison');
+    expect(letter!.headers[DeadLetterHeaders.attempts]).toBe('3');
+    expect(letter!.headers[DeadLetterHeaders.originalTopic]).toBe(channel);
+    expect(letter!.headers[DeadLetterHeaders.reason]).toBe('retries-exhausted');
+    expect(JSON.parse(Buffer.from(letter!.body).toString())).toEqual({ to: 'user@example.com' });
+  });
+
+  it('fails fast with a clear error, password redacted, when Redis does not answer', async () => {
+    await expect(createRedisPubSubTransport({ url: 'redis://user:s3cret@127.0.0.1:1', connectTimeoutMs: 500 })).rejects.toThrowError(/cannot connect to Redis at redis:\/\/user:\*\*\*@127\.0\.0\.1:1/);
+    await expect(createRedisPubSubTransport({ url: 'redis://user:s3cret@127.0.0.1:1', connectTimeoutMs: 500 })).rejects.not.toThrowError(/s3cret/);
+  });
+});
+
+describe('redis config validation', () => {
+  it('refuses a durable guarantee and consumer groups, naming the transports that can', async () => {
+    const attempt = createSwitchboardContainer({
+      env: {},
+      object: { transport: { kind: 'redis', url: REDIS_URL }, publish: { guarantee: 'all' }, subscriptions: { sales: { topic: 'sales', group: 'sales-workers' } } },
+    });
+    await expect(attempt).rejects.toThrowError(CapabilityError);
+    await expect(attempt).rejects.toThrowError(/publish\.guarantee: "all" is not available on transport "redis".*kafka or rabbitmq/);
+    await expect(attempt).rejects.toThrowError(/subscriptions\.sales\.group: transport "redis" has no consumer groups.*kafka, rabbitmq or memory/);
+  });
+
+  it('names a bad URL scheme', async () => {
+    await expect(createSwitchboardContainer({ env: {}, object: { transport: { kind: 'redis', url: 'http://127.0.0.1:6379' } } })).rejects.toThrowError(/transport\.url: must start with redis:\/\/ or rediss:\/\//);
+  });
+
+  it('connects from config alone (transport.kind is the only change)', async () => {
+    const { bus } = await createSwitchboardContainer({ env: {}, object: { transport: { kind: 'redis', url: REDIS_URL } } });
+    cleanups.push(() => bus.close());
+    expect(bus.transport.kind).toBe('redis');
+  });
+});

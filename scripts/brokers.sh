@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Makes sure every broker the tests, examples and benchmarks use answers on loopback, installing and
+# starting what is missing. Safe to run again: what already answers is left alone.
+#
+#   scripts/brokers.sh up [redis] [rabbitmq] [kafka]    (default: all three)
+#   scripts/brokers.sh status
+#
+# Addresses are overridable: REDIS_URL, RABBITMQ_URL, KAFKA_BROKERS (then nothing is started for it).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+
+port_answers() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
+apt_install() {
+  if [ "$(id -u)" != 0 ]; then echo "brokers.sh: $* missing and not root: install it (apt-get install $*)" >&2; exit 1; fi
+  echo "brokers.sh: installing $* (apt-get)" >&2
+  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+wait_for() { # name host port seconds
+  for _ in $(seq 1 $(( $4 * 4 ))); do port_answers "$2" "$3" && return 0; sleep 0.25; done
+  echo "brokers.sh: $1 did not answer on $2:$3 within $4 s" >&2; exit 1
+}
+
+redis_up() {
+  if [ -n "${REDIS_URL:-}" ]; then echo "brokers.sh: redis from REDIS_URL (not managed here)"; return; fi
+  if port_answers 127.0.0.1 6379; then echo "brokers.sh: redis answers on 127.0.0.1:6379"; return; fi
+  command -v redis-server >/dev/null || apt_install redis-server
+  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no >/dev/null
+  wait_for redis 127.0.0.1 6379 30
+  echo "brokers.sh: redis started on 127.0.0.1:6379"
+}
+
+rabbitmq_up() {
+  if [ -n "${RABBITMQ_URL:-}" ]; then echo "brokers.sh: rabbitmq from RABBITMQ_URL (not managed here)"; return; fi
+  if port_answers 127.0.0.1 5672; then echo "brokers.sh: rabbitmq answers on 127.0.0.1:5672"; return; fi
+  command -v rabbitmq-server >/dev/null || apt_install rabbitmq-server
+  # Loopback only (the Debian default config listens on all interfaces).
+  export RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
+  rabbitmq-server -detached >/dev/null 2>&1 || true
+  wait_for rabbitmq 127.0.0.1 5672 90
+  rabbitmqctl await_startup >/dev/null 2>&1 || true
+  echo "brokers.sh: rabbitmq started on 127.0.0.1:5672"
+}
+
+kafka_up() {
+  if [ -n "${KAFKA_BROKERS:-}" ]; then echo "brokers.sh: kafka from KAFKA_BROKERS (not managed here)"; return; fi
+  bash "$root/scripts/kafka.sh" up
+}
+
+cmd=${1:-up}; shift || true
+targets=("$@"); [ ${#targets[@]} -eq 0 ] && targets=(redis rabbitmq kafka)
+case "$cmd" in
+  up) for t in "${targets[@]}"; do "${t}_up"; done ;;
+  status)
+    port_answers 127.0.0.1 6379 && echo "redis: up" || echo "redis: down"
+    port_answers 127.0.0.1 5672 && echo "rabbitmq: up" || echo "rabbitmq: down"
+    bash "$root/scripts/kafka.sh" status && echo "kafka: up" || echo "kafka: down" ;;
+  *) echo "usage: $0 up|status [redis] [rabbitmq] [kafka]" >&2; exit 2 ;;
+esac
