@@ -15,7 +15,15 @@ export interface PublisherOptions {
   readonly guarantee?: DeliveryGuarantee;
   readonly codec?: Codec;
   readonly observer?: BusObserver;
+  /**
+   * What a publish that reached no receiver means (Redis Pub/Sub with no subscriber, RabbitMQ
+   * unroutable, memory topic with no group): `warn` (default: resolve, report `no-receivers`),
+   * `reject` (a PublishError: the message is gone), `ignore` (resolve silently).
+   */
+  readonly noReceivers?: NoReceiversPolicy;
 }
+
+export type NoReceiversPolicy = 'ignore' | 'warn' | 'reject';
 
 /** Refuses, with the reason, a guarantee the transport cannot meet. */
 export function assertGuaranteeSupported(transport: Transport, guarantee: DeliveryGuarantee): void {
@@ -28,6 +36,7 @@ export class TransportPublisher implements Publisher {
   readonly guarantee: DeliveryGuarantee;
   private readonly codec: Codec;
   private readonly observer: BusObserver;
+  private readonly noReceivers: NoReceiversPolicy;
   private closed = false;
   private inFlight = 0;
   private idle: (() => void)[] = [];
@@ -40,6 +49,7 @@ export class TransportPublisher implements Publisher {
     assertGuaranteeSupported(transport, this.guarantee);
     this.codec = options.codec ?? jsonCodec;
     this.observer = options.observer ?? combineObservers();
+    this.noReceivers = options.noReceivers ?? 'warn';
   }
 
   async publish<T>(topic: string, messages: OutgoingMessage<T> | readonly OutgoingMessage<T>[]): Promise<PublishReceipt> {
@@ -49,8 +59,11 @@ export class TransportPublisher implements Publisher {
     this.inFlight++;
     try {
       const result = await this.transport.publish(topic, encoded, { guarantee: this.guarantee });
+      if (result.receivers === 0 && this.noReceivers !== 'ignore') {
+        this.observer.onEvent({ type: 'no-receivers', topic, count: encoded.length });
+        if (this.noReceivers === 'reject') throw new PublishError(`no receiver for "${topic}" on ${this.transport.kind}: the message reached nobody and is lost`, topic);
+      }
       this.observer.onEvent({ type: 'published', topic, count: encoded.length, ...(result.receivers !== undefined ? { receivers: result.receivers } : {}) });
-      if (result.receivers === 0) this.observer.onEvent({ type: 'no-receivers', topic, count: encoded.length });
       return { ids: encoded.map((m) => m.id), status: 'delivered', ...(result.receivers !== undefined ? { receivers: result.receivers } : {}) };
     } catch (error) {
       this.observer.onEvent({ type: 'publish-failed', topic, count: encoded.length, error });

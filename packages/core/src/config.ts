@@ -35,7 +35,10 @@ export const subscriptionConfigSchema = z
 export const busConfigSchema = z
   .object({
     transport: z.object({ kind: z.enum(TRANSPORT_KINDS) }).catchall(z.unknown()),
-    publish: z.object({ guarantee: z.enum(DELIVERY_GUARANTEES as [string, ...string[]]).optional() }).strict().default({}),
+    publish: z
+      .object({ guarantee: z.enum(DELIVERY_GUARANTEES as [string, ...string[]]).optional(), noReceivers: z.enum(['ignore', 'warn', 'reject']).optional() })
+      .strict()
+      .default({}),
     defaults: z.object(subscriptionPolicyShape).strict().default({}),
     subscriptions: z.record(z.string(), subscriptionConfigSchema).default({}),
   })

@@ -34,7 +34,10 @@ export async function createBusFromConfig(config: BusConfig, options: BusFromCon
     transport,
     ...(options.observer ? { observer: options.observer } : {}),
     ...(options.logger ? { logger: options.logger } : {}),
-    publisher: config.publish.guarantee ? { guarantee: config.publish.guarantee as DeliveryGuarantee } : {},
+    publisher: {
+      ...(config.publish.guarantee ? { guarantee: config.publish.guarantee as DeliveryGuarantee } : {}),
+      ...(config.publish.noReceivers ? { noReceivers: config.publish.noReceivers } : {}),
+    },
     defaults: {
       ...(concurrency !== undefined ? { concurrency } : {}),
       ...(retry !== undefined ? { retry } : {}),

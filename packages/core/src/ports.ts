@@ -53,7 +53,11 @@ export interface Subscription {
    * transport has acknowledgements). Resolves when nothing of this subscription runs. Idempotent.
    */
   close(): Promise<void>;
-  /** Stops taking new deliveries, handles everything already received (retries included), then closes. */
+  /**
+   * Stops taking new deliveries, handles everything already received (in-process retries and retries
+   * the transport holds in this process included), then closes. A retry the broker holds (RabbitMQ
+   * `retryMode: broker`) stays with the broker and goes to the group.
+   */
   drain(): Promise<void>;
 }
 

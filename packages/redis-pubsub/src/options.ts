@@ -11,8 +11,6 @@ export const redisOptionsSchema = z
     /** ACL user and password, when not in the URL. */
     username: z.string().optional(),
     password: z.string().optional(),
-    /** What a publish reaching no subscriber means: `warn` (resolve, report `no-receivers`), `reject`, or `ignore`. */
-    noReceivers: z.enum(['ignore', 'warn', 'reject']).default('warn'),
     /** Connect timeout, ms: an unreachable server gives a clear error instead of hanging. */
     connectTimeoutMs: z.number().int().min(100).max(120_000).default(5000),
     /** Dead letters go to a Redis Stream `<channel>-dlq` on the same server; cap its length (approximate, 0 = no cap). */

@@ -2,7 +2,6 @@ import { Redis } from 'ioredis';
 import {
   ClosedError,
   KeyedLanes,
-  PublishError,
   combineObservers,
   compileTopicPattern,
   redactUrl,
@@ -91,11 +90,8 @@ export class RedisPubSubTransport implements Transport {
       if (failed) throw failed[0];
       counts = results.map(([, count]) => Number(count));
     }
-    const receivers = Math.min(...counts);
-    if (receivers === 0 && this.options.noReceivers === 'reject') {
-      throw new PublishError(`no subscriber on Redis channel "${channel}": Pub/Sub keeps nothing, the message is lost`, channel);
-    }
-    return this.options.noReceivers === 'ignore' ? {} : { receivers };
+    // Zero receivers = lost: the publisher's noReceivers policy (warn / reject / ignore) decides.
+    return { receivers: Math.min(...counts) };
   }
 
   /** One subscriber-mode connection per subscription; resolves once SUBSCRIBE/PSUBSCRIBE is confirmed. */

@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
-import { CapabilityError, CountingObserver, DeadLetterHeaders, PublishError, createBus, createSwitchboardContainer, type Bus, type Message } from '@switchboard/core';
+import { CapabilityError, CountingObserver, DeadLetterHeaders, PublishError, createBus, createSwitchboardContainer, type Bus, type Message, type NoReceiversPolicy } from '@switchboard/core';
 import { Recorder, uniqueName } from '@switchboard/core/testing';
 import { createRedisPubSubTransport, readDeadLetterStream, type RedisOptions } from '@switchboard/redis-pubsub';
 import { REDIS_URL } from './helpers.js';
@@ -10,9 +10,9 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-async function openBus(options: Partial<RedisOptions> = {}): Promise<Bus & { counts: CountingObserver }> {
+async function openBus(options: Partial<RedisOptions> = {}, noReceivers?: NoReceiversPolicy): Promise<Bus & { counts: CountingObserver }> {
   const counts = new CountingObserver();
-  const bus = createBus({ transport: await createRedisPubSubTransport({ url: REDIS_URL, ...options }), observer: counts });
+  const bus = createBus({ transport: await createRedisPubSubTransport({ url: REDIS_URL, ...options }), observer: counts, publisher: noReceivers ? { noReceivers } : {} });
   cleanups.push(() => bus.close());
   return Object.assign(bus, { counts });
 }
@@ -47,11 +47,11 @@ describe('redis pub/sub semantics', () => {
     expect((await late.waitFor(1, 5000)).map((m) => m.value)).toEqual(['after']);
   });
 
-  it('rejects a publish reaching nobody when noReceivers is "reject"', async () => {
-    const bus = await openBus({ noReceivers: 'reject' });
+  it('rejects a publish reaching nobody when the publisher\'s noReceivers policy is "reject"', async () => {
+    const bus = await openBus({}, 'reject');
     const channel = uniqueName('sb-redis.reject');
     await expect(bus.publisher.publish(channel, { value: 1 })).rejects.toThrowError(PublishError);
-    await expect(bus.publisher.publish(channel, { value: 1 })).rejects.toThrowError(/no subscriber on Redis channel/);
+    await expect(bus.publisher.publish(channel, { value: 1 })).rejects.toThrowError(/no receiver for ".*" on redis: the message reached nobody and is lost/);
     expect(bus.counts.count('publish-failed', channel)).toBe(2);
   });
 

@@ -426,7 +426,8 @@ export function runConformanceSuite(target: ConformanceTarget): void {
           attempts.add(m.attempt);
           if (m.attempt === 1) throw new Error('transient');
         },
-        { ...groupOf('drain'), startFrom, retry: { maxAttempts: 2, initialIntervalMs: 300 } },
+        // in-process: a retry held by a broker (RabbitMQ retry queues) stays there, by contract
+        { ...groupOf('drain'), startFrom, retry: { maxAttempts: 2, initialIntervalMs: 300 }, retryMode: 'in-process' },
       );
       await bus.publisher.publish(topic!, { id: 'backing-off', value: 1 });
       await attempts.waitFor(1, waitMs);

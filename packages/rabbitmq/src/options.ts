@@ -1,0 +1,64 @@
+import { z } from 'zod';
+
+const exchangeType = z.enum(['direct', 'fanout', 'topic', 'headers']);
+
+/** Binding arguments of a headers exchange: `x-match` plus the header values to match. */
+const headersBinding = z.object({ 'x-match': z.enum(['all', 'any']) }).catchall(z.union([z.string(), z.number(), z.boolean()]));
+
+/**
+ * How one core topic maps onto RabbitMQ when not through the main topic exchange.
+ * Publishing to the topic publishes to `exchange` with routing key `routingKey` (default: the topic).
+ * Subscribing binds the group's queue to `exchange` with the same routing key (direct/topic), no key
+ * (fanout), or the group's `headers` arguments (headers exchange).
+ */
+const routeSchema = z
+  .object({
+    exchange: z.string().min(1),
+    type: exchangeType,
+    routingKey: z.string().optional(),
+    /** Headers exchanges: binding arguments per consumer group (the group "default" is used when absent). */
+    headers: z.record(z.string(), headersBinding).optional(),
+  })
+  .strict();
+
+/** Options of `transport` when `kind: rabbitmq`. */
+export const rabbitOptionsSchema = z
+  .object({
+    /** amqp:// or amqps:// URL with vhost and credentials. Default: RABBITMQ_URL or amqp://guest:guest@127.0.0.1:5672. */
+    url: z
+      .string()
+      .regex(/^amqps?:\/\//, 'must start with amqp:// or amqps://')
+      .default(() => process.env.RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672'),
+    /** The main exchange (type topic: core patterns `*`/`#` are its native syntax). */
+    exchange: z.string().min(1).default('switchboard'),
+    /** Topics routed through other exchanges (direct, fanout, headers...). */
+    routes: z.record(z.string(), routeSchema).default({}),
+    /**
+     * `broker` (default): a retry is republished to a per-delay TTL queue that dead-letters back to the
+     * work queue, so a backing-off message holds no prefetch slot. `in-process`: the handler slot waits.
+     */
+    retryMode: z.enum(['broker', 'in-process']).default('broker'),
+    /** Queue type of the group queues. Quorum queues can cap redeliveries with `deliveryLimit`. */
+    queueType: z.enum(['classic', 'quorum']).default('classic'),
+    /** Quorum queues only: after this many redeliveries the broker dead-letters the message to `<queue>-dlq`. */
+    deliveryLimit: z.number().int().min(1).optional(),
+    /** Delete group queues left unused this long (x-expires), ms. Off by default. */
+    queueExpiresMs: z.number().int().min(1000).optional(),
+    /** How long a publish may wait for a connection and its confirms before it fails, ms. */
+    publishTimeoutMs: z.number().int().min(100).max(600_000).default(10_000),
+    /** Connect timeout of the first connection, ms: an unreachable broker fails fast at startup. */
+    connectTimeoutMs: z.number().int().min(100).max(120_000).default(5000),
+    /** Reconnect backoff after a lost connection, ms. */
+    reconnectInitialDelayMs: z.number().int().min(10).default(100),
+    reconnectMaxDelayMs: z.number().int().min(10).default(5000),
+  })
+  .strict()
+  .superRefine((options, ctx) => {
+    if (options.deliveryLimit !== undefined && options.queueType !== 'quorum') {
+      ctx.addIssue({ code: 'custom', path: ['deliveryLimit'], message: 'needs queueType "quorum" (classic queues have no delivery limit)' });
+    }
+  });
+
+export type RabbitOptions = z.output<typeof rabbitOptionsSchema>;
+export type RabbitOptionsInput = z.input<typeof rabbitOptionsSchema>;
+export type RabbitRoute = z.output<typeof routeSchema>;

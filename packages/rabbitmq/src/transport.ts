@@ -1,0 +1,431 @@
+import { once } from 'node:events';
+import * as amqplib from 'amqplib';
+import type { Channel, ConfirmChannel, ConsumeMessage, Options, RecoveringChannelModel } from 'amqplib';
+import {
+  ClosedError,
+  PublishError,
+  combineObservers,
+  redactUrl,
+  type BusObserver,
+  type Capabilities,
+  type Delivery,
+  type DeliveryListener,
+  type RawPublisher,
+  type Transport,
+  type TransportMessage,
+  type TransportPublishOptions,
+  type TransportPublishResult,
+  type TransportSubscribeSpec,
+  type TransportSubscription,
+} from '@switchboard/core';
+import { AmqpHeaders, fromConsumeMessage, toPublishOptions } from './codec.js';
+import type { RabbitOptions, RabbitRoute } from './options.js';
+
+/**
+ * RabbitMQ capabilities. Persistent (durable queues, persistent messages under "all"); groups are
+ * queues (competing consumers within, a queue per group across); no per-key order (prefetch > 1 and
+ * competing consumers interleave); unacked deliveries come back after a restart, so duplicates happen.
+ * Delayed redelivery is broker-native in `retryMode: broker`.
+ */
+export function rabbitCapabilities(options: Pick<RabbitOptions, 'retryMode'>): Capabilities {
+  return {
+    persistent: true,
+    durableGroups: true,
+    consumerGroups: true,
+    perKeyOrder: false,
+    acknowledgements: true,
+    delayedRedelivery: options.retryMode === 'broker',
+    replay: false,
+    patternSubscriptions: true,
+    duplicatesOnRestart: true,
+    deliveryGuarantees: ['none', 'leader', 'all'],
+    defaultGuarantee: 'all',
+  };
+}
+
+/** Queue of a consumer group: the topic itself for the default group, `<topic>.<group>` otherwise. */
+export function queueNameFor(topic: string, group: string): string {
+  return group === '' || group === 'default' ? topic : `${topic}.${group}`;
+}
+
+/** Per-delay retry queue of a work queue: messages wait `delayMs` there, then dead-letter back. */
+export function retryQueueName(queue: string, delayMs: number): string {
+  return `${queue}.retry.${delayMs}`;
+}
+
+interface PublishLink {
+  readonly channel: ConfirmChannel;
+  /** Exchanges and queues already declared on this connection. */
+  readonly declared: Set<string>;
+  /** messageIds the broker returned as unroutable (basic.return precedes the confirm). */
+  readonly returned: Set<string>;
+}
+
+export class RabbitTransport implements Transport {
+  readonly kind = 'rabbitmq';
+  readonly capabilities: Capabilities;
+  private observer: BusObserver = combineObservers();
+  private link: PublishLink | undefined;
+  private linking: Promise<PublishLink> | undefined;
+  private readonly subscriptions = new Set<RabbitSubscription>();
+  private closed = false;
+
+  private constructor(
+    readonly options: RabbitOptions,
+    private readonly model: RecoveringChannelModel,
+  ) {
+    this.capabilities = rabbitCapabilities(options);
+    model.on('disconnect', (error: Error) => {
+      this.link = undefined;
+      this.linking = undefined;
+      for (const subscription of this.subscriptions) subscription.interrupted(error);
+    });
+    model.on('connect', () => {
+      for (const subscription of this.subscriptions) subscription.restart();
+    });
+    model.on('error', () => {
+      // surfaced through disconnect / failing operations; never log the URL
+    });
+  }
+
+  /** Connects (recovering connection). Rejects with a clear error, URL redacted, if the broker does not answer. */
+  static async connect(options: RabbitOptions): Promise<RabbitTransport> {
+    let model: RecoveringChannelModel;
+    try {
+      model = await amqplib.connect(options.url, {
+        timeout: options.connectTimeoutMs,
+        recovery: {
+          initialDelay: options.reconnectInitialDelayMs,
+          maxDelay: options.reconnectMaxDelayMs,
+          initialMaxRetries: 0,
+        },
+      });
+    } catch (error) {
+      throw new Error(`cannot connect to RabbitMQ at ${redactUrl(options.url)}: ${(error as Error).message}`, { cause: error });
+    }
+    return new RabbitTransport(options, model);
+  }
+
+  observe(observer: BusObserver): void {
+    this.observer = observer;
+  }
+
+  /** Route of a core topic: its configured route, else the main topic exchange with the topic as routing key. */
+  routeFor(topic: string): RabbitRoute {
+    return this.options.routes[topic] ?? { exchange: this.options.exchange, type: 'topic' };
+  }
+
+  /**
+   * Publishes on a confirm channel. "none": transient, resolves once written. "leader": transient,
+   * resolves on the broker's confirms. "all": persistent (delivery mode 2), resolves on confirms.
+   * Confirms of a batch are awaited together, never one by one; `drain` is honoured. A message the
+   * broker returns as unroutable (mandatory) is reported as `receivers: 0` under "leader"/"all".
+   */
+  async publish(topic: string, messages: readonly TransportMessage[], options: TransportPublishOptions): Promise<TransportPublishResult> {
+    const route = this.routeFor(topic);
+    return this.publishTo(route.exchange, route.type, route.routingKey ?? topic, topic, messages, options.guarantee);
+  }
+
+  private async publishTo(exchange: string, type: RabbitRoute['type'] | undefined, routingKey: string, topic: string, messages: readonly TransportMessage[], guarantee: TransportPublishOptions['guarantee']): Promise<TransportPublishResult> {
+    if (this.closed) throw new ClosedError('rabbitmq transport is closed');
+    const deadline = Date.now() + this.options.publishTimeoutMs;
+    const link = await this.publishLink(deadline);
+    if (type && exchange !== '') await this.declareExchange(link, exchange, type);
+    const confirms: Promise<boolean>[] = [];
+    for (const message of messages) {
+      let written = true;
+      confirms.push(
+        new Promise<boolean>((resolve, reject) => {
+          const content = Buffer.from(message.body.buffer, message.body.byteOffset, message.body.byteLength);
+          written = link.channel.publish(exchange, routingKey, content, toPublishOptions(topic, message, guarantee), (error) => {
+            if (error) reject(new PublishError(`RabbitMQ nacked message ${message.id} on "${exchange}" / "${routingKey}"`, topic, { cause: error }));
+            else resolve(!link.returned.delete(message.id));
+          });
+        }),
+      );
+      if (!written) await withDeadline(once(link.channel, 'drain'), deadline, () => new PublishError(`RabbitMQ applied backpressure for over ${this.options.publishTimeoutMs} ms`, topic)); // backpressure
+    }
+    if (guarantee === 'none') {
+      for (const confirm of confirms) confirm.catch(() => undefined);
+      return {};
+    }
+    const routed = await withDeadline(Promise.all(confirms), deadline, () => new PublishError(`no confirm from RabbitMQ within ${this.options.publishTimeoutMs} ms for ${messages.length} message(s) to "${topic}"`, topic));
+    // Unroutable (mandatory + basic.return): nobody got it; the publisher's noReceivers policy decides.
+    return routed.every(Boolean) ? {} : { receivers: 0 };
+  }
+
+  /** Dead letters: durable queue named like the DLQ topic, bound to the main exchange, then a confirmed persistent publish. */
+  deadLetterPublisher(): RawPublisher {
+    return {
+      publish: async (dlqTopic, messages) => {
+        const link = await this.publishLink(Date.now() + this.options.publishTimeoutMs);
+        await this.declareExchange(link, this.options.exchange, 'topic');
+        await this.declareQueue(link, dlqTopic, this.queueArguments(), [this.options.exchange, dlqTopic]);
+        return this.publishTo(this.options.exchange, undefined, dlqTopic, dlqTopic, messages, 'all');
+      },
+    };
+  }
+
+  /** Sends a copy of `message` to the per-delay retry queue of `queue` (confirmed), to come back after `delayMs`. */
+  async sendToRetryQueue(queue: string, message: ConsumeMessage, nextAttempt: number, delayMs: number): Promise<void> {
+    const link = await this.publishLink(Date.now() + this.options.publishTimeoutMs);
+    const retryQueue = retryQueueName(queue, delayMs);
+    await this.declareQueue(link, retryQueue, {
+      'x-message-ttl': delayMs,
+      'x-dead-letter-exchange': '',
+      'x-dead-letter-routing-key': queue,
+      'x-expires': Math.max(delayMs * 2 + 60_000, 600_000),
+    });
+    const headers: Record<string, unknown> = { ...(message.properties.headers ?? {}), [AmqpHeaders.attempt]: nextAttempt };
+    delete headers['x-delivery-count'];
+    const properties: Options.Publish = { ...(message.properties as Options.Publish), headers, persistent: message.properties.deliveryMode === 2 };
+    await new Promise<void>((resolve, reject) => {
+      link.channel.publish('', retryQueue, message.content, properties, (error) => (error ? reject(error) : resolve()));
+    });
+  }
+
+  async subscribe(spec: TransportSubscribeSpec, listener: DeliveryListener): Promise<TransportSubscription> {
+    if (this.closed) throw new ClosedError('rabbitmq transport is closed');
+    const subscription = new RabbitSubscription(this, spec, listener, () => this.observer);
+    await subscription.start();
+    this.subscriptions.add(subscription);
+    subscription.onEnded(() => this.subscriptions.delete(subscription));
+    return subscription;
+  }
+
+  /** Arguments of the queues this transport declares (queue type, expiry). */
+  queueArguments(): Record<string, unknown> {
+    const args: Record<string, unknown> = {};
+    if (this.options.queueType === 'quorum') args['x-queue-type'] = 'quorum';
+    if (this.options.queueExpiresMs !== undefined) args['x-expires'] = this.options.queueExpiresMs;
+    return args;
+  }
+
+  /** Declares the group queue of `spec` with its bindings (and its DLQ for quorum delivery limits) on `channel`. */
+  async declareGroupQueue(channel: Channel, spec: TransportSubscribeSpec): Promise<string> {
+    const queue = queueNameFor(spec.topic, spec.group);
+    const route: RabbitRoute = spec.pattern ? { exchange: this.options.exchange, type: 'topic' } : this.routeFor(spec.topic);
+    await channel.assertExchange(route.exchange, route.type, { durable: true });
+    const args = this.queueArguments();
+    if (this.options.deliveryLimit !== undefined) {
+      const dlq = `${queue}-dlq`;
+      await channel.assertQueue(dlq, { durable: true, arguments: this.queueArguments() });
+      Object.assign(args, {
+        'x-delivery-limit': this.options.deliveryLimit,
+        'x-dead-letter-exchange': '',
+        'x-dead-letter-routing-key': dlq,
+        'x-dead-letter-strategy': 'at-least-once',
+        'x-overflow': 'reject-publish',
+      });
+    }
+    await channel.assertQueue(queue, { durable: true, arguments: args });
+    if (route.type === 'headers') {
+      const binding = route.headers?.[spec.group || 'default'] ?? route.headers?.default ?? { 'x-match': 'all' };
+      await channel.bindQueue(queue, route.exchange, '', binding);
+    } else {
+      await channel.bindQueue(queue, route.exchange, route.type === 'fanout' ? '' : (route.routingKey ?? spec.topic));
+    }
+    return queue;
+  }
+
+  /** A channel for a subscription (waits for the connection while it recovers). */
+  createChannel(): Promise<Channel> {
+    return this.model.createChannel();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.all([...this.subscriptions].map((s) => s.close()));
+    await this.model.close().catch(() => undefined);
+  }
+
+  private async declareExchange(link: PublishLink, exchange: string, type: RabbitRoute['type']): Promise<void> {
+    const id = `exchange:${exchange}`;
+    if (link.declared.has(id)) return;
+    await link.channel.assertExchange(exchange, type, { durable: true });
+    link.declared.add(id);
+  }
+
+  private async declareQueue(link: PublishLink, queue: string, args: Record<string, unknown>, binding?: [exchange: string, routingKey: string]): Promise<void> {
+    const id = `queue:${queue}`;
+    if (link.declared.has(id)) return;
+    await link.channel.assertQueue(queue, { durable: true, arguments: args });
+    if (binding) await link.channel.bindQueue(queue, binding[0], binding[1]);
+    link.declared.add(id);
+  }
+
+  /** The confirm channel of the current connection, created on demand; waits while reconnecting, up to `deadline`. */
+  private publishLink(deadline: number): Promise<PublishLink> {
+    if (this.link) return Promise.resolve(this.link);
+    this.linking ??= (async () => {
+      const channel = await this.model.createConfirmChannel();
+      const link: PublishLink = { channel, declared: new Set(), returned: new Set() };
+      channel.on('return', (message: ConsumeMessage) => {
+        if (typeof message.properties.messageId === 'string') link.returned.add(message.properties.messageId);
+      });
+      channel.on('error', () => undefined);
+      channel.on('close', () => {
+        if (this.link === link) this.link = undefined;
+        this.linking = undefined;
+      });
+      this.link = link;
+      return link;
+    })().catch((error: unknown) => {
+      this.linking = undefined;
+      throw error;
+    });
+    return withDeadline(this.linking, deadline, () => new PublishError(`RabbitMQ unreachable: no connection within ${this.options.publishTimeoutMs} ms`, ''));
+  }
+}
+
+/**
+ * One consumer on a group queue, on its own channel (prefetch = concurrency). Survives connection
+ * loss and server-side cancels by starting again on a new channel; deliveries unacked at that moment
+ * are redelivered by the broker.
+ */
+class RabbitSubscription implements TransportSubscription {
+  private channel: Channel | undefined;
+  private consumerTag: string | undefined;
+  private queue = '';
+  private inFlight = 0;
+  private idleWaiters: (() => void)[] = [];
+  private state: 'active' | 'closing' | 'draining' | 'ended' = 'active';
+  private ending: Promise<void> | undefined;
+  private interruptedAt: number | undefined;
+  private restarting: Promise<void> | undefined;
+  private endedCallbacks: (() => void)[] = [];
+
+  constructor(
+    private readonly transport: RabbitTransport,
+    private readonly spec: TransportSubscribeSpec,
+    private readonly listener: DeliveryListener,
+    private readonly observer: () => BusObserver,
+  ) {}
+
+  async start(): Promise<void> {
+    const channel = await this.transport.createChannel();
+    channel.on('error', () => undefined);
+    channel.on('close', () => {
+      if (this.channel === channel) this.channel = undefined;
+    });
+    await channel.prefetch(this.spec.concurrency);
+    this.queue = await this.transport.declareGroupQueue(channel, this.spec);
+    const { consumerTag } = await channel.consume(this.queue, (message) => this.onMessage(channel, message), { noAck: false });
+    this.channel = channel;
+    this.consumerTag = consumerTag;
+    if (this.interruptedAt !== undefined) {
+      this.observer().onEvent({ type: 'subscription-resumed', topic: this.spec.topic, transport: 'rabbitmq', gapMs: Date.now() - this.interruptedAt });
+      this.interruptedAt = undefined;
+    }
+  }
+
+  interrupted(error: unknown): void {
+    this.channel = undefined;
+    if (this.state !== 'active' || this.interruptedAt !== undefined) return;
+    this.interruptedAt = Date.now();
+    this.observer().onEvent({ type: 'subscription-interrupted', topic: this.spec.topic, transport: 'rabbitmq', error });
+  }
+
+  /** Starts again on a new channel (after a reconnect or a server-side cancel). */
+  restart(): void {
+    if (this.state !== 'active' || this.restarting) return;
+    this.restarting = (async () => {
+      for (let delay = 100; this.state === 'active'; delay = Math.min(delay * 2, 5000)) {
+        try {
+          await this.start();
+          return;
+        } catch (error) {
+          this.observer().onEvent({ type: 'internal-error', topic: this.spec.topic, context: 'rabbitmq resubscribe', error });
+          await new Promise((resolve) => setTimeout(resolve, delay));
+        }
+      }
+    })().finally(() => (this.restarting = undefined));
+  }
+
+  private onMessage(channel: Channel, message: ConsumeMessage | null): void {
+    if (message === null) {
+      // The server cancelled the consumer (queue deleted, node down...): start again.
+      if (this.channel === channel) this.channel = undefined;
+      void channel.close().catch(() => undefined);
+      this.interrupted(new Error('consumer cancelled by the server'));
+      this.restart();
+      return;
+    }
+    if (this.state === 'closing' || this.state === 'ended') {
+      channel.nack(message, false, true); // received but not started: hand it back
+      return;
+    }
+    const decoded = fromConsumeMessage(message);
+    let settled = false;
+    const delivery: Delivery = {
+      ...decoded.transport,
+      attempt: decoded.attempt,
+      source: { transport: 'rabbitmq', topic: decoded.topic, group: this.spec.group, exchange: message.fields.exchange, routingKey: message.fields.routingKey, queue: this.queue, ...(this.spec.pattern ? { pattern: this.spec.topic } : {}) },
+      ack: async () => {
+        if (settled) return false;
+        settled = true;
+        channel.ack(message);
+        return true;
+      },
+      retryLater: async (delayMs: number) => {
+        if (settled) return false;
+        settled = true;
+        await this.transport.sendToRetryQueue(this.queue, message, decoded.attempt + 1, Math.max(0, Math.round(delayMs)));
+        channel.ack(message);
+        return true;
+      },
+    };
+    this.inFlight++;
+    this.listener(delivery)
+      .catch(() => undefined)
+      .finally(() => {
+        if (!settled) {
+          try {
+            channel.nack(message, false, true);
+          } catch {
+            // channel gone: the broker requeues it
+          }
+        }
+        this.inFlight--;
+        if (this.inFlight === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
+      });
+  }
+
+  onEnded(callback: () => void): void {
+    this.endedCallbacks.push(callback);
+  }
+
+  close(): Promise<void> {
+    return this.end('closing');
+  }
+
+  drain(): Promise<void> {
+    return this.end('draining');
+  }
+
+  private end(mode: 'closing' | 'draining'): Promise<void> {
+    this.ending ??= (async () => {
+      this.state = mode;
+      const channel = this.channel;
+      if (channel && this.consumerTag) await channel.cancel(this.consumerTag).catch(() => undefined);
+      if (this.inFlight > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+      this.state = 'ended';
+      if (channel) await channel.close().catch(() => undefined);
+      for (const callback of this.endedCallbacks) callback();
+    })();
+    return this.ending;
+  }
+}
+
+function withDeadline<T>(promise: Promise<T>, deadline: number, error: () => Error): Promise<T> {
+  const remaining = deadline - Date.now();
+  if (remaining <= 0) return Promise.reject(error());
+  let timer: ReturnType<typeof setTimeout>;
+  return Promise.race([
+    promise.finally(() => clearTimeout(timer)),
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(error()), remaining);
+    }),
+  ]);
+}
