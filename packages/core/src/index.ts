@@ -23,3 +23,4 @@ export * from './registry.js';
 export * from './di.js';
 export * from './memory/memory-transport.js';
 export * from './redact.js';
+export * from './deadline.js';

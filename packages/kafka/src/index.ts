@@ -1,1 +1,33 @@
-export {};
+/**
+ * @switchboard/kafka — Apache Kafka transport (kafkajs).
+ *
+ * Mapping: topic = Kafka topic (created with `partitions` / `replicationFactor` when first used);
+ * key = record key (same key, same partition, so per-key order); headers = record headers, id in
+ * `x-sb-id`; guarantee none / leader / all = acks 0 / 1 / -1; group = consumer group; offsets
+ * committed only after success or a confirmed dead letter; retries pause only the affected partition.
+ */
+import type { TransportFactory } from '@switchboard/core';
+import { kafkaOptionsSchema, type KafkaOptions } from './options.js';
+import { KAFKA_CAPABILITIES, KafkaTransport } from './transport.js';
+
+export { kafkaOptionsSchema, type KafkaOptions, type KafkaOptionsInput } from './options.js';
+export { ACKS, KAFKA_CAPABILITIES, KafkaTransport } from './transport.js';
+export { ID_HEADER, fromKafkaRecord, toKafkaRecord } from './codec.js';
+export { SubscriptionAwareAssigner } from './assigner.js';
+
+/** Connects a Kafka transport from (partial) options. */
+export async function createKafkaTransport(options: Partial<KafkaOptions> = {}): Promise<KafkaTransport> {
+  return KafkaTransport.connect(kafkaOptionsSchema.parse(options));
+}
+
+/** Found by core through `transport.kind: kafka`. */
+export const transportFactory: TransportFactory<KafkaOptions> = {
+  kind: 'kafka',
+  optionsSchema: kafkaOptionsSchema,
+  capabilities: () => KAFKA_CAPABILITIES,
+  validate: (options, config) =>
+    options.idempotent && config.publish.guarantee !== undefined && config.publish.guarantee !== 'all'
+      ? [{ path: 'publish.guarantee', message: `an idempotent Kafka producer needs "all" (acks=-1), not "${config.publish.guarantee}"` }]
+      : [],
+  create: (options) => KafkaTransport.connect(options),
+};

@@ -3,6 +3,7 @@ import * as amqplib from 'amqplib';
 import type { Channel, ConfirmChannel, ConsumeMessage, Options, RecoveringChannelModel } from 'amqplib';
 import {
   ClosedError,
+  withDeadline,
   PublishError,
   combineObservers,
   redactUrl,
@@ -416,16 +417,4 @@ class RabbitSubscription implements TransportSubscription {
     })();
     return this.ending;
   }
-}
-
-function withDeadline<T>(promise: Promise<T>, deadline: number, error: () => Error): Promise<T> {
-  const remaining = deadline - Date.now();
-  if (remaining <= 0) return Promise.reject(error());
-  let timer: ReturnType<typeof setTimeout>;
-  return Promise.race([
-    promise.finally(() => clearTimeout(timer)),
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(error()), remaining);
-    }),
-  ]);
 }

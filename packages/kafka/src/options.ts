@@ -1,0 +1,49 @@
+import { z } from 'zod';
+
+const brokerList = z.preprocess(
+  (value) => (typeof value === 'string' ? value.split(',').map((s) => s.trim()).filter(Boolean) : value),
+  z.array(z.string().regex(/^[^\s:]+:\d+$/, 'must be host:port')).min(1),
+);
+
+/** Options of `transport` when `kind: kafka`. */
+export const kafkaOptionsSchema = z
+  .object({
+    /** Bootstrap brokers: array or comma-separated "host:port". Default: KAFKA_BROKERS or 127.0.0.1:9092. */
+    brokers: brokerList.default(() => (process.env.KAFKA_BROKERS ?? '127.0.0.1:9092').split(',')),
+    clientId: z.string().min(1).default('switchboard'),
+    ssl: z.boolean().default(false),
+    sasl: z
+      .object({ mechanism: z.enum(['plain', 'scram-sha-256', 'scram-sha-512']), username: z.string(), password: z.string() })
+      .strict()
+      .optional(),
+    /** Topics are created through the admin client when first used (off: they must exist). */
+    createTopics: z.boolean().default(true),
+    /** Partitions of created topics; "brokers" = as many as the cluster has brokers (seed 1's advice). */
+    partitions: z.union([z.number().int().min(1).max(10_000), z.literal('brokers')]).default('brokers'),
+    replicationFactor: z.number().int().min(1).max(10).default(1),
+    /** Producer retries of a failed send (seed 1: 3). */
+    retries: z.number().int().min(0).max(100).default(3),
+    /** Idempotent producer (needs guarantee "all"). */
+    idempotent: z.boolean().default(false),
+    /** Connect/metadata timeout (seed 1's max.block.ms 1000): an unreachable broker gives a clear error fast. */
+    connectTimeoutMs: z.number().int().min(100).max(120_000).default(1000),
+    /** Bound on one publish, retries included: past it the publish rejects with a PublishError. */
+    publishTimeoutMs: z.number().int().min(100).max(600_000).default(10_000),
+    requestTimeoutMs: z.number().int().min(100).max(600_000).default(30_000),
+    sessionTimeoutMs: z.number().int().min(1000).max(3_600_000).default(30_000),
+    heartbeatIntervalMs: z.number().int().min(100).max(60_000).default(3000),
+    rebalanceTimeoutMs: z.number().int().min(1000).max(3_600_000).default(60_000),
+    /** Longest a fetch waits for data; also bounds how late a paused partition resumes. */
+    maxWaitTimeMs: z.number().int().min(10).max(60_000).default(250),
+    /** Offsets of handled messages are committed in batches at most this far apart (0: each message, awaited). */
+    commitIntervalMs: z.number().int().min(0).max(60_000).default(100),
+  })
+  .strict()
+  .superRefine((options, ctx) => {
+    if (options.heartbeatIntervalMs * 3 > options.sessionTimeoutMs) {
+      ctx.addIssue({ code: 'custom', path: ['heartbeatIntervalMs'], message: `must be at most a third of sessionTimeoutMs (${options.sessionTimeoutMs})` });
+    }
+  });
+
+export type KafkaOptions = z.output<typeof kafkaOptionsSchema>;
+export type KafkaOptionsInput = z.input<typeof kafkaOptionsSchema>;
