@@ -9,14 +9,19 @@
 #
 # Env: KAFKA_PORT (9092), KAFKA_CONTROLLER_PORT (9093), KAFKA_DATA_DIR (<repo>/.kafka-data, git-ignored),
 #      SWITCHBOARD_CACHE (~/.cache/switchboard: jars cached between runs and clones).
-# Listeners bind to 127.0.0.1 only.
+# Listeners bind to 127.0.0.1 only. The data dir of the broker last started on a port is recorded in
+# the cache, so `down` then `up` from another clone (CI) stops and restarts that same broker.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 port=${KAFKA_PORT:-9092}
 controller_port=${KAFKA_CONTROLLER_PORT:-9093}
-data=${KAFKA_DATA_DIR:-$root/.kafka-data}
+cache=${SWITCHBOARD_CACHE:-$HOME/.cache/switchboard}
+record=$cache/kafka-$port.datadir
+data=${KAFKA_DATA_DIR:-}
+if [ -z "$data" ] && [ -f "$record" ] && [ -f "$(cat "$record")/server.properties" ]; then data=$(cat "$record"); fi
+data=${data:-$root/.kafka-data}
 version=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$root/tools/kafka/pom.xml")
-libs=${SWITCHBOARD_CACHE:-$HOME/.cache/switchboard}/kafka-$version/libs
+libs=$cache/kafka-$version/libs
 log=$data/broker.log
 pidfile=$data/broker.pid
 
@@ -24,10 +29,13 @@ answers() { (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; }
 
 fetch_jars() {
   [ -f "$libs/.complete" ] && return 0
-  command -v java >/dev/null || { echo "kafka.sh: java (17+) is required" >&2; exit 1; }
-  if ! command -v mvn >/dev/null; then
-    echo "kafka.sh: installing maven (apt-get)" >&2
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq maven >/dev/null
+  local missing=()
+  command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
+  command -v mvn >/dev/null || missing+=(maven)
+  if [ ${#missing[@]} -gt 0 ]; then
+    [ "$(id -u)" = 0 ] || { echo "kafka.sh: needs ${missing[*]} (Java 17+ and Maven): install them" >&2; exit 1; }
+    echo "kafka.sh: installing ${missing[*]} (apt-get)" >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   fi
   echo "kafka.sh: fetching Apache Kafka $version jars from Maven Central into $libs" >&2
   rm -rf "$libs"; mkdir -p "$libs"
@@ -71,6 +79,7 @@ up() {
     java -cp "$cp" kafka.tools.StorageTool format -t "$id" -c "$data/server.properties" --ignore-formatted >/dev/null
   fi
   local started=$SECONDS
+  mkdir -p "$cache" && echo "$data" > "$record"
   : > "$log"
   nohup java -Xms256m -Xmx768m -XX:+UseG1GC -Djava.awt.headless=true \
       -Dlog4j2.configurationFile="$root/tools/kafka/log4j2.properties" \
@@ -89,14 +98,28 @@ up() {
   echo "kafka.sh: broker did not answer within 120 s; last lines of $log:" >&2; tail -n 30 "$log" >&2; exit 1
 }
 
-down() {
-  [ -f "$pidfile" ] || { echo "kafka.sh: no broker started from $data"; return 0; }
-  local pid; pid=$(cat "$pidfile")
-  if kill -0 "$pid" 2>/dev/null; then
-    kill "$pid"
-    for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
-    kill -0 "$pid" 2>/dev/null && kill -9 "$pid"
+# The pid of the broker serving $port: our pidfile, else a running kafka.Kafka whose properties listen on it.
+broker_pid() {
+  if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+    mkdir -p "$cache" && echo "$data" > "$record"
+    cat "$pidfile"; return
   fi
+  local pid props
+  for pid in $(pgrep -f 'kafka\.Kafka .*server\.properties' || true); do
+    props=$(tr '\0' ' ' < "/proc/$pid/cmdline" | grep -o '[^ ]*server\.properties' | tail -n 1)
+    if [ -n "$props" ] && grep -q "PLAINTEXT://127.0.0.1:$port" "$props" 2>/dev/null; then
+      mkdir -p "$cache" && dirname "$props" > "$record" # `up` restarts this same broker
+      echo "$pid"; return
+    fi
+  done
+}
+
+down() {
+  local pid; pid=$(broker_pid)
+  [ -n "$pid" ] || { echo "kafka.sh: no broker of ours runs on 127.0.0.1:$port"; return 0; }
+  kill "$pid"
+  for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+  kill -0 "$pid" 2>/dev/null && kill -9 "$pid"
   rm -f "$pidfile"; echo "kafka.sh: broker stopped"
 }
 
