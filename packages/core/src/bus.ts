@@ -7,7 +7,8 @@ import { CapabilityError, ClosedError, PublishError } from './errors.js';
 import type { OutgoingMessage, TransportMessage } from './message.js';
 import { combineObservers, loggingObserver, type BusObserver, type Logger } from './observer.js';
 import { createDeliveryProcessor } from './pipeline.js';
-import type { Handler, Publisher, PublishReceipt, SubscribeOptions, Subscriber, Subscription, Transport, TransportSubscription } from './ports.js';
+import { PublishCoalescer } from './coalesce.js';
+import type { Handler, Publisher, PublishReceipt, RawPublisher, SubscribeOptions, Subscriber, Subscription, Transport, TransportSubscription } from './ports.js';
 import { retryPolicySchema } from './retry.js';
 
 export interface PublisherOptions {
@@ -21,6 +22,11 @@ export interface PublisherOptions {
    * `reject` (a PublishError: the message is gone), `ignore` (resolve silently).
    */
   readonly noReceivers?: NoReceiversPolicy;
+  /**
+   * Batch publishes issued in the same tick into one transport call (default true, up to 1000
+   * messages): many one-message publishes cost about what one batch does.
+   */
+  readonly coalesce?: boolean;
 }
 
 export type NoReceiversPolicy = 'ignore' | 'warn' | 'reject';
@@ -37,6 +43,7 @@ export class TransportPublisher implements Publisher {
   private readonly codec: Codec;
   private readonly observer: BusObserver;
   private readonly noReceivers: NoReceiversPolicy;
+  private readonly sink: RawPublisher;
   private closed = false;
   private inFlight = 0;
   private idle: (() => void)[] = [];
@@ -50,6 +57,7 @@ export class TransportPublisher implements Publisher {
     this.codec = options.codec ?? jsonCodec;
     this.observer = options.observer ?? combineObservers();
     this.noReceivers = options.noReceivers ?? 'warn';
+    this.sink = options.coalesce === false ? transport : new PublishCoalescer(transport);
   }
 
   async publish<T>(topic: string, messages: OutgoingMessage<T> | readonly OutgoingMessage<T>[]): Promise<PublishReceipt> {
@@ -58,7 +66,7 @@ export class TransportPublisher implements Publisher {
     const encoded = list.map((m) => this.toTransportMessage(m));
     this.inFlight++;
     try {
-      const result = await this.transport.publish(topic, encoded, { guarantee: this.guarantee });
+      const result = await this.sink.publish(topic, encoded, { guarantee: this.guarantee });
       if (result.receivers === 0 && this.noReceivers !== 'ignore') {
         this.observer.onEvent({ type: 'no-receivers', topic, count: encoded.length });
         if (this.noReceivers === 'reject') throw new PublishError(`no receiver for "${topic}" on ${this.transport.kind}: the message reached nobody and is lost`, topic);

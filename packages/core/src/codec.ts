@@ -1,3 +1,4 @@
+import { Buffer, isUtf8 } from 'node:buffer';
 import { DecodeError } from './errors.js';
 
 /** Turns values into bytes and back. `decode` throws on bad input; the pipeline wraps that in a DecodeError. */
@@ -10,16 +11,22 @@ export interface Codec {
 const encoder = new TextEncoder();
 const decoder = new TextDecoder('utf-8', { fatal: true });
 
-/** The default: UTF-8 JSON. */
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+/** The default: UTF-8 JSON. Invalid UTF-8 is a decode error, not replacement characters. */
 export const jsonCodec: Codec = {
   contentType: 'application/json',
   encode(value) {
     const text = JSON.stringify(value);
     if (text === undefined) throw new TypeError(`jsonCodec cannot encode ${typeof value}`);
-    return encoder.encode(text);
+    return Buffer.from(text, 'utf8');
   },
   decode(bytes) {
-    return JSON.parse(decoder.decode(bytes));
+    const buffer = asBuffer(bytes);
+    if (!isUtf8(buffer)) throw new TypeError('payload is not valid UTF-8');
+    return JSON.parse(buffer.toString('utf8'));
   },
 };
 

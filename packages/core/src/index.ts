@@ -24,3 +24,4 @@ export * from './di.js';
 export * from './memory/memory-transport.js';
 export * from './redact.js';
 export * from './deadline.js';
+export * from './coalesce.js';

@@ -35,7 +35,7 @@ export interface TransportMessage {
   /** Unique id, kept end to end (also through DLQ and fallback relays) so consumers can deduplicate. */
   readonly id: string;
   /** Partitioning / ordering key. Messages with the same key keep their order where the transport promises it. */
-  readonly key?: string;
+  readonly key?: string | undefined;
   readonly headers: Headers;
   /** Encoded payload. */
   readonly body: Uint8Array;
@@ -67,7 +67,7 @@ export interface Delivery extends TransportMessage {
 /** What a handler receives: the delivery, decoded. */
 export interface Message<T = unknown> {
   readonly id: string;
-  readonly key?: string;
+  readonly key?: string | undefined;
   readonly headers: Headers;
   /** Raw bytes as received. */
   readonly payload: Uint8Array;

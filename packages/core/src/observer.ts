@@ -5,14 +5,14 @@ import type { SourceMetadata } from './message.js';
  * observers of these events; the pipeline never talks to a metrics library directly.
  */
 export type BusEvent =
-  | { type: 'success'; topic: string; group?: string; messageId: string; attempt: number; durationMs: number }
+  | { type: 'success'; topic: string; group?: string | undefined; messageId: string; attempt: number; durationMs: number }
   /** A handler call with attempt > 1 is starting (seed 2's retry-attempt counter). */
-  | { type: 'retry-attempt'; topic: string; group?: string; messageId: string; attempt: number; source: SourceMetadata }
+  | { type: 'retry-attempt'; topic: string; group?: string | undefined; messageId: string; attempt: number; source: SourceMetadata }
   /** A handler failed with a retryable error and will be called again after `delayMs`. */
-  | { type: 'will-retry'; topic: string; group?: string; messageId: string; attempt: number; delayMs: number; error: unknown; source: SourceMetadata }
+  | { type: 'will-retry'; topic: string; group?: string | undefined; messageId: string; attempt: number; delayMs: number; error: unknown; source: SourceMetadata }
   /** The message is given up on: retries exhausted, non-retryable error, or undecodable/invalid payload. */
-  | { type: 'final-failure'; topic: string; group?: string; messageId: string; attempt: number; reason: FailureReason; error: unknown; source: SourceMetadata; key?: string; payload: Uint8Array }
-  | { type: 'dead-lettered'; topic: string; group?: string; messageId: string; deadLetterTopic: string }
+  | { type: 'final-failure'; topic: string; group?: string | undefined; messageId: string; attempt: number; reason: FailureReason; error: unknown; source: SourceMetadata; key?: string; payload: Uint8Array }
+  | { type: 'dead-lettered'; topic: string; group?: string | undefined; messageId: string; deadLetterTopic: string }
   | { type: 'published'; topic: string; count: number; receivers?: number }
   | { type: 'publish-failed'; topic: string; count: number; error: unknown }
   /** A publish reached nobody (Redis Pub/Sub with no subscriber, memory topic with no group): the message is gone. */

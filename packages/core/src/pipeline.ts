@@ -48,6 +48,8 @@ export function createDeliveryProcessor<T>(config: PipelineConfig<T>): DeliveryL
 
   const report = (context: string, error: unknown) => observer.onEvent({ type: 'internal-error', topic, context, error });
 
+  const OK = { ok: true } as const;
+
   async function attemptOnce(delivery: Delivery, attempt: number): Promise<{ ok: true } | { ok: false; error: unknown; reason: FailureReason | undefined }> {
     let value: unknown;
     try {
@@ -66,7 +68,7 @@ export function createDeliveryProcessor<T>(config: PipelineConfig<T>): DeliveryL
     }
     const message: Message<T> = {
       id: delivery.id,
-      ...(delivery.key !== undefined ? { key: delivery.key } : {}),
+      key: delivery.key,
       headers: delivery.headers,
       payload: delivery.body,
       value: value as T,
@@ -80,8 +82,8 @@ export function createDeliveryProcessor<T>(config: PipelineConfig<T>): DeliveryL
     } catch (error) {
       return { ok: false, error, reason: undefined };
     }
-    observer.onEvent({ type: 'success', topic, ...(group !== undefined ? { group } : {}), messageId: delivery.id, attempt, durationMs: now() - started });
-    return { ok: true };
+    observer.onEvent({ type: 'success', topic, group, messageId: delivery.id, attempt, durationMs: now() - started });
+    return OK;
   }
 
   /** Dead-letters and runs the hook. Returns true when the message may be acked. */
@@ -89,7 +91,7 @@ export function createDeliveryProcessor<T>(config: PipelineConfig<T>): DeliveryL
     observer.onEvent({
       type: 'final-failure',
       topic,
-      ...(group !== undefined ? { group } : {}),
+      group,
       messageId: delivery.id,
       attempt,
       reason,
@@ -115,7 +117,7 @@ export function createDeliveryProcessor<T>(config: PipelineConfig<T>): DeliveryL
         observer.onEvent({ type: 'publish-failed', topic: deadLetter.topic, count: 1, error: publishError });
         return false;
       }
-      observer.onEvent({ type: 'dead-lettered', topic, ...(group !== undefined ? { group } : {}), messageId: delivery.id, deadLetterTopic: deadLetter.topic });
+      observer.onEvent({ type: 'dead-lettered', topic, group, messageId: delivery.id, deadLetterTopic: deadLetter.topic });
     }
     if (config.onFinalFailure) {
       let value: unknown;
@@ -144,14 +146,15 @@ export function createDeliveryProcessor<T>(config: PipelineConfig<T>): DeliveryL
   return async function processDelivery(delivery: Delivery): Promise<void> {
     try {
       let attempt = delivery.attempt;
-      let firstFailureAt = firstFailures.get(delivery.id);
+      // Only a redelivered message can have failed before (keeps the first delivery free of lookups).
+      let firstFailureAt = attempt > 1 ? firstFailures.get(delivery.id) : undefined;
       for (;;) {
         if (attempt > 1) {
-          observer.onEvent({ type: 'retry-attempt', topic, ...(group !== undefined ? { group } : {}), messageId: delivery.id, attempt, source: delivery.source });
+          observer.onEvent({ type: 'retry-attempt', topic, group, messageId: delivery.id, attempt, source: delivery.source });
         }
         const result = await attemptOnce(delivery, attempt);
         if (result.ok) {
-          firstFailures.delete(delivery.id);
+          if (firstFailureAt !== undefined) firstFailures.delete(delivery.id);
           await delivery.ack();
           return;
         }
@@ -159,7 +162,7 @@ export function createDeliveryProcessor<T>(config: PipelineConfig<T>): DeliveryL
         const retryable = result.reason === undefined && isRetryable(result.error, config.classify);
         if (retryable && attempt < retry.maxAttempts) {
           const delayMs = backoffDelay(retry, attempt);
-          observer.onEvent({ type: 'will-retry', topic, ...(group !== undefined ? { group } : {}), messageId: delivery.id, attempt, delayMs, error: result.error, source: delivery.source });
+          observer.onEvent({ type: 'will-retry', topic, group, messageId: delivery.id, attempt, delayMs, error: result.error, source: delivery.source });
           if (config.retryMode === 'transport') {
             firstFailures.set(delivery.id, firstFailureAt);
             await delivery.retryLater(delayMs);

@@ -1,7 +1,7 @@
 import type { Capabilities } from '../capabilities.js';
 import { ClosedError } from '../errors.js';
 import { KeyedLanes, hashKey } from '../lanes.js';
-import type { Delivery, TransportMessage } from '../message.js';
+import type { Delivery, SourceMetadata, TransportMessage } from '../message.js';
 import type { DeliveryListener, Transport, TransportPublishOptions, TransportPublishResult, TransportSubscribeSpec, TransportSubscription } from '../ports.js';
 import { compileTopicPattern } from '../topic-pattern.js';
 
@@ -18,7 +18,10 @@ import { compileTopicPattern } from '../topic-pattern.js';
  *   one round-robin; every group gets every message;
  * - per-key order holds within a subscription (one lane per key hash), also while a message is retried;
  * - `retryLater` pauses only that message's lane; unsettled deliveries are handed back to the group.
- * Publishing resolves when the message is enqueued ("none" and "leader"; nothing is durable).
+ * Publishing resolves when the message is enqueued ("none" and "leader"; nothing is durable). A
+ * group whose subscribers fall behind by more than `highWaterMark` messages makes publishers wait
+ * until it is down to half of that, so memory stays bounded (a group with no subscriber buffers
+ * without limit: nobody would ever drain it).
  */
 export const MEMORY_CAPABILITIES: Capabilities = Object.freeze<Capabilities>({
   persistent: false,
@@ -44,6 +47,8 @@ interface Member {
   readonly group: GroupQueue;
   readonly lanes: KeyedLanes<Entry>;
   accepting: boolean;
+  /** Source metadata per topic, shared by its deliveries (it is read-only). */
+  readonly sources: Map<string, SourceMetadata>;
 }
 
 interface GroupQueue {
@@ -52,6 +57,10 @@ interface GroupQueue {
   readonly backlog: Entry[];
   readonly members: Member[];
   nextMember: number;
+  /** Entries handed to members and not finished yet. */
+  queued: number;
+  /** Publishers waiting for `queued` to fall to half the high-water mark. */
+  readonly waiters: (() => void)[];
 }
 
 /** In-process broker state: group queues by topic and by pattern. */
@@ -59,22 +68,25 @@ export class MemoryBroker {
   private readonly exactGroups = new Map<string, Map<string, GroupQueue>>();
   private readonly patternGroups = new Map<string, GroupQueue>();
 
-  /** Enqueues `messages` for every matching group; returns the number of groups reached. */
-  publish(topic: string, messages: readonly TransportMessage[]): number {
+  /** @param highWaterMark messages a subscribed group may have waiting before publishers wait. */
+  constructor(readonly highWaterMark = 10_000) {}
+
+  /**
+   * Enqueues `messages` for every matching group. Returns the number of groups reached and, when a
+   * group is over the high-water mark, a promise that resolves once it has caught up.
+   */
+  publish(topic: string, messages: readonly TransportMessage[]): { receivers: number; backpressure?: Promise<void> } {
     let receivers = 0;
-    const exact = this.exactGroups.get(topic);
-    if (exact) {
-      for (const group of exact.values()) {
-        receivers++;
-        for (const message of messages) this.dispatch(group, { topic, message, attempt: 1 });
-      }
-    }
-    for (const group of this.patternGroups.values()) {
-      if (!group.matches(topic)) continue;
+    let waits: Promise<void>[] | undefined;
+    const enqueue = (group: GroupQueue) => {
       receivers++;
       for (const message of messages) this.dispatch(group, { topic, message, attempt: 1 });
-    }
-    return receivers;
+      if (group.queued > this.highWaterMark) (waits ??= []).push(new Promise((resolve) => group.waiters.push(resolve)));
+    };
+    const exact = this.exactGroups.get(topic);
+    if (exact) for (const group of exact.values()) enqueue(group);
+    for (const group of this.patternGroups.values()) if (group.matches(topic)) enqueue(group);
+    return waits ? { receivers, backpressure: Promise.all(waits).then(() => undefined) } : { receivers };
   }
 
   /** Adds a member to the spec's group queue; it receives the group's backlog at once. */
@@ -83,6 +95,7 @@ export class MemoryBroker {
     const member: Member = {
       group,
       accepting: true,
+      sources: new Map(),
       lanes: new KeyedLanes<Entry>(spec.concurrency, (entry) => this.deliver(member, entry, listener, spec)),
     };
     group.members.push(member);
@@ -99,6 +112,7 @@ export class MemoryBroker {
         (ended ??= (async () => {
           leave();
           const unstarted = member.lanes.takePending();
+          this.finished(group, unstarted.length);
           await member.lanes.whenIdle(false);
           for (const entry of unstarted) this.dispatch(group, entry);
         })()),
@@ -116,7 +130,7 @@ export class MemoryBroker {
       let group = this.patternGroups.get(id);
       if (!group) {
         const regex = compileTopicPattern(spec.topic);
-        group = { name: spec.group, matches: (t) => regex.test(t), backlog: [], members: [], nextMember: 0 };
+        group = { name: spec.group, matches: (t) => regex.test(t), backlog: [], members: [], nextMember: 0, queued: 0, waiters: [] };
         this.patternGroups.set(id, group);
       }
       return group;
@@ -125,7 +139,7 @@ export class MemoryBroker {
     if (!groups) this.exactGroups.set(spec.topic, (groups = new Map()));
     let group = groups.get(spec.group);
     if (!group) {
-      group = { name: spec.group, matches: (t) => t === spec.topic, backlog: [], members: [], nextMember: 0 };
+      group = { name: spec.group, matches: (t) => t === spec.topic, backlog: [], members: [], nextMember: 0, queued: 0, waiters: [] };
       groups.set(spec.group, group);
     }
     return group;
@@ -139,21 +153,30 @@ export class MemoryBroker {
     }
     const key = entry.message.key;
     const member = members.length === 1 ? members[0]! : members[(key === undefined ? group.nextMember++ : hashKey(key)) % members.length]!;
+    group.queued++;
     member.lanes.push(key, entry);
+  }
+
+  /** `count` entries left the members' lanes: wake publishers once the group is down to half the mark. */
+  private finished(group: GroupQueue, count: number): void {
+    group.queued -= count;
+    if (group.waiters.length > 0 && group.queued <= this.highWaterMark / 2) for (const resolve of group.waiters.splice(0)) resolve();
   }
 
   /** Runs one delivery. Returns a delay when the listener asked for a delayed retry (the lane waits). */
   private async deliver(member: Member, entry: Entry, listener: DeliveryListener, spec: TransportSubscribeSpec): Promise<number | void> {
     let settled: 'ack' | number | undefined;
     const { message } = entry;
+    let source = member.sources.get(entry.topic);
+    if (!source) member.sources.set(entry.topic, (source = Object.freeze({ transport: 'memory', topic: entry.topic, group: spec.group, ...(spec.pattern ? { pattern: spec.topic } : {}) })));
     const delivery: Delivery = {
       id: message.id,
-      ...(message.key !== undefined ? { key: message.key } : {}),
+      key: message.key,
       headers: message.headers,
       body: message.body,
       timestamp: message.timestamp,
       attempt: entry.attempt,
-      source: { transport: 'memory', topic: entry.topic, group: spec.group, ...(spec.pattern ? { pattern: spec.topic } : {}) },
+      source,
       ack: async () => {
         if (settled !== undefined) return false;
         settled = 'ack';
@@ -166,10 +189,11 @@ export class MemoryBroker {
       },
     };
     await listener(delivery);
-    if (settled === 'ack') return;
+    if (settled === 'ack') return this.finished(member.group, 1);
     entry.attempt++;
-    if (typeof settled === 'number' && member.accepting) return settled;
+    if (typeof settled === 'number' && member.accepting) return settled; // stays queued in its lane
     // Unsettled, or a retry while this member is leaving: hand it back to the group.
+    this.finished(member.group, 1);
     this.dispatch(member.group, entry);
   }
 }
@@ -185,7 +209,9 @@ export class MemoryTransport implements Transport {
 
   async publish(topic: string, messages: readonly TransportMessage[], _options: TransportPublishOptions): Promise<TransportPublishResult> {
     if (this.closed) throw new ClosedError('memory transport is closed');
-    return { receivers: this.broker.publish(topic, messages) };
+    const { receivers, backpressure } = this.broker.publish(topic, messages);
+    if (backpressure) await backpressure;
+    return { receivers };
   }
 
   async subscribe(spec: TransportSubscribeSpec, listener: DeliveryListener): Promise<TransportSubscription> {

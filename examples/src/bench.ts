@@ -1,0 +1,380 @@
+/**
+ * `pnpm bench`: throughput and latency through Switchboard and through the raw client (kafkajs,
+ * amqplib, ioredis) with the same payloads and equivalent guarantees, in the same run, as ratios.
+ *
+ *   pnpm bench [--only memory,kafka,rabbitmq,redis] [--messages N] [--rounds R] [--json]
+ *
+ * Bounded: N messages per measurement (default 20000), R rounds (default 3, median reported), every
+ * wait capped at 60 s; loopback brokers only (scripts/brokers.sh up). Progress goes to stderr.
+ */
+import * as amqplib from 'amqplib';
+import { Redis } from 'ioredis';
+import { Kafka, Partitioners, logLevel } from 'kafkajs';
+import { createBus, createMemoryTransport, type Bus, type Transport } from '@switchboard/core';
+import { createKafkaTransport } from '@switchboard/kafka';
+import { createRabbitTransport } from '@switchboard/rabbitmq';
+import { createRedisPubSubTransport } from '@switchboard/redis-pubsub';
+
+const argv = process.argv.slice(2);
+const arg = (flag: string) => {
+  const i = argv.indexOf(flag);
+  return i >= 0 ? argv[i + 1] : undefined;
+};
+const N = Number(arg('--messages') ?? 20_000);
+const ROUNDS = Number(arg('--rounds') ?? 3);
+const JSON_OUT = argv.includes('--json');
+const ONLY = (arg('--only') ?? 'memory,kafka,rabbitmq,redis').split(',');
+const KAFKA_BROKERS = (process.env.KAFKA_BROKERS ?? '127.0.0.1:9092').split(',');
+const RABBITMQ_URL = process.env.RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const WAIT_MS = 60_000;
+if (!Number.isInteger(N) || N < 100 || N > 2_000_000) throw new Error('--messages: an integer from 100 to 2000000');
+
+const now = () => performance.timeOrigin + performance.now();
+const run = Math.random().toString(36).slice(2, 8);
+/** ~256-byte JSON payload, the same for raw and Switchboard. */
+const filler = 'x'.repeat(180);
+const payload = (i: number) => ({ orderId: `order-${i}`, productId: `product-${i % 50}`, quantity: 1, filler, sentAt: now() });
+
+function progress(text: string): void {
+  if (!JSON_OUT && process.stderr.isTTY) process.stderr.write(`\r\x1b[K[bench] ${text}`);
+  else if (!JSON_OUT) process.stderr.write(`[bench] ${text}\n`);
+}
+
+interface Sample { msgPerSec: number; p50?: number; p99?: number }
+interface Row { transport: string; scenario: string; raw?: Sample; switchboard: Sample; note?: string }
+const rows: Row[] = [];
+
+function median(samples: Sample[]): Sample {
+  const sorted = [...samples].sort((a, b) => a.msgPerSec - b.msgPerSec);
+  return sorted[Math.floor(sorted.length / 2)]!;
+}
+
+/** Counts arrivals; resolves when `n` arrived (bounded). Records latency from `sentAt`. */
+class Arrivals {
+  count = 0;
+  readonly latencies: number[] = [];
+  private target = Infinity;
+  private done: (() => void) | undefined;
+  arrive(sentAt?: number): void {
+    this.count++;
+    if (sentAt !== undefined) this.latencies.push(now() - sentAt);
+    if (this.count >= this.target) this.done?.();
+  }
+  wait(n: number): Promise<void> {
+    this.target = n;
+    if (this.count >= n) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`only ${this.count}/${n} arrived within ${WAIT_MS} ms`)), WAIT_MS);
+      this.done = () => (clearTimeout(timer), resolve());
+    });
+  }
+  sample(started: number): Sample {
+    const seconds = (now() - started) / 1000;
+    const sorted = [...this.latencies].sort((a, b) => a - b);
+    const at = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
+    return { msgPerSec: Math.round(this.count / seconds), ...(sorted.length ? { p50: at(0.5)!, p99: at(0.99)! } : {}) };
+  }
+}
+
+async function rounds(measure: (round: number) => Promise<Sample>): Promise<Sample> {
+  const samples: Sample[] = [];
+  for (let r = 0; r < ROUNDS; r++) samples.push(await measure(r));
+  return median(samples);
+}
+
+/** Switchboard: publish N in batches of 1000 (or one message per call, issued together). */
+async function sbPublish(bus: Bus, topic: string, oneAtATime: boolean): Promise<number> {
+  const started = now();
+  for (let i = 0; i < N; i += 1000) {
+    const count = Math.min(1000, N - i);
+    if (oneAtATime) await Promise.all(Array.from({ length: count }, (_, j) => bus.publisher.publish(topic, { key: `product-${(i + j) % 50}`, value: payload(i + j) })));
+    else await bus.publisher.publish(topic, Array.from({ length: count }, (_, j) => ({ key: `product-${(i + j) % 50}`, value: payload(i + j) })));
+    if (i % 5000 === 0) progress(`${topic}: published ${i}/${N}`);
+  }
+  return started;
+}
+
+async function sbEndToEnd(transport: () => Promise<Transport>, topic: (r: number) => string, concurrency: number, beforePublish?: (topic: string) => Promise<void>): Promise<Sample> {
+  return rounds(async (r) => {
+    const bus = createBus({ transport: await transport() });
+    try {
+      const t = topic(r);
+      await beforePublish?.(t);
+      const arrivals = new Arrivals();
+      await bus.subscriber.subscribe<{ sentAt: number }>(t, (m) => arrivals.arrive(m.value.sentAt), { concurrency, ...(bus.transport.capabilities.consumerGroups ? { group: 'bench' } : {}) });
+      const started = await sbPublish(bus, t, false);
+      await arrivals.wait(N);
+      return arrivals.sample(started);
+    } finally {
+      await bus.close();
+    }
+  });
+}
+
+async function sbPublishOnly(transport: () => Promise<Transport>, topic: (r: number) => string, oneAtATime: boolean, beforePublish?: (topic: string) => Promise<void>): Promise<Sample> {
+  return rounds(async (r) => {
+    const bus = createBus({ transport: await transport(), publisher: { noReceivers: 'ignore' } });
+    try {
+      const t = topic(r);
+      await beforePublish?.(t);
+      const started = await sbPublish(bus, t, oneAtATime);
+      return { msgPerSec: Math.round(N / ((now() - started) / 1000)) };
+    } finally {
+      await bus.close();
+    }
+  });
+}
+
+// ───────────── memory ─────────────
+async function benchMemory(): Promise<void> {
+  const e2e = await rounds(async (r) => {
+    const bus = createBus({ transport: createMemoryTransport() });
+    const arrivals = new Arrivals();
+    await bus.subscriber.subscribe(`mem.${r}`, () => arrivals.arrive(), { concurrency: 4 });
+    const started = await sbPublish(bus, `mem.${r}`, false);
+    await arrivals.wait(N);
+    await bus.close();
+    return arrivals.sample(started);
+  });
+  rows.push({ transport: 'memory', scenario: `end to end, ${N} msgs`, switchboard: e2e });
+
+  // Peak RSS while 1,000,000 messages are published (batches of 1000) and consumed.
+  const burst = 1_000_000;
+  const bus = createBus({ transport: createMemoryTransport() });
+  const arrivals = new Arrivals();
+  await bus.subscriber.subscribe('mem.burst', () => arrivals.arrive(), { concurrency: 4 });
+  let peak = process.memoryUsage().rss;
+  const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20);
+  const started = now();
+  const body = { orderId: 'o', productId: 'p', quantity: 1, filler };
+  for (let i = 0; i < burst; i += 1000) {
+    await bus.publisher.publish('mem.burst', Array.from({ length: 1000 }, () => ({ value: body })));
+    if (i % 100_000 === 0) progress(`memory burst: ${i}/${burst}`);
+    peak = Math.max(peak, process.memoryUsage().rss);
+  }
+  await arrivals.wait(burst);
+  clearInterval(sampler);
+  const seconds = (now() - started) / 1000;
+  await bus.close();
+  rows.push({ transport: 'memory', scenario: '1,000,000-message burst', switchboard: { msgPerSec: Math.round(burst / seconds) }, note: `peak RSS ${Math.round(peak / 1024 / 1024)} MB` });
+}
+
+// ───────────── kafka ─────────────
+async function benchKafka(): Promise<void> {
+  const kafka = new Kafka({ clientId: 'bench-raw', brokers: KAFKA_BROKERS, logLevel: logLevel.NOTHING });
+  const admin = kafka.admin();
+  await admin.connect();
+  const topics = new Set<string>();
+  const ensure = async (topic: string) => {
+    if (topics.has(topic)) return;
+    await admin.createTopics({ topics: [{ topic, numPartitions: 3, replicationFactor: 1 }], waitForLeaders: true });
+    topics.add(topic);
+  };
+  const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
+  await producer.connect();
+  const rawPublish = async (topic: string) => {
+    const started = now();
+    for (let i = 0; i < N; i += 1000) {
+      await producer.send({ topic, acks: -1, messages: Array.from({ length: Math.min(1000, N - i) }, (_, j) => ({ key: `product-${(i + j) % 50}`, value: JSON.stringify(payload(i + j)) })) });
+    }
+    return started;
+  };
+  const sbTransport = () => createKafkaTransport({ brokers: KAFKA_BROKERS, partitions: 3 });
+  try {
+    const raw = await rounds(async (r) => {
+      const t = `bench.${run}.kafka.rawpub.${r}`;
+      await ensure(t);
+      const started = await rawPublish(t);
+      return { msgPerSec: Math.round(N / ((now() - started) / 1000)) };
+    });
+    rows.push({ transport: 'kafka', scenario: 'publish, batches of 1000, acks=all', raw, switchboard: await sbPublishOnly(sbTransport, (r) => `bench.${run}.kafka.sbpub.${r}`, false, ensure) });
+    rows.push({ transport: 'kafka', scenario: 'one message per publish call vs raw batch', raw, switchboard: await sbPublishOnly(sbTransport, (r) => `bench.${run}.kafka.sbone.${r}`, true, ensure) });
+
+    const rawE2e = await rounds(async (r) => {
+      const t = `bench.${run}.kafka.rawe2e.${r}`;
+      await ensure(t);
+      const consumer = kafka.consumer({ groupId: 'bench', maxWaitTimeInMs: 250 });
+      await consumer.connect();
+      await consumer.subscribe({ topics: [t], fromBeginning: true });
+      const arrivals = new Arrivals();
+      const joined = new Promise((resolve) => consumer.on(consumer.events.GROUP_JOIN, resolve));
+      await consumer.run({ partitionsConsumedConcurrently: 3, eachMessage: async ({ message }) => arrivals.arrive((JSON.parse(message.value!.toString()) as { sentAt: number }).sentAt) });
+      await joined;
+      const started = await rawPublish(t);
+      await arrivals.wait(N);
+      await consumer.disconnect();
+      return arrivals.sample(started);
+    });
+    rows.push({ transport: 'kafka', scenario: 'end to end (3 partitions, concurrency 3)', raw: rawE2e, switchboard: await sbEndToEnd(sbTransport, (r) => `bench.${run}.kafka.sbe2e.${r}`, 3, ensure) });
+
+    // Healthy partition throughput while another partition backs off a poison message.
+    const healthy = async (poison: boolean, r: number) => {
+      const bus = createBus({ transport: await createKafkaTransport({ brokers: KAFKA_BROKERS, partitions: 2 }) });
+      try {
+        const t = `bench.${run}.kafka.poison-${poison}.${r}`;
+        const arrivals = new Arrivals();
+        const partitioner = Partitioners.DefaultPartitioner();
+        const meta = [0, 1].map((p) => ({ partitionId: p, partitionErrorCode: 0, leader: 0, replicas: [0], isr: [0] }));
+        const keyOn = (p: number) => {
+          for (let i = 0; ; i++) if (partitioner({ topic: t, partitionMetadata: meta, message: { key: `k${i}`, value: null } }) === p) return `k${i}`;
+        };
+        await bus.subscriber.subscribe<{ poison?: boolean; sentAt: number }>(
+          t,
+          (m) => {
+            if (m.value.poison) throw new Error('poison');
+            arrivals.arrive(m.value.sentAt);
+          },
+          { group: 'bench', startFrom: 'earliest', concurrency: 2, retry: { maxAttempts: 3, initialIntervalMs: 5000 } },
+        );
+        if (poison) await bus.publisher.publish(t, { key: keyOn(0), value: { poison: true, sentAt: now() } });
+        const healthyKey = keyOn(1);
+        const started = now();
+        for (let i = 0; i < N; i += 1000) await bus.publisher.publish(t, Array.from({ length: Math.min(1000, N - i) }, (_, j) => ({ key: healthyKey, value: payload(i + j) })));
+        await arrivals.wait(N);
+        return arrivals.sample(started);
+      } finally {
+        await bus.close();
+      }
+    };
+    const baseline = await rounds((r) => healthy(false, r));
+    const during = await rounds((r) => healthy(true, r));
+    rows.push({ transport: 'kafka', scenario: 'healthy partition: no poison vs during a poison backoff', raw: baseline, switchboard: during, note: '"raw" column = same Switchboard run without the poison message' });
+  } finally {
+    await producer.disconnect();
+    await admin.disconnect();
+  }
+}
+
+// ───────────── rabbitmq ─────────────
+async function benchRabbit(): Promise<void> {
+  const connection = await amqplib.connect(RABBITMQ_URL);
+  const channel = await connection.createConfirmChannel();
+  const exchange = 'switchboard';
+  await channel.assertExchange(exchange, 'topic', { durable: true });
+  const declare = async (queue: string) => {
+    await channel.assertQueue(queue, { durable: true, arguments: { 'x-expires': 600_000 } });
+    await channel.bindQueue(queue, exchange, queue);
+  };
+  /** Raw: persistent, confirmed, confirms awaited per batch of 1000 (what Switchboard does for "all"). */
+  const rawPublish = async (topic: string) => {
+    const started = now();
+    for (let i = 0; i < N; i += 1000) {
+      for (let j = 0; j < Math.min(1000, N - i); j++) {
+        if (!channel.publish(exchange, topic, Buffer.from(JSON.stringify(payload(i + j))), { persistent: true, messageId: `m${i + j}` })) await new Promise((resolve) => channel.once('drain', resolve));
+      }
+      await channel.waitForConfirms();
+    }
+    return started;
+  };
+  const sbTransport = () => createRabbitTransport({ url: RABBITMQ_URL, queueExpiresMs: 600_000 });
+  try {
+    const raw = await rounds(async (r) => {
+      const t = `bench.${run}.rabbit.rawpub.${r}`;
+      await declare(t);
+      const started = await rawPublish(t);
+      return { msgPerSec: Math.round(N / ((now() - started) / 1000)) };
+    });
+    rows.push({ transport: 'rabbitmq', scenario: 'publish, persistent + confirms per 1000', raw, switchboard: await sbPublishOnly(sbTransport, (r) => `bench.${run}.rabbit.sbpub.${r}`, false, declare) });
+    rows.push({ transport: 'rabbitmq', scenario: 'one message per publish call vs raw batch', raw, switchboard: await sbPublishOnly(sbTransport, (r) => `bench.${run}.rabbit.sbone.${r}`, true, declare) });
+    const rawE2e = await rounds(async (r) => {
+      const t = `bench.${run}.rabbit.rawe2e.${r}`;
+      await declare(t);
+      const consumer = await connection.createChannel();
+      await consumer.prefetch(100);
+      const arrivals = new Arrivals();
+      await consumer.consume(t, (m) => {
+        if (!m) return;
+        arrivals.arrive((JSON.parse(m.content.toString()) as { sentAt: number }).sentAt);
+        consumer.ack(m);
+      });
+      const started = await rawPublish(t);
+      await arrivals.wait(N);
+      await consumer.close();
+      return arrivals.sample(started);
+    });
+    rows.push({ transport: 'rabbitmq', scenario: 'end to end (prefetch/concurrency 100, manual ack)', raw: rawE2e, switchboard: await sbEndToEnd(sbTransport, (r) => `bench.${run}.rabbit.sbe2e.${r}`, 100) });
+  } finally {
+    await connection.close();
+  }
+}
+
+// ───────────── redis ─────────────
+async function benchRedis(): Promise<void> {
+  const publisher = new Redis(REDIS_URL);
+  const subscriber = new Redis(REDIS_URL);
+  /** Raw: pipelined PUBLISH per batch of 1000 (what Switchboard does). */
+  const rawPublish = async (channel: string) => {
+    const started = now();
+    for (let i = 0; i < N; i += 1000) {
+      const pipeline = publisher.pipeline();
+      for (let j = 0; j < Math.min(1000, N - i); j++) pipeline.publish(channel, JSON.stringify(payload(i + j)));
+      await pipeline.exec();
+    }
+    return started;
+  };
+  const sbTransport = () => createRedisPubSubTransport({ url: REDIS_URL });
+  try {
+    const raw = await rounds(async (r) => {
+      const started = await rawPublish(`bench.${run}.redis.rawpub.${r}`);
+      return { msgPerSec: Math.round(N / ((now() - started) / 1000)) };
+    });
+    rows.push({ transport: 'redis', scenario: 'publish, pipelined per 1000', raw, switchboard: await sbPublishOnly(sbTransport, (r) => `bench.${run}.redis.sbpub.${r}`, false) });
+    rows.push({ transport: 'redis', scenario: 'one message per publish call vs raw batch', raw, switchboard: await sbPublishOnly(sbTransport, (r) => `bench.${run}.redis.sbone.${r}`, true) });
+    const rawE2e = await rounds(async (r) => {
+      const channel = `bench.${run}.redis.rawe2e.${r}`;
+      const arrivals = new Arrivals();
+      const onMessage = (c: Buffer, m: Buffer) => c.toString() === channel && arrivals.arrive((JSON.parse(m.toString()) as { sentAt: number }).sentAt);
+      subscriber.on('messageBuffer', onMessage);
+      await subscriber.subscribe(channel);
+      const started = await rawPublish(channel);
+      await arrivals.wait(N);
+      await subscriber.unsubscribe(channel);
+      subscriber.off('messageBuffer', onMessage);
+      return arrivals.sample(started);
+    });
+    rows.push({ transport: 'redis', scenario: 'end to end', raw: rawE2e, switchboard: await sbEndToEnd(sbTransport, (r) => `bench.${run}.redis.sbe2e.${r}`, 1) });
+  } finally {
+    publisher.disconnect();
+    subscriber.disconnect();
+  }
+}
+
+const suites: Record<string, () => Promise<void>> = { memory: benchMemory, kafka: benchKafka, rabbitmq: benchRabbit, redis: benchRedis };
+for (const name of ONLY) {
+  const suite = suites[name];
+  if (!suite) throw new Error(`--only: unknown "${name}"`);
+  progress(`${name}...`);
+  try {
+    await suite();
+  } catch (error) {
+    rows.push({ transport: name, scenario: 'unavailable', switchboard: { msgPerSec: 0 }, note: (error as Error).message.split('\n')[0]! });
+  }
+}
+if (!JSON_OUT && process.stderr.isTTY) process.stderr.write('\r\x1b[K');
+
+if (JSON_OUT) {
+  console.log(JSON.stringify({ messages: N, rounds: ROUNDS, node: process.version, rows }, null, 2));
+} else {
+  const ms = (v?: number) => (v === undefined ? '-' : v.toFixed(1));
+  const table = [
+    ['transport', 'scenario', 'raw msg/s', 'switchboard msg/s', 'ratio', 'p50 ms raw/sb', 'p99 ms raw/sb', 'note'],
+    ...rows.map((r) => [
+      r.transport,
+      r.scenario,
+      r.raw ? String(r.raw.msgPerSec) : '-',
+      String(r.switchboard.msgPerSec),
+      r.raw ? (r.switchboard.msgPerSec / r.raw.msgPerSec).toFixed(2) : '-',
+      r.raw?.p50 !== undefined || r.switchboard.p50 !== undefined ? `${ms(r.raw?.p50)} / ${ms(r.switchboard.p50)}` : '-',
+      r.raw?.p99 !== undefined || r.switchboard.p99 !== undefined ? `${ms(r.raw?.p99)} / ${ms(r.switchboard.p99)}` : '-',
+      r.note ?? '',
+    ]),
+  ];
+  const widths = table[0]!.map((_, c) => Math.max(...table.map((row) => row[c]!.length)));
+  console.log(`Switchboard bench: ${N} messages (~256 B JSON) per measurement, median of ${ROUNDS} rounds, Node ${process.version}, loopback.`);
+  for (const [i, row] of table.entries()) {
+    console.log(row.map((cell, c) => (c < 2 || c === 7 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  '));
+    if (i === 0) console.log(widths.map((w) => '-'.repeat(w)).join('  '));
+  }
+}
+process.exit(0);
