@@ -67,12 +67,15 @@ export class TransportPublisher implements Publisher {
     this.inFlight++;
     try {
       const result = await this.sink.publish(topic, encoded, { guarantee: this.guarantee });
+      if (result.stored) {
+        return { ids: encoded.map((m) => m.id), status: 'stored' };
+      }
       if (result.receivers === 0 && this.noReceivers !== 'ignore') {
         this.observer.onEvent({ type: 'no-receivers', topic, count: encoded.length });
         if (this.noReceivers === 'reject') throw new PublishError(`no receiver for "${topic}" on ${this.transport.kind}: the message reached nobody and is lost`, topic);
       }
       this.observer.onEvent({ type: 'published', topic, count: encoded.length, ...(result.receivers !== undefined ? { receivers: result.receivers } : {}) });
-      return { ids: encoded.map((m) => m.id), status: 'delivered', ...(result.receivers !== undefined ? { receivers: result.receivers } : {}) };
+      return { ids: encoded.map((m) => m.id), status: result.stored ? 'stored' : 'delivered', ...(result.receivers !== undefined ? { receivers: result.receivers } : {}) };
     } catch (error) {
       this.observer.onEvent({ type: 'publish-failed', topic, count: encoded.length, error });
       if (error instanceof PublishError) throw error;

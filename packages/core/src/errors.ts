@@ -38,7 +38,7 @@ export class CapabilityError extends ConfigError {}
 
 /** A publish did not meet its delivery guarantee. `cause` holds the transport's error. */
 export class PublishError extends Error {
-  override readonly name = 'PublishError';
+  override readonly name: string = 'PublishError';
   constructor(
     message: string,
     readonly topic: string,

@@ -25,3 +25,6 @@ export * from './memory/memory-transport.js';
 export * from './redact.js';
 export * from './deadline.js';
 export * from './coalesce.js';
+export * from './resilience/fallback-store.js';
+export * from './resilience/fallback-transport.js';
+export * from './resilience/relay.js';

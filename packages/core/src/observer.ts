@@ -20,6 +20,13 @@ export type BusEvent =
   /** A subscription lost its connection; messages published until `resumed` may be lost (transports without persistence). */
   | { type: 'subscription-interrupted'; topic: string; transport: string; error?: unknown }
   | { type: 'subscription-resumed'; topic: string; transport: string; gapMs: number }
+  /** Producer resilience: breaker state changes, publishes diverted to the fallback store, relay progress. */
+  | { type: 'breaker-state'; transport: string; state: 'closed' | 'open' | 'half-open' }
+  | { type: 'publish-diverted'; topic: string; count: number; reason: 'breaker-open' | 'publish-failed'; error: unknown }
+  | { type: 'relayed'; topic: string; count: number; lagMs: number }
+  | { type: 'relay-failed'; topic: string; count: number; error: unknown }
+  | { type: 'fallback-depth'; depth: number }
+  | { type: 'fallback-expired'; count: number }
   /** Internal problem that lost nothing but deserves attention (a failing hook, a settle that failed...). */
   | { type: 'internal-error'; topic?: string; context: string; error: unknown };
 
@@ -57,7 +64,7 @@ export class CountingObserver implements BusObserver {
   private readonly waiters: { predicate: () => boolean; resolve: () => void }[] = [];
 
   onEvent(event: BusEvent): void {
-    const amount = event.type === 'published' || event.type === 'no-receivers' || event.type === 'publish-failed' ? event.count : 1;
+    const amount = 'count' in event ? event.count : 1;
     this.totals.set(event.type, (this.totals.get(event.type) ?? 0) + amount);
     if ('topic' in event && event.topic !== undefined) {
       let perTopic = this.byTopic.get(event.topic);
@@ -161,6 +168,15 @@ export function loggingObserver(logger: Logger): BusObserver {
           break;
         case 'subscription-resumed':
           logger.info({ topic: event.topic, transport: event.transport, gapMs: event.gapMs }, 'subscription resumed');
+          break;
+        case 'breaker-state':
+          logger.warn({ transport: event.transport, state: event.state }, `circuit breaker ${event.state}`);
+          break;
+        case 'publish-diverted':
+          logger.warn({ topic: event.topic, count: event.count, reason: event.reason, ...errorFields(event.error) }, 'publish diverted to the fallback store');
+          break;
+        case 'fallback-expired':
+          logger.error({ count: event.count }, 'fallback records expired and moved aside');
           break;
         case 'internal-error':
           logger.error({ topic: event.topic, context: event.context, ...errorFields(event.error) }, 'internal error');

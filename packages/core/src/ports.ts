@@ -104,6 +104,8 @@ export interface TransportPublishOptions {
 
 export interface TransportPublishResult {
   readonly receivers?: number;
+  /** True when a fallback store kept the messages for later relay instead of the broker. */
+  readonly stored?: boolean;
 }
 
 /** Publishes encoded messages. */

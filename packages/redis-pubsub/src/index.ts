@@ -26,3 +26,4 @@ export const transportFactory: TransportFactory<RedisOptions> = {
   capabilities: () => REDIS_PUBSUB_CAPABILITIES,
   create: (options) => RedisPubSubTransport.connect(options),
 };
+export { RedisFallbackStore, type RedisFallbackStoreOptions } from './fallback-store.js';

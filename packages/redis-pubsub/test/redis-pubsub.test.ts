@@ -1,8 +1,8 @@
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CapabilityError, CountingObserver, DeadLetterHeaders, PublishError, createBus, createSwitchboardContainer, type Bus, type Message, type NoReceiversPolicy } from '@switchboard/core';
-import { Recorder, uniqueName } from '@switchboard/core/testing';
-import { createRedisPubSubTransport, readDeadLetterStream, type RedisOptions } from '@switchboard/redis-pubsub';
+import { Recorder, runFallbackStoreSuite, uniqueName } from '@switchboard/core/testing';
+import { RedisFallbackStore, createRedisPubSubTransport, readDeadLetterStream, type RedisOptions } from '@switchboard/redis-pubsub';
 import { REDIS_URL } from './helpers.js';
 
 const cleanups: (() => Promise<void>)[] = [];
@@ -135,5 +135,13 @@ describe('redis config validation', () => {
     const { bus } = await createSwitchboardContainer({ env: {}, object: { transport: { kind: 'redis', url: REDIS_URL } } });
     cleanups.push(() => bus.close());
     expect(bus.transport.kind).toBe('redis');
+  });
+});
+
+describe('redis fallback store', () => {
+  runFallbackStoreSuite('redis stream', async () => {
+    const redis = new Redis(REDIS_URL);
+    const store = new RedisFallbackStore({ redis, key: uniqueName('sb-fallback') });
+    return Object.assign(store, { close: async () => void redis.disconnect() });
   });
 });

@@ -1,3 +1,4 @@
 /** @switchboard/core/testing — the conformance suite and event-driven test helpers (needs vitest). */
 export * from './conformance.js';
 export * from './recorder.js';
+export * from './fallback-store-suite.js';

@@ -1,0 +1,136 @@
+import { randomUUID } from 'node:crypto';
+import { combineObservers, type BusObserver } from '../observer.js';
+import type { RawPublisher, Transport } from '../ports.js';
+import { backoffDelay } from '../retry.js';
+import type { FallbackStore, StoredRecord } from './fallback-store.js';
+
+export interface RelayOptions {
+  readonly store: FallbackStore;
+  /** Where records go back to: the real transport (not the fallback-wrapped one). */
+  readonly transport: Transport;
+  readonly observer?: BusObserver;
+  /** Identifies this relay in the lease. Default: a random id. */
+  readonly owner?: string;
+  /** Records read and sent per round. Default 500. */
+  readonly batchSize?: number;
+  /** Lease time to live, ms; renewed every round. Keep it above a publish's worst case. Default 15000. */
+  readonly leaseMs?: number;
+  /** Pause when the store is empty or the lease is held elsewhere, ms. Default 250. */
+  readonly pollIntervalMs?: number;
+  /** Backoff while the broker is still down: from `retryInitialMs` (200) doubling to `retryMaxMs` (5000). */
+  readonly retryInitialMs?: number;
+  readonly retryMaxMs?: number;
+  /** Records whose first failure is older than this are moved aside (counted), never dropped. Off by default. */
+  readonly retentionMs?: number;
+}
+
+/**
+ * The seed's agent: drains a fallback store back to the broker. Contracts:
+ * - records go out in store order, one run of consecutive same-topic records per publish, so per-key
+ *   order holds;
+ * - a record is removed only after the broker confirmed it: a relay crash mid-drain sends some
+ *   records again (at-least-once, ids kept), it never loses one;
+ * - only the lease holder sends, so several relays on one store do not double-send;
+ * - while the broker is down it backs off instead of hammering it.
+ */
+export class FallbackRelay {
+  readonly owner: string;
+  private running = false;
+  private loop: Promise<void> | undefined;
+  private wake: (() => void) | undefined;
+  private readonly observer: BusObserver;
+
+  constructor(private readonly options: RelayOptions) {
+    this.owner = options.owner ?? `relay-${randomUUID().slice(0, 8)}`;
+    this.observer = options.observer ?? combineObservers();
+  }
+
+  /** Starts draining in the background until `stop`. */
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.loop = this.run();
+  }
+
+  /** Finishes the round under way, releases the lease. */
+  async stop(): Promise<void> {
+    this.running = false;
+    this.wake?.();
+    await this.loop;
+    await this.options.store.releaseLease(this.owner).catch(() => undefined);
+  }
+
+  /**
+   * One pass: relays until the store is empty, the lease is elsewhere, or a publish fails.
+   * Returns how many records were relayed and whether the store was found empty.
+   */
+  async drainOnce(): Promise<{ relayed: number; empty: boolean; failed: boolean }> {
+    const { store } = this.options;
+    let relayed = 0;
+    for (;;) {
+      if (!(await store.acquireLease(this.owner, this.options.leaseMs ?? 15_000))) return { relayed, empty: false, failed: false };
+      if (this.options.retentionMs !== undefined) {
+        const moved = await store.expire(this.options.retentionMs);
+        if (moved > 0) this.observer.onEvent({ type: 'fallback-expired', count: moved });
+      }
+      const batch = await store.peek(this.options.batchSize ?? 500);
+      if (batch.length === 0) {
+        this.observer.onEvent({ type: 'fallback-depth', depth: 0 });
+        return { relayed, empty: true, failed: false };
+      }
+      for (const run of consecutiveRuns(batch)) {
+        const first = run[0]!;
+        const target: RawPublisher = first.via === 'dead-letter' ? (this.options.transport.deadLetterPublisher?.() ?? this.options.transport) : this.options.transport;
+        const seqs = run.map((r) => r.seq);
+        try {
+          await target.publish(first.topic, run.map((r) => r.message), { guarantee: first.guarantee });
+        } catch (error) {
+          await store.markAttempt(seqs, error instanceof Error ? error.message : String(error)).catch(() => undefined);
+          this.observer.onEvent({ type: 'relay-failed', topic: first.topic, count: run.length, error });
+          return { relayed, empty: false, failed: true };
+        }
+        await store.remove(seqs);
+        relayed += run.length;
+        this.observer.onEvent({ type: 'relayed', topic: first.topic, count: run.length, lagMs: Date.now() - first.firstFailureAt });
+      }
+      this.observer.onEvent({ type: 'fallback-depth', depth: await store.depth() });
+    }
+  }
+
+  private async run(): Promise<void> {
+    let failures = 0;
+    const policy = { maxAttempts: Number.MAX_SAFE_INTEGER, initialIntervalMs: this.options.retryInitialMs ?? 200, multiplier: 2, maxIntervalMs: this.options.retryMaxMs ?? 5000, jitter: 0.2 };
+    while (this.running) {
+      let pause = this.options.pollIntervalMs ?? 250;
+      try {
+        const pass = await this.drainOnce();
+        failures = pass.failed ? failures + 1 : 0;
+        if (pass.failed) pause = backoffDelay(policy, failures);
+      } catch (error) {
+        failures++;
+        pause = backoffDelay(policy, failures);
+        this.observer.onEvent({ type: 'internal-error', context: 'fallback relay', error });
+      }
+      if (!this.running) break;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, pause);
+        this.wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+  }
+}
+
+/** Splits records into runs of consecutive records with the same topic, guarantee and route. */
+function consecutiveRuns(records: readonly StoredRecord[]): StoredRecord[][] {
+  const runs: StoredRecord[][] = [];
+  for (const record of records) {
+    const last = runs[runs.length - 1];
+    const head = last?.[0];
+    if (head && head.topic === record.topic && head.guarantee === record.guarantee && head.via === record.via) last!.push(record);
+    else runs.push([record]);
+  }
+  return runs;
+}

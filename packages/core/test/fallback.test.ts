@@ -1,0 +1,129 @@
+import pg from 'pg';
+import { afterAll, describe, expect, it } from 'vitest';
+import {
+  CountingObserver,
+  FallbackRelay,
+  MemoryBroker,
+  MemoryFallbackStore,
+  StoredForLaterError,
+  createBus,
+  createMemoryTransport,
+  withFallback,
+  type Transport,
+} from '@switchboard/core';
+import { PostgresFallbackStore } from '@switchboard/core/postgres';
+import { Recorder, runFallbackStoreSuite, uniqueName } from '@switchboard/core/testing';
+
+export const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const pool = new pg.Pool({ connectionString: DATABASE_URL, max: 4 });
+afterAll(() => pool.end());
+
+runFallbackStoreSuite('memory', async () => new MemoryFallbackStore());
+runFallbackStoreSuite('postgresql', async () => PostgresFallbackStore.open({ pool, table: uniqueName('sb_fallback').replace(/[.-]/g, '_') }));
+
+/** A memory transport whose publishes fail while `down` (as a broker outage would). */
+function flaky(transport: Transport): Transport & { down: boolean; attempts: number } {
+  const wrapper = Object.create(transport) as Transport & { down: boolean; attempts: number };
+  wrapper.down = false;
+  wrapper.attempts = 0;
+  wrapper.publish = async (topic, messages, options) => {
+    wrapper.attempts++;
+    if (wrapper.down) throw new Error('ECONNREFUSED');
+    return transport.publish(topic, messages, options);
+  };
+  return wrapper;
+}
+
+describe('fallback transport and relay (in-memory broker)', () => {
+  it('opens the breaker after the configured consecutive failures, stores instead of losing, closes after recovery', async () => {
+    const broker = new MemoryBroker();
+    const inner = flaky(createMemoryTransport(broker));
+    const store = new MemoryFallbackStore();
+    const counts = new CountingObserver();
+    const transport = withFallback(inner, { store, breaker: { consecutiveFailures: 3, openMs: 200 } });
+    const bus = createBus({ transport, observer: counts });
+    const received = new Recorder<string>();
+    await bus.subscriber.subscribe('orders', (m) => received.add(m.id), { group: 'g' });
+
+    inner.down = true;
+    const receipts = [];
+    for (let i = 0; i < 10; i++) receipts.push(await bus.publisher.publish('orders', { id: `o-${i}`, key: 'k', value: i }));
+    expect(receipts.every((r) => r.status === 'stored')).toBe(true);
+    expect(inner.attempts).toBe(3); // after 3 failures the breaker is open: no more calls reach the broker
+    expect(transport.breakerState).toBe('open');
+    expect(counts.count('publish-diverted')).toBe(10);
+    expect(await store.depth()).toBe(10);
+
+    inner.down = false;
+    const relay = new FallbackRelay({ store, transport: inner, observer: counts });
+    expect(await relay.drainOnce()).toEqual({ relayed: 10, empty: true, failed: false });
+    await received.waitFor(10, 5000);
+    expect(received.items).toEqual(Array.from({ length: 10 }, (_, i) => `o-${i}`)); // per-key order kept
+    await new Promise((resolve) => setTimeout(resolve, 250)); // the breaker's own open period (openMs 200)
+    expect((await bus.publisher.publish('orders', { id: 'after', value: 1 })).status).toBe('delivered');
+    expect(transport.breakerState).toBe('closed');
+    expect(counts.count('breaker-state')).toBeGreaterThanOrEqual(3); // open, half-open, closed
+    await bus.close();
+  });
+
+  it('rejects with StoredForLaterError when the caller chose so, and still stores', async () => {
+    const inner = flaky(createMemoryTransport());
+    inner.down = true;
+    const store = new MemoryFallbackStore();
+    const bus = createBus({ transport: withFallback(inner, { store, whenStored: 'reject' }) });
+    await expect(bus.publisher.publish('t', { id: 'x', value: 1 })).rejects.toBeInstanceOf(StoredForLaterError);
+    expect((await store.peek(1))[0]!.message.id).toBe('x');
+  });
+
+  it('rejects when the store fails too: nothing is dropped silently', async () => {
+    const inner = flaky(createMemoryTransport());
+    inner.down = true;
+    const store = new MemoryFallbackStore();
+    store.append = async () => {
+      throw new Error('disk full');
+    };
+    const bus = createBus({ transport: withFallback(inner, { store }) });
+    await expect(bus.publisher.publish('t', { value: 1 })).rejects.toThrowError(/fallback store failed too: disk full/);
+  });
+
+  it('counts a hanging broker as a failure after publishTimeoutMs', async () => {
+    const hanging = Object.assign(Object.create(createMemoryTransport()) as Transport, { publish: () => new Promise<never>(() => {}) });
+    const store = new MemoryFallbackStore();
+    const bus = createBus({ transport: withFallback(hanging, { store, publishTimeoutMs: 100 }) });
+    const started = Date.now();
+    expect((await bus.publisher.publish('t', { value: 1 })).status).toBe('stored');
+    expect(Date.now() - started).toBeLessThan(1000);
+  });
+
+  it('two relays on one store do not double-send; a relay stopped mid-drain loses nothing', async () => {
+    const broker = new MemoryBroker();
+    const target = createMemoryTransport(broker);
+    const store = new MemoryFallbackStore();
+    await store.append(Array.from({ length: 1000 }, (_, i) => ({ topic: 'relay', message: { id: `r-${i}`, headers: {}, body: Buffer.from('1'), timestamp: 0 }, guarantee: 'leader' as const, via: 'publish' as const, firstFailureAt: Date.now(), attempts: 1 })));
+    const seen = new Recorder<string>();
+    const listener = createBus({ transport: createMemoryTransport(broker) });
+    await listener.subscriber.subscribe('relay', (m) => seen.add(m.id), { group: 'g' });
+    const a = new FallbackRelay({ store, transport: target, batchSize: 50, pollIntervalMs: 5 });
+    const b = new FallbackRelay({ store, transport: target, batchSize: 50, pollIntervalMs: 5 });
+    a.start();
+    b.start();
+    await seen.waitFor(300, 5000);
+    await a.stop(); // "killed" mid-drain: b takes over once a's lease is released
+    await seen.waitFor(1000, 20_000);
+    await b.stop();
+    expect(new Set(seen.items).size).toBe(1000);
+    expect(seen.count).toBe(1000); // no double send
+    expect(await store.depth()).toBe(0);
+    await listener.close();
+  });
+
+  it('moves records past the retention limit aside and counts them', async () => {
+    const store = new MemoryFallbackStore();
+    const counts = new CountingObserver();
+    await store.append([{ topic: 't', message: { id: 'old', headers: {}, body: Buffer.from('1'), timestamp: 0 }, guarantee: 'all', via: 'publish', firstFailureAt: Date.now() - 10_000, attempts: 1 }]);
+    const relay = new FallbackRelay({ store, transport: createMemoryTransport(), retentionMs: 1000, observer: counts });
+    await relay.drainOnce();
+    expect(counts.count('fallback-expired')).toBe(1);
+    expect((await store.expired(10)).map((r) => r.message.id)).toEqual(['old']);
+  });
+});

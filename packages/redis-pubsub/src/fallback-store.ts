@@ -1,0 +1,119 @@
+import type { Redis } from 'ioredis';
+import type { FallbackRecord, FallbackStore, StoredRecord } from '@switchboard/core';
+
+export interface RedisFallbackStoreOptions {
+  /** A connection not in subscriber mode. */
+  readonly redis: Redis;
+  /** Key of the stream; `<key>:expired`, `<key>:attempts` and `<key>:lease` go with it. Default `switchboard:fallback`. */
+  readonly key?: string;
+}
+
+const ACQUIRE = `
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
+if holder then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1`;
+const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
+
+/**
+ * Fallback store in a Redis Stream: ordered (entry ids), nothing expires silently (no TTL keys, as the
+ * seed's loose keys had). Durable as far as the server persists (enable AOF for durability across a
+ * Redis restart). Attempts live in a hash beside the stream; the relay lease is a key with PX.
+ */
+export class RedisFallbackStore implements FallbackStore {
+  private readonly key: string;
+
+  constructor(private readonly options: RedisFallbackStoreOptions) {
+    this.key = options.key ?? 'switchboard:fallback';
+  }
+
+  async append(records: readonly FallbackRecord[]): Promise<void> {
+    const pipeline = this.options.redis.multi();
+    for (const r of records) pipeline.xadd(this.key, '*', ...fields(r));
+    const results = await pipeline.exec();
+    const failed = results?.find(([error]) => error);
+    if (!results || failed) throw failed?.[0] ?? new Error('redis fallback append was discarded');
+  }
+
+  async peek(limit: number): Promise<StoredRecord[]> {
+    const entries = (await this.options.redis.xrangeBuffer(this.key, '-', '+', 'COUNT', limit)) as [Buffer, Buffer[]][];
+    if (entries.length === 0) return [];
+    const ids = entries.map(([id]) => id.toString());
+    const attempts = await this.options.redis.hmget(`${this.key}:attempts`, ...ids);
+    return entries.map(([id, raw], i) => toRecord(id.toString(), raw, attempts[i] ?? null));
+  }
+
+  async remove(seqs: readonly string[]): Promise<void> {
+    if (seqs.length === 0) return;
+    await this.options.redis.multi().xdel(this.key, ...seqs).hdel(`${this.key}:attempts`, ...seqs).exec();
+  }
+
+  async markAttempt(seqs: readonly string[], error: string): Promise<void> {
+    const pipeline = this.options.redis.pipeline();
+    for (const seq of seqs) pipeline.hincrby(`${this.key}:attempts`, seq, 1);
+    pipeline.set(`${this.key}:last-error`, error);
+    await pipeline.exec();
+  }
+
+  async expire(maxAgeMs: number): Promise<number> {
+    const cutoff = Date.now() - maxAgeMs;
+    let moved = 0;
+    for (;;) {
+      const batch = await this.peek(200);
+      const old = batch.filter((r) => r.firstFailureAt < cutoff);
+      if (old.length === 0) return moved;
+      const tx = this.options.redis.multi();
+      for (const r of old) tx.xadd(`${this.key}:expired`, '*', ...fields(r));
+      tx.xdel(this.key, ...old.map((r) => r.seq));
+      await tx.exec();
+      moved += old.length;
+      if (old.length < batch.length) return moved;
+    }
+  }
+
+  async expired(limit: number): Promise<StoredRecord[]> {
+    const entries = (await this.options.redis.xrangeBuffer(`${this.key}:expired`, '-', '+', 'COUNT', limit)) as [Buffer, Buffer[]][];
+    return entries.map(([id, raw]) => toRecord(id.toString(), raw, null));
+  }
+
+  depth(): Promise<number> {
+    return this.options.redis.xlen(this.key);
+  }
+
+  async acquireLease(owner: string, ttlMs: number): Promise<boolean> {
+    return (await this.options.redis.eval(ACQUIRE, 1, `${this.key}:lease`, owner, String(ttlMs))) === 1;
+  }
+
+  async releaseLease(owner: string): Promise<void> {
+    await this.options.redis.eval(RELEASE, 1, `${this.key}:lease`, owner);
+  }
+}
+
+function fields(r: FallbackRecord): (string | Buffer)[] {
+  const out: (string | Buffer)[] = [
+    'topic', r.topic, 'id', r.message.id, 'headers', JSON.stringify(r.message.headers), 'timestamp', String(r.message.timestamp),
+    'body', Buffer.from(r.message.body), 'guarantee', r.guarantee, 'via', r.via, 'firstFailureAt', String(r.firstFailureAt), 'attempts', String(r.attempts),
+  ];
+  if (r.message.key !== undefined) out.push('key', r.message.key);
+  if (r.lastError !== undefined) out.push('lastError', r.lastError);
+  return out;
+}
+
+function toRecord(seq: string, raw: Buffer[], extraAttempts: string | null): StoredRecord {
+  const map = new Map<string, Buffer>();
+  for (let i = 0; i + 1 < raw.length; i += 2) map.set(raw[i]!.toString(), raw[i + 1]!);
+  const text = (name: string) => map.get(name)?.toString();
+  const key = text('key');
+  const lastError = text('lastError');
+  return {
+    seq,
+    topic: text('topic')!,
+    message: { id: text('id')!, ...(key !== undefined ? { key } : {}), headers: JSON.parse(text('headers') ?? '{}') as Record<string, string>, body: map.get('body') ?? Buffer.alloc(0), timestamp: Number(text('timestamp')) },
+    guarantee: text('guarantee') as FallbackRecord['guarantee'],
+    via: (text('via') ?? 'publish') as FallbackRecord['via'],
+    firstFailureAt: Number(text('firstFailureAt')),
+    attempts: Number(text('attempts') ?? 1) + Number(extraAttempts ?? 0),
+    ...(lastError !== undefined ? { lastError } : {}),
+  };
+}
