@@ -2,10 +2,11 @@
 # Makes sure every broker the tests, examples and benchmarks use answers on loopback, installing and
 # starting what is missing. Safe to run again: what already answers is left alone.
 #
-#   scripts/brokers.sh up [redis] [rabbitmq] [kafka]    (default: all three)
+#   scripts/brokers.sh up [redis] [rabbitmq] [kafka] [postgres]   (default: all)
+#   scripts/brokers.sh down rabbitmq|kafka                        (the outage tests stop and restart them)
 #   scripts/brokers.sh status
 #
-# Addresses are overridable: REDIS_URL, RABBITMQ_URL, KAFKA_BROKERS (then nothing is started for it).
+# Addresses are overridable: REDIS_URL, RABBITMQ_URL, KAFKA_BROKERS, DATABASE_URL (then nothing is started for it).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 
@@ -41,18 +42,42 @@ rabbitmq_up() {
   echo "brokers.sh: rabbitmq started on 127.0.0.1:5672"
 }
 
+rabbitmq_down() {
+  rabbitmqctl stop >/dev/null 2>&1 || true
+  for _ in $(seq 1 120); do port_answers 127.0.0.1 5672 || break; sleep 0.25; done
+  echo "brokers.sh: rabbitmq stopped"
+}
+
+postgres_up() {
+  if [ -n "${DATABASE_URL:-}" ]; then echo "brokers.sh: postgres from DATABASE_URL (not managed here)"; return; fi
+  if port_answers 127.0.0.1 5432; then echo "brokers.sh: postgres answers on 127.0.0.1:5432"; return; fi
+  command -v pg_ctlcluster >/dev/null || apt_install postgresql
+  local version; version=$(ls /etc/postgresql | sort -V | tail -n 1)
+  # Loopback only, trust for local test connections (the project's test database, nothing else).
+  sed -i "s/^#\?listen_addresses.*/listen_addresses = '127.0.0.1'/" "/etc/postgresql/$version/main/postgresql.conf"
+  grep -q "switchboard-tests" "/etc/postgresql/$version/main/pg_hba.conf" || \
+    sed -i '1i host all all 127.0.0.1/32 trust # switchboard-tests' "/etc/postgresql/$version/main/pg_hba.conf"
+  pg_ctlcluster --skip-systemctl-redirect "$version" main start
+  wait_for postgres 127.0.0.1 5432 60
+  echo "brokers.sh: postgres started on 127.0.0.1:5432"
+}
+
 kafka_up() {
   if [ -n "${KAFKA_BROKERS:-}" ]; then echo "brokers.sh: kafka from KAFKA_BROKERS (not managed here)"; return; fi
   bash "$root/scripts/kafka.sh" up
 }
 
 cmd=${1:-up}; shift || true
-targets=("$@"); [ ${#targets[@]} -eq 0 ] && targets=(redis rabbitmq kafka)
+targets=("$@"); [ ${#targets[@]} -eq 0 ] && targets=(redis rabbitmq kafka postgres)
 case "$cmd" in
   up) for t in "${targets[@]}"; do "${t}_up"; done ;;
+  down) for t in "${targets[@]}"; do
+          case "$t" in kafka) bash "$root/scripts/kafka.sh" down ;; rabbitmq) rabbitmq_down ;; *) echo "brokers.sh: down $t is not supported" >&2; exit 2 ;; esac
+        done ;;
   status)
     port_answers 127.0.0.1 6379 && echo "redis: up" || echo "redis: down"
     port_answers 127.0.0.1 5672 && echo "rabbitmq: up" || echo "rabbitmq: down"
-    bash "$root/scripts/kafka.sh" status && echo "kafka: up" || echo "kafka: down" ;;
-  *) echo "usage: $0 up|status [redis] [rabbitmq] [kafka]" >&2; exit 2 ;;
+    bash "$root/scripts/kafka.sh" status && echo "kafka: up" || echo "kafka: down"
+    port_answers 127.0.0.1 5432 && echo "postgres: up" || echo "postgres: down" ;;
+  *) echo "usage: $0 up|down|status [redis] [rabbitmq] [kafka] [postgres]" >&2; exit 2 ;;
 esac

@@ -12,14 +12,14 @@ import {
   type Transport,
 } from '@switchboard/core';
 import { PostgresFallbackStore } from '@switchboard/core/postgres';
-import { Recorder, runFallbackStoreSuite, uniqueName } from '@switchboard/core/testing';
+import { Recorder, runFallbackStoreSuite, uniqueTableName } from '@switchboard/core/testing';
 
 export const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const pool = new pg.Pool({ connectionString: DATABASE_URL, max: 4 });
 afterAll(() => pool.end());
 
 runFallbackStoreSuite('memory', async () => new MemoryFallbackStore());
-runFallbackStoreSuite('postgresql', async () => PostgresFallbackStore.open({ pool, table: uniqueName('sb_fallback').replace(/[.-]/g, '_') }));
+runFallbackStoreSuite('postgresql', async () => PostgresFallbackStore.open({ pool, table: uniqueTableName('sb_fallback') }));
 
 /** A memory transport whose publishes fail while `down` (as a broker outage would). */
 function flaky(transport: Transport): Transport & { down: boolean; attempts: number } {
@@ -95,10 +95,13 @@ describe('fallback transport and relay (in-memory broker)', () => {
     expect(Date.now() - started).toBeLessThan(1000);
   });
 
-  it('two relays on one store do not double-send; a relay stopped mid-drain loses nothing', async () => {
+  it.each([
+    ['memory', async () => new MemoryFallbackStore()],
+    ['postgresql', () => PostgresFallbackStore.open({ pool, table: uniqueTableName('sb_relay') })],
+  ])('two relays on one %s store do not double-send; a relay stopped mid-drain loses nothing', async (_name, openStore) => {
     const broker = new MemoryBroker();
     const target = createMemoryTransport(broker);
-    const store = new MemoryFallbackStore();
+    const store = await openStore();
     await store.append(Array.from({ length: 1000 }, (_, i) => ({ topic: 'relay', message: { id: `r-${i}`, headers: {}, body: Buffer.from('1'), timestamp: 0 }, guarantee: 'leader' as const, via: 'publish' as const, firstFailureAt: Date.now(), attempts: 1 })));
     const seen = new Recorder<string>();
     const listener = createBus({ transport: createMemoryTransport(broker) });

@@ -2,3 +2,5 @@
 export * from './conformance.js';
 export * from './recorder.js';
 export * from './fallback-store-suite.js';
+export * from './outage-scenario.js';
+export * from './stores.js';
