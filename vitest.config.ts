@@ -9,6 +9,7 @@ export default defineConfig({
     alias: [
       { find: /^@switchboard\/core\/testing$/, replacement: src('./packages/core/src/testing/index.ts') },
       { find: /^@switchboard\/core\/postgres$/, replacement: src('./packages/core/src/stores/postgres.ts') },
+      { find: /^@switchboard\/core\/prometheus$/, replacement: src('./packages/core/src/observability/prometheus.ts') },
       { find: /^@switchboard\/core$/, replacement: src('./packages/core/src/index.ts') },
       { find: /^@switchboard\/kafka$/, replacement: src('./packages/kafka/src/index.ts') },
       { find: /^@switchboard\/rabbitmq$/, replacement: src('./packages/rabbitmq/src/index.ts') },

@@ -7,7 +7,9 @@ import { CapabilityError, ClosedError, PublishError } from './errors.js';
 import type { OutgoingMessage, TransportMessage } from './message.js';
 import { combineObservers, loggingObserver, type BusObserver, type Logger } from './observer.js';
 import { createDeliveryProcessor } from './pipeline.js';
+import type { Span } from '@opentelemetry/api';
 import { PublishCoalescer } from './coalesce.js';
+import { endSpan, startPublishSpan, withTraceHeaders } from './observability/tracing.js';
 import type { Handler, Publisher, PublishReceipt, RawPublisher, SubscribeOptions, Subscriber, Subscription, Transport, TransportSubscription } from './ports.js';
 import { retryPolicySchema } from './retry.js';
 
@@ -63,10 +65,12 @@ export class TransportPublisher implements Publisher {
   async publish<T>(topic: string, messages: OutgoingMessage<T> | readonly OutgoingMessage<T>[]): Promise<PublishReceipt> {
     if (this.closed) throw new ClosedError('publisher is closed');
     const list = Array.isArray(messages) ? (messages as readonly OutgoingMessage<T>[]) : [messages as OutgoingMessage<T>];
-    const encoded = list.map((m) => this.toTransportMessage(m));
+    const span = startPublishSpan(topic, this.transport.kind, list.length);
+    const encoded = list.map((m) => this.toTransportMessage(m, span));
     this.inFlight++;
     try {
       const result = await this.sink.publish(topic, encoded, { guarantee: this.guarantee });
+      endSpan(span);
       if (result.stored) {
         return { ids: encoded.map((m) => m.id), status: 'stored' };
       }
@@ -77,6 +81,7 @@ export class TransportPublisher implements Publisher {
       this.observer.onEvent({ type: 'published', topic, count: encoded.length, ...(result.receivers !== undefined ? { receivers: result.receivers } : {}) });
       return { ids: encoded.map((m) => m.id), status: result.stored ? 'stored' : 'delivered', ...(result.receivers !== undefined ? { receivers: result.receivers } : {}) };
     } catch (error) {
+      endSpan(span, error);
       this.observer.onEvent({ type: 'publish-failed', topic, count: encoded.length, error });
       if (error instanceof PublishError) throw error;
       throw new PublishError(`publish to "${topic}" on ${this.transport.kind} failed (guarantee "${this.guarantee}"): ${(error as Error)?.message ?? error}`, topic, { cause: error });
@@ -91,12 +96,13 @@ export class TransportPublisher implements Publisher {
     if (this.inFlight > 0) await new Promise<void>((resolve) => this.idle.push(resolve));
   }
 
-  private toTransportMessage<T>(message: OutgoingMessage<T>): TransportMessage {
+  private toTransportMessage<T>(message: OutgoingMessage<T>, span: Span | undefined): TransportMessage {
     const body = message.payload ?? this.codec.encode(message.value);
+    const headers = message.headers ?? {};
     return {
       id: message.id ?? randomUUID(),
       ...(message.key !== undefined ? { key: message.key } : {}),
-      headers: message.headers ?? {},
+      headers: span ? withTraceHeaders(headers, span) : headers,
       body,
       timestamp: message.timestamp ?? Date.now(),
     };

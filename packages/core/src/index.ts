@@ -28,3 +28,6 @@ export * from './coalesce.js';
 export * from './resilience/fallback-store.js';
 export * from './resilience/fallback-transport.js';
 export * from './resilience/relay.js';
+export * from './operations/parking-lot.js';
+export * from './operations/dead-letter-consumer.js';
+export * from './observability/tracing.js';

@@ -48,6 +48,16 @@ export const TRANSPORT_PACKAGES: Readonly<Record<Exclude<TransportKind, 'memory'
 export async function resolveTransportFactory(kind: TransportKind): Promise<TransportFactory> {
   if (kind === 'memory') return memoryTransportFactory as TransportFactory;
   const pkg = TRANSPORT_PACKAGES[kind];
+  const module = await importFromApp<{ transportFactory?: TransportFactory }>(pkg).catch(() => undefined);
+  if (module?.transportFactory) return module.transportFactory;
+  throw new ConfigError([{ path: 'transport.kind', message: `"${kind}" needs the package ${pkg}; install it next to @switchboard/core (e.g. pnpm add ${pkg})` }]);
+}
+
+/**
+ * Imports an optional package as the application sees it: resolved from the working directory, then
+ * from the main script, then from core itself. Rejects when none of them has it.
+ */
+export async function importFromApp<M>(pkg: string): Promise<M> {
   const bases = [join(process.cwd(), 'package.json'), process.argv[1] ?? '', import.meta.url].filter(Boolean);
   for (const base of bases) {
     let resolved: string;
@@ -56,16 +66,9 @@ export async function resolveTransportFactory(kind: TransportKind): Promise<Tran
     } catch {
       continue;
     }
-    const module = (await import(pathToFileURL(resolved).href)) as { transportFactory?: TransportFactory };
-    if (module.transportFactory) return module.transportFactory;
+    return (await import(pathToFileURL(resolved).href)) as M;
   }
-  try {
-    const module = (await import(pkg)) as { transportFactory?: TransportFactory };
-    if (module.transportFactory) return module.transportFactory;
-  } catch {
-    // reported below
-  }
-  throw new ConfigError([{ path: 'transport.kind', message: `"${kind}" needs the package ${pkg}; install it next to @switchboard/core (e.g. pnpm add ${pkg})` }]);
+  return (await import(pkg)) as M;
 }
 
 /** A config checked against its transport: options parsed, capabilities known. */

@@ -27,7 +27,10 @@ export const kafkaOptionsSchema = z
     idempotent: z.boolean().default(false),
     /** Connect/metadata timeout (seed 1's max.block.ms 1000): an unreachable broker gives a clear error fast. */
     connectTimeoutMs: z.number().int().min(100).max(120_000).default(1000),
-    /** Bound on one publish, retries included: past it the publish rejects with a PublishError. */
+    /**
+     * Bound on one publish, retries included: past it the publish rejects with a PublishError. The
+     * client may still deliver it later (same id): a rejected publish is "not confirmed", not "not sent".
+     */
     publishTimeoutMs: z.number().int().min(100).max(600_000).default(10_000),
     requestTimeoutMs: z.number().int().min(100).max(600_000).default(30_000),
     sessionTimeoutMs: z.number().int().min(1000).max(3_600_000).default(30_000),

@@ -5,7 +5,9 @@
  * delivery guarantee: only "none" (PUBLISH answers with the receiver count, reported as `receivers`);
  * dead letters: a Redis Stream `<channel>-dlq`; retries: in-process.
  */
+import { Redis } from 'ioredis';
 import type { TransportFactory } from '@switchboard/core';
+import { RedisFallbackStore } from './fallback-store.js';
 import { redisOptionsSchema, type RedisOptions } from './options.js';
 import { REDIS_PUBSUB_CAPABILITIES, RedisPubSubTransport } from './transport.js';
 
@@ -27,3 +29,11 @@ export const transportFactory: TransportFactory<RedisOptions> = {
   create: (options) => RedisPubSubTransport.connect(options),
 };
 export { RedisFallbackStore, type RedisFallbackStoreOptions } from './fallback-store.js';
+
+/** Opens a Redis-stream fallback store on its own connection (used by `switchboard relay --store redis://...`). */
+export async function openRedisFallbackStore(url: string, key?: string): Promise<RedisFallbackStore & { close(): Promise<void> }> {
+  const redis = new Redis(url, { lazyConnect: true });
+  await redis.connect();
+  const store = new RedisFallbackStore({ redis, ...(key ? { key } : {}) });
+  return Object.assign(store, { close: async () => void (await redis.quit()) });
+}

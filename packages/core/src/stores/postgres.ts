@@ -142,3 +142,5 @@ export class PostgresFallbackStore implements FallbackStore {
     await this.options.pool.query(`DELETE FROM ${this.table}_lease WHERE name = 'relay' AND owner = $1`, [owner]);
   }
 }
+
+export { PostgresParkingLot, migratePostgresParkingLot } from './postgres-parking-lot.js';

@@ -8,7 +8,8 @@ import { NonRetryableError } from '../errors.js';
 import type { Message, TransportMessage } from '../message.js';
 import { CountingObserver } from '../observer.js';
 import type { SubscribeOptions, Transport } from '../ports.js';
-import { Recorder, gate, uniqueName } from './recorder.js';
+import { Recorder, gate, uniqueName, waitUntil } from './recorder.js';
+import { testTracing } from './tracing.js';
 
 /** Reads dead letters of one DLQ destination, as they arrive. */
 export interface DeadLetterReader {
@@ -414,6 +415,41 @@ export function runConformanceSuite(target: ConformanceTarget): void {
         await again.waitFor(1, waitMs);
         expect(again.items).toEqual(['next']);
       }
+    });
+
+    it('propagates the W3C trace context: the consumer span joins the publisher\'s trace, dead letters keep it', { timeout }, async () => {
+      const { exporter, tracer } = testTracing();
+      const bus = await openBus();
+      const [topic] = await topics('trace');
+      const dlqTopic = `${topic}-dlq`;
+      await target.prepareTopics?.([dlqTopic]);
+      const reader = await openReader(bus.transport, dlqTopic);
+      cleanups.push(() => reader.close());
+      const got = new Recorder<Message<{ poison: boolean }>>();
+      await bus.subscriber.subscribe<{ poison: boolean }>(
+        topic!,
+        (m) => {
+          got.add(m);
+          if (m.value.poison) throw new NonRetryableError('bad');
+        },
+        { ...groupOf('g'), startFrom },
+      );
+      let traceId = '';
+      await tracer.startActiveSpan('checkout', async (span) => {
+        traceId = span.spanContext().traceId;
+        await bus.publisher.publish(topic!, [{ id: 'traced', value: { poison: false } }, { id: 'traced-poison', value: { poison: true } }]);
+        span.end();
+      });
+      await got.waitFor(2, waitMs);
+      expect(got.items.every((m) => m.headers.traceparent?.split('-')[1] === traceId)).toBe(true);
+      const [letter] = await reader.letters.waitFor(1, waitMs, 'dead letters');
+      expect(letter!.headers.traceparent?.split('-')[1]).toBe(traceId); // the DLQ stays in the original trace
+      await waitUntil(() => exporter.getFinishedSpans().some((s) => s.name === `process ${topic}` && s.spanContext().traceId === traceId), waitMs, 'the consumer span');
+      const spans = exporter.getFinishedSpans().filter((s) => s.spanContext().traceId === traceId);
+      const publishSpan = spans.find((s) => s.name === `publish ${topic}`)!;
+      const consumerSpan = spans.find((s) => s.name === `process ${topic}`)!;
+      expect(consumerSpan.parentSpanContext?.spanId).toBe(publishSpan.spanContext().spanId);
+      expect(consumerSpan.attributes['messaging.system']).toBe(bus.transport.kind);
     });
 
     it('drain finishes in-flight work, including a message backing off, before resolving', { timeout }, async () => {

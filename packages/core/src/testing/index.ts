@@ -4,3 +4,4 @@ export * from './recorder.js';
 export * from './fallback-store-suite.js';
 export * from './outage-scenario.js';
 export * from './stores.js';
+export * from './tracing.js';

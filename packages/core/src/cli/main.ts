@@ -1,0 +1,324 @@
+#!/usr/bin/env node
+/**
+ * `switchboard`: operate dead letters, the parking lot and the fallback relay.
+ * Config comes from the same places as the library (--config file, SWITCHBOARD_CONFIG, SWITCHBOARD__*).
+ * Exit codes: 0 done, 1 failed (connection, nothing found...), 2 usage or config error.
+ */
+import { realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Command, CommanderError, Option } from 'commander';
+import cliProgress from 'cli-progress';
+import { createBusFromConfig } from '../di.js';
+import { loadBusConfig, type BusConfig } from '../config.js';
+import { ConfigError } from '../errors.js';
+import { consoleLogger } from '../observer.js';
+import { replayParked } from '../operations/dead-letter-consumer.js';
+import type { ParkedMessage, ParkingFilter, ParkingLot } from '../operations/parking-lot.js';
+import type { FallbackStore } from '../resilience/fallback-store.js';
+import { FallbackRelay } from '../resilience/relay.js';
+import { importFromApp, resolveTransportConfig } from '../registry.js';
+import { walkTransportDeadLetters, type TransportDeadLetter } from './dlq-source.js';
+
+class UsageError extends Error {}
+
+interface GlobalOptions {
+  config?: string;
+  json?: boolean;
+  databaseUrl?: string;
+  parkingTable?: string;
+}
+
+interface FilterOptions {
+  source: 'parking' | 'transport';
+  dlqTopic?: string;
+  topic?: string;
+  errorName?: string;
+  since?: string;
+  until?: string;
+  limit: string;
+  includeReplayed?: boolean;
+  idleMs: string;
+}
+
+function parseTime(value: string | undefined, flag: string): number | undefined {
+  if (value === undefined) return undefined;
+  const relative = /^(\d+)([smhd])$/.exec(value);
+  if (relative) return Date.now() - Number(relative[1]) * { s: 1e3, m: 6e4, h: 36e5, d: 864e5 }[relative[2] as 's' | 'm' | 'h' | 'd'];
+  const at = Date.parse(value);
+  if (Number.isNaN(at)) throw new UsageError(`${flag}: expected an ISO time or a duration like 30m, 2h, 1d (got "${value}")`);
+  return at;
+}
+
+function filterFrom(options: FilterOptions): ParkingFilter {
+  const limit = Number(options.limit);
+  if (!Number.isInteger(limit) || limit < 1) throw new UsageError(`--limit: a positive integer (got "${options.limit}")`);
+  return {
+    ...(options.topic !== undefined ? { topic: options.topic } : {}),
+    ...(options.errorName !== undefined ? { errorName: options.errorName } : {}),
+    ...(options.since !== undefined ? { since: parseTime(options.since, '--since')! } : {}),
+    ...(options.until !== undefined ? { until: parseTime(options.until, '--until')! } : {}),
+    ...(options.includeReplayed ? { includeReplayed: true } : {}),
+    limit,
+  };
+}
+
+async function openParkingLot(global: GlobalOptions): Promise<ParkingLot & { close(): Promise<void> }> {
+  const url = global.databaseUrl ?? process.env.DATABASE_URL;
+  if (!url) throw new UsageError('the parking lot needs --database-url or DATABASE_URL (postgres://...)');
+  const [{ default: pg }, { PostgresParkingLot }] = await Promise.all([import('pg'), import('../stores/postgres-parking-lot.js')]);
+  const pool = new pg.Pool({ connectionString: url, max: 2 });
+  const lot = await PostgresParkingLot.open(pool, global.parkingTable);
+  return Object.assign(lot, { close: () => pool.end() });
+}
+
+async function openStore(url: string, name: string | undefined): Promise<FallbackStore & { close(): Promise<void> }> {
+  if (/^postgres(ql)?:\/\//.test(url)) {
+    const [{ default: pg }, { PostgresFallbackStore }] = await Promise.all([import('pg'), import('../stores/postgres.js')]);
+    const pool = new pg.Pool({ connectionString: url, max: 2 });
+    const store = await PostgresFallbackStore.open({ pool, ...(name ? { table: name } : {}) });
+    return Object.assign(store, { close: () => pool.end() });
+  }
+  if (/^rediss?:\/\//.test(url)) {
+    const { openRedisFallbackStore } = await importFromApp<{ openRedisFallbackStore(url: string, key?: string): Promise<FallbackStore & { close(): Promise<void> }> }>('@switchboard/redis-pubsub').catch(() => {
+      throw new UsageError('a redis:// store needs the package @switchboard/redis-pubsub installed next to @switchboard/core');
+    });
+    return openRedisFallbackStore(url, name);
+  }
+  throw new UsageError(`--store: expected postgres:// or redis:// (got "${url.replace(/\/\/[^@]*@/, '//***@')}")`);
+}
+
+function print(global: GlobalOptions, data: unknown, text: () => string): void {
+  console.log(global.json ? JSON.stringify(data, (_k, v: unknown) => (v instanceof Uint8Array ? Buffer.from(v).toString('utf8') : v), 2) : text());
+}
+
+function parkedTable(messages: readonly ParkedMessage[]): string {
+  if (messages.length === 0) return 'no parked messages match';
+  const rows = [['id', 'message id', 'topic', 'error', 'reason', 'attempts', 'parked at', 'replayed'], ...messages.map((m) => [m.id, m.messageId, m.originalTopic, `${m.errorName}: ${m.errorMessage}`.slice(0, 60), m.reason, String(m.attempts), new Date(m.parkedAt).toISOString(), m.replayedAt ? `${m.replayCount}x` : '-'])];
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
+  return rows.map((r) => r.map((cell, c) => cell.padEnd(widths[c]!)).join('  ')).join('\n');
+}
+
+function letterTable(letters: readonly TransportDeadLetter[]): string {
+  if (letters.length === 0) return 'no dead letters match';
+  const rows = [['message id', 'original topic', 'error', 'reason', 'attempts', 'last failure'], ...letters.map((l) => [l.id, l.originalTopic, `${l.errorName}: ${l.errorMessage}`.slice(0, 60), l.reason, String(l.attempts), new Date(l.lastFailureAt).toISOString()])];
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
+  return rows.map((r) => r.map((cell, c) => cell.padEnd(widths[c]!)).join('  ')).join('\n');
+}
+
+async function withBus<R>(global: GlobalOptions, run: (bus: Awaited<ReturnType<typeof createBusFromConfig>>, config: BusConfig) => Promise<R>): Promise<R> {
+  const config = await loadBusConfig(global.config ? { file: global.config } : {});
+  const bus = await createBusFromConfig(config);
+  try {
+    return await run(bus, config);
+  } finally {
+    await bus.close();
+  }
+}
+
+function progressBar(global: GlobalOptions, total: number): { update(done: number): void; stop(): void } {
+  if (global.json || total < 2) return { update() {}, stop() {} };
+  const bar = new cliProgress.SingleBar({ format: 'replaying [{bar}] {value}/{total} {eta_formatted} left', stream: process.stderr, noTTYOutput: true, notTTYSchedule: 2000 }, cliProgress.Presets.shades_classic);
+  bar.start(total, 0);
+  return { update: (done) => bar.update(done), stop: () => bar.stop() };
+}
+
+function addFilters(command: Command): Command {
+  return command
+    .addOption(new Option('--source <source>', 'parking lot (database) or the transport\'s DLQ').choices(['parking', 'transport']).default('parking'))
+    .option('--dlq-topic <topic>', 'dead-letter topic to read (--source transport)')
+    .option('--topic <topic>', 'original topic')
+    .option('--error-name <name>', 'error name, e.g. NonRetryableError')
+    .option('--since <time>', 'failed at or after (ISO time or 30m / 2h / 1d ago)')
+    .option('--until <time>', 'failed before (ISO time or duration ago)')
+    .option('--limit <n>', 'at most this many', '100')
+    .option('--include-replayed', 'parking lot: include messages already replayed')
+    .option('--idle-ms <ms>', 'transport: stop reading after this long without a message', '2000');
+}
+
+function requireDlqTopic(options: FilterOptions): string {
+  if (!options.dlqTopic) throw new UsageError('--source transport needs --dlq-topic <topic>');
+  return options.dlqTopic;
+}
+
+export function buildProgram(): Command {
+  const program = new Command('switchboard')
+    .description('Operate Switchboard dead letters, the parking lot and the fallback relay.')
+    .option('--config <file>', 'bus config file (JSON/YAML); default SWITCHBOARD_CONFIG and SWITCHBOARD__* variables')
+    .option('--database-url <url>', 'parking lot database (default DATABASE_URL)')
+    .option('--parking-table <name>', 'parking lot table (default switchboard_parked)')
+    .option('--json', 'machine-readable output')
+    .showHelpAfterError()
+    .exitOverride();
+  const global = () => program.opts<GlobalOptions>();
+  const dlq = program.command('dlq').description('list, show, replay or purge dead letters').exitOverride();
+
+  addFilters(dlq.command('list').description('list dead letters'))
+    .exitOverride()
+    .action(async (options: FilterOptions) => {
+      const filter = filterFrom(options);
+      if (options.source === 'parking') {
+        const lot = await openParkingLot(global());
+        try {
+          const messages = await lot.list(filter);
+          print(global(), messages, () => parkedTable(messages));
+        } finally {
+          await lot.close();
+        }
+        return;
+      }
+      const dlqTopic = requireDlqTopic(options);
+      const letters = await withBus(global(), (bus) => walkTransportDeadLetters(bus.transport, dlqTopic, { filter, ids: [], limit: filter.limit!, idleMs: Number(options.idleMs) }, async () => false));
+      print(global(), letters, () => letterTable(letters));
+    });
+
+  addFilters(dlq.command('show').description('show one dead letter with its headers and payload').argument('<id>', 'parking-lot id, or message id with --source transport'))
+    .exitOverride()
+    .action(async (id: string, options: FilterOptions) => {
+      let found: ParkedMessage | TransportDeadLetter | undefined;
+      if (options.source === 'parking') {
+        const lot = await openParkingLot(global());
+        try {
+          found = await lot.get(id);
+        } finally {
+          await lot.close();
+        }
+      } else {
+        const dlqTopic = requireDlqTopic(options);
+        [found] = await withBus(global(), (bus) => walkTransportDeadLetters(bus.transport, dlqTopic, { filter: {}, ids: [id], limit: 1, idleMs: Number(options.idleMs) }, async () => false));
+      }
+      if (!found) {
+        console.error(`switchboard: no dead letter ${id}`);
+        process.exitCode = 1;
+        return;
+      }
+      const payload = Buffer.from('payload' in found ? found.payload : found.body).toString('utf8');
+      print(global(), found, () => `${JSON.stringify({ ...found, payload: undefined, body: undefined }, null, 2)}\npayload: ${payload}`);
+    });
+
+  addFilters(dlq.command('replay').description('send dead letters back to their original topic').argument('[ids...]', 'ids to replay (default: everything the filters match)'))
+    .option('--dry-run', 'show what would be replayed, send nothing')
+    .option('--rate <perSecond>', 'replay at most this many messages per second')
+    .exitOverride()
+    .action(async (ids: string[], options: FilterOptions & { dryRun?: boolean; rate?: string }) => {
+      const filter = filterFrom(options);
+      const rate = options.rate === undefined ? undefined : Number(options.rate);
+      if (rate !== undefined && !(rate > 0)) throw new UsageError(`--rate: a positive number (got "${options.rate}")`);
+      if (options.source === 'parking') {
+        const lot = await openParkingLot(global());
+        try {
+          const selection = ids.length > 0 ? ids : filter;
+          const planned = options.dryRun ? await replayParked(lot, { publish: async () => ({ ids: [], status: 'delivered' }), close: async () => {} }, selection, { dryRun: true }) : undefined;
+          if (planned) {
+            print(global(), { dryRun: true, messages: planned }, () => `dry run: would replay ${planned.length} message(s)\n${parkedTable(planned)}`);
+            return;
+          }
+          const replayed = await withBus(global(), async (bus) => {
+            const bar = progressBar(global(), ids.length || filter.limit!);
+            try {
+              return await replayParked(lot, bus.publisher, selection, { ...(rate ? { ratePerSecond: rate } : {}), onProgress: (done) => bar.update(done) });
+            } finally {
+              bar.stop();
+            }
+          });
+          if (replayed.length === 0) process.exitCode = 1;
+          print(global(), { replayed: replayed.map((m) => m.id) }, () => `replayed ${replayed.length} message(s) to their original topics`);
+        } finally {
+          await lot.close();
+        }
+        return;
+      }
+      const dlqTopic = requireDlqTopic(options);
+      const letters = await withBus(global(), async (bus) => {
+        const interval = rate ? 1000 / rate : 0;
+        return walkTransportDeadLetters(bus.transport, dlqTopic, { filter, ids, limit: filter.limit!, idleMs: Number(options.idleMs) }, async (letter) => {
+          if (options.dryRun) return false;
+          if (!letter.originalTopic) return false;
+          if (interval) await new Promise((resolve) => setTimeout(resolve, interval));
+          await bus.publisher.publish(letter.originalTopic, { id: letter.id, ...(letter.key !== undefined ? { key: letter.key } : {}), headers: { ...letter.headers }, payload: letter.body });
+          return true;
+        });
+      });
+      if (letters.length === 0) process.exitCode = 1;
+      print(global(), { dryRun: Boolean(options.dryRun), messages: letters.map((l) => l.id) }, () => `${options.dryRun ? 'dry run: would replay' : 'replayed'} ${letters.length} dead letter(s)\n${letterTable(letters)}`);
+    });
+
+  addFilters(dlq.command('purge').description('delete dead letters (parking lot rows, or consume them from the transport DLQ)').argument('[ids...]', 'ids to purge'))
+    .option('--dry-run', 'show what would be deleted')
+    .exitOverride()
+    .action(async (ids: string[], options: FilterOptions & { dryRun?: boolean }) => {
+      const filter = filterFrom(options);
+      if (options.source === 'parking') {
+        const lot = await openParkingLot(global());
+        try {
+          const targets = ids.length > 0 ? (await Promise.all(ids.map((id) => lot.get(id)))).filter((m): m is ParkedMessage => m !== undefined) : await lot.list(filter);
+          const deleted = options.dryRun ? 0 : await lot.delete(targets.map((m) => m.id));
+          print(global(), { dryRun: Boolean(options.dryRun), ids: targets.map((m) => m.id), deleted }, () => (options.dryRun ? `dry run: would delete ${targets.length} message(s)` : `deleted ${deleted} message(s)`));
+        } finally {
+          await lot.close();
+        }
+        return;
+      }
+      const dlqTopic = requireDlqTopic(options);
+      const letters = await withBus(global(), (bus) => walkTransportDeadLetters(bus.transport, dlqTopic, { filter, ids, limit: filter.limit!, idleMs: Number(options.idleMs) }, async () => !options.dryRun));
+      print(global(), { dryRun: Boolean(options.dryRun), ids: letters.map((l) => l.id) }, () => `${options.dryRun ? 'dry run: would purge' : 'purged'} ${letters.length} dead letter(s)`);
+    });
+
+  program
+    .command('relay')
+    .description('drain a fallback store back to the configured transport (runs until SIGINT/SIGTERM)')
+    .requiredOption('--store <url>', 'fallback store: postgres://... or redis://...')
+    .option('--name <name>', 'table (postgres) or stream key (redis) of the store')
+    .option('--once', 'drain once and exit')
+    .exitOverride()
+    .action(async (options: { store: string; name?: string; once?: boolean }) => {
+      const config = await loadBusConfig(global().config ? { file: global().config! } : {});
+      const { factory, options: transportOptions } = await resolveTransportConfig(config);
+      const transport = await factory.create(transportOptions);
+      const store = await openStore(options.store, options.name);
+      const relay = new FallbackRelay({ store, transport, observer: { onEvent: (e) => e.type === 'relayed' && !global().json && consoleLogger.info({ topic: e.topic, count: e.count, lagMs: e.lagMs }, 'relayed') } });
+      try {
+        if (options.once) {
+          const result = await relay.drainOnce();
+          print(global(), result, () => `relayed ${result.relayed} message(s); store ${result.empty ? 'empty' : 'not empty'}`);
+          if (result.failed) process.exitCode = 1;
+          return;
+        }
+        relay.start();
+        console.error(`switchboard relay ${relay.owner}: draining to ${transport.kind}; Ctrl-C to stop`);
+        await new Promise<void>((resolve) => {
+          process.once('SIGINT', resolve);
+          process.once('SIGTERM', resolve);
+        });
+        await relay.stop();
+      } finally {
+        await store.close();
+        await transport.close();
+      }
+    });
+  return program;
+}
+
+export async function main(argv: readonly string[] = process.argv): Promise<number> {
+  try {
+    await buildProgram().parseAsync([...argv]);
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (error) {
+    if (error instanceof CommanderError) return error.exitCode === 0 || error.code === 'commander.helpDisplayed' || error.code === 'commander.version' ? 0 : 2;
+    if (error instanceof UsageError || error instanceof ConfigError) {
+      console.error(`switchboard: ${error.message}`);
+      return 2;
+    }
+    console.error(`switchboard: ${(error as Error).message ?? error}`);
+    return 1;
+  }
+}
+
+function isMainModule(): boolean {
+  try {
+    return process.argv[1] !== undefined && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url);
+  } catch {
+    return false;
+  }
+}
+
+if (isMainModule()) main().then((code) => process.exit(code));
