@@ -5,3 +5,4 @@ export * from './fallback-store-suite.js';
 export * from './outage-scenario.js';
 export * from './stores.js';
 export * from './tracing.js';
+export * from './lifecycle-scenario.js';
