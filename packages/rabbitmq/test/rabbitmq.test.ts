@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { CountingObserver, createBus, createSwitchboardContainer, PublishError, type Bus, type Message } from '@switchboard/core';
-import { Recorder, uniqueName } from '@switchboard/core/testing';
+import { CountingObserver, NonRetryableError, createBus, createSwitchboardContainer, PublishError, type Bus, type Message } from '@switchboard/core';
+import { Recorder, runCli, uniqueName } from '@switchboard/core/testing';
 import type { RabbitOptionsInput } from '@switchboard/rabbitmq';
 import { RABBITMQ_URL, rabbitmqctl, testTransport } from './helpers.js';
 
@@ -199,5 +199,53 @@ describe('rabbitmq publishing and config', () => {
     await bus.subscriber.subscribe(topic, (m) => got.add(m), { group: 'q' });
     await bus.publisher.publish(topic, { value: 'quorum ok' });
     expect((await got.waitFor(1, 10_000))[0]!.value).toBe('quorum ok');
+  });
+});
+
+describe('rabbitmq: switchboard CLI over the transport DLQ and server-side cancels', () => {
+  it('lists, replays and purges dead letters straight from the <topic>-dlq queue', async () => {
+    const bus = await openBus();
+    const topic = uniqueName('sb-rabbit.cli');
+    const got = new Recorder<string>();
+    let fixed = false;
+    await bus.subscriber.subscribe(topic, (m) => {
+      if (!fixed) throw new NonRetryableError('unknown product');
+      got.add(m.id);
+    }, { group: 'orders' });
+    await bus.publisher.publish(topic, [{ id: 'bad-1', value: 1 }, { id: 'bad-2', value: 2 }, { id: 'bad-3', value: 3 }]);
+    await bus.counts.waitFor('dead-lettered', 3);
+    // The CLI uses the application's config: same queue arguments (RabbitMQ refuses a redeclare with others).
+    const env = { SWITCHBOARD__TRANSPORT__KIND: 'rabbitmq', SWITCHBOARD__TRANSPORT__URL: RABBITMQ_URL, SWITCHBOARD__TRANSPORT__QUEUE_EXPIRES_MS: '600000' };
+    const listed = await runCli(['--json', 'dlq', 'list', '--source', 'transport', '--dlq-topic', `${topic}-dlq`, '--idle-ms', '500'], env);
+    expect(listed.code).toBe(0);
+    expect((JSON.parse(listed.stdout) as { id: string; originalTopic: string; errorName: string }[]).map((l) => [l.id, l.originalTopic, l.errorName]).sort()).toEqual([
+      ['bad-1', topic, 'NonRetryableError'],
+      ['bad-2', topic, 'NonRetryableError'],
+      ['bad-3', topic, 'NonRetryableError'],
+    ]);
+    fixed = true;
+    const replayed = await runCli(['--json', 'dlq', 'replay', 'bad-1', 'bad-2', '--source', 'transport', '--dlq-topic', `${topic}-dlq`, '--idle-ms', '500'], env);
+    expect(replayed.code).toBe(0);
+    await got.waitFor(2, 10_000);
+    expect(got.items.sort()).toEqual(['bad-1', 'bad-2']);
+    const purged = await runCli(['--json', 'dlq', 'purge', '--source', 'transport', '--dlq-topic', `${topic}-dlq`, '--idle-ms', '500'], env);
+    expect(JSON.parse(purged.stdout)).toMatchObject({ dryRun: false, ids: ['bad-3'] });
+    const empty = await runCli(['--json', 'dlq', 'list', '--source', 'transport', '--dlq-topic', `${topic}-dlq`, '--idle-ms', '500'], env);
+    expect(JSON.parse(empty.stdout)).toEqual([]);
+  });
+
+  it('recovers from a server-side consumer cancel (queue deleted): consumes again by itself', async () => {
+    const bus = await openBus();
+    const topic = uniqueName('sb-rabbit.cancel');
+    const got = new Recorder<string>();
+    await bus.subscriber.subscribe(topic, (m) => got.add(m.id), { group: 'cancel' });
+    await bus.publisher.publish(topic, { id: 'before', value: 1 });
+    await got.waitFor(1, 10_000);
+    await rabbitmqctl('delete_queue', `${topic}.cancel`);
+    await bus.counts.waitFor('subscription-resumed', 1);
+    await bus.publisher.publish(topic, { id: 'after', value: 2 });
+    await got.waitFor(2, 10_000);
+    expect(got.items).toEqual(['before', 'after']);
+    expect(bus.counts.count('subscription-interrupted')).toBeGreaterThanOrEqual(1);
   });
 });

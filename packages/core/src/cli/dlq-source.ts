@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Delivery, TransportMessage } from '../message.js';
 import type { Transport } from '../ports.js';
 import { DeadLetterHeaders } from '../dead-letter.js';
@@ -40,33 +41,65 @@ function matches(letter: TransportDeadLetter, filter: ParkingFilter, ids: readon
 }
 
 /**
- * Walks a transport's DLQ as the group `switchboard-cli` (from the earliest message where the
- * transport keeps history). `act` decides per matching letter: true = acknowledge (consumed: replayed
- * or purged), false = leave it (handed back unacknowledged). Stops after `limit` matches or when
- * nothing arrived for `idleMs`.
+ * Walks a transport's DLQ. `browse` changes nothing; `replay` and `purge` act on the matching letters
+ * (`act` runs first, then the letter is acknowledged: consumed from the DLQ).
+ * - Queue transports (RabbitMQ): deliveries not acted on are held unacknowledged (prefetch covers
+ *   `limit`) and handed back when the walk ends; a letter seen twice means the queue came round.
+ * - Log transports (Kafka): browsing reads from the start with a throwaway group; replay reads as the
+ *   group `switchboard-cli`, whose committed offset remembers what was replayed. A log cannot delete
+ *   single records, so purge is refused (use the topic's retention).
+ * Stops after `limit` matches or when nothing arrived for `idleMs`.
  */
 export async function walkTransportDeadLetters(
   transport: Transport,
   deadLetterTopic: string,
-  options: { filter: ParkingFilter; ids: readonly string[]; limit: number; idleMs: number },
-  act: (letter: TransportDeadLetter) => Promise<boolean>,
+  options: { filter: ParkingFilter; ids: readonly string[]; limit: number; idleMs: number; mode: 'browse' | 'replay' | 'purge' },
+  act: (letter: TransportDeadLetter) => Promise<void> = async () => {},
 ): Promise<TransportDeadLetter[]> {
-  if (!transport.capabilities.acknowledgements) {
+  const caps = transport.capabilities;
+  if (!caps.acknowledgements) {
     throw new Error(`the ${transport.kind} transport keeps its dead letters outside the broker's queues (Redis: a stream); use --source parking, or read the stream ${deadLetterTopic} with XRANGE`);
   }
+  const log = caps.replay;
+  if (log && options.mode === 'purge') throw new Error(`${transport.kind} keeps dead letters in a log: single records cannot be deleted (let the topic's retention expire them, or replay them)`);
   const seen: TransportDeadLetter[] = [];
+  const seenIds = new Set<string>();
   let lastActivity = Date.now();
   let finish!: () => void;
   const done = new Promise<void>((resolve) => (finish = resolve));
+  const full = () => seen.length >= options.limit;
+  const group = log ? (options.mode === 'browse' ? `switchboard-cli-browse-${randomUUID().slice(0, 8)}` : 'switchboard-cli') : '';
   const subscription = await transport.subscribe(
-    { topic: deadLetterTopic, pattern: false, group: transport.kind === 'rabbitmq' ? '' : 'switchboard-cli', concurrency: 1, startFrom: transport.capabilities.replay ? 'earliest' : 'latest' },
+    { topic: deadLetterTopic, pattern: false, group, concurrency: log ? 1 : Math.min(1000, options.limit + 100), startFrom: log ? 'earliest' : 'latest' },
     async (delivery) => {
       lastActivity = Date.now();
       const letter = describe(delivery);
-      if (seen.length >= options.limit || !matches(letter, options.filter, options.ids)) return; // unsettled: handed back
+      if (log) {
+        if (full()) return;
+        if (matches(letter, options.filter, options.ids)) {
+          seen.push(letter);
+          if (options.mode !== 'browse') await act(letter);
+        }
+        await delivery.ack(); // a throwaway group when browsing; the CLI's own group when replaying
+        if (full()) finish();
+        return;
+      }
+      if (seenIds.has(letter.id)) {
+        finish(); // the queue came round: everything was seen
+        await done;
+        return;
+      }
+      seenIds.add(letter.id);
+      if (full() || !matches(letter, options.filter, options.ids) || options.mode === 'browse') {
+        if (matches(letter, options.filter, options.ids) && !full()) seen.push(letter);
+        if (full()) finish();
+        await done; // held unacknowledged, handed back when the walk ends
+        return;
+      }
       seen.push(letter);
-      if (await act(letter)) await delivery.ack();
-      if (seen.length >= options.limit) finish();
+      await act(letter);
+      await delivery.ack();
+      if (full()) finish();
     },
   );
   const idle = setInterval(() => Date.now() - lastActivity >= options.idleMs && finish(), 100);

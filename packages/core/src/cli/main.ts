@@ -167,7 +167,7 @@ export function buildProgram(): Command {
         return;
       }
       const dlqTopic = requireDlqTopic(options);
-      const letters = await withBus(global(), (bus) => walkTransportDeadLetters(bus.transport, dlqTopic, { filter, ids: [], limit: filter.limit!, idleMs: Number(options.idleMs) }, async () => false));
+      const letters = await withBus(global(), (bus) => walkTransportDeadLetters(bus.transport, dlqTopic, { filter, ids: [], limit: filter.limit!, idleMs: Number(options.idleMs), mode: 'browse' }));
       print(global(), letters, () => letterTable(letters));
     });
 
@@ -184,7 +184,7 @@ export function buildProgram(): Command {
         }
       } else {
         const dlqTopic = requireDlqTopic(options);
-        [found] = await withBus(global(), (bus) => walkTransportDeadLetters(bus.transport, dlqTopic, { filter: {}, ids: [id], limit: 1, idleMs: Number(options.idleMs) }, async () => false));
+        [found] = await withBus(global(), (bus) => walkTransportDeadLetters(bus.transport, dlqTopic, { filter: {}, ids: [id], limit: 1, idleMs: Number(options.idleMs), mode: 'browse' }));
       }
       if (!found) {
         console.error(`switchboard: no dead letter ${id}`);
@@ -230,12 +230,10 @@ export function buildProgram(): Command {
       const dlqTopic = requireDlqTopic(options);
       const letters = await withBus(global(), async (bus) => {
         const interval = rate ? 1000 / rate : 0;
-        return walkTransportDeadLetters(bus.transport, dlqTopic, { filter, ids, limit: filter.limit!, idleMs: Number(options.idleMs) }, async (letter) => {
-          if (options.dryRun) return false;
-          if (!letter.originalTopic) return false;
+        return walkTransportDeadLetters(bus.transport, dlqTopic, { filter, ids, limit: filter.limit!, idleMs: Number(options.idleMs), mode: options.dryRun ? 'browse' : 'replay' }, async (letter) => {
+          if (!letter.originalTopic) throw new Error(`dead letter ${letter.id} has no x-dlq-original-topic header: cannot replay it`);
           if (interval) await new Promise((resolve) => setTimeout(resolve, interval));
           await bus.publisher.publish(letter.originalTopic, { id: letter.id, ...(letter.key !== undefined ? { key: letter.key } : {}), headers: { ...letter.headers }, payload: letter.body });
-          return true;
         });
       });
       if (letters.length === 0) process.exitCode = 1;
@@ -259,7 +257,7 @@ export function buildProgram(): Command {
         return;
       }
       const dlqTopic = requireDlqTopic(options);
-      const letters = await withBus(global(), (bus) => walkTransportDeadLetters(bus.transport, dlqTopic, { filter, ids, limit: filter.limit!, idleMs: Number(options.idleMs) }, async () => !options.dryRun));
+      const letters = await withBus(global(), (bus) => walkTransportDeadLetters(bus.transport, dlqTopic, { filter, ids, limit: filter.limit!, idleMs: Number(options.idleMs), mode: options.dryRun ? 'browse' : 'purge' }));
       print(global(), { dryRun: Boolean(options.dryRun), ids: letters.map((l) => l.id) }, () => `${options.dryRun ? 'dry run: would purge' : 'purged'} ${letters.length} dead letter(s)`);
     });
 
