@@ -9,6 +9,7 @@ import { combineObservers, loggingObserver, type BusObserver, type Logger } from
 import { createDeliveryProcessor } from './pipeline.js';
 import type { Span } from '@opentelemetry/api';
 import { PublishCoalescer } from './coalesce.js';
+import { InFlight } from './in-flight.js';
 import { endSpan, startPublishSpan, withTraceHeaders } from './observability/tracing.js';
 import type { Handler, Publisher, PublishReceipt, RawPublisher, SubscribeOptions, Subscriber, Subscription, Transport, TransportSubscription } from './ports.js';
 import { retryPolicySchema } from './retry.js';
@@ -47,8 +48,7 @@ export class TransportPublisher implements Publisher {
   private readonly noReceivers: NoReceiversPolicy;
   private readonly sink: RawPublisher;
   private closed = false;
-  private inFlight = 0;
-  private idle: (() => void)[] = [];
+  private readonly inFlight = new InFlight();
 
   constructor(
     private readonly transport: Transport,
@@ -67,7 +67,7 @@ export class TransportPublisher implements Publisher {
     const list = Array.isArray(messages) ? (messages as readonly OutgoingMessage<T>[]) : [messages as OutgoingMessage<T>];
     const span = startPublishSpan(topic, this.transport.kind, list.length);
     const encoded = list.map((m) => this.toTransportMessage(m, span));
-    this.inFlight++;
+    this.inFlight.begin();
     try {
       const result = await this.sink.publish(topic, encoded, { guarantee: this.guarantee });
       endSpan(span);
@@ -86,14 +86,13 @@ export class TransportPublisher implements Publisher {
       if (error instanceof PublishError) throw error;
       throw new PublishError(`publish to "${topic}" on ${this.transport.kind} failed (guarantee "${this.guarantee}"): ${(error as Error)?.message ?? error}`, topic, { cause: error });
     } finally {
-      this.inFlight--;
-      if (this.inFlight === 0) for (const resolve of this.idle.splice(0)) resolve();
+      this.inFlight.end();
     }
   }
 
   async close(): Promise<void> {
     this.closed = true;
-    if (this.inFlight > 0) await new Promise<void>((resolve) => this.idle.push(resolve));
+    await this.inFlight.idle();
   }
 
   private toTransportMessage<T>(message: OutgoingMessage<T>, span: Span | undefined): TransportMessage {

@@ -31,3 +31,4 @@ export * from './resilience/relay.js';
 export * from './operations/parking-lot.js';
 export * from './operations/dead-letter-consumer.js';
 export * from './observability/tracing.js';
+export * from './in-flight.js';

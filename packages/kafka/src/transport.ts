@@ -2,6 +2,7 @@ import { Kafka, PartitionAssigners, logLevel, type Admin, type Consumer, type Pr
 import { SubscriptionAwareAssigner } from './assigner.js';
 import {
   ClosedError,
+  InFlight,
   withDeadline,
   PublishError,
   combineObservers,
@@ -173,8 +174,7 @@ class KafkaSubscription implements TransportSubscription {
   private readonly attempts = new Map<string, number>();
   private readonly pendingCommits = new Map<string, { topic: string; partition: number; offset: string }>();
   private commitTimer: ReturnType<typeof setTimeout> | undefined;
-  private inFlight = 0;
-  private idleWaiters: (() => void)[] = [];
+  private readonly inFlight = new InFlight();
   private stopping = false;
   private ending: Promise<void> | undefined;
   private endedCallbacks: (() => void)[] = [];
@@ -244,13 +244,12 @@ class KafkaSubscription implements TransportSubscription {
         return true;
       },
     };
-    this.inFlight++;
+    this.inFlight.begin();
     try {
       await this.listener(delivery);
       if (!settled && !this.stopping) this.hold(topic, partition, record.offset, attempt + 1, 0); // unsettled: read it again
     } finally {
-      this.inFlight--;
-      if (this.inFlight === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
+      this.inFlight.end();
     }
   }
 
@@ -313,7 +312,7 @@ class KafkaSubscription implements TransportSubscription {
       this.stopping = true;
       for (const held of this.held.values()) clearTimeout(held.timer);
       this.held.clear();
-      if (this.inFlight > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+      await this.inFlight.idle();
       await this.flushCommits();
       await this.consumer.disconnect().catch(() => undefined);
       for (const callback of this.endedCallbacks) callback();

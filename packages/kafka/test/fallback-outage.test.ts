@@ -3,10 +3,9 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import pg from 'pg';
-import { afterAll, describe, expect, it } from 'vitest';
-import type { FallbackStore } from '@switchboard/core';
+import { afterAll } from 'vitest';
 import { PostgresFallbackStore } from '@switchboard/core/postgres';
-import { runBrokerOutageScenario, uniqueName, uniqueTableName } from '@switchboard/core/testing';
+import { runBrokerOutageSuite, uniqueName, uniqueTableName } from '@switchboard/core/testing';
 import type { KafkaTransport } from '@switchboard/kafka';
 import { RedisFallbackStore } from '@switchboard/redis-pubsub';
 import { testTransport } from './helpers.js';
@@ -22,27 +21,14 @@ afterAll(async () => {
   await pool.end();
 });
 
-const stores: Record<string, () => Promise<FallbackStore>> = {
-  redis: async () => new RedisFallbackStore({ redis, key: uniqueName('sb-outage-fallback') }),
-  postgresql: () => PostgresFallbackStore.open({ pool, table: uniqueTableName('sb_outage') }),
-};
-
-describe.runIf(managed)('kafka (acks=all) broker stopped and restarted while publishing through the fallback store', () => {
-  for (const [storeName, openStore] of Object.entries(stores)) {
-    it(`every published id reaches the consumer, ${storeName} store`, async () => {
-      const report = await runBrokerOutageScenario({
-        createTransport: () => testTransport({ publishTimeoutMs: 3000, retries: 1, partitions: 3 }),
-        prepare: (transport, topic) => (transport as KafkaTransport).ensureTopics([topic]),
-        stopBroker: () => broker('down'),
-        startBroker: () => broker('up'),
-        store: await openStore(),
-      });
-      console.log(`[measure] kafka + ${storeName} store: published ${report.published} (stored for later ${report.storedForLater}), delivered ${report.delivered}, duplicates ${report.duplicates}, missing ${report.missing.length}, recovery to empty store ${report.recoveryToEmptyStoreMs} ms, breaker opened ${report.breakerOpened} and closed after recovery ${report.breakerClosedAfterRecovery}`);
-      expect(report.missing).toEqual([]);
-      expect(report.published).toBe(10_000);
-      expect(report.storedForLater).toBeGreaterThan(0);
-      expect(report.breakerOpened).toBe(true);
-      expect(report.breakerClosedAfterRecovery).toBe(true);
-    }, 420_000);
-  }
+runBrokerOutageSuite('kafka (acks=all)', {
+  managed,
+  createTransport: () => testTransport({ publishTimeoutMs: 3000, retries: 1, partitions: 3 }),
+  prepare: (transport, topic) => (transport as KafkaTransport).ensureTopics([topic]),
+  stopBroker: () => broker('down'),
+  startBroker: () => broker('up'),
+  stores: {
+    redis: async () => new RedisFallbackStore({ redis, key: uniqueName('sb-outage-fallback') }),
+    postgresql: () => PostgresFallbackStore.open({ pool, table: uniqueTableName('sb_outage') }),
+  },
 });

@@ -3,6 +3,7 @@ import * as amqplib from 'amqplib';
 import type { Channel, ConfirmChannel, ConsumeMessage, Options, RecoveringChannelModel } from 'amqplib';
 import {
   ClosedError,
+  InFlight,
   withDeadline,
   PublishError,
   combineObservers,
@@ -289,8 +290,7 @@ class RabbitSubscription implements TransportSubscription {
   private channel: Channel | undefined;
   private consumerTag: string | undefined;
   private queue = '';
-  private inFlight = 0;
-  private idleWaiters: (() => void)[] = [];
+  private readonly inFlight = new InFlight();
   private state: 'active' | 'closing' | 'draining' | 'ended' = 'active';
   private ending: Promise<void> | undefined;
   private interruptedAt: number | undefined;
@@ -377,7 +377,7 @@ class RabbitSubscription implements TransportSubscription {
         return true;
       },
     };
-    this.inFlight++;
+    this.inFlight.begin();
     this.listener(delivery)
       .catch(() => undefined)
       .finally(() => {
@@ -388,8 +388,7 @@ class RabbitSubscription implements TransportSubscription {
             // channel gone: the broker requeues it
           }
         }
-        this.inFlight--;
-        if (this.inFlight === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
+        this.inFlight.end();
       });
   }
 
@@ -410,7 +409,7 @@ class RabbitSubscription implements TransportSubscription {
       this.state = mode;
       const channel = this.channel;
       if (channel && this.consumerTag) await channel.cancel(this.consumerTag).catch(() => undefined);
-      if (this.inFlight > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+      await this.inFlight.idle();
       this.state = 'ended';
       if (channel) await channel.close().catch(() => undefined);
       for (const callback of this.endedCallbacks) callback();

@@ -83,6 +83,15 @@ export function runConformanceSuite(target: ConformanceTarget): void {
       return Object.assign(bus, { counts: observer });
     }
 
+    /** Opens a reader on `<topic>-dlq` before anything is dead-lettered; closed after the test. */
+    async function openDeadLetters(bus: Bus, topic: string): Promise<DeadLetterReader> {
+      const dlqTopic = `${topic}-dlq`;
+      await target.prepareTopics?.([dlqTopic]);
+      const reader = await openReader(bus.transport, dlqTopic);
+      cleanups.push(() => reader.close());
+      return reader;
+    }
+
     async function topics(...names: string[]): Promise<string[]> {
       const unique = names.map((n) => uniqueName(`sb-conf.${n}`));
       await target.prepareTopics?.(unique);
@@ -241,10 +250,7 @@ export function runConformanceSuite(target: ConformanceTarget): void {
     it('calls a failing handler exactly maxAttempts times with the configured backoff, then dead-letters it with the standard headers', { timeout }, async () => {
       const bus = await openBus();
       const [topic] = await topics('poison');
-      const dlqTopic = `${topic}-dlq`;
-      await target.prepareTopics?.([dlqTopic]);
-      const reader = await openReader(bus.transport, dlqTopic);
-      cleanups.push(() => reader.close());
+      const reader = await openDeadLetters(bus, topic!);
       const calls: { at: number; attempt: number }[] = [];
       const retry = { maxAttempts: 3, initialIntervalMs: 200, multiplier: 2, maxIntervalMs: 1000 };
       await bus.subscriber.subscribe(
@@ -288,10 +294,7 @@ export function runConformanceSuite(target: ConformanceTarget): void {
     it('sends non-retryable errors straight to the DLQ (error type and classifier)', { timeout }, async () => {
       const bus = await openBus();
       const [topic] = await topics('non-retryable');
-      const dlqTopic = `${topic}-dlq`;
-      await target.prepareTopics?.([dlqTopic]);
-      const reader = await openReader(bus.transport, dlqTopic);
-      cleanups.push(() => reader.close());
+      const reader = await openDeadLetters(bus, topic!);
       const calls = new Recorder<string>();
       await bus.subscriber.subscribe<{ kind: string }>(
         topic!,
@@ -318,10 +321,7 @@ export function runConformanceSuite(target: ConformanceTarget): void {
     it('sends undecodable and schema-invalid payloads straight to the DLQ with the reason, without calling the handler', { timeout }, async () => {
       const bus = await openBus();
       const [topic] = await topics('malformed');
-      const dlqTopic = `${topic}-dlq`;
-      await target.prepareTopics?.([dlqTopic]);
-      const reader = await openReader(bus.transport, dlqTopic);
-      cleanups.push(() => reader.close());
+      const reader = await openDeadLetters(bus, topic!);
       const handled = new Recorder<string>();
       const schema = z.object({ orderId: z.string(), quantity: z.number().int().positive() });
       await bus.subscriber.subscribe(topic!, (m) => handled.add(m.id), { ...groupOf('g'), startFrom, schema });
@@ -421,10 +421,7 @@ export function runConformanceSuite(target: ConformanceTarget): void {
       const { exporter, tracer } = testTracing();
       const bus = await openBus();
       const [topic] = await topics('trace');
-      const dlqTopic = `${topic}-dlq`;
-      await target.prepareTopics?.([dlqTopic]);
-      const reader = await openReader(bus.transport, dlqTopic);
-      cleanups.push(() => reader.close());
+      const reader = await openDeadLetters(bus, topic!);
       const got = new Recorder<Message<{ poison: boolean }>>();
       await bus.subscriber.subscribe<{ poison: boolean }>(
         topic!,

@@ -6,3 +6,5 @@ export * from './outage-scenario.js';
 export * from './stores.js';
 export * from './tracing.js';
 export * from './lifecycle-scenario.js';
+export * from './outage-suite.js';
+export * from './lifecycle-suite.js';
