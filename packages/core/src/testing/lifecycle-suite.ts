@@ -5,8 +5,8 @@ import { runDeadLetterLifecycle, type LifecycleOptions } from './lifecycle-scena
 export function runDeadLetterLifecycleSuite(name: string, options: LifecycleOptions | (() => Promise<LifecycleOptions & { cleanup?: () => Promise<void> }>)): void {
   describe(`${name}: DLQ -> DLQ consumer -> PostgreSQL parking lot -> switchboard CLI replay`, () => {
     it('parks permanent failures, counts exactly, replays through the CLI, and consumes them once fixed', async () => {
-      const resolved = typeof options === 'function' ? await options() : options;
-      const report = await runDeadLetterLifecycle(resolved).finally(() => ('cleanup' in resolved ? resolved.cleanup?.() : undefined));
+      const resolved: LifecycleOptions & { cleanup?: () => Promise<void> } = typeof options === 'function' ? await options() : options;
+      const report = await runDeadLetterLifecycle(resolved).finally(() => resolved.cleanup?.());
       console.log(`[measure] ${name} lifecycle: ${JSON.stringify(report)}`);
       expect(report.counters.succeeded).toBe(report.counters.expectedSucceeded);
       expect(report.counters.retryAttempts).toBe(report.counters.expectedRetryAttempts);
