@@ -133,27 +133,29 @@ export class RabbitTransport implements Transport {
     const deadline = Date.now() + this.options.publishTimeoutMs;
     const link = await this.publishLink(deadline);
     if (type && exchange !== '') await this.declareExchange(link, exchange, type);
-    const confirms: Promise<boolean>[] = [];
+    // One promise per batch, settled by counting the broker's confirms (no promise per message).
+    let unroutable = 0;
+    let pending = messages.length;
+    let settle!: { resolve: () => void; reject: (error: Error) => void };
+    const confirmed = new Promise<void>((resolve, reject) => (settle = { resolve, reject }));
+    if (pending === 0) settle.resolve();
+    const onConfirm = (id: string) => (error: unknown) => {
+      if (error) return settle.reject(new PublishError(`RabbitMQ nacked message ${id} on "${exchange}" / "${routingKey}"`, topic, { cause: error }));
+      if (link.returned.delete(id)) unroutable++;
+      if (--pending === 0) settle.resolve();
+    };
     for (const message of messages) {
-      let written = true;
-      confirms.push(
-        new Promise<boolean>((resolve, reject) => {
-          const content = Buffer.from(message.body.buffer, message.body.byteOffset, message.body.byteLength);
-          written = link.channel.publish(exchange, routingKey, content, toPublishOptions(topic, message, guarantee), (error) => {
-            if (error) reject(new PublishError(`RabbitMQ nacked message ${message.id} on "${exchange}" / "${routingKey}"`, topic, { cause: error }));
-            else resolve(!link.returned.delete(message.id));
-          });
-        }),
-      );
-      if (!written) await withDeadline(once(link.channel, 'drain'), deadline, () => new PublishError(`RabbitMQ applied backpressure for over ${this.options.publishTimeoutMs} ms`, topic)); // backpressure
+      const content = Buffer.from(message.body.buffer, message.body.byteOffset, message.body.byteLength);
+      const written = link.channel.publish(exchange, routingKey, content, toPublishOptions(topic, message, guarantee), onConfirm(message.id));
+      if (!written) await withDeadline(once(link.channel, 'drain'), deadline, () => new PublishError(`RabbitMQ applied backpressure for over ${this.options.publishTimeoutMs} ms`, topic));
     }
     if (guarantee === 'none') {
-      for (const confirm of confirms) confirm.catch(() => undefined);
+      confirmed.catch(() => undefined);
       return {};
     }
-    const routed = await withDeadline(Promise.all(confirms), deadline, () => new PublishError(`no confirm from RabbitMQ within ${this.options.publishTimeoutMs} ms for ${messages.length} message(s) to "${topic}"`, topic));
+    await withDeadline(confirmed, deadline, () => new PublishError(`no confirm from RabbitMQ within ${this.options.publishTimeoutMs} ms for ${messages.length} message(s) to "${topic}"`, topic));
     // Unroutable (mandatory + basic.return): nobody got it; the publisher's noReceivers policy decides.
-    return routed.every(Boolean) ? {} : { receivers: 0 };
+    return unroutable === 0 ? {} : { receivers: 0 };
   }
 
   /** Dead letters: durable queue named like the DLQ topic, bound to the main exchange, then a confirmed persistent publish. */

@@ -10,10 +10,14 @@ import type { TransportMessage } from '@switchboard/core';
 const MAGIC = Buffer.from('SB1');
 
 export function encodeFrame(message: TransportMessage): Buffer {
-  const header = Buffer.from(JSON.stringify({ id: message.id, key: message.key, headers: message.headers, timestamp: message.timestamp }));
-  const length = Buffer.allocUnsafe(4);
-  length.writeUInt32BE(header.length, 0);
-  return Buffer.concat([MAGIC, length, header, message.body]);
+  const header = JSON.stringify({ id: message.id, key: message.key, headers: message.headers, timestamp: message.timestamp });
+  const headerLength = Buffer.byteLength(header);
+  const frame = Buffer.allocUnsafe(7 + headerLength + message.body.byteLength);
+  MAGIC.copy(frame, 0);
+  frame.writeUInt32BE(headerLength, 3);
+  frame.write(header, 7, headerLength, 'utf8');
+  frame.set(message.body, 7 + headerLength);
+  return frame;
 }
 
 export function decodeFrame(frame: Buffer): TransportMessage {

@@ -8,6 +8,7 @@ import {
   type BusObserver,
   type Capabilities,
   type Delivery,
+  type SourceMetadata,
   type DeliveryListener,
   type RawPublisher,
   type Transport,
@@ -101,18 +102,18 @@ export class RedisPubSubTransport implements Transport {
     const matcher = spec.pattern ? compileTopicPattern(spec.topic) : undefined;
     const glob = spec.pattern ? globForPattern(spec.topic) : undefined;
     const lanes = new KeyedLanes<Delivery>(spec.concurrency, (delivery) => listener(delivery), (error) => this.observer.onEvent({ type: 'internal-error', topic: spec.topic, context: 'redis handler', error }));
+    // Shared by every delivery of this subscription: nothing to acknowledge, no redelivery.
+    const ack = async () => true;
+    const retryLater = async (): Promise<boolean> => {
+      throw new Error('Redis Pub/Sub cannot redeliver: retries run in-process');
+    };
+    const sources = new Map<string, SourceMetadata>();
     const receive = (channel: string, frame: Buffer) => {
       if (matcher && !matcher.test(channel)) return;
-      const message = decodeFrame(frame);
-      lanes.push(message.key, {
-        ...message,
-        attempt: 1,
-        source: { transport: 'redis', topic: channel, channel, ...(spec.pattern ? { pattern: spec.topic } : {}) },
-        ack: async () => true, // nothing to acknowledge: Pub/Sub has no redelivery
-        retryLater: async () => {
-          throw new Error('Redis Pub/Sub cannot redeliver: retries run in-process');
-        },
-      });
+      let source = sources.get(channel);
+      if (!source) sources.set(channel, (source = Object.freeze({ transport: 'redis', topic: channel, channel, ...(spec.pattern ? { pattern: spec.topic } : {}) })));
+      const m = decodeFrame(frame);
+      lanes.push(m.key, { id: m.id, key: m.key, headers: m.headers, body: m.body, timestamp: m.timestamp, attempt: 1, source, ack, retryLater });
     };
     if (glob) connection.on('pmessageBuffer', (_pattern: string, channel: Buffer, frame: Buffer) => receive(channel.toString('utf8'), frame));
     else connection.on('messageBuffer', (channel: Buffer, frame: Buffer) => receive(channel.toString('utf8'), frame));
