@@ -148,10 +148,29 @@ export interface Transport extends RawPublisher {
    */
   deadLetterPublisher?(): RawPublisher;
   /**
+   * Where dead letters can be read back when they live outside the broker's queues (Redis Pub/Sub
+   * keeps them in a stream). Transports whose DLQ is a normal topic/queue leave this out: tooling
+   * subscribes to the DLQ topic instead.
+   */
+  deadLetterSource?(deadLetterTopic: string): DeadLetterSource | undefined;
+  /**
    * Gives the transport the bus observer for transport-level events (no receivers, subscription
    * interrupted/resumed...). Called once by `createBus`; optional.
    */
   observe?(observer: BusObserver): void;
   /** Closes subscriptions and connections. Idempotent. */
   close(): Promise<void>;
+}
+
+/** A stored dead letter with its position in the store. */
+export interface StoredDeadLetter extends TransportMessage {
+  readonly cursor: string;
+}
+
+/** Reads and removes dead letters kept outside the broker's queues. */
+export interface DeadLetterSource {
+  /** Oldest first, strictly after `afterCursor` (from the start when undefined). */
+  read(afterCursor: string | undefined, limit: number): Promise<StoredDeadLetter[]>;
+  /** Deletes the given letters (after a replay, or a purge). */
+  remove(cursors: readonly string[]): Promise<void>;
 }

@@ -56,3 +56,9 @@ export async function readDeadLetterStream(redis: Redis, stream: string, afterEn
   if (!reply) return [];
   return reply.flatMap(([, entries]) => entries.map(([entryId, fields]) => toDeadLetter(entryId.toString('utf8'), fields)));
 }
+
+/** Dead letters in entry-id order from `start` (XRANGE syntax: "-", an id, or "(id" exclusive). */
+export async function readDeadLetterStreamRange(redis: Redis, stream: string, start: string, count: number): Promise<StreamDeadLetter[]> {
+  const entries = (await redis.xrangeBuffer(stream, start, '+', 'COUNT', count)) as [Buffer, Buffer[]][];
+  return entries.map(([entryId, fields]) => toDeadLetter(entryId.toString('utf8'), fields));
+}

@@ -9,6 +9,7 @@ import {
   type Capabilities,
   type Delivery,
   type SourceMetadata,
+  type DeadLetterSource,
   type DeliveryListener,
   type RawPublisher,
   type Transport,
@@ -18,7 +19,7 @@ import {
   type TransportSubscribeSpec,
   type TransportSubscription,
 } from '@switchboard/core';
-import { DeadLetterStreamPublisher } from './dead-letter-stream.js';
+import { DeadLetterStreamPublisher, readDeadLetterStreamRange } from './dead-letter-stream.js';
 import { decodeFrame, encodeFrame } from './frame.js';
 import type { RedisOptions } from './options.js';
 
@@ -158,6 +159,18 @@ export class RedisPubSubTransport implements Transport {
   /** Dead letters go to a Redis Stream named like the DLQ topic. */
   deadLetterPublisher(): RawPublisher {
     return this.deadLetters;
+  }
+
+  /** The DLQ stream, for tooling (`switchboard dlq ... --source transport`). */
+  deadLetterSource(stream: string): DeadLetterSource {
+    const redis = this.publisherConnection;
+    return {
+      read: async (afterCursor, limit) =>
+        (await readDeadLetterStreamRange(redis, stream, afterCursor === undefined ? '-' : `(${afterCursor}`, limit)).map(({ entryId, ...letter }) => ({ ...letter, cursor: entryId })),
+      remove: async (cursors) => {
+        if (cursors.length > 0) await redis.xdel(stream, ...cursors);
+      },
+    };
   }
 
   async close(): Promise<void> {

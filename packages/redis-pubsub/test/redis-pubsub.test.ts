@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
-import { CapabilityError, CountingObserver, DeadLetterHeaders, PublishError, createBus, createSwitchboardContainer, type Bus, type Message, type NoReceiversPolicy } from '@switchboard/core';
-import { Recorder, runFallbackStoreSuite, uniqueName } from '@switchboard/core/testing';
+import { CapabilityError, CountingObserver, DeadLetterHeaders, NonRetryableError, PublishError, createBus, createSwitchboardContainer, type Bus, type Message, type NoReceiversPolicy } from '@switchboard/core';
+import { Recorder, runCli, runFallbackStoreSuite, uniqueName } from '@switchboard/core/testing';
 import { RedisFallbackStore, createRedisPubSubTransport, readDeadLetterStream, type RedisOptions } from '@switchboard/redis-pubsub';
 import { REDIS_URL } from './helpers.js';
 
@@ -135,6 +135,37 @@ describe('redis config validation', () => {
     const { bus } = await createSwitchboardContainer({ env: {}, object: { transport: { kind: 'redis', url: REDIS_URL } } });
     cleanups.push(() => bus.close());
     expect(bus.transport.kind).toBe('redis');
+  });
+});
+
+describe('switchboard CLI over the Redis DLQ stream', () => {
+  it('lists, replays and purges dead letters straight from <channel>-dlq', async () => {
+    const bus = await openBus();
+    const channel = uniqueName('sb-redis.cli');
+    const got = new Recorder<string>();
+    let fixed = false;
+    await bus.subscriber.subscribe(channel, (m) => {
+      if (!fixed) throw new NonRetryableError('unknown template');
+      got.add(m.id);
+    });
+    await bus.publisher.publish(channel, [{ id: 'bad-1', value: 1 }, { id: 'bad-2', value: 2 }, { id: 'bad-3', value: 3 }]);
+    await bus.counts.waitFor('dead-lettered', 3);
+    const env = { SWITCHBOARD__TRANSPORT__KIND: 'redis', SWITCHBOARD__TRANSPORT__URL: REDIS_URL };
+    const dlq = ['--source', 'transport', '--dlq-topic', `${channel}-dlq`];
+    const listed = await runCli(['--json', 'dlq', 'list', ...dlq], env);
+    expect(listed.code).toBe(0);
+    expect((JSON.parse(listed.stdout) as { id: string; originalTopic: string }[]).map((l) => [l.id, l.originalTopic])).toEqual([
+      ['bad-1', channel],
+      ['bad-2', channel],
+      ['bad-3', channel],
+    ]);
+    fixed = true;
+    expect((await runCli(['--json', 'dlq', 'replay', 'bad-2', ...dlq], env)).code).toBe(0);
+    await got.waitFor(1, 10_000);
+    expect(got.items).toEqual(['bad-2']);
+    expect(JSON.parse((await runCli(['--json', 'dlq', 'purge', '--dry-run', ...dlq], env)).stdout)).toMatchObject({ dryRun: true, ids: ['bad-1', 'bad-3'] });
+    expect(JSON.parse((await runCli(['--json', 'dlq', 'purge', ...dlq], env)).stdout)).toMatchObject({ dryRun: false, ids: ['bad-1', 'bad-3'] });
+    expect(JSON.parse((await runCli(['--json', 'dlq', 'list', ...dlq], env)).stdout)).toEqual([]);
   });
 });
 

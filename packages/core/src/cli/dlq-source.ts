@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import type { Delivery, TransportMessage } from '../message.js';
-import type { Transport } from '../ports.js';
+import type { TransportMessage } from '../message.js';
+import type { DeadLetterSource, Transport } from '../ports.js';
 import { DeadLetterHeaders } from '../dead-letter.js';
 import type { ParkingFilter } from '../operations/parking-lot.js';
 
@@ -14,7 +14,7 @@ export interface TransportDeadLetter extends TransportMessage {
   readonly lastFailureAt: number;
 }
 
-function describe(delivery: Delivery): TransportDeadLetter {
+function describe(delivery: TransportMessage): TransportDeadLetter {
   const h = delivery.headers;
   return {
     id: delivery.id,
@@ -56,10 +56,10 @@ export async function walkTransportDeadLetters(
   options: { filter: ParkingFilter; ids: readonly string[]; limit: number; idleMs: number; mode: 'browse' | 'replay' | 'purge' },
   act: (letter: TransportDeadLetter) => Promise<void> = async () => {},
 ): Promise<TransportDeadLetter[]> {
+  const source = transport.deadLetterSource?.(deadLetterTopic);
+  if (source) return walkDeadLetterSource(source, options, act);
   const caps = transport.capabilities;
-  if (!caps.acknowledgements) {
-    throw new Error(`the ${transport.kind} transport keeps its dead letters outside the broker's queues (Redis: a stream); use --source parking, or read the stream ${deadLetterTopic} with XRANGE`);
-  }
+  if (!caps.acknowledgements) throw new Error(`the ${transport.kind} transport can neither browse its dead letters nor acknowledge them`);
   const log = caps.replay;
   if (log && options.mode === 'purge') throw new Error(`${transport.kind} keeps dead letters in a log: single records cannot be deleted (let the topic's retention expire them, or replay them)`);
   const seen: TransportDeadLetter[] = [];
@@ -106,5 +106,29 @@ export async function walkTransportDeadLetters(
   await done;
   clearInterval(idle);
   await subscription.close();
+  return seen;
+}
+
+/** The same walk over a store of dead letters (Redis stream): read in order, act, then remove. */
+async function walkDeadLetterSource(
+  source: DeadLetterSource,
+  options: { filter: ParkingFilter; ids: readonly string[]; limit: number; mode: 'browse' | 'replay' | 'purge' },
+  act: (letter: TransportDeadLetter) => Promise<void>,
+): Promise<TransportDeadLetter[]> {
+  const seen: TransportDeadLetter[] = [];
+  let cursor: string | undefined;
+  while (seen.length < options.limit) {
+    const batch = await source.read(cursor, 200);
+    if (batch.length === 0) break;
+    for (const stored of batch) {
+      cursor = stored.cursor;
+      const letter = describe(stored);
+      if (seen.length >= options.limit || !matches(letter, options.filter, options.ids)) continue;
+      seen.push(letter);
+      if (options.mode === 'browse') continue;
+      if (options.mode === 'replay') await act(letter);
+      await source.remove([stored.cursor]);
+    }
+  }
   return seen;
 }

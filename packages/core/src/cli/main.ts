@@ -267,13 +267,19 @@ export function buildProgram(): Command {
     .requiredOption('--store <url>', 'fallback store: postgres://... or redis://...')
     .option('--name <name>', 'table (postgres) or stream key (redis) of the store')
     .option('--once', 'drain once and exit')
+    .option('--lease-ms <ms>', 'relay lease time to live; a crashed relay is replaced after this long', '15000')
+    .option('--batch-size <n>', 'records read and sent per round', '500')
     .exitOverride()
-    .action(async (options: { store: string; name?: string; once?: boolean }) => {
+    .action(async (options: { store: string; name?: string; once?: boolean; leaseMs: string; batchSize: string }) => {
+      const leaseMs = Number(options.leaseMs);
+      const batchSize = Number(options.batchSize);
+      if (!Number.isInteger(leaseMs) || leaseMs < 100) throw new UsageError(`--lease-ms: an integer of at least 100 (got "${options.leaseMs}")`);
+      if (!Number.isInteger(batchSize) || batchSize < 1) throw new UsageError(`--batch-size: a positive integer (got "${options.batchSize}")`);
       const config = await loadBusConfig(global().config ? { file: global().config! } : {});
       const { factory, options: transportOptions } = await resolveTransportConfig(config);
       const transport = await factory.create(transportOptions);
       const store = await openStore(options.store, options.name);
-      const relay = new FallbackRelay({ store, transport, observer: { onEvent: (e) => e.type === 'relayed' && !global().json && consoleLogger.info({ topic: e.topic, count: e.count, lagMs: e.lagMs }, 'relayed') } });
+      const relay = new FallbackRelay({ store, transport, leaseMs, batchSize, observer: { onEvent: (e) => e.type === 'relayed' && !global().json && consoleLogger.info({ topic: e.topic, count: e.count, lagMs: e.lagMs }, 'relayed') } });
       try {
         if (options.once) {
           const result = await relay.drainOnce();

@@ -3,7 +3,7 @@ import { combineObservers, type BusObserver } from '../observer.js';
 import { withDeadline } from '../deadline.js';
 import { PublishError } from '../errors.js';
 import type { TransportMessage } from '../message.js';
-import type { DeliveryListener, RawPublisher, Transport, TransportPublishOptions, TransportPublishResult, TransportSubscribeSpec, TransportSubscription } from '../ports.js';
+import type { DeadLetterSource, DeliveryListener, RawPublisher, Transport, TransportPublishOptions, TransportPublishResult, TransportSubscribeSpec, TransportSubscription } from '../ports.js';
 import type { FallbackRecord, FallbackStore } from './fallback-store.js';
 
 export type BreakerState = 'closed' | 'open' | 'half-open';
@@ -94,6 +94,10 @@ export class FallbackTransport implements Transport {
 
   subscribe(spec: TransportSubscribeSpec, listener: DeliveryListener): Promise<TransportSubscription> {
     return this.inner.subscribe(spec, listener);
+  }
+
+  deadLetterSource(deadLetterTopic: string): DeadLetterSource | undefined {
+    return this.inner.deadLetterSource?.(deadLetterTopic);
   }
 
   close(): Promise<void> {
