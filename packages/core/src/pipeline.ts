@@ -2,7 +2,7 @@ import type { ZodType } from 'zod';
 import { decodeOrThrow, type Codec } from './codec.js';
 import { buildDeadLetter } from './dead-letter.js';
 import { SchemaValidationError } from './errors.js';
-import { inDeliverySpan } from './observability/tracing.js';
+import { inDeliverySpan, isTraced } from './observability/tracing.js';
 import type { Delivery, Message } from './message.js';
 import type { BusObserver, FailureReason } from './observer.js';
 import type { DeliveryListener, FinalFailure, Handler, RawPublisher } from './ports.js';
@@ -79,9 +79,13 @@ export function createDeliveryProcessor<T>(config: PipelineConfig<T>): DeliveryL
     };
     const started = now();
     try {
-      await inDeliverySpan(topic, delivery.source.transport, delivery.id, attempt, delivery.headers, async () => {
-        await config.handler(message);
-      });
+      if (isTraced(delivery.headers)) {
+        await inDeliverySpan(topic, delivery.source.transport, delivery.id, attempt, delivery.headers, async () => {
+          await config.handler(message);
+        });
+      } else {
+        await config.handler(message); // untraced: no span machinery on the hot path
+      }
     } catch (error) {
       return { ok: false, error, reason: undefined };
     }

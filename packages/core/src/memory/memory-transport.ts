@@ -165,36 +165,52 @@ export class MemoryBroker {
 
   /** Runs one delivery. Returns a delay when the listener asked for a delayed retry (the lane waits). */
   private async deliver(member: Member, entry: Entry, listener: DeliveryListener, spec: TransportSubscribeSpec): Promise<number | void> {
-    let settled: 'ack' | number | undefined;
-    const { message } = entry;
     let source = member.sources.get(entry.topic);
     if (!source) member.sources.set(entry.topic, (source = Object.freeze({ transport: 'memory', topic: entry.topic, group: spec.group, ...(spec.pattern ? { pattern: spec.topic } : {}) })));
-    const delivery: Delivery = {
-      id: message.id,
-      key: message.key,
-      headers: message.headers,
-      body: message.body,
-      timestamp: message.timestamp,
-      attempt: entry.attempt,
-      source,
-      ack: async () => {
-        if (settled !== undefined) return false;
-        settled = 'ack';
-        return true;
-      },
-      retryLater: async (delayMs: number) => {
-        if (settled !== undefined) return false;
-        settled = Math.max(0, delayMs);
-        return true;
-      },
-    };
+    const delivery = new MemoryDelivery(entry, source);
     await listener(delivery);
-    if (settled === 'ack') return this.finished(member.group, 1);
+    if (delivery.settled === 'ack') return this.finished(member.group, 1);
     entry.attempt++;
-    if (typeof settled === 'number' && member.accepting) return settled; // stays queued in its lane
+    if (typeof delivery.settled === 'number' && member.accepting) return delivery.settled; // stays queued in its lane
     // Unsettled, or a retry while this member is leaving: hand it back to the group.
     this.finished(member.group, 1);
     this.dispatch(member.group, entry);
+  }
+}
+
+/** One delivery of a memory entry; settles once (ack, or a retry delay). */
+class MemoryDelivery implements Delivery {
+  readonly id: string;
+  readonly key: string | undefined;
+  readonly headers: Delivery['headers'];
+  readonly body: Uint8Array;
+  readonly timestamp: number;
+  readonly attempt: number;
+  settled: 'ack' | number | undefined;
+
+  constructor(
+    entry: Entry,
+    readonly source: SourceMetadata,
+  ) {
+    const m = entry.message;
+    this.id = m.id;
+    this.key = m.key;
+    this.headers = m.headers;
+    this.body = m.body;
+    this.timestamp = m.timestamp;
+    this.attempt = entry.attempt;
+  }
+
+  async ack(): Promise<boolean> {
+    if (this.settled !== undefined) return false;
+    this.settled = 'ack';
+    return true;
+  }
+
+  async retryLater(delayMs: number): Promise<boolean> {
+    if (this.settled !== undefined) return false;
+    this.settled = Math.max(0, delayMs);
+    return true;
   }
 }
 

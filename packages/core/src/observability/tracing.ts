@@ -45,12 +45,16 @@ export function endSpan(span: Span | undefined, error?: unknown): void {
   span.end();
 }
 
+/** True when a delivery with these headers should get a span (it carries a trace, or one is active). */
+export function isTraced(headers: Readonly<Record<string, string>>): boolean {
+  return headers[TRACEPARENT] !== undefined || trace.getSpan(context.active()) !== undefined;
+}
+
 /**
  * Runs one delivery attempt inside a CONSUMER span whose parent is the publisher's (from the
  * message's traceparent), so a handler's own spans join the message's trace.
  */
 export async function inDeliverySpan<R>(topic: string, transport: string, messageId: string, attempt: number, headers: Readonly<Record<string, string>>, run: () => Promise<R>): Promise<R> {
-  if (headers[TRACEPARENT] === undefined && !trace.getSpan(context.active())) return run();
   const parent = extractTraceContext(headers);
   const span = tracer().startSpan(
     `process ${topic}`,
