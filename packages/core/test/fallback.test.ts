@@ -12,11 +12,14 @@ import {
   type Transport,
 } from '@switchboard/core';
 import { PostgresFallbackStore } from '@switchboard/core/postgres';
-import { Recorder, runFallbackStoreSuite, uniqueTableName } from '@switchboard/core/testing';
+import { dropTestTables, Recorder, runFallbackStoreSuite, uniqueTableName } from '@switchboard/core/testing';
 
 export const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const pool = new pg.Pool({ connectionString: DATABASE_URL, max: 4 });
-afterAll(() => pool.end());
+afterAll(async () => {
+  await dropTestTables(pool);
+  await pool.end();
+});
 
 runFallbackStoreSuite('memory', async () => new MemoryFallbackStore());
 runFallbackStoreSuite('postgresql', async () => PostgresFallbackStore.open({ pool, table: uniqueTableName('sb_fallback') }));

@@ -3,11 +3,14 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { CountingObserver, MemoryParkingLot, NonRetryableError, combineObservers, consumeDeadLetters, createBus, createMemoryTransport, parkingHistory, replayParked, type ParkingLot } from '@switchboard/core';
 import { PostgresParkingLot } from '@switchboard/core/postgres';
 import { PrometheusObserver, startMetricsServer } from '@switchboard/core/prometheus';
-import { Recorder, eventually, runCli, uniqueTableName } from '@switchboard/core/testing';
+import { dropTestTables, eventually, Recorder, runCli, uniqueTableName } from '@switchboard/core/testing';
 
 const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const pool = new pg.Pool({ connectionString: DATABASE_URL, max: 4 });
-afterAll(() => pool.end());
+afterAll(async () => {
+  await dropTestTables(pool);
+  await pool.end();
+});
 
 const lots: [string, () => Promise<ParkingLot>][] = [
   ['memory', async () => new MemoryParkingLot()],

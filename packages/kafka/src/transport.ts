@@ -119,6 +119,11 @@ export class KafkaTransport implements Transport {
     return ready;
   }
 
+  /** Topics this transport created or confirmed (through `ensureTopic`). */
+  knownTopics(): string[] {
+    return [...this.topicsReady.keys()];
+  }
+
   /** Creates several topics (used by tests and tooling). */
   async ensureTopics(topics: readonly string[]): Promise<void> {
     await Promise.all(topics.map((t) => this.ensureTopic(t)));

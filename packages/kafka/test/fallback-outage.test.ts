@@ -5,7 +5,7 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll } from 'vitest';
 import { PostgresFallbackStore } from '@switchboard/core/postgres';
-import { runBrokerOutageSuite, uniqueName, uniqueTableName } from '@switchboard/core/testing';
+import { dropTestTables, runBrokerOutageSuite, uniqueName, uniqueTableName } from '@switchboard/core/testing';
 import type { KafkaTransport } from '@switchboard/kafka';
 import { RedisFallbackStore } from '@switchboard/redis-pubsub';
 import { testTransport } from './helpers.js';
@@ -18,6 +18,7 @@ const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL ?? 'postgr
 afterAll(async () => {
   if (managed) await broker('up');
   redis.disconnect();
+  await dropTestTables(pool);
   await pool.end();
 });
 

@@ -5,7 +5,7 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll } from 'vitest';
 import { PostgresFallbackStore } from '@switchboard/core/postgres';
-import { runBrokerOutageSuite, uniqueName, uniqueTableName } from '@switchboard/core/testing';
+import { dropTestTables, runBrokerOutageSuite, uniqueName, uniqueTableName } from '@switchboard/core/testing';
 import { RedisFallbackStore } from '@switchboard/redis-pubsub';
 import { testTransport } from './helpers.js';
 
@@ -17,6 +17,7 @@ const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL ?? 'postgr
 afterAll(async () => {
   if (managed) await broker('up');
   redis.disconnect();
+  await dropTestTables(pool);
   await pool.end();
 });
 

@@ -1,11 +1,14 @@
 import pg from 'pg';
 import { afterAll } from 'vitest';
-import { runDeadLetterLifecycleSuite } from '@switchboard/core/testing';
+import { dropTestTables, runDeadLetterLifecycleSuite } from '@switchboard/core/testing';
 import { RABBITMQ_URL, testTransport } from './helpers.js';
 
 const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const pool = new pg.Pool({ connectionString: DATABASE_URL, max: 4 });
-afterAll(() => pool.end());
+afterAll(async () => {
+  await dropTestTables(pool);
+  await pool.end();
+});
 
 runDeadLetterLifecycleSuite('rabbitmq', {
   createTransport: () => testTransport(),

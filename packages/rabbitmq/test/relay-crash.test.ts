@@ -3,12 +3,15 @@ import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createBus } from '@switchboard/core';
 import { PostgresFallbackStore } from '@switchboard/core/postgres';
-import { CLI_PATH, Recorder, eventually, uniqueName, uniqueTableName } from '@switchboard/core/testing';
+import { CLI_PATH, dropTestTables, eventually, Recorder, uniqueName, uniqueTableName } from '@switchboard/core/testing';
 import { RABBITMQ_URL, testTransport } from './helpers.js';
 
 const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const pool = new pg.Pool({ connectionString: DATABASE_URL, max: 4 });
-afterAll(() => pool.end());
+afterAll(async () => {
+  await dropTestTables(pool);
+  await pool.end();
+});
 
 /** `switchboard relay` as its own process, relaying to RabbitMQ. */
 function startRelay(table: string) {
