@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import type { ZodType } from 'zod';
+import { z, type ZodType } from 'zod';
 import type { Capabilities, DeliveryGuarantee } from './capabilities.js';
 import { guaranteeIssue, subscriptionCapabilityIssues } from './capability-checks.js';
 import type { BusConfig, TransportKind } from './config.js';
@@ -9,7 +9,6 @@ import { toConfigError } from './config.js';
 import { CapabilityError, ConfigError } from './errors.js';
 import { MEMORY_CAPABILITIES, MemoryTransport } from './memory/memory-transport.js';
 import type { Transport } from './ports.js';
-import { z } from 'zod';
 
 /**
  * How an adapter package plugs in. Each adapter exports `transportFactory`; core finds it by
