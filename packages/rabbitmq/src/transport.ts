@@ -67,6 +67,8 @@ export class RabbitTransport implements Transport {
   readonly kind = 'rabbitmq';
   readonly capabilities: Capabilities;
   private observer: BusObserver = combineObservers();
+  /** Times a publish waited for the channel's `drain` (amqplib's write buffer was full). */
+  backpressureWaits = 0;
   private link: PublishLink | undefined;
   private linking: Promise<PublishLink> | undefined;
   private readonly subscriptions = new Set<RabbitSubscription>();
@@ -147,6 +149,7 @@ export class RabbitTransport implements Transport {
     for (const message of messages) {
       const content = Buffer.from(message.body.buffer, message.body.byteOffset, message.body.byteLength);
       const written = link.channel.publish(exchange, routingKey, content, toPublishOptions(topic, message, guarantee), onConfirm(message.id));
+      if (!written) this.backpressureWaits++;
       if (!written) await withDeadline(once(link.channel, 'drain'), deadline, () => new PublishError(`RabbitMQ applied backpressure for over ${this.options.publishTimeoutMs} ms`, topic));
     }
     if (guarantee === 'none') {

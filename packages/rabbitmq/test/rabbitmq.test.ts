@@ -1,7 +1,8 @@
+import * as amqplib from 'amqplib';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CountingObserver, NonRetryableError, createBus, createSwitchboardContainer, PublishError, type Bus, type Message } from '@switchboard/core';
 import { Recorder, runCli, uniqueName } from '@switchboard/core/testing';
-import type { RabbitOptionsInput } from '@switchboard/rabbitmq';
+import type { RabbitOptionsInput, RabbitTransport } from '@switchboard/rabbitmq';
 import { RABBITMQ_URL, rabbitmqctl, testTransport } from './helpers.js';
 
 const cleanups: (() => Promise<void>)[] = [];
@@ -180,6 +181,18 @@ describe('rabbitmq publishing and config', () => {
     await expect(strict.publisher.publish(topic, { value: 1 })).rejects.toThrowError(/no receiver for ".*" on rabbitmq/);
   });
 
+  it('honours backpressure: a 20 MB batch waits for drain and arrives whole', async () => {
+    const bus = await openBus();
+    const topic = uniqueName('sb-rabbit.drain');
+    const got = new Recorder<string>();
+    await bus.subscriber.subscribe(topic, (m) => got.add(m.id), { group: 'big', concurrency: 50 });
+    const blob = 'x'.repeat(10_000);
+    await bus.publisher.publish(topic, Array.from({ length: 2000 }, (_, i) => ({ id: `big-${i}`, value: blob })));
+    expect((bus.transport as RabbitTransport).backpressureWaits).toBeGreaterThan(0);
+    await got.waitFor(2000, 30_000);
+    expect(new Set(got.items).size).toBe(2000);
+  });
+
   it('fails fast with a clear error, password redacted, when the broker does not answer', async () => {
     const attempt = testTransport({ url: 'amqp://guest:s3cret@127.0.0.1:1', connectTimeoutMs: 500 });
     await expect(attempt).rejects.toThrowError(/cannot connect to RabbitMQ at amqp:\/\/guest:\*\*\*@127\.0\.0\.1:1/);
@@ -192,13 +205,35 @@ describe('rabbitmq publishing and config', () => {
     await expect(createSwitchboardContainer({ env: {}, object: { transport: { kind: 'rabbitmq', url: RABBITMQ_URL, deliveryLimit: 5 } } })).rejects.toThrowError(/transport\.deliveryLimit: needs queueType "quorum"/);
   });
 
-  it('supports quorum queues with a delivery limit', async () => {
-    const bus = await openBus({ queueType: 'quorum', deliveryLimit: 3 });
+  it('supports quorum queues with a delivery limit: the broker dead-letters a message redelivered past it', async () => {
+    const bus = await openBus({ queueType: 'quorum', deliveryLimit: 2 });
     const topic = uniqueName('sb-rabbit.quorum');
     const got = new Recorder<Message>();
-    await bus.subscriber.subscribe(topic, (m) => got.add(m), { group: 'q' });
+    const subscription = await bus.subscriber.subscribe(topic, (m) => got.add(m), { group: 'q' });
     await bus.publisher.publish(topic, { value: 'quorum ok' });
     expect((await got.waitFor(1, 10_000))[0]!.value).toBe('quorum ok');
+    await subscription.close();
+    // A consumer that keeps crashing (nack + requeue), as amqplib sees it: past the limit, the broker dead-letters.
+    await bus.publisher.publish(topic, { id: 'crasher', value: 'poison' });
+    const connection = await amqplib.connect(RABBITMQ_URL);
+    cleanups.push(() => connection.close());
+    const channel = await connection.createChannel();
+    const queue = `${topic}.q`;
+    let redeliveries = 0;
+    const deadline = Date.now() + 10_000;
+    while (Date.now() < deadline) {
+      const message = await channel.get(queue, { noAck: false });
+      if (message === false) {
+        if ((await channel.checkQueue(`${queue}-dlq`)).messageCount > 0) break;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        continue;
+      }
+      redeliveries++;
+      channel.nack(message, false, true);
+    }
+    const dead = await channel.get(`${queue}-dlq`, { noAck: true });
+    expect(dead && dead.properties.messageId).toBe('crasher');
+    expect(redeliveries).toBe(3); // the first delivery plus deliveryLimit redeliveries
   });
 });
 
