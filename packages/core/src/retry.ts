@@ -1,32 +1,31 @@
 import { z } from 'zod';
 import { NonRetryableError } from './errors.js';
 
+/** Bounds of each retry field, written once; the two schemas below differ only in defaults. */
+const retryFields = {
+  maxAttempts: z.number().int().min(1).max(1000),
+  initialIntervalMs: z.number().int().min(0).max(86_400_000),
+  multiplier: z.number().min(1).max(100),
+  maxIntervalMs: z.number().int().min(0).max(86_400_000),
+  jitter: z.number().min(0).max(1),
+};
+
+/** Retry policy fields without defaults: what a config or a subscription may set. */
+export const retryPolicyFieldsSchema = z.object(retryFields).partial().strict();
+
 /**
  * Retry policy of a subscription. `maxAttempts` counts every handler call, the first included
  * (seed 2's `max-attempts: 3` = one call + two retries). The wait before retry n (n = 1, 2, ...) is
  * `initialIntervalMs * multiplier^(n-1)`, capped at `maxIntervalMs`, then spread by ±`jitter` (a fraction).
- * `multiplier: 1` gives a fixed backoff (seed 1: 2000 ms).
+ * `multiplier: 1` gives a fixed backoff (seed 1: 2000 ms). Every field defaults to the seed's values.
  */
-/** Retry policy fields without defaults: what a config or a subscription may set. */
-export const retryPolicyFieldsSchema = z
-  .object({
-    maxAttempts: z.number().int().min(1).max(1000),
-    initialIntervalMs: z.number().int().min(0).max(86_400_000),
-    multiplier: z.number().min(1).max(100),
-    maxIntervalMs: z.number().int().min(0).max(86_400_000),
-    jitter: z.number().min(0).max(1),
-  })
-  .partial()
-  .strict();
-
-/** The full policy, every field defaulted to the seed's values. */
 export const retryPolicySchema = z
   .object({
-    maxAttempts: z.number().int().min(1).max(1000).default(3),
-    initialIntervalMs: z.number().int().min(0).max(86_400_000).default(1000),
-    multiplier: z.number().min(1).max(100).default(2),
-    maxIntervalMs: z.number().int().min(0).max(86_400_000).default(10_000),
-    jitter: z.number().min(0).max(1).default(0),
+    maxAttempts: retryFields.maxAttempts.default(3),
+    initialIntervalMs: retryFields.initialIntervalMs.default(1000),
+    multiplier: retryFields.multiplier.default(2),
+    maxIntervalMs: retryFields.maxIntervalMs.default(10_000),
+    jitter: retryFields.jitter.default(0),
   })
   .strict();
 

@@ -149,8 +149,10 @@ export class RabbitTransport implements Transport {
     for (const message of messages) {
       const content = Buffer.from(message.body.buffer, message.body.byteOffset, message.body.byteLength);
       const written = link.channel.publish(exchange, routingKey, content, toPublishOptions(topic, message, guarantee), onConfirm(message.id));
-      if (!written) this.backpressureWaits++;
-      if (!written) await withDeadline(once(link.channel, 'drain'), deadline, () => new PublishError(`RabbitMQ applied backpressure for over ${this.options.publishTimeoutMs} ms`, topic));
+      if (!written) {
+        this.backpressureWaits++;
+        await withDeadline(once(link.channel, 'drain'), deadline, () => new PublishError(`RabbitMQ applied backpressure for over ${this.options.publishTimeoutMs} ms`, topic));
+      }
     }
     if (guarantee === 'none') {
       confirmed.catch(() => undefined);

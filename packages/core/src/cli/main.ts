@@ -12,7 +12,7 @@ import { createBusFromConfig } from '../di.js';
 import { loadBusConfig, type BusConfig } from '../config.js';
 import { ConfigError } from '../errors.js';
 import { consoleLogger } from '../observer.js';
-import { replayParked } from '../operations/dead-letter-consumer.js';
+import { replayParked, selectParked } from '../operations/dead-letter-consumer.js';
 import type { ParkedMessage, ParkingFilter, ParkingLot } from '../operations/parking-lot.js';
 import type { FallbackStore } from '../resilience/fallback-store.js';
 import { FallbackRelay } from '../resilience/relay.js';
@@ -91,18 +91,28 @@ function print(global: GlobalOptions, data: unknown, text: () => string): void {
   console.log(global.json ? JSON.stringify(data, (_k, v: unknown) => (v instanceof Uint8Array ? Buffer.from(v).toString('utf8') : v), 2) : text());
 }
 
+/** Left-aligned columns, two spaces apart; `empty` when there are no rows. */
+function table(header: readonly string[], rows: readonly string[][], empty: string): string {
+  if (rows.length === 0) return empty;
+  const all = [header, ...rows];
+  const widths = header.map((_, c) => Math.max(...all.map((r) => r[c]!.length)));
+  return all.map((r) => r.map((cell, c) => cell.padEnd(widths[c]!)).join('  ')).join('\n');
+}
+
 function parkedTable(messages: readonly ParkedMessage[]): string {
-  if (messages.length === 0) return 'no parked messages match';
-  const rows = [['id', 'message id', 'topic', 'error', 'reason', 'attempts', 'parked at', 'replayed'], ...messages.map((m) => [m.id, m.messageId, m.originalTopic, `${m.errorName}: ${m.errorMessage}`.slice(0, 60), m.reason, String(m.attempts), new Date(m.parkedAt).toISOString(), m.replayedAt ? `${m.replayCount}x` : '-'])];
-  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
-  return rows.map((r) => r.map((cell, c) => cell.padEnd(widths[c]!)).join('  ')).join('\n');
+  return table(
+    ['id', 'message id', 'topic', 'error', 'reason', 'attempts', 'parked at', 'replayed'],
+    messages.map((m) => [m.id, m.messageId, m.originalTopic, `${m.errorName}: ${m.errorMessage}`.slice(0, 60), m.reason, String(m.attempts), new Date(m.parkedAt).toISOString(), m.replayedAt ? `${m.replayCount}x` : '-']),
+    'no parked messages match',
+  );
 }
 
 function letterTable(letters: readonly TransportDeadLetter[]): string {
-  if (letters.length === 0) return 'no dead letters match';
-  const rows = [['message id', 'original topic', 'error', 'reason', 'attempts', 'last failure'], ...letters.map((l) => [l.id, l.originalTopic, `${l.errorName}: ${l.errorMessage}`.slice(0, 60), l.reason, String(l.attempts), new Date(l.lastFailureAt).toISOString()])];
-  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
-  return rows.map((r) => r.map((cell, c) => cell.padEnd(widths[c]!)).join('  ')).join('\n');
+  return table(
+    ['message id', 'original topic', 'error', 'reason', 'attempts', 'last failure'],
+    letters.map((l) => [l.id, l.originalTopic, `${l.errorName}: ${l.errorMessage}`.slice(0, 60), l.reason, String(l.attempts), new Date(l.lastFailureAt).toISOString()]),
+    'no dead letters match',
+  );
 }
 
 async function withBus<R>(global: GlobalOptions, run: (bus: Awaited<ReturnType<typeof createBusFromConfig>>, config: BusConfig) => Promise<R>): Promise<R> {
@@ -207,8 +217,8 @@ export function buildProgram(): Command {
         const lot = await openParkingLot(global());
         try {
           const selection = ids.length > 0 ? ids : filter;
-          const planned = options.dryRun ? await replayParked(lot, { publish: async () => ({ ids: [], status: 'delivered' }), close: async () => {} }, selection, { dryRun: true }) : undefined;
-          if (planned) {
+          if (options.dryRun) {
+            const planned = await selectParked(lot, selection);
             print(global(), { dryRun: true, messages: planned }, () => `dry run: would replay ${planned.length} message(s)\n${parkedTable(planned)}`);
             return;
           }
@@ -248,7 +258,7 @@ export function buildProgram(): Command {
       if (options.source === 'parking') {
         const lot = await openParkingLot(global());
         try {
-          const targets = ids.length > 0 ? (await Promise.all(ids.map((id) => lot.get(id)))).filter((m): m is ParkedMessage => m !== undefined) : await lot.list(filter);
+          const targets = await selectParked(lot, ids.length > 0 ? ids : filter);
           const deleted = options.dryRun ? 0 : await lot.delete(targets.map((m) => m.id));
           print(global(), { dryRun: Boolean(options.dryRun), ids: targets.map((m) => m.id), deleted }, () => (options.dryRun ? `dry run: would delete ${targets.length} message(s)` : `deleted ${deleted} message(s)`));
         } finally {

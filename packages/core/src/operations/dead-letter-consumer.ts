@@ -75,6 +75,13 @@ export function consumeDeadLetters<T>(subscriber: Subscriber, topic: string, han
   });
 }
 
+/** The parked messages named by `selection`: a list of ids (unknown ones skipped) or a filter. */
+export async function selectParked(parkingLot: ParkingLot, selection: readonly string[] | ParkingFilter): Promise<ParkedMessage[]> {
+  if (!Array.isArray(selection)) return parkingLot.list(selection as ParkingFilter);
+  const found = await Promise.all((selection as readonly string[]).map((id) => parkingLot.get(id)));
+  return found.filter((m): m is ParkedMessage => m !== undefined);
+}
+
 export interface ReplayOptions {
   /** Report what would be replayed, send nothing. */
   readonly dryRun?: boolean;
@@ -89,9 +96,7 @@ export interface ReplayOptions {
  * comes back to the parking lot with its history intact.
  */
 export async function replayParked(parkingLot: ParkingLot, publisher: Publisher, selection: readonly string[] | ParkingFilter, options: ReplayOptions = {}): Promise<ParkedMessage[]> {
-  const messages = Array.isArray(selection)
-    ? (await Promise.all((selection as readonly string[]).map((id) => parkingLot.get(id)))).filter((m): m is ParkedMessage => m !== undefined)
-    : await parkingLot.list(selection as ParkingFilter);
+  const messages = await selectParked(parkingLot, selection);
   if (options.dryRun) return messages;
   const interval = options.ratePerSecond ? 1000 / options.ratePerSecond : 0;
   let next = Date.now();
