@@ -40,19 +40,18 @@ export class RedisFallbackStore implements FallbackStore {
     const entries = (await this.options.redis.xrangeBuffer(this.key, '-', '+', 'COUNT', limit)) as [Buffer, Buffer[]][];
     if (entries.length === 0) return [];
     const ids = entries.map(([id]) => id.toString());
-    const attempts = await this.options.redis.hmget(`${this.key}:attempts`, ...ids);
-    return entries.map(([id, raw], i) => toRecord(id.toString(), raw, attempts[i] ?? null));
+    const [attempts, errors] = await Promise.all([this.options.redis.hmget(`${this.key}:attempts`, ...ids), this.options.redis.hmget(`${this.key}:errors`, ...ids)]);
+    return entries.map(([id, raw], i) => toRecord(id.toString(), raw, attempts[i] ?? null, errors[i] ?? null));
   }
 
   async remove(seqs: readonly string[]): Promise<void> {
     if (seqs.length === 0) return;
-    await this.options.redis.multi().xdel(this.key, ...seqs).hdel(`${this.key}:attempts`, ...seqs).exec();
+    await this.options.redis.multi().xdel(this.key, ...seqs).hdel(`${this.key}:attempts`, ...seqs).hdel(`${this.key}:errors`, ...seqs).exec();
   }
 
   async markAttempt(seqs: readonly string[], error: string): Promise<void> {
     const pipeline = this.options.redis.pipeline();
-    for (const seq of seqs) pipeline.hincrby(`${this.key}:attempts`, seq, 1);
-    pipeline.set(`${this.key}:last-error`, error);
+    for (const seq of seqs) pipeline.hincrby(`${this.key}:attempts`, seq, 1).hset(`${this.key}:errors`, seq, error);
     await pipeline.exec();
   }
 
@@ -74,7 +73,7 @@ export class RedisFallbackStore implements FallbackStore {
 
   async expired(limit: number): Promise<StoredRecord[]> {
     const entries = (await this.options.redis.xrangeBuffer(`${this.key}:expired`, '-', '+', 'COUNT', limit)) as [Buffer, Buffer[]][];
-    return entries.map(([id, raw]) => toRecord(id.toString(), raw, null));
+    return entries.map(([id, raw]) => toRecord(id.toString(), raw, null, null));
   }
 
   depth(): Promise<number> {
@@ -100,12 +99,13 @@ function fields(r: FallbackRecord): (string | Buffer)[] {
   return out;
 }
 
-function toRecord(seq: string, raw: Buffer[], extraAttempts: string | null): StoredRecord {
+/** Attempts and the last relay error live in hashes beside the stream (stream entries are immutable). */
+function toRecord(seq: string, raw: Buffer[], extraAttempts: string | null, relayError: string | null): StoredRecord {
   const map = new Map<string, Buffer>();
   for (let i = 0; i + 1 < raw.length; i += 2) map.set(raw[i]!.toString(), raw[i + 1]!);
   const text = (name: string) => map.get(name)?.toString();
   const key = text('key');
-  const lastError = text('lastError');
+  const lastError = relayError ?? text('lastError');
   return {
     seq,
     topic: text('topic')!,

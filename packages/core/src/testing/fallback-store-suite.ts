@@ -40,13 +40,14 @@ export function runFallbackStoreSuite(name: string, openStore: () => Promise<Fal
       expect(await store.depth()).toBe(2);
     });
 
-    it('counts failed relay attempts', async () => {
+    it('counts failed relay attempts and keeps the last error', async () => {
       const store = await open();
       await store.append([record(1)]);
       const [stored] = await store.peek(1);
       await store.markAttempt([stored!.seq], 'broker down');
       await store.markAttempt([stored!.seq], 'broker down');
       expect((await store.peek(1))[0]!.attempts).toBe(3);
+      expect((await store.peek(1))[0]!.lastError).toBe('broker down');
     });
 
     it('moves expired records aside instead of dropping them', async () => {
