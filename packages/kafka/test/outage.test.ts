@@ -49,8 +49,12 @@ describe.runIf(managed)('kafka broker outage (stops and restarts the project bro
     // The failed 'during' publish may still land later (the client kept retrying after our deadline
     // rejected the caller: at-least-once, same id); what must arrive is the message sent after restart.
     await waitUntil(() => received.items.some((m) => m.id.startsWith('after-')), 60_000, 'a message published after the restart');
-    expect(received.items.map((m) => m.id).filter((id) => id !== 'during')).toEqual(['before', expect.stringMatching(/^after-/)]);
-    console.log(`[measure] kafka outage: publish failed after ${failedAfterMs} ms (timeout 3000), broker restart ${upMs} ms, publishing resumed ${resumedAfterMs} ms after restart began, consumer resumed with the same client`);
+    // Nothing lost. Duplicates are allowed (declared: a commit not yet flushed when the broker stopped
+    // brings 'before' back after the restart) and counted.
+    const ids = received.items.map((m) => m.id).filter((id) => id !== 'during');
+    expect([...new Set(ids)]).toEqual(['before', expect.stringMatching(/^after-/)]);
+    const duplicates = ids.length - new Set(ids).size;
+    console.log(`[measure] kafka outage: publish failed after ${failedAfterMs} ms (timeout 3000), broker restart ${upMs} ms, publishing resumed ${resumedAfterMs} ms after restart began, consumer resumed with the same client, duplicates ${duplicates}`);
     await bus.close();
   }, 180_000);
 });

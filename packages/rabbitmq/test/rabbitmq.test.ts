@@ -89,7 +89,9 @@ describe('rabbitmq consumers', () => {
     const consumers = [new Recorder<Message>(), new Recorder<Message>(), new Recorder<Message>()];
     const union = new Recorder<Message>();
     const other = new Recorder<Message>();
-    for (const c of consumers) await bus.subscriber.subscribe(topic, (m) => (c.add(m), union.add(m)), { group: 'workers' });
+    // Spare prefetch credit on every consumer: RabbitMQ then cycles through them strictly (with prefetch 1
+    // it skips a consumer that has not acked yet, and the split depends on timing).
+    for (const c of consumers) await bus.subscriber.subscribe(topic, (m) => (c.add(m), union.add(m)), { group: 'workers', concurrency: 20 });
     await bus.subscriber.subscribe(topic, (m) => other.add(m), { group: 'audit' });
     await bus.publisher.publish(topic, Array.from({ length: 30 }, (_, i) => ({ id: `rr-${i}`, value: i })));
     await union.waitFor(30, 10_000);
