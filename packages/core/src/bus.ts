@@ -3,7 +3,8 @@ import type { DeliveryGuarantee } from './capabilities.js';
 import { jsonCodec, type Codec } from './codec.js';
 import { DEFAULT_STACK_TRACE_LIMIT, defaultDeadLetterTopic } from './dead-letter.js';
 import { guaranteeIssue, subscriptionCapabilityIssues } from './capability-checks.js';
-import { CapabilityError, ClosedError, PublishError } from './errors.js';
+import { CapabilityError, ClosedError, ConfigError, PublishError } from './errors.js';
+import { subscribeOptionsSchema, toConfigError } from './config.js';
 import type { OutgoingMessage, TransportMessage } from './message.js';
 import { combineObservers, loggingObserver, type BusObserver, type Logger } from './observer.js';
 import { createDeliveryProcessor } from './pipeline.js';
@@ -131,15 +132,24 @@ export class PipelineSubscriber implements Subscriber {
 
   async subscribe<T = unknown>(topic: string, handler: Handler<T>, options: SubscribeOptions<T> = {}): Promise<Subscription> {
     if (this.closed) throw new ClosedError('subscriber is closed');
+    if (typeof topic !== 'string' || topic === '') throw new ConfigError([{ path: 'topic', message: 'must be a non-empty string' }]);
+    if (typeof handler !== 'function') throw new ConfigError([{ path: 'handler', message: 'must be a function' }]);
     const defaults = this.options.defaults ?? {};
     const merged: SubscribeOptions<T> = { ...(defaults as SubscribeOptions<T>), ...options, retry: { ...defaults.retry, ...options.retry } };
+    const checked = subscribeOptionsSchema.safeParse(merged);
+    if (!checked.success) throw toConfigError(checked.error);
     const caps = this.transport.capabilities;
     const problems = subscriptionCapabilityIssues(this.transport.kind, caps, merged);
     if (problems.length > 0) throw new CapabilityError(problems);
 
-    const retry = retryPolicySchema.parse(merged.retry ?? {});
+    const parsedRetry = retryPolicySchema.safeParse(merged.retry ?? {});
+    if (!parsedRetry.success) throw toConfigError(parsedRetry.error, 'retry');
+    const retry = parsedRetry.data;
     const group = merged.group ?? (caps.consumerGroups ? 'default' : undefined);
-    const deadLetterTopic = merged.deadLetter === false ? false : (merged.deadLetter ?? defaultDeadLetterTopic(topic));
+    const pattern = merged.pattern ?? false;
+    // A pattern subscription dead-letters each message to the DLQ of its concrete topic.
+    const deadLetterTopic = merged.deadLetter === false ? false : (merged.deadLetter ?? (pattern ? defaultDeadLetterTopic : defaultDeadLetterTopic(topic)));
+    const retryMode = merged.retryMode ?? (caps.delayedRedelivery ? 'transport' : 'in-process');
     const aborter = new AbortController();
     const listener = createDeliveryProcessor<T>({
       topic,
@@ -148,16 +158,20 @@ export class PipelineSubscriber implements Subscriber {
       codec: merged.codec ?? jsonCodec,
       ...(merged.schema ? { schema: merged.schema } : {}),
       retry,
-      retryMode: merged.retryMode ?? (caps.delayedRedelivery ? 'transport' : 'in-process'),
+      retryMode,
+      // Handing back a failed dead letter with retryLater holds back only a partition or key lane where
+      // the transport orders by key; elsewhere (competing consumers) it waits in its slot.
+      deadLetterRetryMode: retryMode === 'transport' && caps.perKeyOrder ? 'transport' : 'in-process',
       ...(merged.classify ? { classify: merged.classify } : {}),
       deadLetter: deadLetterTopic === false ? false : { topic: deadLetterTopic, publisher: this.transport.deadLetterPublisher?.() ?? this.transport },
+      ...(caps.maxHeaderBytes !== undefined ? { maxDeadLetterHeaderBytes: caps.maxHeaderBytes } : {}),
       ...(merged.onFinalFailure ? { onFinalFailure: merged.onFinalFailure } : {}),
       stackTraceLimit: merged.stackTraceLimit ?? DEFAULT_STACK_TRACE_LIMIT,
       observer: this.observer,
       signal: aborter.signal,
     });
     const inner: TransportSubscription = await this.transport.subscribe(
-      { topic, pattern: merged.pattern ?? false, group: group ?? '', concurrency: Math.max(1, merged.concurrency ?? 1), startFrom: merged.startFrom ?? 'latest' },
+      { topic, pattern, group: group ?? '', concurrency: merged.concurrency ?? 1, startFrom: merged.startFrom ?? 'latest' },
       listener,
     );
     let ended: Promise<void> | undefined;

@@ -29,6 +29,17 @@ export interface Capabilities {
   readonly patternSubscriptions: boolean;
   /** After a consumer restart, messages handled but not yet acknowledged may arrive again. */
   readonly duplicatesOnRestart: boolean;
+  /**
+   * Largest header map (approximate encoded bytes) a message may carry, where the broker or client
+   * has a hard limit (RabbitMQ: amqplib encodes a header table into 64 KiB). Dead letters are cut to fit.
+   */
+  readonly maxHeaderBytes?: number;
+  /**
+   * The transport can make a fast publisher wait (pull-based brokers, queues with flow control).
+   * False for Redis Pub/Sub: it pushes to subscribers whatever their pace, so a subscriber buffers in
+   * process up to a high-water mark and applies its overflow policy beyond it.
+   */
+  readonly backpressure?: boolean;
   /** Publish guarantees this transport can meet. */
   readonly deliveryGuarantees: readonly DeliveryGuarantee[];
   /** Guarantee used when the publisher does not ask for one. */

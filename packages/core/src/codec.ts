@@ -1,4 +1,5 @@
 import { Buffer, isUtf8 } from 'node:buffer';
+import { describeFailure } from './failure.js';
 import { DecodeError } from './errors.js';
 
 /** Turns values into bytes and back. `decode` throws on bad input; the pipeline wraps that in a DecodeError. */
@@ -58,6 +59,6 @@ export function decodeOrThrow(codec: Codec, bytes: Uint8Array): unknown {
   try {
     return codec.decode(bytes);
   } catch (error) {
-    throw new DecodeError(`cannot decode payload as ${codec.contentType}: ${(error as Error).message}`, { cause: error });
+    throw new DecodeError(`cannot decode payload as ${codec.contentType}: ${describeFailure(error, 1024).message}`, { cause: error });
   }
 }

@@ -1,4 +1,5 @@
 import type { FailureReason } from './observer.js';
+import { describeFailure, truncate } from './failure.js';
 import type { Delivery, TransportMessage } from './message.js';
 
 /**
@@ -30,9 +31,16 @@ export const DeadLetterHeaders = {
 /** Default cap for the stack trace header: enough for a useful trace, small enough for any broker. */
 export const DEFAULT_STACK_TRACE_LIMIT = 4096;
 
-/** Default dead-letter destination for a topic: seed 1's `<topic>-dlq`. */
+/** Suffix of dead-letter topics. Pattern subscriptions never match a topic ending in it (see `compileTopicPattern`). */
+export const DEAD_LETTER_SUFFIX = '-dlq';
+
+/**
+ * Default dead-letter destination for a concrete topic: `<topic>-dlq`. A pattern subscription
+ * dead-letters each message to the DLQ of the topic it came from (`orders.*` -> `orders.eu-dlq`), a
+ * name legal on every broker, which the pattern itself never matches.
+ */
 export function defaultDeadLetterTopic(topic: string): string {
-  return `${topic}-dlq`;
+  return `${topic}${DEAD_LETTER_SUFFIX}`;
 }
 
 export interface DeadLetterDetails {
@@ -45,33 +53,109 @@ export interface DeadLetterDetails {
   readonly stackTraceLimit: number;
 }
 
-function truncate(text: string, limit: number): string {
-  return text.length <= limit ? text : `${text.slice(0, Math.max(0, limit - 15))}…[truncated]`;
+/** Marks a dead letter whose headers were cut to fit the transport: names of the original headers cut or dropped. */
+export const TRUNCATED_HEADERS_HEADER = 'x-dlq-truncated-headers';
+
+/** ISO-8601 of `ms`, or of now when `ms` is not a representable time (never throws). */
+export function safeIsoTime(ms: number): string {
+  const date = new Date(Number.isFinite(ms) ? ms : Date.now());
+  return Number.isNaN(date.getTime()) ? new Date().toISOString() : date.toISOString();
 }
 
-/** The dead letter for `delivery`: same id, key and body; original headers plus {@link DeadLetterHeaders}. */
+/** JSON of the source metadata, bounded (a hostile topic or routing key can be long). */
+function sourceJson(source: Delivery['source'], limit: number): string {
+  try {
+    return truncate(JSON.stringify(source), limit);
+  } catch {
+    return '{}';
+  }
+}
+
+/**
+ * The dead letter for `delivery`: same id, key and body; original headers plus {@link DeadLetterHeaders}.
+ * Never throws, whatever the error or the delivery's headers hold. Incoming `x-dlq-*` headers are
+ * replaced, never carried over: a producer cannot pre-set where a dead letter claims to come from.
+ */
 export function buildDeadLetter(delivery: Delivery, details: DeadLetterDetails): TransportMessage {
-  const error = details.error;
-  const name = error instanceof Error ? error.name : typeof error;
-  const message = error instanceof Error ? error.message : String(error);
-  const stack = error instanceof Error && error.stack ? error.stack : '';
+  const limit = Math.max(0, details.stackTraceLimit);
+  const failure = describeFailure(details.error, limit);
   const source = delivery.source;
-  const headers: Record<string, string> = {
-    ...delivery.headers,
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(delivery.headers)) if (!name.startsWith(DEAD_LETTER_PREFIX) && typeof value === 'string') headers[name] = value;
+  Object.assign(headers, {
     [DeadLetterHeaders.originalTopic]: source.topic,
     [DeadLetterHeaders.transport]: source.transport,
-    [DeadLetterHeaders.source]: JSON.stringify(source),
+    [DeadLetterHeaders.source]: sourceJson(source, Math.max(limit, 1024)),
     [DeadLetterHeaders.attempts]: String(details.attempts),
     [DeadLetterHeaders.reason]: details.reason,
-    [DeadLetterHeaders.errorName]: name,
-    [DeadLetterHeaders.errorMessage]: truncate(message, details.stackTraceLimit),
-    [DeadLetterHeaders.errorStack]: truncate(stack, details.stackTraceLimit),
-    [DeadLetterHeaders.firstFailureAt]: new Date(details.firstFailureAt).toISOString(),
-    [DeadLetterHeaders.lastFailureAt]: new Date(details.lastFailureAt).toISOString(),
+    [DeadLetterHeaders.errorName]: failure.name,
+    [DeadLetterHeaders.errorMessage]: failure.message,
+    [DeadLetterHeaders.errorStack]: failure.stack,
+    [DeadLetterHeaders.firstFailureAt]: safeIsoTime(details.firstFailureAt),
+    [DeadLetterHeaders.lastFailureAt]: safeIsoTime(details.lastFailureAt),
     [DeadLetterHeaders.retryable]: String(details.retryable),
-  };
+  });
   if (source.group !== undefined) headers[DeadLetterHeaders.originalGroup] = source.group;
   if (source.partition !== undefined) headers[DeadLetterHeaders.originalPartition] = String(source.partition);
   if (source.offset !== undefined) headers[DeadLetterHeaders.originalOffset] = source.offset;
-  return { id: delivery.id, ...(delivery.key !== undefined ? { key: delivery.key } : {}), headers, body: delivery.body, timestamp: delivery.timestamp };
+  return { id: delivery.id, ...(delivery.key !== undefined ? { key: delivery.key } : {}), headers, body: delivery.body, timestamp: safeTimestamp(delivery.timestamp) };
+}
+
+const DEAD_LETTER_PREFIX = 'x-dlq-';
+
+/** A timestamp a transport can encode: the given one when it is a sane epoch time, else now. */
+export function safeTimestamp(ms: number): number {
+  return Number.isSafeInteger(ms) && ms >= 0 && ms <= 8_640_000_000_000_000 ? ms : Date.now();
+}
+
+/** Approximate encoded size of a header map (UTF-8 names and values plus a per-entry overhead). */
+export function headerBytes(headers: Readonly<Record<string, string>>): number {
+  let bytes = 0;
+  for (const [name, value] of Object.entries(headers)) bytes += Buffer.byteLength(name) + Buffer.byteLength(value) + 8;
+  return bytes;
+}
+
+/**
+ * Makes a dead letter fit `maxHeaderBytes`: first the longest original (non-`x-dlq-*`) header values
+ * are cut to 256 characters, then original headers are dropped, longest first, then the error
+ * message and stack are cut to 512 characters. Every original header cut or dropped is named in
+ * {@link TRUNCATED_HEADERS_HEADER}. Returns the letter unchanged when it fits.
+ */
+export function fitDeadLetter(letter: TransportMessage, maxHeaderBytes: number | undefined): TransportMessage {
+  if (maxHeaderBytes === undefined || headerBytes(letter.headers) <= maxHeaderBytes) return letter;
+  const headers: Record<string, string> = { ...letter.headers };
+  const touched: string[] = [];
+  const budget = maxHeaderBytes - 1024; // room for the truncation marker header itself
+  const originals = () => Object.keys(headers).filter((name) => !name.startsWith(DEAD_LETTER_PREFIX)).sort((a, b) => headers[b]!.length - headers[a]!.length);
+  for (const name of originals()) {
+    if (headerBytes(headers) <= budget) break;
+    if (headers[name]!.length > 256) {
+      headers[name] = truncate(headers[name]!, 256);
+      touched.push(name);
+    }
+  }
+  for (const name of originals()) {
+    if (headerBytes(headers) <= budget) break;
+    delete headers[name];
+    if (!touched.includes(name)) touched.push(name);
+  }
+  for (const name of [DeadLetterHeaders.errorStack, DeadLetterHeaders.errorMessage, DeadLetterHeaders.source]) {
+    if (headerBytes(headers) <= budget) break;
+    if (headers[name] !== undefined) headers[name] = truncate(headers[name]!, 512);
+  }
+  headers[TRUNCATED_HEADERS_HEADER] = truncate(touched.map((name) => truncate(name, 128)).join(',') || '(x-dlq-* only)', 900);
+  return { ...letter, headers };
+}
+
+/**
+ * The smallest useful dead letter: id, key and body with the reason, origin, attempts and a short
+ * error. What the pipeline sends when the full letter is refused by the transport.
+ */
+export function minimalDeadLetter(letter: TransportMessage): TransportMessage {
+  const h = letter.headers;
+  const keep = [DeadLetterHeaders.originalTopic, DeadLetterHeaders.originalGroup, DeadLetterHeaders.originalPartition, DeadLetterHeaders.originalOffset, DeadLetterHeaders.transport, DeadLetterHeaders.attempts, DeadLetterHeaders.reason, DeadLetterHeaders.errorName, DeadLetterHeaders.errorMessage, DeadLetterHeaders.firstFailureAt, DeadLetterHeaders.lastFailureAt, DeadLetterHeaders.retryable];
+  const headers: Record<string, string> = {};
+  for (const name of keep) if (h[name] !== undefined) headers[name] = truncate(h[name]!, 256);
+  headers[TRUNCATED_HEADERS_HEADER] = 'minimal letter: the full dead letter was refused by the transport';
+  return { id: letter.id, ...(letter.key !== undefined ? { key: truncate(letter.key, 1024) } : {}), headers, body: letter.body, timestamp: safeTimestamp(letter.timestamp) };
 }

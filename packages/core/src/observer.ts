@@ -1,3 +1,4 @@
+import { describeFailure } from './failure.js';
 import type { SourceMetadata } from './message.js';
 
 /**
@@ -17,8 +18,12 @@ export type BusEvent =
   | { type: 'publish-failed'; topic: string; count: number; error: unknown }
   /** A publish reached nobody (Redis Pub/Sub with no subscriber, memory topic with no group): the message is gone. */
   | { type: 'no-receivers'; topic: string; count: number }
-  /** A subscription lost its connection; messages published until `resumed` may be lost (transports without persistence). */
-  | { type: 'subscription-interrupted'; topic: string; transport: string; error?: unknown }
+  /**
+   * A subscription lost its connection; messages published until `resumed` may be lost (transports
+   * without persistence). `since`: when the connection was last known good (ms since the epoch), where
+   * the transport knows it (Kafka: the last successful fetch).
+   */
+  | { type: 'subscription-interrupted'; topic: string; transport: string; since?: number; error?: unknown }
   | { type: 'subscription-resumed'; topic: string; transport: string; gapMs: number }
   /** Producer resilience: breaker state changes, publishes diverted to the fallback store, relay progress. */
   | { type: 'breaker-state'; transport: string; state: 'closed' | 'open' | 'half-open' }
@@ -27,6 +32,15 @@ export type BusEvent =
   | { type: 'relay-failed'; topic: string; count: number; error: unknown }
   | { type: 'fallback-depth'; depth: number }
   | { type: 'fallback-expired'; count: number }
+  /**
+   * A control value from the wire (an attempt count, a timestamp, a signed header) was out of range or
+   * failed verification, and was ignored: the pipeline used its own value instead.
+   */
+  | { type: 'untrusted-header'; topic: string; transport: string; header: string; value?: string; messageId?: string }
+  /** A replayed message meant for another group was acknowledged without calling the handler. */
+  | { type: 'replay-skipped'; topic: string; group?: string | undefined; messageId: string; targetGroup: string }
+  /** A push transport's in-process buffer was over its high-water mark: `dropped` messages were given up per its overflow policy. */
+  | { type: 'buffer-overflow'; topic: string; transport: string; dropped: number; policy: string }
   /** Internal problem that lost nothing but deserves attention (a failing hook, a settle that failed...). */
   | { type: 'internal-error'; topic?: string; context: string; error: unknown };
 
@@ -116,9 +130,10 @@ export const consoleLogger: Logger = {
 
 const PAYLOAD_PREVIEW_BYTES = 512;
 
+/** Bounded, never-throwing error fields for log lines (any thrown value may reach here). */
 function errorFields(error: unknown): { errorName: string; errorMessage: string } {
-  if (error instanceof Error) return { errorName: error.name, errorMessage: error.message };
-  return { errorName: typeof error, errorMessage: String(error) };
+  const { name, message } = describeFailure(error, 2048);
+  return { errorName: name, errorMessage: message };
 }
 
 function payloadPreview(payload: Uint8Array): string {
@@ -177,6 +192,12 @@ export function loggingObserver(logger: Logger): BusObserver {
           break;
         case 'fallback-expired':
           logger.error({ count: event.count }, 'fallback records expired and moved aside');
+          break;
+        case 'untrusted-header':
+          logger.warn({ topic: event.topic, transport: event.transport, header: event.header, messageId: event.messageId }, 'untrusted header value ignored');
+          break;
+        case 'buffer-overflow':
+          logger.error({ topic: event.topic, transport: event.transport, dropped: event.dropped, policy: event.policy }, 'subscriber buffer overflow: messages dropped');
           break;
         case 'internal-error':
           logger.error({ topic: event.topic, context: event.context, ...errorFields(event.error) }, 'internal error');

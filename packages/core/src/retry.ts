@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { NonRetryableError } from './errors.js';
+import { safeGet } from './failure.js';
 
 /** Bounds of each retry field, written once; the two schemas below differ only in defaults. */
 const retryFields = {
@@ -27,7 +28,8 @@ export const retryPolicySchema = z
     maxIntervalMs: retryFields.maxIntervalMs.default(10_000),
     jitter: retryFields.jitter.default(0),
   })
-  .strict();
+  .strict()
+  .refine((policy) => policy.maxIntervalMs >= policy.initialIntervalMs, { path: ['maxIntervalMs'], message: 'must be at least initialIntervalMs' });
 
 export type RetryPolicy = z.output<typeof retryPolicySchema>;
 export type RetryPolicyInput = z.input<typeof retryPolicySchema>;
@@ -61,15 +63,25 @@ export type ErrorClassifier = (error: unknown) => boolean | undefined;
 /**
  * Decides whether `error` is worth retrying, in this order:
  * 1. {@link NonRetryableError} and its subclasses (decode and schema errors) are never retried — not overridable;
- * 2. any error with an own `retryable: boolean` property is taken at its word;
- * 3. the user's classifier, when it returns a boolean;
+ * 2. any error with a `retryable: boolean` property is taken at its word (a getter that throws counts as absent);
+ * 3. the user's classifier, when it returns a boolean (one that throws has no opinion);
  * 4. otherwise: retryable (transient until proven otherwise, as in Spring).
  */
 export function isRetryable(error: unknown, classifier?: ErrorClassifier): boolean {
-  if (error instanceof NonRetryableError) return false;
-  if (typeof error === 'object' && error !== null && typeof (error as { retryable?: unknown }).retryable === 'boolean') {
-    return (error as { retryable: boolean }).retryable;
+  try {
+    if (error instanceof NonRetryableError) return false;
+  } catch {
+    // a Proxy whose prototype trap throws: not one of ours
   }
-  const verdict = classifier?.(error);
-  return verdict ?? true;
+  const retryable = safeGet(error, 'retryable');
+  if (typeof retryable === 'boolean') return retryable;
+  if (classifier) {
+    try {
+      const verdict = classifier(error);
+      if (typeof verdict === 'boolean') return verdict;
+    } catch {
+      // a classifier that throws has no opinion; retries stay bounded by maxAttempts
+    }
+  }
+  return true;
 }

@@ -134,11 +134,11 @@ describe('pipeline timing (fake timers)', () => {
   });
 
   it('does not ack when the dead-letter publish fails: it retries the DLQ after maxIntervalMs', async () => {
-    let failures = 1;
+    let down = true; // the broker is down until the test brings it back
     const published: TransportMessage[] = [];
     const dlq: RawPublisher = {
       publish: async (_t, m) => {
-        if (failures-- > 0) throw new Error('broker down');
+        if (down) throw new Error('broker down');
         published.push(...m);
         return {};
       },
@@ -160,11 +160,50 @@ describe('pipeline timing (fake timers)', () => {
     const done = process(delivery);
     await vi.advanceTimersByTimeAsync(0);
     expect(settled).toEqual([]);
-    expect(observer.count('publish-failed')).toBe(1);
+    expect(observer.count('publish-failed')).toBe(2); // the full letter, then the minimal one
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(observer.count('publish-failed')).toBe(4); // tried again after maxIntervalMs, not before
+    expect(settled).toEqual([]);
+    down = false;
     await vi.advanceTimersByTimeAsync(10_000);
     await done;
     expect(published).toHaveLength(1);
     expect(published[0]!.headers['x-dlq-reason']).toBe('validation-failed');
+    expect(published[0]!.headers['x-dlq-truncated-headers']).toBeUndefined(); // the full letter, once the broker is back
+    expect(settled).toEqual(['ack']);
+  });
+
+  it('sends a minimal dead letter when the destination refuses the full one, and never calls the handler again', async () => {
+    const published: TransportMessage[] = [];
+    const dlq: RawPublisher = {
+      publish: async (_t, m) => {
+        if (m.some((letter) => letter.headers['x-dlq-error-stack'] !== undefined)) throw new Error('frame too large');
+        published.push(...m);
+        return {};
+      },
+    };
+    let calls = 0;
+    const process = createDeliveryProcessor({
+      topic: 't',
+      handler: () => {
+        calls++;
+        throw new Error('boom');
+      },
+      codec: jsonCodec,
+      retry: { ...DEFAULT_RETRY_POLICY, maxAttempts: 1 },
+      retryMode: 'in-process',
+      deadLetterRetryMode: 'in-process',
+      deadLetter: { topic: 't-dlq', publisher: dlq },
+      stackTraceLimit: 100,
+      observer: new CountingObserver(),
+      signal: new AbortController().signal,
+    });
+    const { delivery, settled } = fakeDelivery({ n: 1 });
+    await process(delivery);
+    expect(calls).toBe(1);
+    expect(published).toHaveLength(1);
+    expect(published[0]!.headers['x-dlq-reason']).toBe('retries-exhausted');
+    expect(published[0]!.headers['x-dlq-truncated-headers']).toMatch(/minimal letter/);
     expect(settled).toEqual(['ack']);
   });
 

@@ -38,6 +38,11 @@ export const kafkaOptionsSchema = z
     rebalanceTimeoutMs: z.number().int().min(1000).max(3_600_000).default(60_000),
     /** Longest a fetch waits for data; also bounds how late a paused partition resumes. */
     maxWaitTimeMs: z.number().int().min(10).max(60_000).default(250),
+    /**
+     * How old cluster metadata may get before consumers refresh it: partitions added to a subscribed
+     * topic are picked up (and read from their beginning) within this bound.
+     */
+    metadataMaxAgeMs: z.number().int().min(1000).max(3_600_000).default(60_000),
     /** Offsets of handled messages are committed in batches at most this far apart (0: each message, awaited). */
     commitIntervalMs: z.number().int().min(0).max(60_000).default(100),
   })

@@ -147,7 +147,8 @@ export class KafkaTransport implements Transport {
     if (this.admin) await (await this.admin).disconnect().catch(() => undefined);
   }
 
-  private adminClient(): Promise<Admin> {
+  /** The transport's admin client (shared, connected on first use). */
+  adminClient(): Promise<Admin> {
     this.admin ??= (async () => {
       const admin = this.kafka.admin({ retry: { retries: this.options.retries } });
       await admin.connect();
@@ -159,30 +160,56 @@ export class KafkaTransport implements Transport {
 }
 
 interface HeldRetry {
-  readonly timer: ReturnType<typeof setTimeout>;
+  readonly topic: string;
+  readonly partition: number;
+  readonly record: KafkaRecordIn;
+  readonly attempt: number;
+  timer: ReturnType<typeof setTimeout> | undefined;
 }
+
+type KafkaRecordIn = Parameters<typeof fromKafkaRecord>[2];
+type Outcome = 'acked' | 'retry' | 'unsettled';
 
 /**
  * One kafkajs consumer in the subscription's group. Contracts:
+ * - positions: when partitions are assigned (first join, rebalance, partitions added, restart after a
+ *   broker outage) they are paused until their position is fixed. A partition with a committed offset
+ *   resumes there. A partition without one starts, for a group that has no committed offset on the
+ *   topic at all (it subscribes to it for the first time), at the end of the log (`latest`) or the
+ *   beginning (`earliest`); for a group that already has offsets on the topic (the partition appeared
+ *   later), at the beginning. That position is committed (and read back) before fetching starts, so
+ *   later members, restarts and reconnects resume from it: `latest` means "from the moment this group
+ *   first subscribed", and nothing published after `subscribe()` resolved is skipped;
  * - offsets are committed (offset + 1) only for acknowledged messages, in order per partition
- *   (processing within a partition is sequential), in batches every `commitIntervalMs`;
- * - `retryLater` pauses only that partition and seeks back to the message; the partition resumes when
- *   the delay is over, so other partitions keep flowing, per-key order holds, and no eachMessage call
- *   sleeps (kafkajs keeps heartbeating, so long backoffs cause no rebalance);
+ *   (processing within a partition is sequential), in batches every `commitIntervalMs`, and flushed
+ *   before `close`/`drain` leave the group;
+ * - `retryLater` pauses only that partition; when the delay is over the held message is handed to
+ *   the listener again from memory (no re-fetch, so the delay is kept to the timer's accuracy), and
+ *   the partition resumes after it. Other partitions keep flowing, per-key order holds, and no
+ *   eachMessage call sleeps (kafkajs keeps heartbeating, so long backoffs cause no rebalance);
  * - on a rebalance, retries held for revoked partitions are dropped uncommitted (the new owner gets
- *   the message again) and stale pauses are lifted.
+ *   the message again);
+ * - a consumer crash (broker lost) is reported as `subscription-interrupted` (with the time of the
+ *   last successful fetch) and, once the group is joined and positions are fixed again,
+ *   `subscription-resumed` with the gap.
  */
 class KafkaSubscription implements TransportSubscription {
   private readonly consumer: Consumer;
+  /** Retries held in this process, by topic|partition. */
   private readonly held = new Map<string, HeldRetry>();
-  /** Next attempt of messages coming back after a retry, by topic|partition|offset. */
-  private readonly attempts = new Map<string, number>();
   private readonly pendingCommits = new Map<string, { topic: string; partition: number; offset: string }>();
   private commitTimer: ReturnType<typeof setTimeout> | undefined;
   private readonly inFlight = new InFlight();
   private stopping = false;
   private ending: Promise<void> | undefined;
   private endedCallbacks: (() => void)[] = [];
+  /** Incremented on every join: positioning work of an older join is abandoned. */
+  private generation = 0;
+  /** topic|partition currently assigned to this member. */
+  private owned = new Set<string>();
+  private lastFetchAt = Date.now();
+  private interruptedSince: number | undefined;
+  private firstPositioned: { promise: Promise<void>; resolve: () => void; reject: (error: unknown) => void };
 
   constructor(
     private readonly transport: KafkaTransport,
@@ -198,92 +225,177 @@ class KafkaSubscription implements TransportSubscription {
       heartbeatInterval: o.heartbeatIntervalMs,
       rebalanceTimeout: o.rebalanceTimeoutMs,
       maxWaitTimeInMs: o.maxWaitTimeMs,
+      metadataMaxAge: o.metadataMaxAgeMs,
       allowAutoTopicCreation: false,
-      retry: { retries: Math.max(o.retries, 5) },
+      // Short, bounded retries: a lost broker is noticed (and reported) within seconds and the
+      // consumer restarts every second or so until the broker answers again.
+      retry: { retries: Math.max(o.retries, 5), initialRetryTime: 100, maxRetryTime: 1000 },
     });
+    let resolve!: () => void;
+    let reject!: (error: unknown) => void;
+    const promise = new Promise<void>((res, rej) => ((resolve = res), (reject = rej)));
+    promise.catch(() => undefined);
+    this.firstPositioned = { promise, resolve, reject };
   }
 
-  /** Resolves once this member has joined the group and received its assignment. */
+  /** Resolves once this member has joined the group and every partition assigned to it has a fixed, committed position. */
   async start(): Promise<void> {
     const consumer = this.consumer;
     await consumer.connect();
-    await consumer.subscribe({ topics: [this.spec.pattern ? compileTopicPattern(this.spec.topic) : this.spec.topic], fromBeginning: this.spec.startFrom === 'earliest' });
-    const joined = new Promise<void>((resolve) => {
-      consumer.on(consumer.events.GROUP_JOIN, (event) => {
-        this.onAssignment(event.payload.memberAssignment);
-        resolve();
-      });
+    // Positions are fixed by this class (see the class comment); kafkajs' own fallback for a partition
+    // without a committed offset is "earliest", which never skips anything.
+    await consumer.subscribe({ topics: [this.spec.pattern ? compileTopicPattern(this.spec.topic) : this.spec.topic], fromBeginning: true });
+    consumer.on(consumer.events.GROUP_JOIN, (event) => this.onGroupJoin(event.payload.memberAssignment));
+    consumer.on(consumer.events.FETCH, () => {
+      this.lastFetchAt = Date.now();
     });
     consumer.on(consumer.events.CRASH, (event) => {
-      this.observer().onEvent({ type: 'internal-error', topic: this.spec.topic, context: `kafka consumer crashed (restart: ${event.payload.restart})`, error: event.payload.error });
+      const { error, restart } = event.payload;
+      if (this.interruptedSince === undefined && !this.stopping) {
+        this.interruptedSince = this.lastFetchAt;
+        this.observer().onEvent({ type: 'subscription-interrupted', topic: this.spec.topic, transport: 'kafka', since: this.lastFetchAt, error });
+      }
+      if (!restart) this.observer().onEvent({ type: 'internal-error', topic: this.spec.topic, context: 'kafka consumer stopped: non-retriable error, no restart', error });
     });
     await consumer.run({
       autoCommit: false,
       partitionsConsumedConcurrently: this.spec.concurrency,
       eachMessage: ({ topic, partition, message }) => this.onMessage(topic, partition, message),
     });
-    await withDeadline(joined, Date.now() + this.transport.options.rebalanceTimeoutMs + 10_000, () => new Error(`kafka consumer of group "${this.spec.group}" did not join within the rebalance timeout`));
+    await withDeadline(this.firstPositioned.promise, Date.now() + this.transport.options.rebalanceTimeoutMs + 10_000, () => new Error(`kafka consumer of group "${this.spec.group}" did not join and position its partitions within the rebalance timeout`));
   }
 
-  private async onMessage(topic: string, partition: number, record: Parameters<typeof fromKafkaRecord>[2]): Promise<void> {
-    if (this.stopping) return; // not committed: the group gets it again
-    const position = `${topic}|${partition}|${record.offset}`;
+  /**
+   * A (re)join: drop held retries of revoked partitions, pause every assigned partition at once (this
+   * runs before kafkajs' next fetch), fix positions, then resume.
+   */
+  private onGroupJoin(assignment: Record<string, number[]>): void {
+    const generation = ++this.generation;
+    this.owned = new Set(Object.entries(assignment).flatMap(([topic, partitions]) => partitions.map((p) => `${topic}|${p}`)));
+    for (const [tp, held] of this.held) {
+      if (this.owned.has(tp)) continue;
+      if (held.timer) clearTimeout(held.timer); // revoked: the new owner reads it from the committed offset
+      this.held.delete(tp);
+    }
+    const assigned = Object.entries(assignment).filter(([, partitions]) => partitions.length > 0).map(([topic, partitions]) => ({ topic, partitions }));
+    if (assigned.length > 0) this.consumer.pause(assigned);
+    void this.fixPositions(generation, assigned).then(
+      () => {
+        if (generation !== this.generation || this.stopping) return;
+        // Resume what we do not hold a retry for (pauses survive rebalances in kafkajs: lift stale ones too).
+        const resumable = this.consumer.paused().flatMap(({ topic, partitions }) => partitions.filter((p) => !this.held.has(`${topic}|${p}`)).map((p) => ({ topic, partitions: [p] })));
+        if (resumable.length > 0) this.consumer.resume(resumable);
+        if (this.interruptedSince !== undefined) {
+          this.observer().onEvent({ type: 'subscription-resumed', topic: this.spec.topic, transport: 'kafka', gapMs: Date.now() - this.interruptedSince });
+          this.interruptedSince = undefined;
+        }
+        this.firstPositioned.resolve();
+      },
+      (error: unknown) => {
+        if (generation !== this.generation || this.stopping) return;
+        this.observer().onEvent({ type: 'internal-error', topic: this.spec.topic, context: 'kafka: fixing partition positions after a join', error });
+        this.firstPositioned.reject(error);
+        // Partitions stay paused: nothing is read from an unknown position. kafkajs rejoins on the next
+        // error or rebalance; a fresh attempt is made then.
+      },
+    );
+  }
+
+  /** Commits a start position for every assigned partition that has none, reads it back, and seeks there. */
+  private async fixPositions(generation: number, assigned: { topic: string; partitions: number[] }[]): Promise<void> {
+    const groupId = this.spec.group || 'default';
+    const admin = await this.transport.adminClient();
+    for (const { topic, partitions } of assigned) {
+      const committed = (await admin.fetchOffsets({ groupId, topics: [topic] }))[0]?.partitions ?? [];
+      const missing = partitions.filter((p) => !isCommitted(committed.find((c) => c.partition === p)?.offset));
+      if (missing.length === 0) continue;
+      const groupKnowsTopic = committed.some((c) => isCommitted(c.offset));
+      const fromEnd = !groupKnowsTopic && this.spec.startFrom === 'latest';
+      const ends = await admin.fetchTopicOffsets(topic);
+      const positions = missing.map((partition) => {
+        const offsets = ends.find((e) => e.partition === partition);
+        return { topic, partition, offset: (fromEnd ? offsets?.high : offsets?.low) ?? '0' };
+      });
+      if (generation !== this.generation || this.stopping) return;
+      await this.consumer.commitOffsets(positions);
+      // kafkajs drops a commit silently while its runner restarts: read it back, so the position
+      // survives this member (later members and restarts start from it, never from a later "latest").
+      const after = (await admin.fetchOffsets({ groupId, topics: [topic] }))[0]?.partitions ?? [];
+      const lost = positions.filter((p) => !isCommitted(after.find((c) => c.partition === p.partition)?.offset));
+      if (lost.length > 0) throw new Error(`kafka: start positions of ${topic} partitions ${lost.map((p) => p.partition).join(',')} were not committed (group rebalancing?)`);
+      if (generation !== this.generation || this.stopping) return;
+      for (const position of positions) this.consumer.seek(position);
+    }
+  }
+
+  private onMessage(topic: string, partition: number, record: KafkaRecordIn): Promise<void> {
+    if (this.stopping) return Promise.resolve(); // not committed: the group gets it again
+    return this.deliver(topic, partition, record, 1).then((outcome) => {
+      if (outcome === 'unsettled' && !this.stopping) this.hold(topic, partition, record, 1, 0); // handle it again
+    });
+  }
+
+  /** Hands one record to the listener as delivery `attempt`. */
+  private async deliver(topic: string, partition: number, record: KafkaRecordIn, attempt: number): Promise<Outcome> {
     const message = fromKafkaRecord(topic, partition, record);
-    const attempt = this.attempts.get(position) ?? 1;
-    let settled = false;
+    let outcome: Outcome = 'unsettled';
     const delivery: Delivery = {
       ...message,
       attempt,
       source: { transport: 'kafka', topic, partition, offset: record.offset, group: this.spec.group },
       ack: async () => {
-        if (settled) return false;
-        settled = true;
-        this.attempts.delete(position);
+        if (outcome !== 'unsettled') return false;
+        outcome = 'acked';
         await this.commit(topic, partition, (BigInt(record.offset) + 1n).toString());
         return true;
       },
       retryLater: async (delayMs: number) => {
-        if (settled) return false;
-        settled = true;
-        this.hold(topic, partition, record.offset, attempt + 1, delayMs);
+        if (outcome !== 'unsettled') return false;
+        outcome = 'retry';
+        this.hold(topic, partition, record, attempt + 1, delayMs);
         return true;
       },
     };
     this.inFlight.begin();
     try {
       await this.listener(delivery);
-      if (!settled && !this.stopping) this.hold(topic, partition, record.offset, attempt + 1, 0); // unsettled: read it again
     } finally {
       this.inFlight.end();
     }
+    return outcome;
   }
 
-  /** Pauses the partition at `offset` and resumes it after `delayMs`, when the message comes again as `attempt`. */
-  private hold(topic: string, partition: number, offset: string, attempt: number, delayMs: number): void {
+  /**
+   * Pauses the partition at the record (kafkajs stops its batch there and will fetch from the record
+   * again if the hold is lost) and hands the record to the listener again as `attempt` after `delayMs`.
+   */
+  private hold(topic: string, partition: number, record: KafkaRecordIn, attempt: number, delayMs: number): void {
     const tp = `${topic}|${partition}`;
-    this.attempts.set(`${tp}|${offset}`, attempt);
+    if (!this.owned.has(tp)) return; // revoked meanwhile: the new owner reads it from the committed offset
     this.consumer.pause([{ topic, partitions: [partition] }]);
-    this.consumer.seek({ topic, partition, offset });
+    this.consumer.seek({ topic, partition, offset: record.offset });
     const previous = this.held.get(tp);
-    if (previous) clearTimeout(previous.timer);
-    const timer = setTimeout(() => {
-      this.held.delete(tp);
-      if (!this.stopping) this.consumer.resume([{ topic, partitions: [partition] }]);
-    }, delayMs);
-    this.held.set(tp, { timer });
+    if (previous?.timer) clearTimeout(previous.timer);
+    const held: HeldRetry = { topic, partition, record, attempt, timer: undefined };
+    held.timer = setTimeout(() => void this.redeliver(tp, held), Math.max(0, delayMs));
+    this.held.set(tp, held);
   }
 
-  private onAssignment(assignment: Record<string, number[]>): void {
-    const owned = new Set(Object.entries(assignment).flatMap(([topic, partitions]) => partitions.map((p) => `${topic}|${p}`)));
-    for (const [tp, held] of this.held) {
-      if (owned.has(tp)) continue;
-      clearTimeout(held.timer); // revoked: the new owner reads it from the committed offset
-      this.held.delete(tp);
-      for (const position of this.attempts.keys()) if (position.startsWith(`${tp}|`)) this.attempts.delete(position);
+  private async redeliver(tp: string, held: HeldRetry): Promise<void> {
+    held.timer = undefined;
+    if (this.stopping || this.held.get(tp) !== held) return;
+    const { topic, partition, record } = held;
+    const outcome = await this.deliver(topic, partition, record, held.attempt);
+    if (this.held.get(tp) !== held) return; // revoked, closed or re-held meanwhile
+    if (outcome === 'retry') return; // deliver() held it again with the next attempt
+    if (outcome === 'unsettled') {
+      if (!this.stopping) this.hold(topic, partition, record, held.attempt + 1, 0);
+      return;
     }
-    // A pause survives rebalances in kafkajs: lift every pause we no longer hold a retry for.
-    const stale = this.consumer.paused().flatMap(({ topic, partitions }) => partitions.filter((p) => !this.held.has(`${topic}|${p}`)).map((p) => ({ topic, partitions: [p] })));
-    if (stale.length > 0) this.consumer.resume(stale);
+    this.held.delete(tp);
+    if (this.stopping || !this.owned.has(tp)) return;
+    this.consumer.seek({ topic, partition, offset: (BigInt(record.offset) + 1n).toString() });
+    this.consumer.resume([{ topic, partitions: [partition] }]);
   }
 
   private async commit(topic: string, partition: number, offset: string): Promise<void> {
@@ -311,15 +423,19 @@ class KafkaSubscription implements TransportSubscription {
     this.endedCallbacks.push(callback);
   }
 
-  /** Stops fetching, lets running handlers finish and commit, hands back held retries uncommitted, leaves the group. */
+  /**
+   * Stops fetching, lets running handlers finish, commits every acknowledged offset, hands back held
+   * retries uncommitted, then leaves the group.
+   */
   close(): Promise<void> {
     this.ending ??= (async () => {
       this.stopping = true;
-      for (const held of this.held.values()) clearTimeout(held.timer);
+      for (const held of this.held.values()) if (held.timer) clearTimeout(held.timer);
       this.held.clear();
       await this.inFlight.idle();
       await this.flushCommits();
       await this.consumer.disconnect().catch(() => undefined);
+      this.firstPositioned.reject(new ClosedError('kafka subscription closed'));
       for (const callback of this.endedCallbacks) callback();
     })();
     return this.ending;
@@ -329,4 +445,9 @@ class KafkaSubscription implements TransportSubscription {
   drain(): Promise<void> {
     return this.close();
   }
+}
+
+/** kafkajs reports "no committed offset" as -1 (or an empty value). */
+function isCommitted(offset: string | undefined): boolean {
+  return offset !== undefined && offset !== '' && BigInt(offset) >= 0n;
 }

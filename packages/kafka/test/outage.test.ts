@@ -57,4 +57,69 @@ describe.runIf(managed)('kafka broker outage (stops and restarts the project bro
     console.log(`[measure] kafka outage: publish failed after ${failedAfterMs} ms (timeout 3000), broker restart ${upMs} ms, publishing resumed ${resumedAfterMs} ms after restart began, consumer resumed with the same client, duplicates ${duplicates}`);
     await bus.close();
   }, 180_000);
+
+  it('reports broker loss as interrupted/resumed with the gap and loses nothing over 5 restarts under consumption', async () => {
+    const counts = new CountingObserver();
+    const events: { type: string; at: number; since?: number; gapMs?: number }[] = [];
+    const observer = {
+      onEvent(event: Parameters<CountingObserver['onEvent']>[0]) {
+        counts.onEvent(event);
+        if (event.type === 'subscription-interrupted') events.push({ type: event.type, at: Date.now(), ...(event.since !== undefined ? { since: event.since } : {}) });
+        if (event.type === 'subscription-resumed') events.push({ type: event.type, at: Date.now(), gapMs: event.gapMs });
+      },
+    };
+    const consumerBus = createBus({ transport: await testTransport(), observer });
+    const producerBus = createBus({ transport: await testTransport({ publishTimeoutMs: 2000, retries: 1 }) });
+    const topic = uniqueName('sb-kafka.consumer-outage');
+    const received = new Recorder<string>();
+    await consumerBus.subscriber.subscribe(topic, (m) => received.add(m.id), { group: 'survives', concurrency: 4 });
+    const acknowledged: string[] = [];
+    let sequence = 0;
+    const publishSome = async (n: number) => {
+      for (let i = 0; i < n; i++) {
+        const id = `o-${sequence++}`;
+        await producerBus.publisher.publish(topic, { id, key: `k${sequence % 8}`, value: id });
+        acknowledged.push(id);
+      }
+    };
+    const resumeTimes: number[] = [];
+    for (let restart = 0; restart < 5; restart++) {
+      await publishSome(50);
+      await waitUntil(() => acknowledged.every((id) => received.items.includes(id)), 60_000, `messages before restart ${restart + 1}`);
+      const resumedBefore = events.filter((e) => e.type === 'subscription-resumed').length;
+      await broker('down');
+      await waitUntil(() => events.filter((e) => e.type === 'subscription-interrupted').length > restart, 60_000, `interrupted event of restart ${restart + 1}`);
+      const upAt = Date.now();
+      await broker('up');
+      const answeredAt = Date.now();
+      await waitUntil(() => events.filter((e) => e.type === 'subscription-resumed').length > resumedBefore, 120_000, `resumed event of restart ${restart + 1}`);
+      // Consumption resumed: messages published now arrive.
+      for (let tries = 0; ; tries++) {
+        try {
+          await publishSome(10);
+          break;
+        } catch (error) {
+          if (tries > 60) throw error; // the producer reconnects by itself; bounded
+        }
+      }
+      await waitUntil(() => acknowledged.every((id) => received.items.includes(id)), 120_000, `messages after restart ${restart + 1}`);
+      resumeTimes.push(Date.now() - answeredAt);
+      void upAt;
+    }
+    const sorted = [...resumeTimes].sort((a, b) => a - b);
+    const interrupted = events.filter((e) => e.type === 'subscription-interrupted');
+    const resumed = events.filter((e) => e.type === 'subscription-resumed');
+    const missing = acknowledged.filter((id) => !received.items.includes(id));
+    const duplicates = received.count - new Set(received.items).size;
+    console.log(
+      `[measure] kafka consumer over 5 broker restarts: interrupted ${interrupted.length}, resumed ${resumed.length} (gaps ${resumed.map((e) => e.gapMs).join('/')} ms); ` +
+        `consumption resumed after the broker answered in min ${sorted[0]} / median ${sorted[2]} / max ${sorted[4]} ms; acknowledged ${acknowledged.length}, missing ${missing.length}, duplicates ${duplicates}`,
+    );
+    expect(missing).toEqual([]);
+    expect(interrupted.length).toBeGreaterThanOrEqual(5);
+    expect(resumed.length).toBeGreaterThanOrEqual(5);
+    expect(resumed.every((e) => (e.gapMs ?? 0) > 0)).toBe(true);
+    await consumerBus.close();
+    await producerBus.close();
+  }, 900_000);
 });

@@ -172,9 +172,10 @@ export class MemoryBroker {
     if (delivery.settled === 'ack') return this.finished(member.group, 1);
     entry.attempt++;
     if (typeof delivery.settled === 'number' && member.accepting) return delivery.settled; // stays queued in its lane
-    // Unsettled, or a retry while this member is leaving: hand it back to the group.
+    // Unsettled, or a retry while this member is leaving: hand it back to the group, on a later turn
+    // of the event loop (a listener that keeps leaving a delivery unsettled must not starve it).
     this.finished(member.group, 1);
-    this.dispatch(member.group, entry);
+    setImmediate(() => this.dispatch(member.group, entry));
   }
 }
 

@@ -1,4 +1,5 @@
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, context, isSpanContextValid, trace, type Context, type Span } from '@opentelemetry/api';
+import { describeFailure } from '../failure.js';
 
 /** The W3C trace-context header. */
 export const TRACEPARENT = 'traceparent';
@@ -36,11 +37,13 @@ export function startPublishSpan(topic: string, transport: string, count: number
   return tracer().startSpan(`publish ${topic}`, { kind: SpanKind.PRODUCER, attributes: { 'messaging.system': transport, 'messaging.destination.name': topic, 'messaging.batch.message_count': count } });
 }
 
-export function endSpan(span: Span | undefined, error?: unknown): void {
+/** Ends `span`; with a second argument (any thrown value, `undefined` included) marks it failed. */
+export function endSpan(span: Span | undefined, ...failed: [error?: unknown]): void {
   if (!span) return;
-  if (error !== undefined) {
-    span.recordException(error instanceof Error ? error : new Error(String(error)));
-    span.setStatus({ code: SpanStatusCode.ERROR, message: error instanceof Error ? error.message : String(error) });
+  if (failed.length > 0) {
+    const failure = describeFailure(failed[0], 4096);
+    span.recordException({ name: failure.name, message: failure.message, ...(failure.stack ? { stack: failure.stack } : {}) });
+    span.setStatus({ code: SpanStatusCode.ERROR, message: failure.message });
   }
   span.end();
 }

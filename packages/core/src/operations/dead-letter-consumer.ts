@@ -1,3 +1,4 @@
+import { describeFailure } from '../failure.js';
 import { DeadLetterHeaders, defaultDeadLetterTopic } from '../dead-letter.js';
 import type { Handler, Publisher, SubscribeOptions, Subscriber, Subscription, FinalFailure } from '../ports.js';
 import type { RetryPolicyInput } from '../retry.js';
@@ -31,8 +32,7 @@ export function parkingHistory(headers: Readonly<Record<string, string>>): Parki
 export function toParkedMessage(deadLetterTopic: string, failure: FinalFailure): NewParkedMessage {
   const { message } = failure;
   const error = failure.error;
-  const errorName = error instanceof Error ? error.name : typeof error;
-  const errorMessage = error instanceof Error ? error.message : String(error);
+  const { name: errorName, message: errorMessage } = describeFailure(error, 4096);
   const history: ParkingHistoryEntry[] = [
     ...parkingHistory(message.headers),
     { parkedAt: new Date().toISOString(), reason: failure.reason, errorName, errorMessage, attempts: failure.attempts, originalError: message.headers[DeadLetterHeaders.errorMessage] },

@@ -382,6 +382,38 @@ export function runConformanceSuite(target: ConformanceTarget): void {
       if (!caps.duplicatesOnRestart) expect(duplicates).toBe(0);
     });
 
+    it('is live when subscribe() resolves: 20 times, a new subscription gets all 200 messages published right after', { timeout: timeout * 2 }, async () => {
+      const bus = await openBus();
+      const [topic] = await topics('live');
+      const report: { missing: number; duplicates: number }[] = [];
+      for (let repetition = 0; repetition < 20; repetition++) {
+        const received = new Recorder<string>();
+        // A new group each time (where groups exist), subscribing with the default start position.
+        const subscription = await bus.subscriber.subscribe(topic!, (m) => received.add(m.id), groupOf(`live-${repetition}`));
+        const ids = Array.from({ length: 200 }, (_, i) => `live-${repetition}-${i}`);
+        await bus.publisher.publish(topic!, ids.map((id) => ({ id, value: id })));
+        await waitUntil(() => ids.every((id) => received.items.includes(id)), waitMs, `200 messages of repetition ${repetition}`).catch(() => undefined);
+        const distinct = new Set(received.items.filter((id) => id.startsWith(`live-${repetition}-`)));
+        report.push({ missing: ids.length - distinct.size, duplicates: received.count - distinct.size });
+        await subscription.close();
+      }
+      console.log(`[measure] ${target.name} live-at-subscribe, per repetition (missing/duplicates): ${report.map((r) => `${r.missing}/${r.duplicates}`).join(' ')}`);
+      expect(report.map((r) => r.missing)).toEqual(Array.from({ length: 20 }, () => 0));
+    });
+
+    needs(['durableGroups'], 'a group keeps what was published while none of its members was subscribed (joined and left before handling anything)', async () => {
+      const bus = await openBus();
+      const [topic] = await topics('durable-group');
+      const first = await bus.subscriber.subscribe(topic!, () => undefined, { group: 'keeps', startFrom: 'latest' });
+      await first.close();
+      const ids = Array.from({ length: 20 }, (_, i) => `kept-${i}`);
+      await bus.publisher.publish(topic!, ids.map((id) => ({ id, value: id })));
+      const received = new Recorder<string>();
+      await bus.subscriber.subscribe(topic!, (m) => received.add(m.id), { group: 'keeps', startFrom: 'latest' });
+      await waitUntil(() => ids.every((id) => received.items.includes(id)), waitMs, '20 messages kept for the group');
+      expect(new Set(received.items)).toEqual(new Set(ids));
+    });
+
     it('close lets in-flight handlers finish (and acknowledges them)', { timeout }, async () => {
       const bus = await openBus();
       const [topic] = await topics('close');

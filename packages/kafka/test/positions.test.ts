@@ -1,0 +1,135 @@
+import { Kafka, logLevel } from 'kafkajs';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { CountingObserver, createBus, type Bus, type Message } from '@switchboard/core';
+import { Recorder, gate, uniqueName, waitUntil } from '@switchboard/core/testing';
+import type { KafkaTransport } from '@switchboard/kafka';
+import { KAFKA_BROKERS, testTransport } from './helpers.js';
+
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+const admin = new Kafka({ clientId: 'switchboard-test-positions', brokers: KAFKA_BROKERS.split(','), logLevel: logLevel.NOTHING }).admin();
+let adminConnected: Promise<void> | undefined;
+afterAll(async () => admin.disconnect().catch(() => undefined));
+
+/** Committed offsets of `group` on `topic`, summed over partitions (-1 = none, counted as 0). */
+async function committedTotal(group: string, topic: string): Promise<number> {
+  adminConnected ??= admin.connect();
+  await adminConnected;
+  const [offsets] = await admin.fetchOffsets({ groupId: group, topics: [topic] });
+  return (offsets?.partitions ?? []).reduce((sum, p) => sum + Math.max(0, Number(p.offset)), 0);
+}
+
+async function openBus(): Promise<Bus & { counts: CountingObserver; kafka: KafkaTransport }> {
+  const counts = new CountingObserver();
+  const transport = await testTransport();
+  const bus = createBus({ transport, observer: counts });
+  cleanups.push(() => bus.close());
+  return Object.assign(bus, { counts, kafka: transport });
+}
+
+describe('kafka positions', () => {
+  it('close commits every acknowledged offset before leaving: handle 33 of 100, close, the same group gets the remaining 67', async () => {
+    const bus = await openBus();
+    const topic = uniqueName('sb-kafka.close-commit');
+    await bus.kafka.ensureTopic(topic);
+    const group = 'close-commit';
+    const handled = new Recorder<string>();
+    const stop = gate();
+    let closing: Promise<void> | undefined;
+    const first = await bus.subscriber.subscribe(
+      topic,
+      async (m) => {
+        if (handled.count >= 33) {
+          await stop.promise; // never finishes before close hands it back: only 33 are acknowledged
+          throw new Error('closing');
+        }
+        handled.add(m.id);
+      },
+      { group },
+    );
+    const ids = Array.from({ length: 100 }, (_, i) => `c-${i}`);
+    await bus.publisher.publish(topic, ids.map((id, i) => ({ id, key: `k${i % 4}`, value: i })));
+    await handled.waitFor(33, 30_000);
+    closing = first.close();
+    stop.open();
+    await closing;
+    // Every acknowledged message is committed (admin view), and nothing beyond what was handled.
+    const committed = await committedTotal(group, topic);
+    const firstRun = new Set(handled.items);
+    expect(committed).toBe(firstRun.size);
+
+    const second = new Recorder<string>();
+    await bus.subscriber.subscribe(topic, (m) => second.add(m.id), { group });
+    const remaining = ids.filter((id) => !firstRun.has(id));
+    await waitUntil(() => remaining.every((id) => second.items.includes(id)), 30_000, `the remaining ${remaining.length}`);
+    const duplicates = second.items.filter((id) => firstRun.has(id)).length;
+    console.log(`[measure] kafka close after ${firstRun.size} of 100: committed ${committed}, second member got ${new Set(second.items).size} (remaining ${remaining.length}), duplicates ${duplicates}`);
+    expect(duplicates).toBe(0); // close committed exactly what was acknowledged
+  });
+
+  it('a new group starting at latest commits its start position at join: a member joining later starts from there', async () => {
+    const bus = await openBus();
+    const topic = uniqueName('sb-kafka.latest-commit');
+    await bus.kafka.ensureTopic(topic);
+    await bus.publisher.publish(topic, Array.from({ length: 10 }, (_, i) => ({ id: `old-${i}`, value: i })));
+    const group = 'latest-commit';
+    const first = await bus.subscriber.subscribe(topic, () => undefined, { group, startFrom: 'latest' });
+    expect(await committedTotal(group, topic)).toBe(10); // the end of the log, committed at join
+    await first.close();
+    await bus.publisher.publish(topic, Array.from({ length: 5 }, (_, i) => ({ id: `new-${i}`, value: i })));
+    const received = new Recorder<string>();
+    await bus.subscriber.subscribe(topic, (m) => received.add(m.id), { group, startFrom: 'latest' });
+    await received.waitFor(5, 30_000);
+    expect(received.items.sort()).toEqual(['new-0', 'new-1', 'new-2', 'new-3', 'new-4']);
+  });
+
+  it('a partition added to the topic later is read from its beginning by a group that already reads the topic', async () => {
+    const counts = new CountingObserver();
+    const bus = createBus({ transport: await testTransport({ metadataMaxAgeMs: 2000 }), observer: counts }) as Bus & { transport: KafkaTransport };
+    cleanups.push(() => bus.close());
+    Object.assign(bus, { kafka: bus.transport });
+    const topic = uniqueName('sb-kafka.added-partition');
+    await bus.transport.ensureTopic(topic); // 4 partitions
+    const received = new Recorder<Message>();
+    await bus.subscriber.subscribe(topic, (m) => received.add(m), { group: 'grows', startFrom: 'latest', concurrency: 2 });
+    adminConnected ??= admin.connect();
+    await adminConnected;
+    await admin.createPartitions({ topicPartitions: [{ topic, count: 6 }] });
+    // Publish to the new partitions right away: kafkajs sees them on its next metadata refresh and rejoins.
+    const producer = bus.transport.kafka.producer();
+    await producer.connect();
+    await producer.send({ topic, messages: [4, 5, 4, 5].map((partition, i) => ({ partition, value: JSON.stringify(i), headers: { 'x-sb-id': `added-${i}` } })) });
+    await producer.disconnect();
+    await waitUntil(() => received.count >= 4, 60_000, 'messages of the added partitions');
+    expect(received.items.map((m) => m.id).sort()).toEqual(['added-0', 'added-1', 'added-2', 'added-3']);
+    expect(new Set(received.items.map((m) => m.source.partition))).toEqual(new Set([4, 5]));
+  });
+
+  it('redelivers a retried message when its backoff is over, not a fetch cycle later (delay accuracy)', async () => {
+    const bus = await openBus();
+    const topic = uniqueName('sb-kafka.delay-accuracy');
+    await bus.kafka.ensureTopic(topic);
+    const calls: number[] = [];
+    await bus.subscriber.subscribe(
+      topic,
+      () => {
+        calls.push(performance.now());
+        if (calls.length < 4) throw new Error('transient');
+      },
+      { group: 'accuracy', retry: { maxAttempts: 4, initialIntervalMs: 100, multiplier: 3, maxIntervalMs: 900 } },
+    );
+    await bus.publisher.publish(topic, { id: 'late?', value: 1 });
+    await waitUntil(() => calls.length === 4, 30_000, '4 attempts');
+    const gaps = calls.slice(1).map((at, i) => Math.round(at - calls[i]!));
+    const configured = [100, 300, 900];
+    const lateness = gaps.map((gap, i) => gap - configured[i]!);
+    console.log(`[measure] kafka retry delays: configured ${configured.join('/')} ms, measured ${gaps.join('/')} ms, late by ${lateness.join('/')} ms`);
+    for (const late of lateness) {
+      expect(late).toBeGreaterThanOrEqual(-2);
+      expect(late).toBeLessThan(100); // was 150-200 ms when the resume waited for a fetch
+    }
+  });
+});
