@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { DeliveryGuarantee } from './capabilities.js';
 import { jsonCodec, type Codec } from './codec.js';
-import { DEFAULT_STACK_TRACE_LIMIT, defaultDeadLetterTopic } from './dead-letter.js';
+import { DEFAULT_STACK_TRACE_LIMIT, REPLAY_GROUP_HEADER, defaultDeadLetterTopic } from './dead-letter.js';
 import { guaranteeIssue, subscriptionCapabilityIssues } from './capability-checks.js';
 import { CapabilityError, ClosedError, ConfigError, PublishError } from './errors.js';
 import { subscribeOptionsSchema, toConfigError } from './config.js';
@@ -12,7 +12,7 @@ import type { Span } from '@opentelemetry/api';
 import { PublishCoalescer } from './coalesce.js';
 import { InFlight } from './in-flight.js';
 import { endSpan, startPublishSpan, withTraceHeaders } from './observability/tracing.js';
-import type { Handler, Publisher, PublishReceipt, RawPublisher, SubscribeOptions, Subscriber, Subscription, Transport, TransportSubscription } from './ports.js';
+import type { GroupPublisher, Handler, Publisher, PublishReceipt, RawPublisher, SubscribeOptions, Subscriber, Subscription, Transport, TransportSubscription } from './ports.js';
 import { retryPolicySchema } from './retry.js';
 
 export interface PublisherOptions {
@@ -42,7 +42,7 @@ export function assertGuaranteeSupported(transport: Transport, guarantee: Delive
 }
 
 /** The application {@link Publisher} over a transport: encodes, stamps ids and timestamps, reports events. */
-export class TransportPublisher implements Publisher {
+export class TransportPublisher implements Publisher, GroupPublisher {
   readonly guarantee: DeliveryGuarantee;
   private readonly codec: Codec;
   private readonly observer: BusObserver;
@@ -63,14 +63,28 @@ export class TransportPublisher implements Publisher {
     this.sink = options.coalesce === false ? transport : new PublishCoalescer(transport);
   }
 
-  async publish<T>(topic: string, messages: OutgoingMessage<T> | readonly OutgoingMessage<T>[]): Promise<PublishReceipt> {
+  publish<T>(topic: string, messages: OutgoingMessage<T> | readonly OutgoingMessage<T>[]): Promise<PublishReceipt> {
+    return this.send(topic, messages, undefined);
+  }
+
+  /**
+   * Publishes to one consumer group of `topic`: through the transport's `publishToGroup` where it has
+   * one, else to the topic; either way stamped with the replay-target header, so other groups skip it.
+   */
+  publishToGroup<T>(topic: string, group: string, messages: OutgoingMessage<T> | readonly OutgoingMessage<T>[]): Promise<PublishReceipt> {
+    const list = Array.isArray(messages) ? (messages as readonly OutgoingMessage<T>[]) : [messages as OutgoingMessage<T>];
+    return this.send(topic, list.map((m) => ({ ...m, headers: { ...m.headers, [REPLAY_GROUP_HEADER]: group } })), group);
+  }
+
+  private async send<T>(topic: string, messages: OutgoingMessage<T> | readonly OutgoingMessage<T>[], group: string | undefined): Promise<PublishReceipt> {
     if (this.closed) throw new ClosedError('publisher is closed');
     const list = Array.isArray(messages) ? (messages as readonly OutgoingMessage<T>[]) : [messages as OutgoingMessage<T>];
     const span = startPublishSpan(topic, this.transport.kind, list.length);
     const encoded = list.map((m) => this.toTransportMessage(m, span));
     this.inFlight.begin();
     try {
-      const result = await this.sink.publish(topic, encoded, { guarantee: this.guarantee });
+      const options = { guarantee: this.guarantee };
+      const result = group !== undefined && this.transport.publishToGroup ? await this.transport.publishToGroup(topic, group, encoded, options) : await this.sink.publish(topic, encoded, options);
       endSpan(span);
       if (result.stored) {
         return { ids: encoded.map((m) => m.id), status: 'stored' };

@@ -53,6 +53,12 @@ export interface DeadLetterDetails {
   readonly stackTraceLimit: number;
 }
 
+/**
+ * Header a replay carries: the consumer group the replayed message is meant for; other groups ack it
+ * without handling (counted as `replay-skipped`). Not carried into dead letters.
+ */
+export const REPLAY_GROUP_HEADER = 'x-sb-replay-group';
+
 /** Marks a dead letter whose headers were cut to fit the transport: names of the original headers cut or dropped. */
 export const TRUNCATED_HEADERS_HEADER = 'x-dlq-truncated-headers';
 
@@ -75,13 +81,14 @@ function sourceJson(source: Delivery['source'], limit: number): string {
  * The dead letter for `delivery`: same id, key and body; original headers plus {@link DeadLetterHeaders}.
  * Never throws, whatever the error or the delivery's headers hold. Incoming `x-dlq-*` headers are
  * replaced, never carried over: a producer cannot pre-set where a dead letter claims to come from.
+ * A replay target is dropped: the dead letter is for whoever consumes the DLQ.
  */
 export function buildDeadLetter(delivery: Delivery, details: DeadLetterDetails): TransportMessage {
   const limit = Math.max(0, details.stackTraceLimit);
   const failure = describeFailure(details.error, limit);
   const source = delivery.source;
   const headers: Record<string, string> = {};
-  for (const [name, value] of Object.entries(delivery.headers)) if (!name.startsWith(DEAD_LETTER_PREFIX) && typeof value === 'string') headers[name] = value;
+  for (const [name, value] of Object.entries(delivery.headers)) if (!name.startsWith(DEAD_LETTER_PREFIX) && name !== REPLAY_GROUP_HEADER && typeof value === 'string') headers[name] = value;
   Object.assign(headers, {
     [DeadLetterHeaders.originalTopic]: source.topic,
     [DeadLetterHeaders.transport]: source.transport,

@@ -13,6 +13,8 @@ export interface FailureDescription {
   readonly stack: string;
 }
 
+const UNPRINTABLE = '[unprintable value]';
+
 /** Longest name kept, in characters. */
 const NAME_LIMIT = 200;
 
@@ -51,9 +53,9 @@ export function safeString(value: unknown, limit: number): string {
       if (typeof json === 'string') return truncate(json, limit);
     }
     const text = String(value);
-    return typeof text === 'string' ? truncate(text, limit) : '[unprintable value]';
+    return truncate(typeof text === 'string' ? text : UNPRINTABLE, limit);
   } catch {
-    return '[unprintable value]';
+    return truncate(UNPRINTABLE, limit);
   }
 }
 

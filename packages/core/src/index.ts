@@ -32,3 +32,5 @@ export * from './operations/parking-lot.js';
 export * from './operations/dead-letter-consumer.js';
 export * from './observability/tracing.js';
 export * from './in-flight.js';
+export * from './failure.js';
+export * from './signing.js';

@@ -46,8 +46,8 @@ export type BusEvent =
 
 export type BusEventType = BusEvent['type'];
 
-/** Why a message reached its final failure. */
-export type FailureReason = 'retries-exhausted' | 'non-retryable' | 'decode-failed' | 'validation-failed';
+/** Why a message reached its final failure (`buffer-overflow`: a push transport's subscriber buffer was full; the handler never saw it). */
+export type FailureReason = 'retries-exhausted' | 'non-retryable' | 'decode-failed' | 'validation-failed' | 'buffer-overflow';
 
 /** Receives bus events. Must not throw and must be fast (it runs on the hot path); offload heavy work. */
 export interface BusObserver {

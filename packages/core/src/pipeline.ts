@@ -1,15 +1,12 @@
 import type { ZodType } from 'zod';
 import { decodeOrThrow, type Codec } from './codec.js';
-import { buildDeadLetter, fitDeadLetter, minimalDeadLetter } from './dead-letter.js';
+import { REPLAY_GROUP_HEADER, buildDeadLetter, fitDeadLetter, minimalDeadLetter } from './dead-letter.js';
 import { SchemaValidationError } from './errors.js';
 import { inDeliverySpan, isTraced } from './observability/tracing.js';
 import type { Delivery, Message } from './message.js';
 import type { BusEvent, BusObserver, FailureReason } from './observer.js';
 import type { DeliveryListener, FinalFailure, Handler, RawPublisher } from './ports.js';
 import { backoffDelay, isRetryable, type ErrorClassifier, type RetryPolicy } from './retry.js';
-
-/** Header a replay carries: the consumer group the replayed message is meant for. Other groups skip it (counted). */
-export const REPLAY_GROUP_HEADER = 'x-sb-replay-group';
 
 /** Everything the pipeline needs for one subscription, resolved (no defaults left to apply). */
 export interface PipelineConfig<T> {

@@ -8,6 +8,15 @@ import type { BusObserver, FailureReason } from './observer.js';
 // ───────────────────────────── Application ports ─────────────────────────────
 // What application code injects. Two methods each; everything else wraps them.
 
+/**
+ * Optional ability of a {@link Publisher}: publishing to one consumer group of a topic (replays).
+ * Found by a type check (`'publishToGroup' in publisher`).
+ */
+export interface GroupPublisher {
+  /** Publishes `messages` so only `group`'s subscribers of `topic` handle them (see `Transport.publishToGroup`). */
+  publishToGroup<T>(topic: string, group: string, messages: OutgoingMessage<T> | readonly OutgoingMessage<T>[]): Promise<PublishReceipt>;
+}
+
 /** Publishes messages to topics. */
 export interface Publisher {
   /**
@@ -153,6 +162,12 @@ export interface Transport extends RawPublisher {
    * subscribes to the DLQ topic instead.
    */
   deadLetterSource?(deadLetterTopic: string): DeadLetterSource | undefined;
+  /**
+   * Publishes to one consumer group of `topic` only, where the broker can address it (RabbitMQ: the
+   * group's queue). Used by replays, so a replayed message does not reach groups that handled it.
+   * Transports without it get the replay with a replay-target header that other groups skip.
+   */
+  publishToGroup?(topic: string, group: string, messages: readonly TransportMessage[], options: TransportPublishOptions): Promise<TransportPublishResult>;
   /**
    * Gives the transport the bus observer for transport-level events (no receivers, subscription
    * interrupted/resumed...). Called once by `createBus`; optional.

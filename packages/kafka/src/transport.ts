@@ -40,6 +40,7 @@ export const KAFKA_CAPABILITIES: Capabilities = Object.freeze<Capabilities>({
   duplicatesOnRestart: true,
   deliveryGuarantees: ['none', 'leader', 'all'],
   defaultGuarantee: 'all',
+  backpressure: true,
 });
 
 /** Delivery guarantee -> producer acks: none = 0, leader = 1, all = -1 (all in-sync replicas). */

@@ -48,6 +48,12 @@ export const rabbitOptionsSchema = z
     publishTimeoutMs: z.number().int().min(100).max(600_000).default(10_000),
     /** Connect timeout of the first connection, ms: an unreachable broker fails fast at startup. */
     connectTimeoutMs: z.number().int().min(100).max(120_000).default(5000),
+    /**
+     * Secret (at least 16 characters) that signs the adapter's control headers (attempt, topic,
+     * timestamp). Set it where producers are not trusted: without a valid signature those headers are
+     * ignored (counted as `untrusted-header`). Every Switchboard process of the deployment needs the same key.
+     */
+    signingKey: z.string().min(16).optional(),
     /** Reconnect backoff after a lost connection, ms. */
     reconnectInitialDelayMs: z.number().int().min(10).default(100),
     reconnectMaxDelayMs: z.number().int().min(10).default(5000),

@@ -8,6 +8,10 @@ import {
   PublishError,
   combineObservers,
   redactUrl,
+  createControlSigner,
+  compileTopicPattern,
+  DEAD_LETTER_SUFFIX,
+  type ControlSigner,
   type BusObserver,
   type Capabilities,
   type Delivery,
@@ -20,7 +24,7 @@ import {
   type TransportSubscribeSpec,
   type TransportSubscription,
 } from '@switchboard/core';
-import { AmqpHeaders, fromConsumeMessage, toPublishOptions } from './codec.js';
+import { fromConsumeMessage, toPublishOptions, type ReceivedMessage, type ReceiveContext } from './codec.js';
 import type { RabbitOptions, RabbitRoute } from './options.js';
 
 /**
@@ -42,8 +46,13 @@ export function rabbitCapabilities(options: Pick<RabbitOptions, 'retryMode'>): C
     duplicatesOnRestart: true,
     deliveryGuarantees: ['none', 'leader', 'all'],
     defaultGuarantee: 'all',
+    maxHeaderBytes: RABBIT_MAX_HEADER_BYTES,
+    backpressure: true,
   };
 }
+
+/** amqplib encodes a header table into a 64 KiB buffer; this leaves room for its encoding and our own headers. */
+export const RABBIT_MAX_HEADER_BYTES = 60_000;
 
 /** Queue of a consumer group: the topic itself for the default group, `<topic>.<group>` otherwise. */
 export function queueNameFor(topic: string, group: string): string {
@@ -73,12 +82,15 @@ export class RabbitTransport implements Transport {
   private linking: Promise<PublishLink> | undefined;
   private readonly subscriptions = new Set<RabbitSubscription>();
   private closed = false;
+  /** Signs and verifies control headers when a signing key is configured. */
+  readonly signer: ControlSigner | undefined;
 
   private constructor(
     readonly options: RabbitOptions,
     private readonly model: RecoveringChannelModel,
   ) {
     this.capabilities = rabbitCapabilities(options);
+    this.signer = options.signingKey !== undefined ? createControlSigner(options.signingKey) : undefined;
     model.on('disconnect', (error: Error) => {
       this.link = undefined;
       this.linking = undefined;
@@ -130,6 +142,17 @@ export class RabbitTransport implements Transport {
     return this.publishTo(route.exchange, route.type, route.routingKey ?? topic, topic, messages, options.guarantee);
   }
 
+  /**
+   * Replays to one group: straight to the group's queue through the default exchange, so other groups'
+   * queues do not get a copy. If no such queue exists (a pattern subscription's queue is named after
+   * its pattern), through the topic's route instead; the replay-target header makes other groups skip it.
+   */
+  async publishToGroup(topic: string, group: string, messages: readonly TransportMessage[], options: TransportPublishOptions): Promise<TransportPublishResult> {
+    const direct = await this.publishTo('', undefined, queueNameFor(topic, group), topic, messages, options.guarantee === 'none' ? 'leader' : options.guarantee);
+    if (direct.receivers !== 0) return direct;
+    return this.publish(topic, messages, options);
+  }
+
   private async publishTo(exchange: string, type: RabbitRoute['type'] | undefined, routingKey: string, topic: string, messages: readonly TransportMessage[], guarantee: TransportPublishOptions['guarantee']): Promise<TransportPublishResult> {
     if (this.closed) throw new ClosedError('rabbitmq transport is closed');
     const deadline = Date.now() + this.options.publishTimeoutMs;
@@ -148,7 +171,7 @@ export class RabbitTransport implements Transport {
     };
     for (const message of messages) {
       const content = Buffer.from(message.body.buffer, message.body.byteOffset, message.body.byteLength);
-      const written = link.channel.publish(exchange, routingKey, content, toPublishOptions(topic, message, guarantee), onConfirm(message.id));
+      const written = link.channel.publish(exchange, routingKey, content, toPublishOptions(topic, message, guarantee, this.signer), onConfirm(message.id));
       if (!written) {
         this.backpressureWaits++;
         await withDeadline(once(link.channel, 'drain'), deadline, () => new PublishError(`RabbitMQ applied backpressure for over ${this.options.publishTimeoutMs} ms`, topic));
@@ -175,8 +198,11 @@ export class RabbitTransport implements Transport {
     };
   }
 
-  /** Sends a copy of `message` to the per-delay retry queue of `queue` (confirmed), to come back after `delayMs`. */
-  async sendToRetryQueue(queue: string, message: ConsumeMessage, nextAttempt: number, delayMs: number): Promise<void> {
+  /**
+   * Sends a copy of `message` to the per-delay retry queue of `queue` (confirmed), to come back after
+   * `delayMs` as `nextAttempt`. Control headers are written from the verified values in `received`.
+   */
+  async sendToRetryQueue(queue: string, message: ConsumeMessage, received: ReceivedMessage, nextAttempt: number, delayMs: number): Promise<void> {
     const link = await this.publishLink(Date.now() + this.options.publishTimeoutMs);
     const retryQueue = retryQueueName(queue, delayMs);
     await this.declareQueue(link, retryQueue, {
@@ -185,11 +211,12 @@ export class RabbitTransport implements Transport {
       'x-dead-letter-routing-key': queue,
       'x-expires': Math.max(delayMs * 2 + 60_000, 600_000),
     });
-    const headers: Record<string, unknown> = { ...(message.properties.headers ?? {}), [AmqpHeaders.attempt]: nextAttempt };
+    const headers = { ...(message.properties.headers ?? {}) } as Record<string, string>;
     delete headers['x-delivery-count'];
-    const properties: Options.Publish = { ...(message.properties as Options.Publish), headers, persistent: message.properties.deliveryMode === 2 };
+    delete headers['x-death'];
+    const properties = toPublishOptions(received.topic, { ...received.transport, headers }, message.properties.deliveryMode === 2 ? 'all' : 'leader', this.signer, nextAttempt);
     await new Promise<void>((resolve, reject) => {
-      link.channel.publish('', retryQueue, message.content, properties, (error) => (error ? reject(error) : resolve()));
+      link.channel.publish('', retryQueue, message.content, { ...properties, mandatory: false }, (error) => (error ? reject(error) : resolve()));
     });
   }
 
@@ -303,13 +330,21 @@ class RabbitSubscription implements TransportSubscription {
   private interruptedAt: number | undefined;
   private restarting: Promise<void> | undefined;
   private endedCallbacks: (() => void)[] = [];
+  private readonly receiveContext: ReceiveContext;
 
   constructor(
     private readonly transport: RabbitTransport,
     private readonly spec: TransportSubscribeSpec,
     private readonly listener: DeliveryListener,
     private readonly observer: () => BusObserver,
-  ) {}
+  ) {
+    this.receiveContext = {
+      subscribedTopic: spec.topic,
+      pattern: spec.pattern ? compileTopicPattern(spec.topic) : undefined,
+      quorum: transport.options.queueType === 'quorum',
+      signer: transport.signer,
+    };
+  }
 
   async start(): Promise<void> {
     const channel = await this.transport.createChannel();
@@ -364,12 +399,26 @@ class RabbitSubscription implements TransportSubscription {
       channel.nack(message, false, true); // received but not started: hand it back
       return;
     }
-    const decoded = fromConsumeMessage(message);
+    if (this.receiveContext.pattern && message.fields.routingKey.endsWith(DEAD_LETTER_SUFFIX) && !this.spec.topic.endsWith(DEAD_LETTER_SUFFIX)) {
+      // A dead letter published through the main exchange also matches the pattern's binding; the
+      // DLQ queue has its own copy, and a pattern subscription never consumes dead letters.
+      channel.ack(message);
+      return;
+    }
+    const received = fromConsumeMessage(message, this.receiveContext);
+    for (const { header, value } of received.untrusted) {
+      this.observer().onEvent({ type: 'untrusted-header', topic: this.spec.topic, transport: 'rabbitmq', header, value, messageId: received.transport.id });
+    }
+    this.deliver(channel, message, received, received.attempt);
+  }
+
+  /** Hands `message` to the listener as `attempt`; settles it on the channel afterwards. */
+  private deliver(channel: Channel, message: ConsumeMessage, received: ReceivedMessage, attempt: number): void {
     let settled = false;
     const delivery: Delivery = {
-      ...decoded.transport,
-      attempt: decoded.attempt,
-      source: { transport: 'rabbitmq', topic: decoded.topic, group: this.spec.group, exchange: message.fields.exchange, routingKey: message.fields.routingKey, queue: this.queue, ...(this.spec.pattern ? { pattern: this.spec.topic } : {}) },
+      ...received.transport,
+      attempt,
+      source: { transport: 'rabbitmq', topic: received.topic, group: this.spec.group, exchange: message.fields.exchange, routingKey: message.fields.routingKey, queue: this.queue, ...(this.spec.pattern ? { pattern: this.spec.topic } : {}) },
       ack: async () => {
         if (settled) return false;
         settled = true;
@@ -379,8 +428,25 @@ class RabbitSubscription implements TransportSubscription {
       retryLater: async (delayMs: number) => {
         if (settled) return false;
         settled = true;
-        await this.transport.sendToRetryQueue(this.queue, message, decoded.attempt + 1, Math.max(0, Math.round(delayMs)));
-        channel.ack(message);
+        const delay = Math.max(0, Math.round(delayMs));
+        try {
+          await this.transport.sendToRetryQueue(this.queue, message, received, attempt + 1, delay);
+          channel.ack(message);
+        } catch (error) {
+          // The retry queue refused the copy (connection lost, a header table too large once our
+          // control headers are added...): wait in process instead, holding this prefetch slot, so the
+          // attempt count still advances and the message cannot loop.
+          this.observer().onEvent({ type: 'internal-error', topic: this.spec.topic, context: 'rabbitmq retry queue publish failed: retrying in process', error });
+          this.inFlight.begin();
+          setTimeout(() => {
+            this.inFlight.end();
+            if (this.state === 'closing' || this.state === 'ended') {
+              this.nackQuietly(channel, message);
+              return;
+            }
+            this.deliver(channel, message, received, attempt + 1);
+          }, delay);
+        }
         return true;
       },
     };
@@ -388,15 +454,17 @@ class RabbitSubscription implements TransportSubscription {
     this.listener(delivery)
       .catch(() => undefined)
       .finally(() => {
-        if (!settled) {
-          try {
-            channel.nack(message, false, true);
-          } catch {
-            // channel gone: the broker requeues it
-          }
-        }
+        if (!settled) this.nackQuietly(channel, message);
         this.inFlight.end();
       });
+  }
+
+  private nackQuietly(channel: Channel, message: ConsumeMessage): void {
+    try {
+      channel.nack(message, false, true);
+    } catch {
+      // channel gone: the broker requeues it
+    }
   }
 
   onEnded(callback: () => void): void {

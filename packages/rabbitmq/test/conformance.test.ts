@@ -1,12 +1,36 @@
-import { runConformanceSuite } from '@switchboard/core/testing';
+import * as amqplib from 'amqplib';
+import { afterAll } from 'vitest';
+import { runConformanceSuite, type RawMessage } from '@switchboard/core/testing';
 import { rabbitCapabilities } from '@switchboard/rabbitmq';
-import { testTransport } from './helpers.js';
+import { RABBITMQ_URL, testTransport } from './helpers.js';
 
-for (const retryMode of ['broker', 'in-process'] as const) {
+/** A producer that does not use Switchboard: amqplib straight to the main exchange, headers as given. */
+let raw: Promise<{ connection: amqplib.ChannelModel; channel: amqplib.ConfirmChannel }> | undefined;
+afterAll(async () => {
+  if (raw) await (await raw).connection.close().catch(() => undefined);
+});
+async function publishRaw(_transport: unknown, topic: string, message: RawMessage): Promise<void> {
+  raw ??= (async () => {
+    const connection = await amqplib.connect(RABBITMQ_URL);
+    return { connection, channel: await connection.createConfirmChannel() };
+  })();
+  const { channel } = await raw;
+  channel.publish('switchboard', topic, Buffer.from(message.body), { messageId: message.id, headers: { ...message.headers, ...(message.key ? { 'x-sb-key': message.key } : {}) }, persistent: true });
+  await channel.waitForConfirms();
+}
+
+const modes = [
+  { name: 'retryMode broker', options: { retryMode: 'broker' as const } },
+  { name: 'retryMode in-process', options: { retryMode: 'in-process' as const } },
+  // Untrusted producers: control headers signed and verified.
+  { name: 'retryMode broker, signed control headers', options: { retryMode: 'broker' as const, signingKey: 'conformance-signing-key-0123456789' } },
+];
+for (const mode of modes) {
   runConformanceSuite({
-    name: `rabbitmq (retryMode ${retryMode})`,
-    capabilities: rabbitCapabilities({ retryMode }),
-    createTransport: () => testTransport({ retryMode }),
+    name: `rabbitmq (${mode.name})`,
+    capabilities: rabbitCapabilities(mode.options),
+    createTransport: () => testTransport(mode.options),
+    publishRaw,
     waitMs: 15_000,
   });
 }

@@ -1,9 +1,15 @@
 import type { Redis } from 'ioredis';
-import type { FallbackRecord, FallbackStore, StoredRecord } from '@switchboard/core';
+import { describeFailure, type FallbackRecord, type FallbackStore, type StoredRecord } from '@switchboard/core';
 
 export interface RedisFallbackStoreOptions {
-  /** A connection not in subscriber mode. */
+  /**
+   * A connection not in subscriber mode. If it has no `error` listener, the store adds one that
+   * reports each lost connection once through `onConnectionError` (ioredis would otherwise print
+   * "Unhandled error event" stack traces while the server is unreachable).
+   */
   readonly redis: Redis;
+  /** Called once per connection failure (not per reconnect attempt), with a message free of credentials. Default: one line on stderr. */
+  readonly onConnectionError?: (message: string) => void;
   /** Key of the stream; `<key>:expired`, `<key>:attempts` and `<key>:lease` go with it. Default `switchboard:fallback`. */
   readonly key?: string;
 }
@@ -26,6 +32,7 @@ export class RedisFallbackStore implements FallbackStore {
 
   constructor(private readonly options: RedisFallbackStoreOptions) {
     this.key = options.key ?? 'switchboard:fallback';
+    if (options.redis.listenerCount('error') === 0) reportConnectionErrors(options.redis, `redis fallback store "${this.key}"`, options.onConnectionError);
   }
 
   async append(records: readonly FallbackRecord[]): Promise<void> {
@@ -116,4 +123,21 @@ function toRecord(seq: string, raw: Buffer[], extraAttempts: string | null, rela
     attempts: Number(text('attempts') ?? 1) + Number(extraAttempts ?? 0),
     ...(lastError !== undefined ? { lastError } : {}),
   };
+}
+
+/**
+ * Reports a connection's failures as one line each: the first error after the connection was last
+ * ready, never once per reconnect attempt. Error messages from ioredis carry host and port, never the
+ * password; the URL itself is never printed.
+ */
+export function reportConnectionErrors(redis: Redis, what: string, sink: (message: string) => void = (message) => console.error(message)): void {
+  let reported = false;
+  redis.on('error', (error: unknown) => {
+    if (reported) return;
+    reported = true;
+    sink(`${what}: connection failed (${describeFailure(error, 300).message}); reconnecting in the background`);
+  });
+  redis.on('ready', () => {
+    reported = false;
+  });
 }

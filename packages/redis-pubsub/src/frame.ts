@@ -25,8 +25,20 @@ export function decodeFrame(frame: Buffer): TransportMessage {
     const headerLength = frame.readUInt32BE(3);
     if (7 + headerLength <= frame.length) {
       try {
-        const header = JSON.parse(frame.subarray(7, 7 + headerLength).toString('utf8')) as { id: string; key?: string; headers: Record<string, string>; timestamp: number };
-        return { id: header.id, ...(header.key !== undefined ? { key: header.key } : {}), headers: header.headers ?? {}, body: frame.subarray(7 + headerLength), timestamp: header.timestamp };
+        const header = JSON.parse(frame.subarray(7, 7 + headerLength).toString('utf8')) as Record<string, unknown>;
+        // Anyone can PUBLISH: every field is checked, and a bad one replaced (id, time) or dropped.
+        const headers: Record<string, string> = {};
+        if (typeof header.headers === 'object' && header.headers !== null) {
+          for (const [name, value] of Object.entries(header.headers)) if (typeof value === 'string') headers[name] = value;
+        }
+        const timestamp = header.timestamp;
+        return {
+          id: typeof header.id === 'string' && header.id !== '' ? header.id : randomUUID(),
+          ...(typeof header.key === 'string' ? { key: header.key } : {}),
+          headers,
+          body: frame.subarray(7 + headerLength),
+          timestamp: typeof timestamp === 'number' && Number.isSafeInteger(timestamp) && timestamp >= 0 ? timestamp : Date.now(),
+        };
       } catch {
         // not our frame after all: fall through
       }

@@ -6,7 +6,7 @@
  * dead letters: a Redis Stream `<channel>-dlq`; retries: in-process.
  */
 import { Redis } from 'ioredis';
-import type { TransportFactory } from '@switchboard/core';
+import { describeFailure, redactUrl, type TransportFactory } from '@switchboard/core';
 import { RedisFallbackStore } from './fallback-store.js';
 import { redisOptionsSchema, type RedisOptions } from './options.js';
 import { REDIS_PUBSUB_CAPABILITIES, RedisPubSubTransport } from './transport.js';
@@ -32,8 +32,13 @@ export { RedisFallbackStore, type RedisFallbackStoreOptions } from './fallback-s
 
 /** Opens a Redis-stream fallback store on its own connection (used by `switchboard relay --store redis://...`). */
 export async function openRedisFallbackStore(url: string, key?: string): Promise<RedisFallbackStore & { close(): Promise<void> }> {
-  const redis = new Redis(url, { lazyConnect: true });
-  await redis.connect();
-  const store = new RedisFallbackStore({ redis, ...(key ? { key } : {}) });
+  const redis = new Redis(url, { lazyConnect: true, connectTimeout: 5000, maxRetriesPerRequest: 1, retryStrategy: (times) => Math.min(100 * 2 ** times, 2000) });
+  const store = new RedisFallbackStore({ redis, ...(key ? { key } : {}) }); // adds the one-line error reporting
+  try {
+    await redis.connect();
+  } catch (error) {
+    redis.disconnect();
+    throw new Error(`cannot connect to the Redis fallback store at ${redactUrl(url)}: ${describeFailure(error, 300).message}`, { cause: error });
+  }
   return Object.assign(store, { close: async () => void (await redis.quit()) });
 }

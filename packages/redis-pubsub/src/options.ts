@@ -13,6 +13,17 @@ export const redisOptionsSchema = z
     password: z.string().optional(),
     /** Connect timeout, ms: an unreachable server gives a clear error instead of hanging. */
     connectTimeoutMs: z.number().int().min(100).max(120_000).default(5000),
+    /**
+     * Pub/Sub pushes whatever the pace of the handlers and cannot be slowed down: each subscription
+     * buffers at most this many received, unhandled messages in process. Beyond it, `overflow` applies.
+     */
+    maxBuffered: z.number().int().min(1).max(10_000_000).default(10_000),
+    /**
+     * What happens to a message that arrives while the buffer is full (each one reported as a
+     * `buffer-overflow` event): `dead-letter` (default) writes it, unhandled, to the `<channel>-dlq`
+     * stream with reason `buffer-overflow`, so it can be replayed; `drop` discards it.
+     */
+    overflow: z.enum(['dead-letter', 'drop']).default('dead-letter'),
     /** Dead letters go to a Redis Stream `<channel>-dlq` on the same server; cap its length (approximate, 0 = no cap). */
     deadLetterMaxLen: z.number().int().min(0).default(0),
   })

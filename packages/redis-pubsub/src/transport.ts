@@ -5,6 +5,8 @@ import {
   combineObservers,
   compileTopicPattern,
   redactUrl,
+  buildDeadLetter,
+  defaultDeadLetterTopic,
   type BusObserver,
   type Capabilities,
   type Delivery,
@@ -39,6 +41,7 @@ export const REDIS_PUBSUB_CAPABILITIES: Capabilities = Object.freeze<Capabilitie
   replay: false,
   patternSubscriptions: true,
   duplicatesOnRestart: false,
+  backpressure: false,
   deliveryGuarantees: ['none'],
   defaultGuarantee: 'none',
 });
@@ -114,7 +117,9 @@ export class RedisPubSubTransport implements Transport {
       let source = sources.get(channel);
       if (!source) sources.set(channel, (source = Object.freeze({ transport: 'redis', topic: channel, channel, ...(spec.pattern ? { pattern: spec.topic } : {}) })));
       const m = decodeFrame(frame);
-      lanes.push(m.key, { id: m.id, key: m.key, headers: m.headers, body: m.body, timestamp: m.timestamp, attempt: 1, source, ack, retryLater });
+      const delivery: Delivery = { id: m.id, key: m.key, headers: m.headers, body: m.body, timestamp: m.timestamp, attempt: 1, source, ack, retryLater };
+      if (lanes.pending >= this.options.maxBuffered) return this.overflow(spec.topic, delivery);
+      lanes.push(m.key, delivery);
     };
     if (glob) connection.on('pmessageBuffer', (_pattern: string, channel: Buffer, frame: Buffer) => receive(channel.toString('utf8'), frame));
     else connection.on('messageBuffer', (channel: Buffer, frame: Buffer) => receive(channel.toString('utf8'), frame));
@@ -154,6 +159,17 @@ export class RedisPubSubTransport implements Transport {
     const subscription: TransportSubscription = { close: end, drain: end };
     this.subscriptions.add(subscription);
     return subscription;
+  }
+
+  /** A message that found the subscription's buffer full: dead-lettered unhandled, or dropped, per `overflow`; always reported. */
+  private overflow(subscribedTopic: string, delivery: Delivery): void {
+    this.observer.onEvent({ type: 'buffer-overflow', topic: subscribedTopic, transport: 'redis', dropped: 1, policy: this.options.overflow });
+    if (this.options.overflow !== 'dead-letter') return;
+    const now = Date.now();
+    const letter = buildDeadLetter(delivery, { reason: 'buffer-overflow', error: new Error(`subscriber buffer full (maxBuffered ${this.options.maxBuffered})`), attempts: 0, retryable: true, firstFailureAt: now, lastFailureAt: now, stackTraceLimit: 0 });
+    this.deadLetters.publish(defaultDeadLetterTopic(delivery.source.topic), [letter]).catch((error: unknown) => {
+      this.observer.onEvent({ type: 'publish-failed', topic: defaultDeadLetterTopic(delivery.source.topic), count: 1, error });
+    });
   }
 
   /** Dead letters go to a Redis Stream named like the DLQ topic. */

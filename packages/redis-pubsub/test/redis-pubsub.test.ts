@@ -176,3 +176,81 @@ describe('redis fallback store', () => {
     return Object.assign(store, { close: async () => void redis.disconnect() });
   });
 });
+
+describe('redis pub/sub under pressure and outages', () => {
+  it('bounds the in-process buffer: beyond maxBuffered, messages go to the DLQ stream unhandled, each one counted', async () => {
+    const bus = await openBus({ maxBuffered: 50 });
+    const channel = uniqueName('sb-redis.overflow');
+    const handled = new Recorder<string>();
+    await bus.subscriber.subscribe(channel, async (m) => {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      handled.add(m.id);
+    });
+    const total = 400;
+    await bus.publisher.publish(channel, Array.from({ length: total }, (_, i) => ({ id: `o-${i}`, value: i })));
+    await bus.counts.waitFor('buffer-overflow', 1);
+    const overflowed = () => bus.counts.count('buffer-overflow');
+    const reader = await adminConnection();
+    // Everything ends handled or in the DLQ stream; nothing is both.
+    let stream: { id: string; reason: string | undefined }[] = [];
+    for (const deadline = Date.now() + 20_000; Date.now() < deadline; ) {
+      stream = (await readDeadLetterStream(reader, `${channel}-dlq`, '0', 0, 1000)).map((l) => ({ id: l.id, reason: l.headers[DeadLetterHeaders.reason] }));
+      if (handled.count + stream.length >= total) break;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    const ids = new Set([...handled.items, ...stream.map((l) => l.id)]);
+    console.log(`[measure] redis overflow: ${total} published at once, maxBuffered 50: handled ${handled.count}, dead-lettered as buffer-overflow ${stream.length}, overflow events ${overflowed()}`);
+    expect(ids.size).toBe(total);
+    expect(handled.count + stream.length).toBe(total);
+    expect(stream.length).toBe(overflowed());
+    expect(stream.every((l) => l.reason === 'buffer-overflow')).toBe(true);
+    await reader.del(`${channel}-dlq`);
+  });
+
+  it('drops beyond maxBuffered with overflow "drop", counting every dropped message', async () => {
+    const bus = await openBus({ maxBuffered: 20, overflow: 'drop' });
+    const channel = uniqueName('sb-redis.drop');
+    const handled = new Recorder<string>();
+    await bus.subscriber.subscribe(channel, async (m) => {
+      await new Promise((resolve) => setTimeout(resolve, 2));
+      handled.add(m.id);
+    });
+    await bus.publisher.publish(channel, Array.from({ length: 200 }, (_, i) => ({ id: `d-${i}`, value: i })));
+    await bus.counts.waitFor('buffer-overflow', 1);
+    const start = Date.now();
+    while (handled.count + bus.counts.count('buffer-overflow') < 200 && Date.now() - start < 20_000) await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(handled.count + bus.counts.count('buffer-overflow')).toBe(200);
+  });
+
+  it('refuses bad buffer options at startup naming the field', async () => {
+    await expect(createRedisPubSubTransport({ url: REDIS_URL, maxBuffered: 0 })).rejects.toThrow(/maxBuffered/);
+  });
+
+  it('the Redis fallback store reports an unreachable server in one clear line, without unhandled error events or the password', async () => {
+    const { openRedisFallbackStore } = await import('@switchboard/redis-pubsub');
+    const unhandled: unknown[] = [];
+    const onWarning = (warning: unknown) => unhandled.push(warning);
+    process.on('warning', onWarning);
+    const started = Date.now();
+    const failure = await openRedisFallbackStore('redis://user:s3cret-pass@127.0.0.1:1').catch((error: unknown) => error as Error);
+    process.off('warning', onWarning);
+    expect(failure).toBeInstanceOf(Error);
+    expect((failure as Error).message).toMatch(/cannot connect to the Redis fallback store at redis:\/\/user:\*\*\*@127\.0\.0\.1:1/);
+    expect((failure as Error).message).not.toContain('s3cret-pass');
+    expect(Date.now() - started).toBeLessThan(10_000);
+
+    // A store on a client the application made (no error listener): one line per outage, not one per retry.
+    const lines: string[] = [];
+    const client = new Redis('redis://127.0.0.1:1', { lazyConnect: true, retryStrategy: () => 20, maxRetriesPerRequest: 0 });
+    const store = new RedisFallbackStore({ redis: client, onConnectionError: (line) => lines.push(line) });
+    const reconnects = new Recorder<number>();
+    client.on('reconnecting', () => reconnects.add(Date.now()));
+    client.connect().catch(() => undefined);
+    await reconnects.waitFor(5, 10_000, 'reconnect attempts'); // each failed attempt emits an error event
+    await expect(store.peek(1)).rejects.toThrow();
+    client.disconnect();
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/redis fallback store "switchboard:fallback": connection failed/);
+    expect(unhandled).toEqual([]);
+  });
+});

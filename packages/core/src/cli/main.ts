@@ -12,7 +12,8 @@ import { createBusFromConfig } from '../di.js';
 import { loadBusConfig, type BusConfig } from '../config.js';
 import { ConfigError } from '../errors.js';
 import { consoleLogger } from '../observer.js';
-import { replayParked, selectParked } from '../operations/dead-letter-consumer.js';
+import { replayParked, replayTo, selectParked } from '../operations/dead-letter-consumer.js';
+import { DeadLetterHeaders } from '../dead-letter.js';
 import type { ParkedMessage, ParkingFilter, ParkingLot } from '../operations/parking-lot.js';
 import type { FallbackStore } from '../resilience/fallback-store.js';
 import { FallbackRelay } from '../resilience/relay.js';
@@ -243,7 +244,7 @@ export function buildProgram(): Command {
         return walkTransportDeadLetters(bus.transport, dlqTopic, { filter, ids, limit: filter.limit!, idleMs: Number(options.idleMs), mode: options.dryRun ? 'browse' : 'replay' }, async (letter) => {
           if (!letter.originalTopic) throw new Error(`dead letter ${letter.id} has no x-dlq-original-topic header: cannot replay it`);
           if (interval) await new Promise((resolve) => setTimeout(resolve, interval));
-          await bus.publisher.publish(letter.originalTopic, { id: letter.id, ...(letter.key !== undefined ? { key: letter.key } : {}), headers: { ...letter.headers }, payload: letter.body });
+          await replayTo(bus.publisher, letter.originalTopic, letter.headers[DeadLetterHeaders.originalGroup], { id: letter.id, ...(letter.key !== undefined ? { key: letter.key } : {}), headers: { ...letter.headers }, payload: letter.body });
         });
       });
       if (letters.length === 0) process.exitCode = 1;

@@ -35,6 +35,7 @@ export const MEMORY_CAPABILITIES: Capabilities = Object.freeze<Capabilities>({
   duplicatesOnRestart: false,
   deliveryGuarantees: ['none', 'leader'],
   defaultGuarantee: 'leader',
+  backpressure: true,
 });
 
 interface Entry {

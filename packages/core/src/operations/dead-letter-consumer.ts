@@ -1,6 +1,7 @@
 import { describeFailure } from '../failure.js';
 import { DeadLetterHeaders, defaultDeadLetterTopic } from '../dead-letter.js';
-import type { Handler, Publisher, SubscribeOptions, Subscriber, Subscription, FinalFailure } from '../ports.js';
+import type { OutgoingMessage } from '../message.js';
+import type { FinalFailure, GroupPublisher, Handler, Publisher, SubscribeOptions, Subscriber, Subscription } from '../ports.js';
 import type { RetryPolicyInput } from '../retry.js';
 import type { NewParkedMessage, ParkedMessage, ParkingFilter, ParkingLot } from './parking-lot.js';
 
@@ -91,8 +92,21 @@ export interface ReplayOptions {
 }
 
 /**
- * Sends parked messages back to their original topic (same id, key, payload; headers with the
- * parking history and a replay count) and marks them replayed. A replayed message that fails again
+ * Sends one message back to `topic` for `group` only (the group that failed it), where a group is
+ * known: groups that handled it already do not get it again. Without a group (transports without
+ * groups), to the topic.
+ */
+export async function replayTo(publisher: Publisher, topic: string, group: string | undefined, message: OutgoingMessage): Promise<void> {
+  if (group !== undefined && group !== '' && 'publishToGroup' in publisher) {
+    await (publisher as Publisher & GroupPublisher).publishToGroup(topic, group, message);
+    return;
+  }
+  await publisher.publish(topic, message);
+}
+
+/**
+ * Sends parked messages back to their original topic and group (same id, key, payload; headers with
+ * the parking history and a replay count) and marks them replayed. A replayed message that fails again
  * comes back to the parking lot with its history intact.
  */
 export async function replayParked(parkingLot: ParkingLot, publisher: Publisher, selection: readonly string[] | ParkingFilter, options: ReplayOptions = {}): Promise<ParkedMessage[]> {
@@ -107,7 +121,7 @@ export async function replayParked(parkingLot: ParkingLot, publisher: Publisher,
       next = Math.max(next, Date.now()) + interval;
     }
     const headers: Record<string, string> = { ...message.headers, [REPLAY_COUNT_HEADER]: String(message.replayCount + 1) };
-    await publisher.publish(message.originalTopic, { id: message.messageId, ...(message.key !== undefined ? { key: message.key } : {}), headers, payload: message.payload });
+    await replayTo(publisher, message.originalTopic, message.headers[DeadLetterHeaders.originalGroup], { id: message.messageId, ...(message.key !== undefined ? { key: message.key } : {}), headers, payload: message.payload });
     await parkingLot.markReplayed([message.id]);
     options.onProgress?.(i + 1, messages.length, message);
   }

@@ -3,18 +3,29 @@ import { z } from 'zod';
 import { createBus, type Bus } from '../bus.js';
 import type { Capabilities } from '../capabilities.js';
 import { bytesCodec, jsonCodec } from '../codec.js';
-import { DeadLetterHeaders } from '../dead-letter.js';
+import { DeadLetterHeaders, TRUNCATED_HEADERS_HEADER } from '../dead-letter.js';
 import { NonRetryableError } from '../errors.js';
 import type { Message, TransportMessage } from '../message.js';
 import { CountingObserver } from '../observer.js';
 import type { SubscribeOptions, Transport } from '../ports.js';
+import * as fc from 'fast-check';
 import { Recorder, gate, uniqueName, waitUntil } from './recorder.js';
+import { forgedControlHeaders, hostileThrownValues } from './hostile.js';
+import { replayTo } from '../operations/dead-letter-consumer.js';
 import { testTracing } from './tracing.js';
 
 /** Reads dead letters of one DLQ destination, as they arrive. */
 export interface DeadLetterReader {
   readonly letters: Recorder<TransportMessage>;
   close(): Promise<void>;
+}
+
+/** A message as a foreign producer writes it. */
+export interface RawMessage {
+  readonly id: string;
+  readonly key?: string;
+  readonly headers: Record<string, string>;
+  readonly body: Uint8Array;
 }
 
 /** What an adapter gives the suite. */
@@ -32,6 +43,12 @@ export interface ConformanceTarget {
    * the transport. Transports whose DLQ lives elsewhere (Redis: a stream) provide their own.
    */
   openDeadLetterReader?(transport: Transport, deadLetterTopic: string): Promise<DeadLetterReader>;
+  /**
+   * Publishes with the broker's own client, as a producer that does not use Switchboard would: the
+   * headers reach the wire exactly as given (forged `x-sb-*` control headers included), with a
+   * timestamp field set to `rawTimestamp` where the wire format has one. Default: `transport.publish`.
+   */
+  publishRaw?(transport: Transport, topic: string, message: RawMessage): Promise<void>;
   /** Bound for each wait on the broker, ms. Default 20000. */
   readonly waitMs?: number;
   /** Per-test timeout, ms. Default 60000. */
@@ -412,6 +429,191 @@ export function runConformanceSuite(target: ConformanceTarget): void {
       await bus.subscriber.subscribe(topic!, (m) => received.add(m.id), { group: 'keeps', startFrom: 'latest' });
       await waitUntil(() => ids.every((id) => received.items.includes(id)), waitMs, '20 messages kept for the group');
       expect(new Set(received.items)).toEqual(new Set(ids));
+    });
+
+    const publishRaw = (transport: Transport, topic: string, message: RawMessage) =>
+      target.publishRaw ? target.publishRaw(transport, topic, message) : transport.publish(topic, [{ ...message, timestamp: Date.now() }], { guarantee: transport.capabilities.defaultGuarantee }).then(() => undefined);
+    const fastRetry = { maxAttempts: 3, initialIntervalMs: 20, multiplier: 1, maxIntervalMs: 20 };
+
+    it('settles every message whatever the handler throws: each hostile value is dead-lettered after maxAttempts calls, the loop stays responsive, later messages flow', { timeout }, async () => {
+      const bus = await openBus();
+      const [topic] = await topics('hostile-throws');
+      const reader = await openDeadLetters(bus, topic!);
+      const values = hostileThrownValues();
+      const calls = new Map<string, number>();
+      const good = new Recorder<string>();
+      let maxTickGapMs = 0;
+      let lastTick = performance.now();
+      const ticker = setInterval(() => {
+        const now = performance.now();
+        maxTickGapMs = Math.max(maxTickGapMs, now - lastTick);
+        lastTick = now;
+      }, 10);
+      cleanups.push(async () => clearInterval(ticker));
+      await bus.subscriber.subscribe<{ throws?: number }>(
+        topic!,
+        (m) => {
+          calls.set(m.id, (calls.get(m.id) ?? 0) + 1);
+          if (m.value.throws === undefined) return good.add(m.id);
+          throw values[m.value.throws]!.value;
+        },
+        { ...groupOf('g'), startFrom, retry: fastRetry, retryMode: 'in-process' },
+      );
+      const key = 'one-key'; // one partition / lane: later messages wait behind the hostile ones
+      await bus.publisher.publish(topic!, values.map((_, i) => ({ id: `hostile-${i}`, key, value: { throws: i } })));
+      await bus.publisher.publish(topic!, Array.from({ length: 20 }, (_, i) => ({ id: `after-${i}`, key, value: {} })));
+      const letters = await reader.letters.waitFor(values.length, waitMs * 2, 'dead letters of hostile throws');
+      await good.waitFor(20, waitMs, 'messages after the hostile ones');
+      expect(new Set(letters.map((l) => l.id))).toEqual(new Set(values.map((_, i) => `hostile-${i}`)));
+      for (const [i] of values.entries()) expect(calls.get(`hostile-${i}`), values[i]!.name).toBe(3);
+      for (const letter of letters) {
+        expect(letter.headers[DeadLetterHeaders.reason]).toBe('retries-exhausted');
+        expect(letter.headers[DeadLetterHeaders.errorMessage]!.length).toBeLessThanOrEqual(4096);
+      }
+      expect(maxTickGapMs).toBeLessThan(1000);
+    });
+
+    it('takes no control value from forged headers: no extra handler calls, dead letters name the real origin', { timeout }, async () => {
+      const bus = await openBus();
+      const [topic] = await topics('forged');
+      const reader = await openDeadLetters(bus, topic!);
+      const forged = forgedControlHeaders();
+      const calls = new Map<string, number>();
+      await bus.subscriber.subscribe(
+        topic!,
+        (m) => {
+          calls.set(m.id, (calls.get(m.id) ?? 0) + 1);
+          throw new Error('always fails');
+        },
+        { ...groupOf('g'), startFrom, retry: fastRetry },
+      );
+      for (const [i, { headers }] of forged.entries()) {
+        await publishRaw(bus.transport, topic!, { id: `forged-${i}`, key: `k${i}`, headers, body: new TextEncoder().encode('{"n":1}') });
+      }
+      const letters = await reader.letters.waitFor(forged.length, waitMs * 2, 'dead letters of forged messages');
+      for (const [i, { name }] of forged.entries()) {
+        const letter = letters.find((l) => l.id === `forged-${i}`);
+        expect(letter, name).toBeDefined();
+        expect(calls.get(`forged-${i}`), `${name}: handler calls`).toBeLessThanOrEqual(3);
+        expect(calls.get(`forged-${i}`), `${name}: handler calls`).toBeGreaterThanOrEqual(1);
+        const h = letter!.headers;
+        expect(Number(h[DeadLetterHeaders.attempts]), `${name}: attempts`).toBe(calls.get(`forged-${i}`));
+        expect(h[DeadLetterHeaders.originalTopic], `${name}: origin`).toBe(topic);
+        expect(h[DeadLetterHeaders.originalOffset], name).not.toBe('99999');
+        expect(h[DeadLetterHeaders.originalPartition], name).not.toBe('7');
+        expect(h[DeadLetterHeaders.originalGroup], name).not.toBe('other');
+        expect(Number.isNaN(Date.parse(h[DeadLetterHeaders.firstFailureAt]!))).toBe(false);
+      }
+      // Forged attempts that the pipeline ignored are counted.
+      expect(bus.counts.count('untrusted-header')).toBeGreaterThanOrEqual(caps.acknowledgements && target.publishRaw ? 1 : 0);
+    });
+
+    it('dead-letters a message whose headers leave no room for the dead-letter headers (64.5 KB header)', { timeout }, async () => {
+      const bus = await openBus();
+      const [topic] = await topics('huge-header');
+      const reader = await openDeadLetters(bus, topic!);
+      const calls = new Recorder<number>();
+      await bus.subscriber.subscribe(
+        topic!,
+        (m) => {
+          calls.add(m.attempt);
+          throw new Error('fails');
+        },
+        { ...groupOf('g'), startFrom, retry: fastRetry },
+      );
+      await publishRaw(bus.transport, topic!, { id: 'huge', headers: { 'x-big': 'h'.repeat(64_500) }, body: new TextEncoder().encode('1') });
+      const [letter] = await reader.letters.waitFor(1, waitMs * 2, 'the dead letter');
+      expect(letter!.id).toBe('huge');
+      expect(letter!.headers[DeadLetterHeaders.reason]).toBe('retries-exhausted');
+      if (caps.maxHeaderBytes !== undefined) expect(letter!.headers[TRUNCATED_HEADERS_HEADER]).toContain('x-big');
+      expect(calls.count).toBeLessThanOrEqual(3);
+    });
+
+    it('property: random raw header maps never add handler calls or leave a message unsettled', { timeout: timeout * 2 }, async () => {
+      const bus = await openBus();
+      const [topic] = await topics('random-headers');
+      const reader = await openDeadLetters(bus, topic!);
+      const calls = new Map<string, number>();
+      const succeeded = new Recorder<string>();
+      await bus.subscriber.subscribe<{ fail: boolean }>(
+        topic!,
+        (m) => {
+          calls.set(m.id, (calls.get(m.id) ?? 0) + 1);
+          if (m.value.fail) throw new Error('fails');
+          succeeded.add(m.id);
+        },
+        { ...groupOf('g'), startFrom, retry: fastRetry },
+      );
+      const headerName = fc.oneof(fc.constantFrom('x-sb-attempt', 'x-sb-topic', 'x-sb-timestamp', 'x-sb-key', 'x-sb-sig', 'x-delivery-count', 'x-dlq-original-topic', 'x-dlq-original-group', 'x-dlq-attempts', 'traceparent', 'x-death'), fc.string({ minLength: 1, maxLength: 20 }).filter((n) => /^[a-z][a-z0-9-]*$/.test(n)));
+      const headerValue = fc.oneof(fc.string({ maxLength: 40 }), fc.integer().map(String), fc.constantFrom('NaN', '1e30', '-1', '99', '', '{}', '[]'));
+      const samples = fc.sample(fc.record({ headers: fc.dictionary(headerName, headerValue, { maxKeys: 6 }), fail: fc.boolean() }), { numRuns: 25, seed: 20261123 });
+      for (const [i, sample] of samples.entries()) {
+        await publishRaw(bus.transport, topic!, { id: `rand-${i}`, headers: sample.headers, body: new TextEncoder().encode(JSON.stringify({ fail: sample.fail })) });
+      }
+      const failing = samples.filter((s) => s.fail).length;
+      await reader.letters.waitFor(failing, waitMs * 2, 'dead letters');
+      await succeeded.waitFor(samples.length - failing, waitMs, 'successes');
+      for (const [i, sample] of samples.entries()) {
+        const n = calls.get(`rand-${i}`) ?? 0;
+        expect(n, JSON.stringify(sample)).toBeGreaterThanOrEqual(1);
+        expect(n, JSON.stringify(sample)).toBeLessThanOrEqual(sample.fail ? 3 : caps.duplicatesOnRestart ? 2 : 1);
+      }
+    });
+
+    needs(['patternSubscriptions'], 'a pattern subscription never receives its own dead letters: they go to the DLQ of the concrete topic', async () => {
+      const bus = await openBus();
+      const base = uniqueName('sb-conf-patdlq');
+      const concrete = `${base}.eu`;
+      await target.prepareTopics?.([concrete, `${concrete}-dlq`]);
+      const reader = await openDeadLetters(bus, concrete);
+      const seen: string[] = [];
+      await bus.subscriber.subscribe(
+        `${base}.*`,
+        (m) => {
+          seen.push(m.source.topic);
+          throw new NonRetryableError('bad order');
+        },
+        { ...groupOf('g'), pattern: true, startFrom },
+      );
+      await bus.publisher.publish(concrete, { id: 'pattern-poison', value: 1 });
+      const [letter] = await reader.letters.waitFor(1, waitMs, 'the dead letter in <concrete topic>-dlq');
+      expect(letter!.headers[DeadLetterHeaders.originalTopic]).toBe(concrete);
+      await bus.counts.waitFor('dead-lettered', 1);
+      // Anything delivered after the dead letter was written would show here (a publish on the concrete topic flushes the order).
+      await bus.publisher.publish(concrete, { id: 'pattern-marker', value: 2 });
+      await waitUntil(() => seen.length >= 2, waitMs, 'the marker');
+      expect(seen).toEqual([concrete, concrete]);
+    });
+
+    needs(['consumerGroups'], 'a replay reaches only the group that failed the message', async () => {
+      const bus = await openBus();
+      const [topic] = await topics('replay-group');
+      const reader = await openDeadLetters(bus, topic!);
+      const handledByA = new Recorder<string>();
+      const handledByB = new Recorder<string>();
+      let failOnce = true;
+      await bus.subscriber.subscribe(
+        topic!,
+        (m) => {
+          if (m.id === 'replayed' && failOnce) {
+            failOnce = false;
+            throw new NonRetryableError('A cannot yet');
+          }
+          handledByA.add(m.id);
+        },
+        { group: 'A', startFrom },
+      );
+      await bus.subscriber.subscribe(topic!, (m) => handledByB.add(m.id), { group: 'B', startFrom });
+      await bus.publisher.publish(topic!, { id: 'replayed', value: 1 });
+      const [letter] = await reader.letters.waitFor(1, waitMs, 'the dead letter of group A');
+      await handledByB.waitFor(1, waitMs);
+      expect(letter!.headers[DeadLetterHeaders.originalGroup]).toBe('A');
+      await replayTo(bus.publisher, letter!.headers[DeadLetterHeaders.originalTopic]!, letter!.headers[DeadLetterHeaders.originalGroup], { id: letter!.id, headers: letter!.headers, payload: letter!.body });
+      await handledByA.waitFor(1, waitMs, 'the replay in group A');
+      await bus.publisher.publish(topic!, { id: 'after-replay', value: 2 });
+      await handledByA.waitFor(2, waitMs);
+      await handledByB.waitFor(2, waitMs);
+      expect(handledByB.items.filter((id) => id === 'replayed')).toHaveLength(1); // B handled it once, never the replay
     });
 
     it('close lets in-flight handlers finish (and acknowledges them)', { timeout }, async () => {

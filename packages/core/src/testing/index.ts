@@ -8,3 +8,4 @@ export * from './tracing.js';
 export * from './lifecycle-scenario.js';
 export * from './outage-suite.js';
 export * from './lifecycle-suite.js';
+export * from './hostile.js';
