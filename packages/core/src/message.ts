@@ -57,11 +57,12 @@ export interface Delivery extends TransportMessage {
    */
   ack(): Promise<boolean>;
   /**
-   * Hands the message back to be delivered again, with `attempt + 1`, no sooner than `delayMs` from now,
-   * without holding a handler slot meanwhile. Only called when the transport declares
+   * Hands the message back to be delivered again as `nextAttempt` (default `attempt + 1`; the pipeline
+   * passes its own count, which a forged attempt header cannot move), no sooner than `delayMs` from
+   * now, without holding a handler slot meanwhile. Only called when the transport declares
    * `capabilities.delayedRedelivery`. Returns false if the delivery was already settled.
    */
-  retryLater(delayMs: number): Promise<boolean>;
+  retryLater(delayMs: number, nextAttempt?: number): Promise<boolean>;
 }
 
 /** What a handler receives: the delivery, decoded. */

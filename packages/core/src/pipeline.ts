@@ -202,7 +202,7 @@ export function createDeliveryProcessor<T>(config: PipelineConfig<T>): DeliveryL
       pending.failures++;
       pendingGiveUps.set(delivery.id, pending);
       if (config.deadLetterRetryMode === 'transport') {
-        await delivery.retryLater(retry.maxIntervalMs);
+        await delivery.retryLater(retry.maxIntervalMs, pending.attempt + 1);
         return;
       }
       if (!(await waitUnlessAborted(retry.maxIntervalMs, config.signal))) return; // closing: hand it back
@@ -266,7 +266,7 @@ export function createDeliveryProcessor<T>(config: PipelineConfig<T>): DeliveryL
           emit({ type: 'will-retry', topic, group, messageId: delivery.id, attempt, delayMs, error: result.error, source: delivery.source });
           if (config.retryMode === 'transport') {
             firstFailures.set(delivery.id, firstFailureAt);
-            await delivery.retryLater(delayMs);
+            await delivery.retryLater(delayMs, attempt + 1);
             return;
           }
           if (!(await waitUnlessAborted(delayMs, config.signal))) return; // closing: hand it back

@@ -247,6 +247,9 @@ class KafkaSubscription implements TransportSubscription {
     // without a committed offset is "earliest", which never skips anything.
     await consumer.subscribe({ topics: [this.spec.pattern ? compileTopicPattern(this.spec.topic) : this.spec.topic], fromBeginning: true });
     consumer.on(consumer.events.GROUP_JOIN, (event) => this.onGroupJoin(event.payload.memberAssignment));
+    // A rebalance is starting: commit what was acknowledged while this generation may still commit,
+    // so the next owner of a partition does not handle it again.
+    consumer.on(consumer.events.REBALANCING, () => void this.flushCommits());
     consumer.on(consumer.events.FETCH, () => {
       this.lastFetchAt = Date.now();
     });
@@ -350,10 +353,10 @@ class KafkaSubscription implements TransportSubscription {
         await this.commit(topic, partition, (BigInt(record.offset) + 1n).toString());
         return true;
       },
-      retryLater: async (delayMs: number) => {
+      retryLater: async (delayMs: number, nextAttempt = attempt + 1) => {
         if (outcome !== 'unsettled') return false;
         outcome = 'retry';
-        this.hold(topic, partition, record, attempt + 1, delayMs);
+        this.hold(topic, partition, record, nextAttempt, delayMs);
         return true;
       },
     };

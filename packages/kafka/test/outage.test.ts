@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CountingObserver, PublishError, createBus, type Message } from '@switchboard/core';
 import { Recorder, uniqueName, waitUntil } from '@switchboard/core/testing';
 import { testTransport } from './helpers.js';
@@ -10,6 +10,9 @@ const kafkaScript = fileURLToPath(new URL('../../../scripts/kafka.sh', import.me
 const broker = (command: 'up' | 'down') => promisify(execFile)('bash', [kafkaScript, command], { timeout: 180_000 });
 const managed = !process.env.KAFKA_BROKERS; // only a broker this project started can be stopped here
 
+beforeAll(async () => {
+  if (managed) await broker('up'); // an earlier run may have been stopped while the broker was down
+}, 180_000);
 afterAll(async () => {
   if (managed) await broker('up'); // whatever happened, leave the broker running
 });

@@ -103,8 +103,12 @@ describe('kafka positions', () => {
     await producer.connect();
     await producer.send({ topic, messages: [4, 5, 4, 5].map((partition, i) => ({ partition, value: JSON.stringify(i), headers: { 'x-sb-id': `added-${i}` } })) });
     await producer.disconnect();
-    await waitUntil(() => received.count >= 4, 60_000, 'messages of the added partitions');
-    expect(received.items.map((m) => m.id).sort()).toEqual(['added-0', 'added-1', 'added-2', 'added-3']);
+    const ids = ['added-0', 'added-1', 'added-2', 'added-3'];
+    await waitUntil(() => ids.every((id) => received.items.some((m) => m.id === id)), 60_000, 'messages of the added partitions');
+    // At least once: a second rebalance right after the first may hand a partition over before its
+    // commit landed (declared duplicates); none may be missing.
+    console.log(`[measure] kafka added partitions: received ${received.count} for 4 published (duplicates ${received.count - 4})`);
+    expect(new Set(received.items.map((m) => m.id))).toEqual(new Set(ids));
     expect(new Set(received.items.map((m) => m.source.partition))).toEqual(new Set([4, 5]));
   });
 

@@ -425,12 +425,12 @@ class RabbitSubscription implements TransportSubscription {
         channel.ack(message);
         return true;
       },
-      retryLater: async (delayMs: number) => {
+      retryLater: async (delayMs: number, nextAttempt = attempt + 1) => {
         if (settled) return false;
         settled = true;
         const delay = Math.max(0, Math.round(delayMs));
         try {
-          await this.transport.sendToRetryQueue(this.queue, message, received, attempt + 1, delay);
+          await this.transport.sendToRetryQueue(this.queue, message, received, nextAttempt, delay);
           channel.ack(message);
         } catch (error) {
           // The retry queue refused the copy (connection lost, a header table too large once our
@@ -444,7 +444,7 @@ class RabbitSubscription implements TransportSubscription {
               this.nackQuietly(channel, message);
               return;
             }
-            this.deliver(channel, message, received, attempt + 1);
+            this.deliver(channel, message, received, nextAttempt);
           }, delay);
         }
         return true;

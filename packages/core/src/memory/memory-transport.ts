@@ -171,7 +171,7 @@ export class MemoryBroker {
     const delivery = new MemoryDelivery(entry, source);
     await listener(delivery);
     if (delivery.settled === 'ack') return this.finished(member.group, 1);
-    entry.attempt++;
+    entry.attempt = delivery.nextAttempt;
     if (typeof delivery.settled === 'number' && member.accepting) return delivery.settled; // stays queued in its lane
     // Unsettled, or a retry while this member is leaving: hand it back to the group, on a later turn
     // of the event loop (a listener that keeps leaving a delivery unsettled must not starve it).
@@ -189,6 +189,8 @@ class MemoryDelivery implements Delivery {
   readonly timestamp: number;
   readonly attempt: number;
   settled: 'ack' | number | undefined;
+  /** The attempt the next delivery carries. */
+  nextAttempt: number;
 
   constructor(
     entry: Entry,
@@ -201,6 +203,7 @@ class MemoryDelivery implements Delivery {
     this.body = m.body;
     this.timestamp = m.timestamp;
     this.attempt = entry.attempt;
+    this.nextAttempt = entry.attempt + 1;
   }
 
   async ack(): Promise<boolean> {
@@ -209,9 +212,10 @@ class MemoryDelivery implements Delivery {
     return true;
   }
 
-  async retryLater(delayMs: number): Promise<boolean> {
+  async retryLater(delayMs: number, nextAttempt = this.attempt + 1): Promise<boolean> {
     if (this.settled !== undefined) return false;
     this.settled = Math.max(0, delayMs);
+    this.nextAttempt = nextAttempt;
     return true;
   }
 }
