@@ -52,7 +52,7 @@ function busConfig(kind: TransportKind, runId: string): BusConfigInput {
   };
 }
 
-/** Prints the seed's log lines compactly, prefixed with the transport. */
+/** Prints the log lines compactly, prefixed with the transport. */
 function storyLogger(kind: string, print: (line: string) => void, active: () => boolean): Logger {
   const line = (level: string) => (fields: object, message: string) => {
     if (!active()) return;

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 
-/** Seed 1's event: an order changed a product's sales count. Keyed by product id (Kafka keeps per-key order). */
+/** An order event: an order changed a product's sales count. Keyed by product id (Kafka keeps per-key order). */
 export const productSalesUpdated = z.object({
   orderId: z.string(),
   productId: z.string(),
@@ -12,7 +12,7 @@ export const productSalesUpdated = z.object({
 });
 export type ProductSalesUpdated = z.infer<typeof productSalesUpdated>;
 
-/** Seed 2's event: a mail to send. */
+/** A notification event: a mail to send. */
 export const mailRequested = z.object({ eventId: z.string(), to: z.string().email(), template: z.string() });
 export type MailRequested = z.infer<typeof mailRequested>;
 

@@ -234,7 +234,7 @@ export interface Bus {
 
 export function createBus(options: BusOptions): Bus {
   const observer = combineObservers(options.observer, options.logger ? loggingObserver(options.logger) : undefined);
-  options.transport.observe?.(observer);
+  const stopObserving = options.transport.observe?.(observer);
   const publisher = new TransportPublisher(options.transport, { ...options.publisher, observer });
   const subscriber = new PipelineSubscriber(options.transport, { observer, ...(options.defaults ? { defaults: options.defaults } : {}) });
   return {
@@ -245,6 +245,7 @@ export function createBus(options: BusOptions): Bus {
     async close() {
       await subscriber.close();
       await publisher.close();
+      stopObserving?.();
       await options.transport.close();
     },
   };

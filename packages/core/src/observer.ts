@@ -7,7 +7,7 @@ import type { SourceMetadata } from './message.js';
  */
 export type BusEvent =
   | { type: 'success'; topic: string; group?: string | undefined; messageId: string; attempt: number; durationMs: number }
-  /** A handler call with attempt > 1 is starting (seed 2's retry-attempt counter). */
+  /** A handler call with attempt > 1 is starting (the retry-attempt counter). */
   | { type: 'retry-attempt'; topic: string; group?: string | undefined; messageId: string; attempt: number; source: SourceMetadata }
   /** A handler failed with a retryable error and will be called again after `delayMs`. */
   | { type: 'will-retry'; topic: string; group?: string | undefined; messageId: string; attempt: number; delayMs: number; error: unknown; source: SourceMetadata }
@@ -69,6 +69,30 @@ export function combineObservers(...observers: (BusObserver | undefined)[]): Bus
       }
     },
   };
+}
+
+/**
+ * The observers of one transport: every bus sharing the transport adds its own (`Transport.observe`)
+ * and gets the transport's events; `add` returns the function that removes it again (bus close).
+ * Throwing observers are isolated from each other and from the caller.
+ */
+export class ObserverSet implements BusObserver {
+  private readonly observers = new Set<BusObserver>();
+
+  add(observer: BusObserver): () => void {
+    this.observers.add(observer);
+    return () => void this.observers.delete(observer);
+  }
+
+  onEvent(event: BusEvent): void {
+    for (const observer of this.observers) {
+      try {
+        observer.onEvent(event);
+      } catch {
+        // an observer's bug must not break the transport
+      }
+    }
+  }
 }
 
 /** Counters per event type, optionally per topic. Handy in tests and the demo. */
@@ -142,7 +166,7 @@ function payloadPreview(payload: Uint8Array): string {
 }
 
 /**
- * Turns bus events into the seed's log lines: "failed, will retry" (warn), "retrying (n)" (warn),
+ * Turns bus events into the usual log lines: "failed, will retry" (warn), "retrying (n)" (warn),
  * "final failure" with topic, partition, offset, key and a payload preview (error). Headers are not
  * logged (they may carry credentials or tokens); connection details never reach events.
  */

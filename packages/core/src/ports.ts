@@ -169,10 +169,11 @@ export interface Transport extends RawPublisher {
    */
   publishToGroup?(topic: string, group: string, messages: readonly TransportMessage[], options: TransportPublishOptions): Promise<TransportPublishResult>;
   /**
-   * Gives the transport the bus observer for transport-level events (no receivers, subscription
-   * interrupted/resumed...). Called once by `createBus`; optional.
+   * Adds an observer for transport-level events (subscription interrupted/resumed, untrusted headers,
+   * buffer overflow...). Every bus over a shared transport adds its own; returns the function that
+   * removes it (called when the bus closes). Optional.
    */
-  observe?(observer: BusObserver): void;
+  observe?(observer: BusObserver): () => void;
   /** Closes subscriptions and connections. Idempotent. */
   close(): Promise<void>;
 }

@@ -7,6 +7,7 @@ import { guaranteeIssue, subscriptionCapabilityIssues } from './capability-check
 import type { BusConfig, TransportKind } from './config.js';
 import { toConfigError } from './config.js';
 import { CapabilityError, ConfigError } from './errors.js';
+import { describeFailure } from './failure.js';
 import { MEMORY_CAPABILITIES, MemoryTransport } from './memory/memory-transport.js';
 import type { Transport } from './ports.js';
 
@@ -47,9 +48,18 @@ export const TRANSPORT_PACKAGES: Readonly<Record<Exclude<TransportKind, 'memory'
 export async function resolveTransportFactory(kind: TransportKind): Promise<TransportFactory> {
   if (kind === 'memory') return memoryTransportFactory as TransportFactory;
   const pkg = TRANSPORT_PACKAGES[kind];
-  const module = await importFromApp<{ transportFactory?: TransportFactory }>(pkg).catch(() => undefined);
-  if (module?.transportFactory) return module.transportFactory;
-  throw new ConfigError([{ path: 'transport.kind', message: `"${kind}" needs the package ${pkg}; install it next to @switchboard/core (e.g. pnpm add ${pkg})` }]);
+  let module: { transportFactory?: TransportFactory };
+  try {
+    module = await importFromApp<{ transportFactory?: TransportFactory }>(pkg);
+  } catch (error) {
+    const missing = (error as { code?: string })?.code === 'ERR_MODULE_NOT_FOUND' && String((error as Error).message).includes(`'${pkg}'`);
+    const message = missing
+      ? `"${kind}" needs the package ${pkg}; install it next to @switchboard/core (e.g. npm install ${pkg})`
+      : `"${kind}": the package ${pkg} is installed but failed to load: ${describeFailure(error, 1000).message}`;
+    throw Object.assign(new ConfigError([{ path: 'transport.kind', message }]), { cause: error });
+  }
+  if (module.transportFactory) return module.transportFactory;
+  throw new ConfigError([{ path: 'transport.kind', message: `"${kind}": the package ${pkg} exports no transportFactory` }]);
 }
 
 /**

@@ -16,9 +16,9 @@ export const retryPolicyFieldsSchema = z.object(retryFields).partial().strict();
 
 /**
  * Retry policy of a subscription. `maxAttempts` counts every handler call, the first included
- * (seed 2's `max-attempts: 3` = one call + two retries). The wait before retry n (n = 1, 2, ...) is
+ * (Spring Cloud Stream's `max-attempts: 3` = one call + two retries). The wait before retry n (n = 1, 2, ...) is
  * `initialIntervalMs * multiplier^(n-1)`, capped at `maxIntervalMs`, then spread by ±`jitter` (a fraction).
- * `multiplier: 1` gives a fixed backoff (seed 1: 2000 ms). Every field defaults to the seed's values.
+ * `multiplier: 1` gives a fixed backoff. Defaults: 3 attempts, 1000 ms, ×2, capped at 10000 ms (Spring Cloud Stream's).
  */
 export const retryPolicySchema = z
   .object({
@@ -34,10 +34,10 @@ export const retryPolicySchema = z
 export type RetryPolicy = z.output<typeof retryPolicySchema>;
 export type RetryPolicyInput = z.input<typeof retryPolicySchema>;
 
-/** The seed's defaults: 3 attempts, 1000 ms, ×2.0, capped at 10000 ms, no jitter. */
+/** The defaults: 3 attempts, 1000 ms, ×2.0, capped at 10000 ms, no jitter. */
 export const DEFAULT_RETRY_POLICY: RetryPolicy = Object.freeze(retryPolicySchema.parse({}));
 
-/** Seed 1's policy: fixed 2 s between attempts; `retries` retries after the first call. */
+/** A fixed backoff: `intervalMs` between attempts; `retries` retries after the first call (e.g. 2000 ms × 3). */
 export function fixedBackoff(intervalMs: number, retries: number): RetryPolicy {
   return { maxAttempts: retries + 1, initialIntervalMs: intervalMs, multiplier: 1, maxIntervalMs: intervalMs, jitter: 0 };
 }

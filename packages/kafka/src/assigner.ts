@@ -4,7 +4,7 @@ import { AssignerProtocol, type PartitionAssigner } from 'kafkajs';
  * Round-robin partition assignment that respects what each member subscribed to.
  *
  * kafkajs' own RoundRobinAssigner spreads every topic of the group over every member, so two
- * subscriptions sharing a group id but reading different topics (seed 1: `product` reads a topic and
+ * subscriptions sharing a group id but reading different topics (e.g. `product` reads a topic and
  * its `-dlq`) would receive each other's partitions. Java's assignors respect subscriptions; this one
  * does too: a topic's partitions go, round-robin, only to the members subscribed to that topic
  * (kafkajs gives the leader only its own topics, so the union of all members' is used instead).

@@ -18,14 +18,14 @@ export const kafkaOptionsSchema = z
       .optional(),
     /** Topics are created through the admin client when first used (off: they must exist). */
     createTopics: z.boolean().default(true),
-    /** Partitions of created topics; "brokers" = as many as the cluster has brokers (seed 1's advice). */
+    /** Partitions of created topics; "brokers" = as many as the cluster has brokers (one partition per broker spreads the load). */
     partitions: z.union([z.number().int().min(1).max(10_000), z.literal('brokers')]).default('brokers'),
     replicationFactor: z.number().int().min(1).max(10).default(1),
-    /** Producer retries of a failed send (seed 1: 3). */
+    /** Producer retries of a failed send. */
     retries: z.number().int().min(0).max(100).default(3),
     /** Idempotent producer (needs guarantee "all"). */
     idempotent: z.boolean().default(false),
-    /** Connect/metadata timeout (seed 1's max.block.ms 1000): an unreachable broker gives a clear error fast. */
+    /** Connect/metadata timeout (like the Java client's max.block.ms): an unreachable broker gives a clear error fast. */
     connectTimeoutMs: z.number().int().min(100).max(120_000).default(1000),
     /**
      * Bound on one publish, retries included: past it the publish rejects with a PublishError. The

@@ -5,7 +5,7 @@ import {
   InFlight,
   withDeadline,
   PublishError,
-  combineObservers,
+  ObserverSet,
   compileTopicPattern,
   type BusObserver,
   type Capabilities,
@@ -49,7 +49,7 @@ export const ACKS: Readonly<Record<DeliveryGuarantee, 0 | 1 | -1>> = { none: 0, 
 export class KafkaTransport implements Transport {
   readonly kind = 'kafka';
   readonly capabilities = KAFKA_CAPABILITIES;
-  private observer: BusObserver = combineObservers();
+  private readonly observers = new ObserverSet();
   private readonly topicsReady = new Map<string, Promise<void>>();
   private admin: Promise<Admin> | undefined;
   private readonly subscriptions = new Set<KafkaSubscription>();
@@ -83,8 +83,8 @@ export class KafkaTransport implements Transport {
     return new KafkaTransport(options, kafka, producer);
   }
 
-  observe(observer: BusObserver): void {
-    this.observer = observer;
+  observe(observer: BusObserver): () => void {
+    return this.observers.add(observer);
   }
 
   /**
@@ -133,7 +133,7 @@ export class KafkaTransport implements Transport {
   async subscribe(spec: TransportSubscribeSpec, listener: DeliveryListener): Promise<TransportSubscription> {
     if (this.closed) throw new ClosedError('kafka transport is closed');
     if (!spec.pattern) await this.ensureTopic(spec.topic);
-    const subscription = new KafkaSubscription(this, spec, listener, () => this.observer);
+    const subscription = new KafkaSubscription(this, spec, listener, () => this.observers);
     await subscription.start();
     this.subscriptions.add(subscription);
     subscription.onEnded(() => this.subscriptions.delete(subscription));

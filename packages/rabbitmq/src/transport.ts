@@ -6,7 +6,7 @@ import {
   InFlight,
   withDeadline,
   PublishError,
-  combineObservers,
+  ObserverSet,
   redactUrl,
   createControlSigner,
   compileTopicPattern,
@@ -75,7 +75,8 @@ interface PublishLink {
 export class RabbitTransport implements Transport {
   readonly kind = 'rabbitmq';
   readonly capabilities: Capabilities;
-  private observer: BusObserver = combineObservers();
+  /** Observers of every bus using this transport. */
+  private readonly observer = new ObserverSet();
   /** Times a publish waited for the channel's `drain` (amqplib's write buffer was full). */
   backpressureWaits = 0;
   private link: PublishLink | undefined;
@@ -122,8 +123,8 @@ export class RabbitTransport implements Transport {
     return new RabbitTransport(options, model);
   }
 
-  observe(observer: BusObserver): void {
-    this.observer = observer;
+  observe(observer: BusObserver): () => void {
+    return this.observer.add(observer);
   }
 
   /** Route of a core topic: its configured route, else the main topic exchange with the topic as routing key. */

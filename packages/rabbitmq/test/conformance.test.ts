@@ -31,6 +31,7 @@ for (const mode of modes) {
     capabilities: rabbitCapabilities(mode.options),
     createTransport: () => testTransport(mode.options),
     publishRaw,
+    readsControlHeaders: true,
     waitMs: 15_000,
   });
 }

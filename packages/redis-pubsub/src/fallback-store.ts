@@ -24,7 +24,7 @@ const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call
 
 /**
  * Fallback store in a Redis Stream: ordered (entry ids), nothing expires silently (no TTL keys, as the
- * seed's loose keys had). Durable as far as the server persists (enable AOF for durability across a
+ * loose per-message keys would). Durable as far as the server persists (enable AOF for durability across a
  * Redis restart). Attempts live in a hash beside the stream; the relay lease is a key with PX.
  */
 export class RedisFallbackStore implements FallbackStore {

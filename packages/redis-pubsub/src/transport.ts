@@ -2,7 +2,7 @@ import { Redis } from 'ioredis';
 import {
   ClosedError,
   KeyedLanes,
-  combineObservers,
+  ObserverSet,
   compileTopicPattern,
   redactUrl,
   buildDeadLetter,
@@ -58,7 +58,8 @@ export function globForPattern(pattern: string): string {
 export class RedisPubSubTransport implements Transport {
   readonly kind = 'redis';
   readonly capabilities = REDIS_PUBSUB_CAPABILITIES;
-  private observer: BusObserver = combineObservers();
+  /** Observers of every bus using this transport. */
+  private readonly observer = new ObserverSet();
   private readonly subscriptions = new Set<TransportSubscription>();
   private readonly deadLetters: DeadLetterStreamPublisher;
   private closed = false;
@@ -77,8 +78,8 @@ export class RedisPubSubTransport implements Transport {
     return new RedisPubSubTransport(options, connection);
   }
 
-  observe(observer: BusObserver): void {
-    this.observer = observer;
+  observe(observer: BusObserver): () => void {
+    return this.observer.add(observer);
   }
 
   /** PUBLISH each message (pipelined); resolves with the fewest receivers any of them reached. */

@@ -328,6 +328,9 @@ export async function main(argv: readonly string[] = process.argv): Promise<numb
   }
 }
 
+// Run by bin/switchboard.js (or `node dist/cli/main.js` directly).
+if (isMainModule()) main().then((code) => process.exit(code));
+
 function isMainModule(): boolean {
   try {
     return process.argv[1] !== undefined && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url);
@@ -335,5 +338,3 @@ function isMainModule(): boolean {
     return false;
   }
 }
-
-if (isMainModule()) main().then((code) => process.exit(code));

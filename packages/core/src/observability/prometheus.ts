@@ -12,7 +12,7 @@ export interface PrometheusObserverOptions {
 }
 
 /**
- * Prometheus metrics over the bus observer, labelled by transport, topic and group: the seed's
+ * Prometheus metrics over the bus observer, labelled by transport, topic and group: the usual
  * counters (successes, retry attempts, final failures) plus dead letters, publishes and publish
  * failures, handler duration, breaker state and fallback store depth.
  */

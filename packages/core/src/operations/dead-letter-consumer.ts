@@ -55,13 +55,13 @@ export function toParkedMessage(deadLetterTopic: string, failure: FinalFailure):
 export interface DeadLetterConsumerOptions<T> extends Omit<SubscribeOptions<T>, 'deadLetter' | 'onFinalFailure' | 'retry'> {
   /** The DLQ to consume. Default `<topic>-dlq`. */
   readonly deadLetterTopic?: string;
-  /** The DLQ consumer's own retry policy (seed 1 tries again); default: the seed's. */
+  /** The DLQ consumer's own retry policy (it tries again); default: the default retry policy. */
   readonly retry?: RetryPolicyInput;
   readonly parkingLot: ParkingLot;
 }
 
 /**
- * Seed 1's DLQ consumer: runs `handler` again on the dead letters of `topic` with its own retry
+ * The DLQ consumer: runs `handler` again on the dead letters of `topic` with its own retry
  * policy; what still fails is parked (no DLQ of the DLQ). The dead letter is acknowledged only once
  * it is parked: if parking fails, it is redelivered.
  */

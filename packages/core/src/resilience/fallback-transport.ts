@@ -1,5 +1,5 @@
 import { BrokenCircuitError, CircuitState, ConsecutiveBreaker, SamplingBreaker, circuitBreaker, handleAll, type CircuitBreakerPolicy } from 'cockatiel';
-import { combineObservers, type BusObserver } from '../observer.js';
+import { ObserverSet, type BusObserver } from '../observer.js';
 import { withDeadline } from '../deadline.js';
 import { PublishError } from '../errors.js';
 import type { TransportMessage } from '../message.js';
@@ -46,7 +46,7 @@ const STATE_NAMES: Record<CircuitState, BreakerState> = {
 };
 
 /**
- * Seed 1's producer strategy, for any transport: publishes go through a circuit breaker with a
+ * A producer strategy for any transport: publishes go through a circuit breaker with a
  * timeout; when a publish fails or the breaker is open, the messages go to the fallback store
  * instead of being lost, and a {@link FallbackRelay} sends them later. Subscribing is untouched.
  * If the store fails too, the publish rejects: nothing is dropped silently.
@@ -55,7 +55,7 @@ export class FallbackTransport implements Transport {
   readonly kind: string;
   readonly capabilities;
   readonly breaker: CircuitBreakerPolicy;
-  private observer: BusObserver = combineObservers();
+  private readonly observer = new ObserverSet();
   private readonly timeoutMs: number;
 
   constructor(
@@ -77,9 +77,13 @@ export class FallbackTransport implements Transport {
     return STATE_NAMES[this.breaker.state];
   }
 
-  observe(observer: BusObserver): void {
-    this.observer = observer;
-    this.inner.observe?.(observer);
+  observe(observer: BusObserver): () => void {
+    const removeHere = this.observer.add(observer);
+    const removeInner = this.inner.observe?.(observer);
+    return () => {
+      removeHere();
+      removeInner?.();
+    };
   }
 
   publish(topic: string, messages: readonly TransportMessage[], options: TransportPublishOptions): Promise<TransportPublishResult> {

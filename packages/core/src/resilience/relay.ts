@@ -25,7 +25,7 @@ export interface RelayOptions {
 }
 
 /**
- * The seed's agent: drains a fallback store back to the broker. Contracts:
+ * The relay agent: drains a fallback store back to the broker. Contracts:
  * - records go out in store order, one run of consecutive same-topic records per publish, so per-key
  *   order holds;
  * - a record is removed only after the broker confirmed it: a relay crash mid-drain sends some

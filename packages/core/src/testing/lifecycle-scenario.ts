@@ -47,7 +47,7 @@ export interface LifecycleReport {
 }
 
 /**
- * Issue 7's flow on a real broker: a load with transient and permanent failures (seed 2's
+ * The DLQ lifecycle on a real broker: a load with transient and permanent failures (the
  * verification: Prometheus counters must equal the expected numbers), permanent ones go
  * DLQ -> DLQ consumer -> parking lot (PostgreSQL); the `switchboard` CLI lists, shows, dry-runs,
  * replays (a replay that fails again comes back with its history), and once the handler is fixed the
@@ -83,7 +83,7 @@ export async function runDeadLetterLifecycle(options: LifecycleOptions): Promise
     await bus.subscriber.subscribe(topic, handler, { ...(groups ? { group: 'mail' } : {}), ...startFrom, concurrency: 4, retry: { maxAttempts: 3, initialIntervalMs: 50 } });
     await consumeDeadLetters(bus.subscriber, topic, handler, { ...(groups ? { group: 'mail-dlq' } : {}), ...startFrom, parkingLot: lot, retry: { maxAttempts: 2, initialIntervalMs: 50 } });
 
-    // Seed 2's load: N messages, 10% fail once (transient), 5% always (permanent).
+    // The load: N messages, 10% fail once (transient), 5% always (permanent).
     const total = 200;
     const kindOf = (i: number) => (i % 20 === 0 ? 'permanent' : i % 10 === 5 ? 'transient' : 'ok');
     await bus.publisher.publish(topic, Array.from({ length: total }, (_, i) => ({ id: `m-${i}`, key: `user-${i % 7}`, value: { kind: kindOf(i) } })));

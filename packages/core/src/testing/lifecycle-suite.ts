@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { runDeadLetterLifecycle, type LifecycleOptions } from './lifecycle-scenario.js';
 
-/** Issue 7's DLQ lifecycle as a suite, with its expectations written once. */
+/** The DLQ lifecycle (dead letter, DLQ consumer, parking lot, replay, metrics) as a suite, with its expectations written once. */
 export function runDeadLetterLifecycleSuite(name: string, options: LifecycleOptions | (() => Promise<LifecycleOptions & { cleanup?: () => Promise<void> }>)): void {
   describe(`${name}: DLQ -> DLQ consumer -> PostgreSQL parking lot -> switchboard CLI replay`, () => {
     it('parks permanent failures, counts exactly, replays through the CLI, and consumes them once fixed', async () => {

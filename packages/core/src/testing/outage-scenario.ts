@@ -46,7 +46,7 @@ async function until(predicate: () => boolean | Promise<boolean>, timeoutMs: num
 }
 
 /**
- * Issue 6's scenario against a real broker: many concurrent publishers publish `total` messages
+ * The producer-outage scenario against a real broker: many concurrent publishers publish `total` messages
  * through a fallback transport; partway through, the broker process is stopped, later started again;
  * a relay drains the store. Reports what the consumer saw. Bounded in count and time.
  */

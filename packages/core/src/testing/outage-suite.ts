@@ -3,7 +3,7 @@ import type { FallbackStore } from '../resilience/fallback-store.js';
 import { runBrokerOutageScenario, type OutageScenarioOptions } from './outage-scenario.js';
 
 /**
- * Issue 6's outage test as a suite: one run per store, each stopping and restarting the broker.
+ * The producer-outage test as a suite: one run per store, each stopping and restarting the broker.
  * `managed` false (a broker the project does not run) skips it, saying why.
  */
 export function runBrokerOutageSuite(
