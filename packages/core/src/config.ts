@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { z } from 'zod';
+import { z, type ZodType } from 'zod';
 import { parse as parseYaml } from 'yaml';
 import { DELIVERY_GUARANTEES } from './capabilities.js';
 import { ConfigError } from './errors.js';
@@ -70,12 +70,15 @@ export type BusConfigInput = z.input<typeof busConfigSchema>;
 export type SubscriptionConfig = z.output<typeof subscriptionConfigSchema>;
 
 /** Turns zod issues into a {@link ConfigError} naming each field path and, for enums, the allowed values. */
-export function toConfigError(error: z.ZodError, pathPrefix = ''): ConfigError {
+export function toConfigError(error: z.ZodError, pathPrefix = '', origins: ReadonlyMap<string, EnvOrigin> = new Map()): ConfigError {
   return new ConfigError(
     error.issues.map((issue) => {
       const path = [pathPrefix, ...issue.path.map(String)].filter(Boolean).join('.');
       let message = issue.message;
+      const variables = issue.code === 'unrecognized_keys' ? issue.keys.map((k) => originFor(origins, [path, k].filter(Boolean).join('.'))?.[1].variable) : [originFor(origins, path)?.[1].variable];
       if (issue.code === 'unrecognized_keys') message = `unknown field(s) ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+      const named = variables.filter((v): v is string => v !== undefined);
+      if (named.length > 0) message += ` (set by ${named.join(', ')})`;
       return { path, message };
     }),
   );
@@ -88,31 +91,99 @@ export function parseBusConfig(input: unknown): BusConfig {
   return parsed.data;
 }
 
+/** Where a config value came from when an environment variable set it. */
+export interface EnvOrigin {
+  /** The variable, e.g. `SWITCHBOARD__DEFAULTS__CONCURRENCY`. */
+  readonly variable: string;
+  readonly raw: string;
+}
+
+/** Config path (dot-joined) -> the variable that set it, per loaded config object. */
+const envOriginsByConfig = new WeakMap<object, ReadonlyMap<string, EnvOrigin>>();
+
+/** The environment variables behind a config loaded by {@link loadBusConfig}, by config path. */
+export function envOriginsOf(config: object): ReadonlyMap<string, EnvOrigin> {
+  return envOriginsByConfig.get(config) ?? new Map();
+}
+
+function envPath(name: string, prefix: string): string[] {
+  return name
+    .slice(prefix.length)
+    .split('__')
+    .map((part) => part.toLowerCase().replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase()));
+}
+
+/** `true` / `false` are booleans; everything else stays a string until the schema says otherwise. */
+function envValue(raw: string): unknown {
+  return raw === 'true' ? true : raw === 'false' ? false : raw;
+}
+
 /**
- * Reads `SWITCHBOARD__A__B_C=value` variables into `{ a: { bC: value } }`. Values that parse as JSON
- * (numbers, booleans, arrays, objects) are taken as JSON, anything else as a string.
+ * Reads `SWITCHBOARD__A__B_C=value` variables into `{ a: { bC: value } }`. Values are strings (`true`
+ * and `false` are booleans): a topic named `404` stays a string. Where the schema wants a number,
+ * an array or an object, the config loader reads the value as JSON instead (see {@link loadBusConfig}).
  */
 export function configFromEnv(env: NodeJS.ProcessEnv = process.env, prefix = 'SWITCHBOARD__'): Record<string, unknown> {
   const result: Record<string, unknown> = {};
   for (const [name, raw] of Object.entries(env)) {
     if (!name.startsWith(prefix) || raw === undefined) continue;
-    const path = name
-      .slice(prefix.length)
-      .split('__')
-      .map((part) => part.toLowerCase().replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase()));
-    let value: unknown = raw;
-    try {
-      value = JSON.parse(raw);
-    } catch {
-      value = raw;
-    }
+    const path = envPath(name, prefix);
     let node = result;
     path.forEach((segment, index) => {
-      if (index === path.length - 1) node[segment] = value;
+      if (index === path.length - 1) node[segment] = envValue(raw);
       else node = (node[segment] ??= {}) as Record<string, unknown>;
     });
   }
   return result;
+}
+
+function envOrigins(env: NodeJS.ProcessEnv, prefix = 'SWITCHBOARD__'): Map<string, EnvOrigin> {
+  const origins = new Map<string, EnvOrigin>();
+  for (const [name, raw] of Object.entries(env)) if (name.startsWith(prefix) && raw !== undefined) origins.set(envPath(name, prefix).join('.'), { variable: name, raw });
+  return origins;
+}
+
+function originFor(origins: ReadonlyMap<string, EnvOrigin>, path: string): [string, EnvOrigin] | undefined {
+  for (const [originPath, origin] of origins) if (path === originPath || path.startsWith(`${originPath}.`)) return [originPath, origin];
+  return undefined;
+}
+
+function setAt(target: Record<string, unknown>, path: readonly string[], value: unknown): void {
+  let node = target;
+  path.slice(0, -1).forEach((segment) => (node = node[segment] as Record<string, unknown>));
+  node[path[path.length - 1]!] = value;
+}
+
+/**
+ * Validates `input` with `schema`. A value an environment variable set that the schema refuses as a
+ * string is read as JSON (a number, an array, an object) and validated again; errors name the
+ * variable behind each refused value. `pathPrefix`: where `input` sits in the whole config.
+ */
+export function parseWithEnv<T>(schema: ZodType<T>, input: Record<string, unknown>, origins: ReadonlyMap<string, EnvOrigin>, pathPrefix = ''): T {
+  const current = structuredClone(input);
+  const coerced = new Set<string>();
+  for (;;) {
+    const parsed = schema.safeParse(current);
+    if (parsed.success) return parsed.data;
+    let changed = false;
+    for (const issue of parsed.error.issues) {
+      const found = originFor(origins, [pathPrefix, ...issue.path.map(String)].filter(Boolean).join('.'));
+      if (!found || coerced.has(found[0])) continue;
+      coerced.add(found[0]);
+      let json: unknown;
+      try {
+        json = JSON.parse(found[1].raw);
+      } catch {
+        continue;
+      }
+      if (typeof json === 'string') continue;
+      const relative = found[0].split('.').slice(pathPrefix ? pathPrefix.split('.').length : 0);
+      if (relative.length === 0) continue;
+      setAt(current, relative, json);
+      changed = true;
+    }
+    if (!changed) throw toConfigError(parsed.error, pathPrefix, origins);
+  }
 }
 
 /** Reads a JSON or YAML config file (chosen by extension; YAML is a superset of JSON anyway). */
@@ -151,12 +222,16 @@ export interface ConfigSources {
 }
 
 /**
- * Loads the bus config: file, then object, then environment (later wins), validated.
+ * Loads the bus config: file, then object, then environment (later wins), validated. Errors name the
+ * config path, and the variable when one set the value.
  * With nothing configured, the transport is `memory`.
  */
 export async function loadBusConfig(sources: ConfigSources = {}): Promise<BusConfig> {
   const env = sources.env === false ? {} : (sources.env ?? process.env);
   const file = sources.file ?? env.SWITCHBOARD_CONFIG;
   const fromFile = file ? await configFromFile(file) : {};
-  return parseBusConfig(mergeConfig({ transport: { kind: 'memory' } }, fromFile, sources.object, configFromEnv(env)));
+  const origins = envOrigins(env);
+  const config = parseWithEnv(busConfigSchema, mergeConfig({ transport: { kind: 'memory' } }, fromFile, sources.object, configFromEnv(env)), origins);
+  envOriginsByConfig.set(config, origins);
+  return config;
 }

@@ -5,7 +5,7 @@ import { z, type ZodType } from 'zod';
 import type { Capabilities, DeliveryGuarantee } from './capabilities.js';
 import { guaranteeIssue, subscriptionCapabilityIssues } from './capability-checks.js';
 import type { BusConfig, TransportKind } from './config.js';
-import { toConfigError } from './config.js';
+import { envOriginsOf, parseWithEnv } from './config.js';
 import { CapabilityError, ConfigError } from './errors.js';
 import { describeFailure } from './failure.js';
 import { MEMORY_CAPABILITIES, MemoryTransport } from './memory/memory-transport.js';
@@ -95,9 +95,7 @@ export interface ResolvedTransportConfig {
 export async function resolveTransportConfig(config: BusConfig): Promise<ResolvedTransportConfig> {
   const { kind, ...rawOptions } = config.transport;
   const factory = await resolveTransportFactory(kind);
-  const parsed = factory.optionsSchema.safeParse(rawOptions);
-  if (!parsed.success) throw toConfigError(parsed.error as z.ZodError, 'transport');
-  const options = parsed.data;
+  const options = parseWithEnv(factory.optionsSchema, rawOptions, envOriginsOf(config), 'transport');
   const capabilities = factory.capabilities(options);
   const issues: { path: string; message: string }[] = [];
   const guarantee = config.publish.guarantee as DeliveryGuarantee | undefined;

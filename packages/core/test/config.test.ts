@@ -33,12 +33,20 @@ describe('config', () => {
     expect(attempt).toThrowError(/subscriptions\.sales\.retry.*unknown field\(s\) "initialIntervalMS"/);
   });
 
-  it('reads SWITCHBOARD__ variables (nested, camelCased, JSON values) over the file', async () => {
+  it('keeps an environment value a string where a string is valid (a topic named 404), and names the variable in errors', async () => {
+    const config = await loadBusConfig({ env: { SWITCHBOARD__SUBSCRIPTIONS__SALES__TOPIC: '404', SWITCHBOARD__DEFAULTS__CONCURRENCY: '4' } });
+    expect(config.subscriptions.sales!.topic).toBe('404');
+    expect(config.defaults.concurrency).toBe(4);
+    await expect(loadBusConfig({ env: { SWITCHBOARD__DEFAULTS__CONCURRENCY: 'many' } })).rejects.toThrow(/defaults\.concurrency: .*\(set by SWITCHBOARD__DEFAULTS__CONCURRENCY\)/);
+    await expect(loadBusConfig({ env: { SWITCHBOARD__DEFAULTS__CONCURENCY: '3' } })).rejects.toThrow(/unknown field\(s\) "concurency" \(set by SWITCHBOARD__DEFAULTS__CONCURENCY\)/);
+  });
+
+  it('reads SWITCHBOARD__ variables (nested, camelCased; numbers where the schema wants them) over the file', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'sb-config-'));
     const file = join(dir, 'switchboard.yaml');
     await writeFile(file, 'transport:\n  kind: memory\ndefaults:\n  concurrency: 2\nsubscriptions:\n  sales:\n    topic: product-sales\n    group: sales\n');
     const env = { SWITCHBOARD__DEFAULTS__CONCURRENCY: '3', SWITCHBOARD__DEFAULTS__RETRY__MAX_ATTEMPTS: '5', SWITCHBOARD__DEFAULTS__DEAD_LETTER: 'false' };
-    expect(configFromEnv(env)).toEqual({ defaults: { concurrency: 3, retry: { maxAttempts: 5 }, deadLetter: false } });
+    expect(configFromEnv(env)).toEqual({ defaults: { concurrency: '3', retry: { maxAttempts: '5' }, deadLetter: false } });
     const config = await loadBusConfig({ file, env });
     expect(config.defaults).toEqual({ concurrency: 3, retry: { maxAttempts: 5 }, deadLetter: false });
     expect(namedSubscription(config, 'sales')).toEqual({ topic: 'product-sales', options: { group: 'sales' } });

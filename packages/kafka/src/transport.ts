@@ -283,6 +283,11 @@ class KafkaSubscription implements TransportSubscription {
     }
     const assigned = Object.entries(assignment).filter(([, partitions]) => partitions.length > 0).map(([topic, partitions]) => ({ topic, partitions }));
     if (assigned.length > 0) this.consumer.pause(assigned);
+    this.positionAndResume(generation, assigned);
+  }
+
+  /** Fixes positions for this generation, then resumes; on failure tries again every second while the generation lasts. */
+  private positionAndResume(generation: number, assigned: { topic: string; partitions: number[] }[]): void {
     void this.fixPositions(generation, assigned).then(
       () => {
         if (generation !== this.generation || this.stopping) return;
@@ -297,10 +302,12 @@ class KafkaSubscription implements TransportSubscription {
       },
       (error: unknown) => {
         if (generation !== this.generation || this.stopping) return;
-        this.observer().onEvent({ type: 'internal-error', topic: this.spec.topic, context: 'kafka: fixing partition positions after a join', error });
-        this.firstPositioned.reject(error);
-        // Partitions stay paused: nothing is read from an unknown position. kafkajs rejoins on the next
-        // error or rebalance; a fresh attempt is made then.
+        this.observer().onEvent({ type: 'internal-error', topic: this.spec.topic, context: 'kafka: fixing partition positions after a join (trying again)', error });
+        // Partitions stay paused: nothing is read from an unknown position. A rebalance (a new
+        // generation) starts over; otherwise try again. `subscribe()` is bounded by its own deadline.
+        setTimeout(() => {
+          if (generation === this.generation && !this.stopping) this.positionAndResume(generation, assigned);
+        }, 1000);
       },
     );
   }
