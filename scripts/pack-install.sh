@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Installs Switchboard the way a user does: packs every public package, `npm install`s the tarballs
+# into an empty project, compiles a strict TypeScript app against them (skipLibCheck: false) and runs
+# it on each transport given (default: memory kafka rabbitmq; brokers must answer). Prints each
+# package's install size (the package plus what it pulls in, alone in an empty project).
+#
+#   scripts/pack-install.sh [memory] [kafka] [rabbitmq] [redis]
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+transports=("$@"); [ ${#transports[@]} -eq 0 ] && transports=(memory kafka rabbitmq)
+work=$(mktemp -d "${TMPDIR:-/tmp}/switchboard-install.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+PNPM=${PNPM:-"npx -y pnpm@10.34.9"}
+export npm_config_loglevel=error npm_config_fund=false npm_config_audit=false npm_config_update_notifier=false
+
+cd "$root"
+mkdir -p "$work/tarballs"
+for p in packages/*/; do
+  [ "$(node -p "Boolean(require('./$p/package.json').private)")" = true ] && continue
+  (cd "$p" && $PNPM pack --pack-destination "$work/tarballs" >/dev/null)
+done
+tarball() { ls "$work"/tarballs/switchboard-"$1"-*.tgz; }
+echo "pack-install: packed $(ls "$work/tarballs" | tr '\n' ' ')"
+
+# Install size of each package alone (with core beside it for the adapters' peer dependency).
+printf '%-28s %10s %8s\n' package 'on disk' packages
+for tgz in "$work"/tarballs/*.tgz; do
+  name=$(basename "$tgz" .tgz)
+  dir="$work/size-$name"; mkdir -p "$dir"; (cd "$dir" && npm init -y >/dev/null)
+  extra=(); [[ "$name" != switchboard-core-* ]] && extra=("$(tarball core)")
+  (cd "$dir" && npm install --no-save --omit=dev --no-package-lock "$tgz" "${extra[@]}" >/dev/null)
+  printf '%-28s %10s %8s\n' "$name" "$(du -sh "$dir/node_modules" | cut -f1)" "$(find "$dir/node_modules" -name package.json -path '*/node_modules/*/package.json' -not -path '*/node_modules/*/node_modules/*/node_modules/*' | wc -l)"
+done
+
+# A strict application that imports nothing but the ports and the adapters' factories.
+app="$work/app"; mkdir -p "$app/src"; cd "$app"
+npm init -y >/dev/null
+npm pkg set type=module >/dev/null
+npm install --no-package-lock "$(tarball core)" "$(tarball kafka)" "$(tarball rabbitmq)" "$(tarball redis-pubsub)" typescript@5.9.3 @types/node@20 >/dev/null
+cat > tsconfig.json <<'JSON'
+{ "compilerOptions": { "target": "ES2022", "module": "NodeNext", "moduleResolution": "NodeNext", "strict": true, "exactOptionalPropertyTypes": true, "noUncheckedIndexedAccess": true, "skipLibCheck": false, "outDir": "dist", "rootDir": "src" }, "include": ["src"] }
+JSON
+cat > src/app.ts <<'TS'
+import { NonRetryableError, createBusFromConfig, loadBusConfig, type Message, type Publisher, type Subscriber } from '@switchboard/core';
+
+interface Order { readonly id: number; readonly poison: boolean }
+
+/** Application code: ports only. */
+async function run(publisher: Publisher, subscriber: Subscriber, topic: string): Promise<{ handled: number; deadLettered: boolean }> {
+  const handled = new Set<number>();
+  let deadLettered = false;
+  await subscriber.subscribe<Order>(topic, (m: Message<Order>) => {
+    if (m.value.poison) throw new NonRetryableError('poison order');
+    handled.add(m.value.id);
+  }, { group: 'app', onFinalFailure: () => void (deadLettered = true) });
+  await publisher.publish(topic, [1, 2, 3, 4, 5].map((id) => ({ key: `k${id}`, value: { id, poison: id === 5 } })));
+  for (const deadline = Date.now() + 30_000; (handled.size < 4 || !deadLettered) && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 20));
+  return { handled: handled.size, deadLettered };
+}
+
+const kind = process.argv[2] ?? 'memory';
+const config = await loadBusConfig({ object: { transport: { kind } } });
+const bus = await createBusFromConfig(config);
+const topic = `install-check.${kind}.${Date.now()}`;
+const result = await run(bus.publisher, bus.subscriber, topic);
+await bus.close();
+console.log(`pack-install: ${kind}: handled ${result.handled}/4, dead-lettered ${result.deadLettered ? 1 : 0}/1`);
+process.exit(result.handled === 4 && result.deadLettered ? 0 : 1);
+TS
+npx tsc -p tsconfig.json
+echo "pack-install: strict app compiled (skipLibCheck: false)"
+for t in "${transports[@]}"; do node dist/app.js "$t"; done
+echo "pack-install: ok"
