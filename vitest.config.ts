@@ -3,22 +3,30 @@ import { defineConfig } from 'vitest/config';
 
 const src = (path: string) => fileURLToPath(new URL(path, import.meta.url));
 
-// Tests run against the sources (no stale dist); `pnpm test` still builds first so types are checked.
+/** `@switchboard/<name>[/<subpath>]` -> its source file, so tests run against the sources (no stale dist). */
+const packages: Record<string, string> = {
+  '@switchboard/core/testing': './packages/core/src/testing/index.ts',
+  '@switchboard/core': './packages/core/src/index.ts',
+  '@switchboard/postgres/testing': './packages/postgres/src/testing.ts',
+  '@switchboard/postgres': './packages/postgres/src/index.ts',
+  '@switchboard/prometheus': './packages/prometheus/src/index.ts',
+  '@switchboard/inversify': './packages/inversify/src/index.ts',
+  '@switchboard/resilience/testing': './packages/resilience/src/testing/index.ts',
+  '@switchboard/resilience': './packages/resilience/src/index.ts',
+  '@switchboard/cli/testing': './packages/cli/src/testing/index.ts',
+  '@switchboard/kafka': './packages/kafka/src/index.ts',
+  '@switchboard/rabbitmq': './packages/rabbitmq/src/index.ts',
+  '@switchboard/redis-pubsub': './packages/redis-pubsub/src/index.ts',
+};
+
+// `pnpm test` still builds first: types are checked, and the CLI the tests run is the built one.
 export default defineConfig({
   resolve: {
-    alias: [
-      { find: /^@switchboard\/core\/testing$/, replacement: src('./packages/core/src/testing/index.ts') },
-      { find: /^@switchboard\/core\/postgres$/, replacement: src('./packages/core/src/stores/postgres.ts') },
-      { find: /^@switchboard\/core\/prometheus$/, replacement: src('./packages/core/src/observability/prometheus.ts') },
-      { find: /^@switchboard\/core$/, replacement: src('./packages/core/src/index.ts') },
-      { find: /^@switchboard\/kafka$/, replacement: src('./packages/kafka/src/index.ts') },
-      { find: /^@switchboard\/rabbitmq$/, replacement: src('./packages/rabbitmq/src/index.ts') },
-      { find: /^@switchboard\/redis-pubsub$/, replacement: src('./packages/redis-pubsub/src/index.ts') },
-    ],
+    alias: Object.entries(packages).map(([name, path]) => ({ find: new RegExp(`^${name.replace('/', '\\/')}$`), replacement: src(path) })),
   },
   test: {
     projects: [
-      { extends: true, test: { name: 'core', include: ['packages/core/test/**/*.test.ts'] } },
+      { extends: true, test: { name: 'core', include: ['packages/{core,postgres,prometheus,inversify,resilience,cli}/test/**/*.test.ts'] } },
       // Kafka files run one at a time: the outage test stops and restarts the shared broker.
       { extends: true, test: { name: 'kafka', include: ['packages/kafka/test/**/*.test.ts'], setupFiles: ['packages/kafka/test/setup.ts'], testTimeout: 120_000, hookTimeout: 180_000, fileParallelism: false } },
       // RabbitMQ files run one at a time too: the fallback outage test stops and restarts the broker.

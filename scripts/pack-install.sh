@@ -27,7 +27,10 @@ printf '%-28s %10s %8s\n' package 'on disk' packages
 for tgz in "$work"/tarballs/*.tgz; do
   name=$(basename "$tgz" .tgz)
   dir="$work/size-$name"; mkdir -p "$dir"; (cd "$dir" && npm init -y >/dev/null)
-  extra=(); [[ "$name" != switchboard-core-* ]] && extra=("$(tarball core)")
+  # Its @switchboard/* dependencies and peers come from the local tarballs too (nothing is published).
+  pkg=${name#switchboard-}; pkg=${pkg%-*}
+  extra=()
+  for dep in $(node -p "const p=require('$root/packages/$pkg/package.json'); Object.keys({...p.dependencies, ...p.peerDependencies}).filter(d => d.startsWith('@switchboard/') && !(p.peerDependenciesMeta?.[d]?.optional)).map(d => d.slice(13)).join(' ')"); do extra+=("$(tarball "$dep")"); done
   (cd "$dir" && npm install --no-save --omit=dev --no-package-lock "$tgz" "${extra[@]}" >/dev/null)
   printf '%-28s %10s %8s\n' "$name" "$(du -sh "$dir/node_modules" | cut -f1)" "$(find "$dir/node_modules" -name package.json -path '*/node_modules/*/package.json' -not -path '*/node_modules/*/node_modules/*/node_modules/*' | wc -l)"
 done
@@ -36,12 +39,21 @@ done
 app="$work/app"; mkdir -p "$app/src"; cd "$app"
 npm init -y >/dev/null
 npm pkg set type=module >/dev/null
-npm install --no-package-lock "$(tarball core)" "$(tarball kafka)" "$(tarball rabbitmq)" "$(tarball redis-pubsub)" typescript@5.9.3 @types/node@20 >/dev/null
+npm install --no-package-lock "$work"/tarballs/*.tgz typescript@5.9.3 @types/node@20 >/dev/null
 cat > tsconfig.json <<'JSON'
 { "compilerOptions": { "target": "ES2022", "module": "NodeNext", "moduleResolution": "NodeNext", "strict": true, "exactOptionalPropertyTypes": true, "noUncheckedIndexedAccess": true, "skipLibCheck": false, "outDir": "dist", "rootDir": "src" }, "include": ["src"] }
 JSON
 cat > src/app.ts <<'TS'
 import { NonRetryableError, createBusFromConfig, loadBusConfig, type Message, type Publisher, type Subscriber } from '@switchboard/core';
+import { kafkaTransport } from '@switchboard/kafka';
+import { rabbitmqTransport } from '@switchboard/rabbitmq';
+import { redisPubSubTransport } from '@switchboard/redis-pubsub';
+// The leaf packages compile against the same core (types checked, skipLibCheck false).
+import type { PostgresFallbackStore } from '@switchboard/postgres';
+import type { PrometheusObserver } from '@switchboard/prometheus';
+import type { FallbackTransport } from '@switchboard/resilience';
+import type { SWITCHBOARD } from '@switchboard/inversify';
+export type LeafTypes = [PostgresFallbackStore, PrometheusObserver, FallbackTransport, typeof SWITCHBOARD];
 
 interface Order { readonly id: number; readonly poison: boolean }
 
@@ -60,7 +72,8 @@ async function run(publisher: Publisher, subscriber: Subscriber, topic: string):
 
 const kind = process.argv[2] ?? 'memory';
 const config = await loadBusConfig({ object: { transport: { kind } } });
-const bus = await createBusFromConfig(config);
+// The composition root registers the adapters it may use; `transport.kind` picks one.
+const bus = await createBusFromConfig(config, { transports: [kafkaTransport, rabbitmqTransport, redisPubSubTransport] });
 const topic = `install-check.${kind}.${Date.now()}`;
 const result = await run(bus.publisher, bus.subscriber, topic);
 await bus.close();
@@ -69,5 +82,6 @@ process.exit(result.handled === 4 && result.deadLettered ? 0 : 1);
 TS
 npx tsc -p tsconfig.json
 echo "pack-install: strict app compiled (skipLibCheck: false)"
+npx --no-install switchboard --help >/dev/null && echo "pack-install: switchboard --help answers (bin of @switchboard/cli)"
 for t in "${transports[@]}"; do node dist/app.js "$t"; done
 echo "pack-install: ok"

@@ -1,5 +1,14 @@
 import { randomUUID } from 'node:crypto';
-import { CountingObserver, createSwitchboardContainer, type BusConfigInput, type Logger, type Message, type TransportKind } from '@switchboard/core';
+import { CountingObserver, type BusConfigInput, type Logger, type Message } from '@switchboard/core';
+import { createSwitchboardContainer } from '@switchboard/inversify';
+import { kafkaTransport } from '@switchboard/kafka';
+import { rabbitmqTransport } from '@switchboard/rabbitmq';
+import { redisPubSubTransport } from '@switchboard/redis-pubsub';
+
+/** The transports the demo compares; the application registers the adapters it uses (core names none). */
+export const TRANSPORT_KINDS = ['memory', 'kafka', 'rabbitmq', 'redis'] as const;
+export type TransportKind = (typeof TRANSPORT_KINDS)[number];
+const ADAPTERS = [kafkaTransport, rabbitmqTransport, redisPubSubTransport];
 import type { MailRequested, ProductSalesUpdated } from './app/events.js';
 import { FlakyDatabase, Notifier, OrderService, SalesCounter } from './app/services.js';
 
@@ -91,7 +100,7 @@ export async function runOn(kind: TransportKind, options: { messages: number; st
   let telling = options.story;
   let setup;
   try {
-    setup = await createSwitchboardContainer({ env: false, object: busConfig(kind, runId) }, { observer: counts, ...(options.story ? { logger: storyLogger(kind, options.print, () => telling) } : {}) });
+    setup = await createSwitchboardContainer({ env: false, object: busConfig(kind, runId) }, { transports: ADAPTERS, observer: counts, ...(options.story ? { logger: storyLogger(kind, options.print, () => telling) } : {}) });
   } catch (error) {
     return { transport: kind, error: `unreachable: ${(error as Error).message.split('\n')[0]}` };
   }

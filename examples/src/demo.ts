@@ -7,8 +7,7 @@
  *   pnpm demo --messages 5000       load size (default 2000)
  *   pnpm demo --json                the rows as JSON
  */
-import { TRANSPORT_KINDS, type TransportKind } from '@switchboard/core';
-import { formatTable, runOn, type ComparisonRow } from './compare.js';
+import { TRANSPORT_KINDS, formatTable, runOn, type ComparisonRow, type TransportKind } from './compare.js';
 
 function parseArgs(argv: readonly string[]) {
   const value = (flag: string) => {

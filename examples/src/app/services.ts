@@ -1,5 +1,6 @@
 import { inject, injectable } from 'inversify';
-import { NonRetryableError, SWITCHBOARD, namedSubscription, type BusConfig, type Message, type Publisher, type Subscriber, type Subscription } from '@switchboard/core';
+import { NonRetryableError, namedSubscription, type BusConfig, type Message, type Publisher, type Subscriber, type Subscription } from '@switchboard/core';
+import { SWITCHBOARD } from '@switchboard/inversify';
 import { mailRequested, productSalesUpdated, type MailRequested, type ProductSalesUpdated } from './events.js';
 
 // Application code: it injects the ports and the config. It never imports an adapter.

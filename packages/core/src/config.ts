@@ -1,13 +1,9 @@
 import { readFile } from 'node:fs/promises';
 import { z, type ZodType } from 'zod';
-import { parse as parseYaml } from 'yaml';
 import { DELIVERY_GUARANTEES } from './capabilities.js';
 import { ConfigError } from './errors.js';
+import { describeFailure } from './failure.js';
 import { retryPolicyFieldsSchema } from './retry.js';
-
-/** Transport kinds Switchboard knows; each but `memory` lives in its own package. */
-export const TRANSPORT_KINDS = ['memory', 'kafka', 'rabbitmq', 'redis'] as const;
-export type TransportKind = (typeof TRANSPORT_KINDS)[number];
 
 /** Subscription policy fields shared by `defaults` and each named subscription. */
 const subscriptionPolicyShape = {
@@ -55,7 +51,8 @@ export const subscriptionConfigSchema = z
  */
 export const busConfigSchema = z
   .object({
-    transport: z.object({ kind: z.enum(TRANSPORT_KINDS) }).catchall(z.unknown()),
+    /** `kind` names a registered transport factory (see `registerTransport`); the rest are that transport's options. */
+    transport: z.object({ kind: z.string().min(1) }).catchall(z.unknown()),
     publish: z
       .object({ guarantee: z.enum(DELIVERY_GUARANTEES as [string, ...string[]]).optional(), noReceivers: z.enum(['ignore', 'warn', 'reject']).optional() })
       .strict()
@@ -186,13 +183,24 @@ export function parseWithEnv<T>(schema: ZodType<T>, input: Record<string, unknow
   }
 }
 
-/** Reads a JSON or YAML config file (chosen by extension; YAML is a superset of JSON anyway). */
+/**
+ * Reads a config file: `.json` with the built-in parser; anything else as YAML, which needs the
+ * optional package `yaml` (npm install yaml); a JSON file needs nothing.
+ */
 export async function configFromFile(path: string): Promise<Record<string, unknown>> {
   const text = await readFile(path, 'utf8');
+  let parse: (text: string) => unknown = JSON.parse;
+  if (!path.endsWith('.json')) {
+    try {
+      parse = ((await import('yaml')) as { parse: (text: string) => unknown }).parse;
+    } catch {
+      throw new ConfigError([{ path: '', message: `${path}: reading YAML needs the package "yaml" (npm install yaml), or use a .json file` }]);
+    }
+  }
   try {
-    return (path.endsWith('.json') ? JSON.parse(text) : parseYaml(text)) ?? {};
+    return (parse(text) as Record<string, unknown> | null) ?? {};
   } catch (error) {
-    throw new ConfigError([{ path: '', message: `cannot parse ${path}: ${(error as Error).message}` }]);
+    throw new ConfigError([{ path: '', message: `cannot parse ${path}: ${describeFailure(error, 500).message}` }]);
   }
 }
 

@@ -1,21 +1,19 @@
-import { createRequire } from 'node:module';
-import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { z, type ZodType } from 'zod';
 import type { Capabilities, DeliveryGuarantee } from './capabilities.js';
 import { guaranteeIssue, subscriptionCapabilityIssues } from './capability-checks.js';
-import type { BusConfig, TransportKind } from './config.js';
+import type { BusConfig } from './config.js';
 import { envOriginsOf, parseWithEnv } from './config.js';
 import { CapabilityError, ConfigError } from './errors.js';
-import { describeFailure } from './failure.js';
 import { MEMORY_CAPABILITIES, MemoryTransport } from './memory/memory-transport.js';
 import type { Transport } from './ports.js';
 
 /**
- * How an adapter package plugs in. Each adapter exports `transportFactory`; core finds it by
- * `transport.kind`, so application code never imports an adapter.
+ * How a transport plugs in. Each adapter package exports one; the application (or a tool such as the
+ * CLI) registers the factories it uses, and `transport.kind` in the config picks one. Core names no
+ * adapter package: a third-party adapter plugs in exactly like the first-party ones.
  */
 export interface TransportFactory<Options = unknown> {
+  /** The `transport.kind` this factory answers to. */
   readonly kind: string;
   /** Validates `transport` (without `kind`), applying defaults. Errors are reported under `transport.`. */
   readonly optionsSchema: ZodType<Options>;
@@ -27,6 +25,11 @@ export interface TransportFactory<Options = unknown> {
   create(options: Options): Promise<Transport>;
 }
 
+/** A factory of any options type (what registries hold). */
+// biome-ignore lint/suspicious/noExplicitAny: a registry holds factories of unrelated option types
+export type AnyTransportFactory = TransportFactory<any>;
+
+/** The embedded transport, always registered. */
 export const memoryTransportFactory: TransportFactory<Record<string, never>> = {
   kind: 'memory',
   optionsSchema: z.object({}).strict() as unknown as ZodType<Record<string, never>>,
@@ -34,50 +37,56 @@ export const memoryTransportFactory: TransportFactory<Record<string, never>> = {
   create: async () => new MemoryTransport(),
 };
 
-/** Package that provides each transport kind. */
-export const TRANSPORT_PACKAGES: Readonly<Record<Exclude<TransportKind, 'memory'>, string>> = {
-  kafka: '@switchboard/kafka',
-  rabbitmq: '@switchboard/rabbitmq',
-  redis: '@switchboard/redis-pubsub',
-};
+/** Transport factories by kind. */
+export class TransportRegistry {
+  private readonly factories = new Map<string, TransportFactory>();
 
-/**
- * Finds the factory for `kind`: memory is built in; others are imported from their package, resolved
- * from the application (working directory, then the main script), then from core itself.
- */
-export async function resolveTransportFactory(kind: TransportKind): Promise<TransportFactory> {
-  if (kind === 'memory') return memoryTransportFactory as TransportFactory;
-  const pkg = TRANSPORT_PACKAGES[kind];
-  let module: { transportFactory?: TransportFactory };
-  try {
-    module = await importFromApp<{ transportFactory?: TransportFactory }>(pkg);
-  } catch (error) {
-    const missing = (error as { code?: string })?.code === 'ERR_MODULE_NOT_FOUND' && String((error as Error).message).includes(`'${pkg}'`);
-    const message = missing
-      ? `"${kind}" needs the package ${pkg}; install it next to @switchboard/core (e.g. npm install ${pkg})`
-      : `"${kind}": the package ${pkg} is installed but failed to load: ${describeFailure(error, 1000).message}`;
-    throw Object.assign(new ConfigError([{ path: 'transport.kind', message }]), { cause: error });
+  constructor(factories: readonly AnyTransportFactory[] = [memoryTransportFactory]) {
+    for (const factory of factories) this.register(factory);
   }
-  if (module.transportFactory) return module.transportFactory;
-  throw new ConfigError([{ path: 'transport.kind', message: `"${kind}": the package ${pkg} exports no transportFactory` }]);
+
+  /** Adds (or replaces) the factory for its kind. */
+  register(factory: AnyTransportFactory): this {
+    this.factories.set(factory.kind, factory as unknown as TransportFactory);
+    return this;
+  }
+
+  get(kind: string): TransportFactory | undefined {
+    return this.factories.get(kind);
+  }
+
+  kinds(): string[] {
+    return [...this.factories.keys()];
+  }
+
+  /** A registry with this one's factories plus `extra` (this one is unchanged). */
+  with(extra: readonly AnyTransportFactory[]): TransportRegistry {
+    const copy = new TransportRegistry([]);
+    for (const factory of this.factories.values()) copy.register(factory as AnyTransportFactory);
+    for (const factory of extra) copy.register(factory);
+    return copy;
+  }
 }
 
-/**
- * Imports an optional package as the application sees it: resolved from the working directory, then
- * from the main script, then from core itself. Rejects when none of them has it.
- */
-export async function importFromApp<M>(pkg: string): Promise<M> {
-  const bases = [join(process.cwd(), 'package.json'), process.argv[1] ?? '', import.meta.url].filter(Boolean);
-  for (const base of bases) {
-    let resolved: string;
-    try {
-      resolved = createRequire(base).resolve(pkg);
-    } catch {
-      continue;
-    }
-    return (await import(pathToFileURL(resolved).href)) as M;
-  }
-  return (await import(pkg)) as M;
+/** The process-wide registry `createBusFromConfig` uses by default: memory, plus what `registerTransport` adds. */
+export const defaultTransportRegistry = new TransportRegistry();
+
+/** Registers an adapter's factory process-wide, e.g. `registerTransport(kafkaTransport)`. */
+export function registerTransport(factory: AnyTransportFactory): void {
+  defaultTransportRegistry.register(factory);
+}
+
+/** The factory for `kind`, or a ConfigError naming the registered kinds and how to add one. */
+export function resolveTransportFactory(kind: string, registry: TransportRegistry = defaultTransportRegistry): TransportFactory {
+  const factory = registry.get(kind);
+  if (factory) return factory;
+  const known = registry.kinds().map((k) => `"${k}"`).join(', ');
+  throw new ConfigError([
+    {
+      path: 'transport.kind',
+      message: `no transport "${kind}" is registered (registered: ${known}); register the adapter's factory, e.g. createBusFromConfig(config, { transports: [kafkaTransport] }) with kafkaTransport from @switchboard/kafka`,
+    },
+  ]);
 }
 
 /** A config checked against its transport: options parsed, capabilities known. */
@@ -90,11 +99,11 @@ export interface ResolvedTransportConfig {
 /**
  * Validates the transport options and refuses, with reasons, every combination the transport cannot
  * honour (a publish guarantee it lacks, groups on a transport without them, ...). Throws ConfigError /
- * CapabilityError naming the field paths.
+ * CapabilityError naming the field paths (and the environment variables that set them).
  */
-export async function resolveTransportConfig(config: BusConfig): Promise<ResolvedTransportConfig> {
+export function resolveTransportConfig(config: BusConfig, registry: TransportRegistry = defaultTransportRegistry): ResolvedTransportConfig {
   const { kind, ...rawOptions } = config.transport;
-  const factory = await resolveTransportFactory(kind);
+  const factory = resolveTransportFactory(kind, registry);
   const options = parseWithEnv(factory.optionsSchema, rawOptions, envOriginsOf(config), 'transport');
   const capabilities = factory.capabilities(options);
   const issues: { path: string; message: string }[] = [];

@@ -1,21 +1,6 @@
 import * as fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  ConfigError,
-  CountingObserver,
-  DeadLetterHeaders,
-  TRUNCATED_HEADERS_HEADER,
-  buildDeadLetter,
-  createBus,
-  createDeliveryProcessor,
-  createMemoryTransport,
-  describeFailure,
-  fitDeadLetter,
-  jsonCodec,
-  type Delivery,
-  type RawPublisher,
-  type TransportMessage,
-} from '@switchboard/core';
+import { ConfigError, CountingObserver, DeadLetterHeaders, TRUNCATED_HEADERS_HEADER, buildDeadLetter, createBus, createDeliveryProcessor, createMemoryTransport, describeFailure, fitDeadLetter, jsonCodec, type Delivery, type RawPublisher, type TransportMessage } from '@switchboard/core';
 import { hostileThrownValues } from '@switchboard/core/testing';
 
 /** Any value a handler may throw: fast-check's `anything`, plus the hand-made hostile ones. */

@@ -20,8 +20,11 @@ export async function createKafkaTransport(options: Partial<KafkaOptions> = {}):
   return KafkaTransport.connect(kafkaOptionsSchema.parse(options));
 }
 
-/** Found by core through `transport.kind: kafka`. */
-export const transportFactory: TransportFactory<KafkaOptions> = {
+/**
+ * The factory an application registers to use `transport.kind: kafka`:
+ * `createBusFromConfig(config, { transports: [kafkaTransport] })` or `registerTransport(kafkaTransport)`.
+ */
+export const kafkaTransport: TransportFactory<KafkaOptions> = {
   kind: 'kafka',
   optionsSchema: kafkaOptionsSchema,
   capabilities: () => KAFKA_CAPABILITIES,
@@ -31,3 +34,6 @@ export const transportFactory: TransportFactory<KafkaOptions> = {
       : [],
   create: (options) => KafkaTransport.connect(options),
 };
+
+/** The same factory under the name tools look for (`switchboard --transport-module`). */
+export const transportFactory = kafkaTransport;

@@ -2,10 +2,15 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Partitioners } from 'kafkajs';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { CountingObserver, NonRetryableError, createBus, createSwitchboardContainer, type Bus, type Message } from '@switchboard/core';
-import { Recorder, runCli, uniqueName, waitUntil } from '@switchboard/core/testing';
-import type { KafkaOptionsInput, KafkaTransport } from '@switchboard/kafka';
+import { runCli } from '@switchboard/cli/testing';
+import { CountingObserver, NonRetryableError, createBus, type Bus, type Message, registerTransport } from '@switchboard/core';
+import { Recorder, uniqueName, waitUntil } from '@switchboard/core/testing';
+import { createSwitchboardContainer } from '@switchboard/inversify';
+import { type KafkaOptionsInput, type KafkaTransport, kafkaTransport } from '@switchboard/kafka';
 import { KAFKA_BROKERS, testTransport } from './helpers.js';
+
+// Config-driven tests (createSwitchboardContainer with transport.kind) find the adapter through the registry.
+registerTransport(kafkaTransport);
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {

@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { afterAll } from 'vitest';
-import { dropTestTables, runDeadLetterLifecycleSuite } from '@switchboard/core/testing';
+import { runDeadLetterLifecycleSuite } from '@switchboard/cli/testing';
+import { dropTestTables } from '@switchboard/postgres/testing';
 import { testTransport } from './helpers.js';
 
 const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';

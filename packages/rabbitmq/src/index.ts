@@ -27,10 +27,16 @@ export async function createRabbitTransport(options: Partial<RabbitOptions> = {}
   return RabbitTransport.connect(rabbitOptionsSchema.parse(options));
 }
 
-/** Found by core through `transport.kind: rabbitmq`. */
-export const transportFactory: TransportFactory<RabbitOptions> = {
+/**
+ * The factory an application registers to use `transport.kind: rabbitmq`:
+ * `createBusFromConfig(config, { transports: [rabbitmqTransport] })` or `registerTransport(rabbitmqTransport)`.
+ */
+export const rabbitmqTransport: TransportFactory<RabbitOptions> = {
   kind: 'rabbitmq',
   optionsSchema: rabbitOptionsSchema,
   capabilities: (options) => rabbitCapabilities(options),
   create: (options) => RabbitTransport.connect(options),
 };
+
+/** The same factory under the name tools look for (`switchboard --transport-module`). */
+export const transportFactory = rabbitmqTransport;

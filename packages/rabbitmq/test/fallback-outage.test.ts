@@ -4,8 +4,10 @@ import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll } from 'vitest';
-import { PostgresFallbackStore } from '@switchboard/core/postgres';
-import { dropTestTables, runBrokerOutageSuite, uniqueName, uniqueTableName } from '@switchboard/core/testing';
+import { uniqueName } from '@switchboard/core/testing';
+import { PostgresFallbackStore } from '@switchboard/postgres';
+import { dropTestTables, uniqueTableName } from '@switchboard/postgres/testing';
+import { runBrokerOutageSuite } from '@switchboard/resilience/testing';
 import { RedisFallbackStore } from '@switchboard/redis-pubsub';
 import { testTransport } from './helpers.js';
 

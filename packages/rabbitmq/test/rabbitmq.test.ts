@@ -1,9 +1,14 @@
 import * as amqplib from 'amqplib';
 import { afterEach, describe, expect, it } from 'vitest';
-import { CountingObserver, NonRetryableError, createBus, createSwitchboardContainer, PublishError, type Bus, type Message } from '@switchboard/core';
-import { Recorder, runCli, uniqueName } from '@switchboard/core/testing';
-import type { RabbitOptionsInput, RabbitTransport } from '@switchboard/rabbitmq';
+import { runCli } from '@switchboard/cli/testing';
+import { CountingObserver, NonRetryableError, createBus, PublishError, type Bus, type Message, registerTransport } from '@switchboard/core';
+import { Recorder, uniqueName } from '@switchboard/core/testing';
+import { createSwitchboardContainer } from '@switchboard/inversify';
+import { type RabbitOptionsInput, type RabbitTransport, rabbitmqTransport } from '@switchboard/rabbitmq';
 import { RABBITMQ_URL, rabbitmqctl, testTransport } from './helpers.js';
+
+// Config-driven tests (createSwitchboardContainer with transport.kind) find the adapter through the registry.
+registerTransport(rabbitmqTransport);
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {

@@ -1,9 +1,11 @@
 import { spawn } from 'node:child_process';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
+import { CLI_PATH } from '@switchboard/cli/testing';
 import { createBus } from '@switchboard/core';
-import { PostgresFallbackStore } from '@switchboard/core/postgres';
-import { CLI_PATH, dropTestTables, eventually, Recorder, uniqueName, uniqueTableName } from '@switchboard/core/testing';
+import { eventually, Recorder, uniqueName } from '@switchboard/core/testing';
+import { PostgresFallbackStore } from '@switchboard/postgres';
+import { dropTestTables, uniqueTableName } from '@switchboard/postgres/testing';
 import { RABBITMQ_URL, testTransport } from './helpers.js';
 
 const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';

@@ -21,8 +21,11 @@ export async function createRedisPubSubTransport(options: Partial<RedisOptions> 
   return RedisPubSubTransport.connect(redisOptionsSchema.parse(options));
 }
 
-/** Found by core through `transport.kind: redis`. */
-export const transportFactory: TransportFactory<RedisOptions> = {
+/**
+ * The factory an application registers to use `transport.kind: redis`:
+ * `createBusFromConfig(config, { transports: [redisPubSubTransport] })` or `registerTransport(redisPubSubTransport)`.
+ */
+export const redisPubSubTransport: TransportFactory<RedisOptions> = {
   kind: 'redis',
   optionsSchema: redisOptionsSchema,
   capabilities: () => REDIS_PUBSUB_CAPABILITIES,
@@ -42,3 +45,6 @@ export async function openRedisFallbackStore(url: string, key?: string): Promise
   }
   return Object.assign(store, { close: async () => void (await redis.quit()) });
 }
+
+/** The same factory under the name tools look for (`switchboard --transport-module`). */
+export const transportFactory = redisPubSubTransport;

@@ -1,7 +1,6 @@
 import { Redis } from 'ioredis';
-import type { DeadLetterReader } from '@switchboard/core/testing';
-import { Recorder } from '@switchboard/core/testing';
 import type { TransportMessage } from '@switchboard/core';
+import { type DeadLetterReader, Recorder } from '@switchboard/core/testing';
 import { readDeadLetterStream } from '@switchboard/redis-pubsub';
 
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';

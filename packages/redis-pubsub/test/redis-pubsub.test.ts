@@ -1,9 +1,14 @@
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
-import { CapabilityError, CountingObserver, DeadLetterHeaders, NonRetryableError, PublishError, createBus, createSwitchboardContainer, type Bus, type Message, type NoReceiversPolicy } from '@switchboard/core';
-import { Recorder, runCli, runFallbackStoreSuite, uniqueName } from '@switchboard/core/testing';
-import { RedisFallbackStore, createRedisPubSubTransport, readDeadLetterStream, type RedisOptions } from '@switchboard/redis-pubsub';
+import { runCli } from '@switchboard/cli/testing';
+import { CapabilityError, CountingObserver, DeadLetterHeaders, NonRetryableError, PublishError, createBus, type Bus, type Message, type NoReceiversPolicy, registerTransport } from '@switchboard/core';
+import { Recorder, runFallbackStoreSuite, uniqueName } from '@switchboard/core/testing';
+import { createSwitchboardContainer } from '@switchboard/inversify';
+import { RedisFallbackStore, createRedisPubSubTransport, readDeadLetterStream, type RedisOptions, redisPubSubTransport } from '@switchboard/redis-pubsub';
 import { REDIS_URL } from './helpers.js';
+
+// Config-driven tests (createSwitchboardContainer with transport.kind) find the adapter through the registry.
+registerTransport(redisPubSubTransport);
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {

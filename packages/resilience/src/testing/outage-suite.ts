@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { FallbackStore } from '../resilience/fallback-store.js';
+import type { FallbackStore } from '@switchboard/core';
 import { runBrokerOutageScenario, type OutageScenarioOptions } from './outage-scenario.js';
 
 /**

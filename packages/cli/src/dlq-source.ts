@@ -1,8 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { TransportMessage } from '../message.js';
-import type { DeadLetterSource, Transport } from '../ports.js';
-import { DeadLetterHeaders } from '../dead-letter.js';
-import type { ParkingFilter } from '../operations/parking-lot.js';
+import { DeadLetterHeaders, type DeadLetterSource, type ParkingFilter, type Transport, type TransportMessage } from '@switchboard/core';
 
 /** A dead letter as read from a transport's DLQ. */
 export interface TransportDeadLetter extends TransportMessage {

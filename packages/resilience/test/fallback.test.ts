@@ -1,18 +1,10 @@
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import {
-  CountingObserver,
-  FallbackRelay,
-  MemoryBroker,
-  MemoryFallbackStore,
-  StoredForLaterError,
-  createBus,
-  createMemoryTransport,
-  withFallback,
-  type Transport,
-} from '@switchboard/core';
-import { PostgresFallbackStore } from '@switchboard/core/postgres';
-import { dropTestTables, Recorder, runFallbackStoreSuite, uniqueTableName } from '@switchboard/core/testing';
+import { CountingObserver, FallbackRelay, MemoryBroker, MemoryFallbackStore, createBus, createMemoryTransport, type Transport } from '@switchboard/core';
+import { Recorder, runFallbackStoreSuite } from '@switchboard/core/testing';
+import { PostgresFallbackStore } from '@switchboard/postgres';
+import { dropTestTables, uniqueTableName } from '@switchboard/postgres/testing';
+import { StoredForLaterError, withFallback } from '@switchboard/resilience';
 
 export const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const pool = new pg.Pool({ connectionString: DATABASE_URL, max: 4 });

@@ -8,16 +8,7 @@ import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
 import cliProgress from 'cli-progress';
-import { createBusFromConfig } from '../di.js';
-import { loadBusConfig, type BusConfig } from '../config.js';
-import { ConfigError } from '../errors.js';
-import { consoleLogger } from '../observer.js';
-import { replayParked, replayTo, selectParked } from '../operations/dead-letter-consumer.js';
-import { DeadLetterHeaders } from '../dead-letter.js';
-import type { ParkedMessage, ParkingFilter, ParkingLot } from '../operations/parking-lot.js';
-import type { FallbackStore } from '../resilience/fallback-store.js';
-import { FallbackRelay } from '../resilience/relay.js';
-import { importFromApp, resolveTransportConfig } from '../registry.js';
+import { type BusConfig, ConfigError, consoleLogger, createBusFromConfig, DeadLetterHeaders, defaultTransportRegistry, describeFailure, FallbackRelay, type FallbackStore, loadBusConfig, type ParkedMessage, type ParkingFilter, type ParkingLot, redactUrl, replayParked, replayTo, resolveTransportConfig, selectParked, type AnyTransportFactory, type TransportRegistry } from '@switchboard/core';
 import { walkTransportDeadLetters, type TransportDeadLetter } from './dlq-source.js';
 
 class UsageError extends Error {}
@@ -27,6 +18,7 @@ interface GlobalOptions {
   json?: boolean;
   databaseUrl?: string;
   parkingTable?: string;
+  transportModule?: string[];
 }
 
 interface FilterOptions {
@@ -66,7 +58,7 @@ function filterFrom(options: FilterOptions): ParkingFilter {
 async function openParkingLot(global: GlobalOptions): Promise<ParkingLot & { close(): Promise<void> }> {
   const url = global.databaseUrl ?? process.env.DATABASE_URL;
   if (!url) throw new UsageError('the parking lot needs --database-url or DATABASE_URL (postgres://...)');
-  const [{ default: pg }, { PostgresParkingLot }] = await Promise.all([import('pg'), import('../stores/postgres-parking-lot.js')]);
+  const [{ default: pg }, { PostgresParkingLot }] = await Promise.all([import('pg'), import('@switchboard/postgres')]);
   const pool = new pg.Pool({ connectionString: url, max: 2 });
   const lot = await PostgresParkingLot.open(pool, global.parkingTable);
   return Object.assign(lot, { close: () => pool.end() });
@@ -74,18 +66,51 @@ async function openParkingLot(global: GlobalOptions): Promise<ParkingLot & { clo
 
 async function openStore(url: string, name: string | undefined): Promise<FallbackStore & { close(): Promise<void> }> {
   if (/^postgres(ql)?:\/\//.test(url)) {
-    const [{ default: pg }, { PostgresFallbackStore }] = await Promise.all([import('pg'), import('../stores/postgres.js')]);
+    const [{ default: pg }, { PostgresFallbackStore }] = await Promise.all([import('pg'), import('@switchboard/postgres')]);
     const pool = new pg.Pool({ connectionString: url, max: 2 });
     const store = await PostgresFallbackStore.open({ pool, ...(name ? { table: name } : {}) });
     return Object.assign(store, { close: () => pool.end() });
   }
   if (/^rediss?:\/\//.test(url)) {
-    const { openRedisFallbackStore } = await importFromApp<{ openRedisFallbackStore(url: string, key?: string): Promise<FallbackStore & { close(): Promise<void> }> }>('@switchboard/redis-pubsub').catch(() => {
-      throw new UsageError('a redis:// store needs the package @switchboard/redis-pubsub installed next to @switchboard/core');
-    });
-    return openRedisFallbackStore(url, name);
+    const redis = (await optionalImport('@switchboard/redis-pubsub')) as { openRedisFallbackStore(url: string, key?: string): Promise<FallbackStore & { close(): Promise<void> }> } | undefined;
+    if (!redis) throw new UsageError('a redis:// store needs the package @switchboard/redis-pubsub (npm install @switchboard/redis-pubsub)');
+    return redis.openRedisFallbackStore(url, name);
   }
-  throw new UsageError(`--store: expected postgres:// or redis:// (got "${url.replace(/\/\/[^@]*@/, '//***@')}")`);
+  throw new UsageError(`--store: expected postgres:// or redis:// (got "${redactUrl(url)}")`);
+}
+
+/** The first-party adapters the CLI uses when they are installed (optional peer dependencies). */
+const FIRST_PARTY_ADAPTERS = ['@switchboard/kafka', '@switchboard/rabbitmq', '@switchboard/redis-pubsub'];
+
+/** Imports `name`, or undefined when that package itself is not installed (any other failure is reported). */
+async function optionalImport(name: string): Promise<Record<string, unknown> | undefined> {
+  try {
+    return (await import(name)) as Record<string, unknown>;
+  } catch (error) {
+    const code = (error as { code?: string } | undefined)?.code;
+    if ((code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') && String((error as Error).message).includes(`'${name}'`)) return undefined;
+    throw new Error(`${name} is installed but failed to load: ${describeFailure(error, 500).message}`, { cause: error });
+  }
+}
+
+/**
+ * The transports the CLI can connect: memory, the installed first-party adapters, and the packages
+ * named in --transport-module / SWITCHBOARD_TRANSPORT_MODULES (each exporting `transportFactory`).
+ */
+async function transportRegistry(global: GlobalOptions): Promise<TransportRegistry> {
+  const extra = [...(global.transportModule ?? []), ...(process.env.SWITCHBOARD_TRANSPORT_MODULES ?? '').split(',').map((s) => s.trim()).filter(Boolean)];
+  const factories: AnyTransportFactory[] = [];
+  for (const name of [...FIRST_PARTY_ADAPTERS, ...extra]) {
+    const module = await optionalImport(name);
+    if (!module) {
+      if (extra.includes(name)) throw new UsageError(`--transport-module: ${name} is not installed`);
+      continue;
+    }
+    const factory = module.transportFactory as AnyTransportFactory | undefined;
+    if (!factory) throw new UsageError(`${name} exports no transportFactory`);
+    factories.push(factory);
+  }
+  return defaultTransportRegistry.with(factories);
 }
 
 function print(global: GlobalOptions, data: unknown, text: () => string): void {
@@ -118,7 +143,7 @@ function letterTable(letters: readonly TransportDeadLetter[]): string {
 
 async function withBus<R>(global: GlobalOptions, run: (bus: Awaited<ReturnType<typeof createBusFromConfig>>, config: BusConfig) => Promise<R>): Promise<R> {
   const config = await loadBusConfig(global.config ? { file: global.config } : {});
-  const bus = await createBusFromConfig(config);
+  const bus = await createBusFromConfig(config, { registry: await transportRegistry(global) });
   try {
     return await run(bus, config);
   } finally {
@@ -157,6 +182,7 @@ export function buildProgram(): Command {
     .option('--config <file>', 'bus config file (JSON/YAML); default SWITCHBOARD_CONFIG and SWITCHBOARD__* variables')
     .option('--database-url <url>', 'parking lot database (default DATABASE_URL)')
     .option('--parking-table <name>', 'parking lot table (default switchboard_parked)')
+    .option('--transport-module <package...>', 'extra adapter packages exporting transportFactory (also SWITCHBOARD_TRANSPORT_MODULES, comma-separated)')
     .option('--json', 'machine-readable output')
     .showHelpAfterError()
     .exitOverride();
@@ -287,7 +313,7 @@ export function buildProgram(): Command {
       if (!Number.isInteger(leaseMs) || leaseMs < 100) throw new UsageError(`--lease-ms: an integer of at least 100 (got "${options.leaseMs}")`);
       if (!Number.isInteger(batchSize) || batchSize < 1) throw new UsageError(`--batch-size: a positive integer (got "${options.batchSize}")`);
       const config = await loadBusConfig(global().config ? { file: global().config! } : {});
-      const { factory, options: transportOptions } = await resolveTransportConfig(config);
+      const { factory, options: transportOptions } = resolveTransportConfig(config, await transportRegistry(global()));
       const transport = await factory.create(transportOptions);
       const store = await openStore(options.store, options.name);
       const relay = new FallbackRelay({ store, transport, leaseMs, batchSize, observer: { onEvent: (e) => e.type === 'relayed' && !global().json && consoleLogger.info({ topic: e.topic, count: e.count, lagMs: e.lagMs }, 'relayed') } });

@@ -1,8 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import type { Pool, PoolClient } from 'pg';
-import type { FallbackRecord, FallbackStore, StoredRecord } from '../resilience/fallback-store.js';
+import type { FallbackRecord, FallbackStore, StoredRecord } from '@switchboard/core';
 
-const MIGRATION = new URL('../../migrations/001_fallback.sql', import.meta.url);
+const MIGRATION = new URL('../migrations/001_fallback.sql', import.meta.url);
 
 export interface PostgresFallbackStoreOptions {
   /** A pg Pool (the application's own, usually). */
@@ -143,4 +143,4 @@ export class PostgresFallbackStore implements FallbackStore {
   }
 }
 
-export { PostgresParkingLot, migratePostgresParkingLot } from './postgres-parking-lot.js';
+export { PostgresParkingLot, migratePostgresParkingLot } from './parking-lot.js';

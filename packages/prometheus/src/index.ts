@@ -1,6 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { BusEvent, BusObserver } from '../observer.js';
+import type { BusEvent, BusObserver } from '@switchboard/core';
 
 export interface PrometheusObserverOptions {
   /** Registry to register into (default: a new one). */

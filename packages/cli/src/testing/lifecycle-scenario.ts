@@ -2,20 +2,15 @@ import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import type { Pool } from 'pg';
-import { createBus } from '../bus.js';
-import { NonRetryableError } from '../errors.js';
-import type { Message } from '../message.js';
-import { CountingObserver, combineObservers } from '../observer.js';
-import { PrometheusObserver } from '../observability/prometheus.js';
-import { consumeDeadLetters, parkingHistory } from '../operations/dead-letter-consumer.js';
-import type { ParkedMessage } from '../operations/parking-lot.js';
-import type { Transport } from '../ports.js';
-import { PostgresParkingLot } from '../stores/postgres-parking-lot.js';
-import { Recorder, eventually, uniqueName, waitUntil } from './recorder.js';
-import { uniqueTableName } from './stores.js';
+import { combineObservers, consumeDeadLetters, CountingObserver, createBus, type Message, NonRetryableError, type ParkedMessage, parkingHistory, type Transport } from '@switchboard/core';
+import { PrometheusObserver } from '@switchboard/prometheus';
+import { PostgresParkingLot } from '@switchboard/postgres';
+import { eventually, Recorder, uniqueName, waitUntil } from '@switchboard/core/testing';
+import { uniqueTableName } from '@switchboard/postgres/testing';
 
 /** The built CLI (`pnpm test` builds first). */
-export const CLI_PATH = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
+/** The `switchboard` command of this package (runs dist/, so build first). */
+export const CLI_PATH = fileURLToPath(new URL('../../bin/switchboard.js', import.meta.url));
 
 /** Runs `switchboard ...args` as a user would; resolves with exit code and output. */
 export async function runCli(args: readonly string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {

@@ -1,10 +1,5 @@
 import { BrokenCircuitError, CircuitState, ConsecutiveBreaker, SamplingBreaker, circuitBreaker, handleAll, type CircuitBreakerPolicy } from 'cockatiel';
-import { ObserverSet, type BusObserver } from '../observer.js';
-import { withDeadline } from '../deadline.js';
-import { PublishError } from '../errors.js';
-import type { TransportMessage } from '../message.js';
-import type { DeadLetterSource, DeliveryListener, RawPublisher, Transport, TransportPublishOptions, TransportPublishResult, TransportSubscribeSpec, TransportSubscription } from '../ports.js';
-import type { FallbackRecord, FallbackStore } from './fallback-store.js';
+import { type BusObserver, type DeadLetterSource, type DeliveryListener, type FallbackRecord, type FallbackStore, ObserverSet, PublishError, type RawPublisher, type Transport, type TransportMessage, type TransportPublishOptions, type TransportPublishResult, type TransportSubscribeSpec, type TransportSubscription, withDeadline } from '@switchboard/core';
 
 export type BreakerState = 'closed' | 'open' | 'half-open';
 

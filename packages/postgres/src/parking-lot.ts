@@ -1,8 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import type { Pool } from 'pg';
-import type { NewParkedMessage, ParkedMessage, ParkingFilter, ParkingLot } from '../operations/parking-lot.js';
+import type { NewParkedMessage, ParkedMessage, ParkingFilter, ParkingLot } from '@switchboard/core';
 
-const MIGRATION = new URL('../../migrations/002_parking_lot.sql', import.meta.url);
+const MIGRATION = new URL('../migrations/002_parking_lot.sql', import.meta.url);
 
 function assertIdentifier(name: string): void {
   if (!/^[a-z_][a-z0-9_]{0,40}$/.test(name)) throw new Error(`invalid table name "${name}": lower-case letters, digits and _ only`);

@@ -1,10 +1,6 @@
-import { createBus } from '../bus.js';
-import { CountingObserver } from '../observer.js';
-import type { Transport } from '../ports.js';
-import type { FallbackStore } from '../resilience/fallback-store.js';
-import { withFallback } from '../resilience/fallback-transport.js';
-import { FallbackRelay } from '../resilience/relay.js';
-import { uniqueName } from './recorder.js';
+import { CountingObserver, createBus, FallbackRelay, type FallbackStore, type Transport } from '@switchboard/core';
+import { withFallback } from '../fallback-transport.js';
+import { uniqueName } from '@switchboard/core/testing';
 
 export interface OutageScenarioOptions {
   /** A fresh connection to the real broker. Called twice: publisher side and consumer side. */

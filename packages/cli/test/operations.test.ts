@@ -1,9 +1,11 @@
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
+import { runCli } from '@switchboard/cli/testing';
 import { CountingObserver, MemoryParkingLot, NonRetryableError, combineObservers, consumeDeadLetters, createBus, createMemoryTransport, parkingHistory, replayParked, type ParkingLot } from '@switchboard/core';
-import { PostgresParkingLot } from '@switchboard/core/postgres';
-import { PrometheusObserver, startMetricsServer } from '@switchboard/core/prometheus';
-import { dropTestTables, eventually, Recorder, runCli, uniqueTableName } from '@switchboard/core/testing';
+import { eventually, Recorder } from '@switchboard/core/testing';
+import { PostgresParkingLot } from '@switchboard/postgres';
+import { dropTestTables, uniqueTableName } from '@switchboard/postgres/testing';
+import { PrometheusObserver, startMetricsServer } from '@switchboard/prometheus';
 
 const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const pool = new pg.Pool({ connectionString: DATABASE_URL, max: 4 });

@@ -1,0 +1,48 @@
+import { createBus, type Bus, type SubscriptionDefaults } from './bus.js';
+import type { DeliveryGuarantee } from './capabilities.js';
+import type { BusConfig, SubscriptionConfig } from './config.js';
+import { ConfigError } from './errors.js';
+import type { BusObserver, Logger } from './observer.js';
+import type { SubscribeOptions } from './ports.js';
+import { defaultTransportRegistry, resolveTransportConfig, type AnyTransportFactory, type TransportRegistry } from './registry.js';
+
+export interface BusFromConfigOptions {
+  readonly observer?: BusObserver;
+  readonly logger?: Logger;
+  /**
+   * Adapter factories this bus may use besides the registered ones, e.g. `[kafkaTransport]` from
+   * `@switchboard/kafka`. `transport.kind` picks one.
+   */
+  readonly transports?: readonly AnyTransportFactory[];
+  /** Registry to resolve `transport.kind` in. Default: the process-wide one (`registerTransport`). */
+  readonly registry?: TransportRegistry;
+}
+
+/**
+ * Builds a connected {@link Bus} from a validated config: finds the factory for `transport.kind`,
+ * refuses what the transport cannot honour (before connecting), connects. The config's `publish` and
+ * `defaults` become the bus's publisher options and subscription defaults as they are (already validated).
+ */
+export async function createBusFromConfig(config: BusConfig, options: BusFromConfigOptions = {}): Promise<Bus> {
+  const registry = (options.registry ?? defaultTransportRegistry).with(options.transports ?? []);
+  const resolved = resolveTransportConfig(config, registry);
+  const transport = await resolved.factory.create(resolved.options);
+  return createBus({
+    transport,
+    ...(options.observer ? { observer: options.observer } : {}),
+    ...(options.logger ? { logger: options.logger } : {}),
+    publisher: {
+      ...(config.publish.guarantee ? { guarantee: config.publish.guarantee as DeliveryGuarantee } : {}),
+      ...(config.publish.noReceivers ? { noReceivers: config.publish.noReceivers } : {}),
+    },
+    defaults: Object.fromEntries(Object.entries(config.defaults).filter(([, value]) => value !== undefined)) as SubscriptionDefaults,
+  });
+}
+
+/** The topic and options of a subscription named in the config, ready for `Subscriber.subscribe`. */
+export function namedSubscription<T>(config: BusConfig, name: string, extra: SubscribeOptions<T> = {}): { topic: string; options: SubscribeOptions<T> } {
+  const found: SubscriptionConfig | undefined = config.subscriptions[name];
+  if (!found) throw new ConfigError([{ path: `subscriptions.${name}`, message: `no such subscription (configured: ${Object.keys(config.subscriptions).join(', ') || 'none'})` }]);
+  const { topic, ...options } = found;
+  return { topic, options: { ...(options as SubscribeOptions<T>), ...extra } };
+}
