@@ -5,7 +5,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
-import { busConfigSchema, retryPolicyFieldsSchema } from '@switchboard/core';
+import { busConfigSchema, retryPolicySchema } from '@switchboard/core';
 import { kafkaOptionsSchema } from '@switchboard/kafka';
 import { rabbitOptionsSchema } from '@switchboard/rabbitmq';
 import { redisOptionsSchema } from '@switchboard/redis-pubsub';
@@ -17,7 +17,7 @@ const file = (path) => fileURLToPath(new URL(path, root));
 function fieldComments(path) {
   const source = readFileSync(file(path), 'utf8');
   const comments = new Map();
-  for (const match of source.matchAll(/\/\*\*([\s\S]*?)\*\/\s*([A-Za-z]+)\??:/g)) {
+  for (const match of source.matchAll(/\/\*\*((?:(?!\*\/)[\s\S])*)\*\/\s*(?:readonly\s+)?([A-Za-z]+)\??:/g)) {
     const text = match[1].split('\n').map((line) => line.replace(/^\s*\*\s?/, '').trim()).filter(Boolean).join(' ');
     if (!comments.has(match[2])) comments.set(match[2], text);
   }
@@ -30,7 +30,7 @@ const transports = [
   { kind: 'rabbitmq', schema: rabbitOptionsSchema, comments: fieldComments('packages/rabbitmq/src/options.ts') },
   { kind: 'redis', schema: redisOptionsSchema, comments: fieldComments('packages/redis-pubsub/src/options.ts') },
 ];
-const coreComments = new Map([...fieldComments('packages/core/src/config.ts'), ...fieldComments('packages/core/src/retry.ts'), ...fieldComments('packages/core/src/ports.ts')]);
+const coreComments = new Map([...fieldComments('packages/core/src/retry.ts'), ...fieldComments('packages/core/src/ports.ts'), ...fieldComments('packages/core/src/bus.ts')]);
 
 const toJson = (schema) => z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' });
 
@@ -84,7 +84,7 @@ const markdown = [
   '',
   table('publish', busConfigSchema.shape.publish.unwrap(), coreComments, 'publish.'),
   table('defaults (and each of subscriptions.&lt;name&gt;)', policy, coreComments, 'defaults.'),
-  table('retry (defaults.retry, subscriptions.&lt;name&gt;.retry)', retryPolicyFieldsSchema, coreComments, 'retry.'),
+  table('retry (defaults.retry, subscriptions.&lt;name&gt;.retry)', retryPolicySchema, coreComments, 'retry.'),
   ...transports.filter((t) => t.kind !== 'memory').map(({ kind, schema, comments }) => table(`transport (kind: ${kind})`, schema, comments, 'transport.')),
 ].join('\n');
 

@@ -98,7 +98,7 @@ export async function runOn(kind: TransportKind, options: { messages: number; st
   const runId = randomUUID().slice(0, 8);
   const counts = new CountingObserver();
   let telling = options.story;
-  let setup;
+  let setup: Awaited<ReturnType<typeof createSwitchboardContainer>>;
   try {
     setup = await createSwitchboardContainer({ env: false, object: busConfig(kind, runId) }, { transports: ADAPTERS, observer: counts, ...(options.story ? { logger: storyLogger(kind, options.print, () => telling) } : {}) });
   } catch (error) {

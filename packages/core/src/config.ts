@@ -147,7 +147,7 @@ function originFor(origins: ReadonlyMap<string, EnvOrigin>, path: string): [stri
 
 function setAt(target: Record<string, unknown>, path: readonly string[], value: unknown): void {
   let node = target;
-  path.slice(0, -1).forEach((segment) => (node = node[segment] as Record<string, unknown>));
+  for (const segment of path.slice(0, -1)) node = node[segment] as Record<string, unknown>;
   node[path[path.length - 1]!] = value;
 }
 

@@ -72,9 +72,10 @@ export class KeyedLanes<T> {
         lane.head = 0;
       }
       this.running++;
-      let retryDelay: number | void = undefined;
+      let retryDelay: number | undefined;
       try {
-        retryDelay = await this.run(item);
+        const result = await this.run(item);
+        if (typeof result === 'number') retryDelay = result;
       } catch (error) {
         this.onRunnerError(error);
       }

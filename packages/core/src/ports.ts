@@ -85,7 +85,7 @@ export interface SubscribeOptions<T = unknown> {
   readonly group?: string;
   /** Treat `topic` as a pattern (`*` one segment, `#`/`>` the rest; transport-specific syntax documented per adapter). */
   readonly pattern?: boolean;
-  /** Handler calls running at once (seed: 3). Default 1. Per-key order is kept where the transport promises it. */
+  /** Handler calls running at once. Default 1. Per-key order is kept where the transport promises it. */
   readonly concurrency?: number;
   /** Where a new group starts: only new messages (default) or everything kept (transports with replay). */
   readonly startFrom?: 'latest' | 'earliest';

@@ -4,10 +4,15 @@ import { safeGet } from './failure.js';
 
 /** Bounds of each retry field, written once; the two schemas below differ only in defaults. */
 const retryFields = {
+  /** Handler calls in all, the first included (3 = one call and two retries). */
   maxAttempts: z.number().int().min(1).max(1000),
+  /** Wait before the first retry, ms. */
   initialIntervalMs: z.number().int().min(0).max(86_400_000),
+  /** Each further wait is the previous one times this (1 = fixed backoff). */
   multiplier: z.number().min(1).max(100),
+  /** Longest wait between attempts, ms; also how often a failing dead-letter publish is tried again. */
   maxIntervalMs: z.number().int().min(0).max(86_400_000),
+  /** Spread of each wait, as a fraction (0.2 = ±20%). */
   jitter: z.number().min(0).max(1),
 };
 

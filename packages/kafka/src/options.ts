@@ -10,8 +10,11 @@ export const kafkaOptionsSchema = z
   .object({
     /** Bootstrap brokers: array or comma-separated "host:port". Default: KAFKA_BROKERS or 127.0.0.1:9092. */
     brokers: brokerList.default(() => (process.env.KAFKA_BROKERS ?? '127.0.0.1:9092').split(',')),
+    /** Client id the brokers see (logs, quotas). */
     clientId: z.string().min(1).default('switchboard'),
+    /** TLS to the brokers (system trust store). */
     ssl: z.boolean().default(false),
+    /** SASL authentication: mechanism plain / scram-sha-256 / scram-sha-512 with username and password (never logged). */
     sasl: z
       .object({ mechanism: z.enum(['plain', 'scram-sha-256', 'scram-sha-512']), username: z.string(), password: z.string() })
       .strict()
@@ -20,6 +23,7 @@ export const kafkaOptionsSchema = z
     createTopics: z.boolean().default(true),
     /** Partitions of created topics; "brokers" = as many as the cluster has brokers (one partition per broker spreads the load). */
     partitions: z.union([z.number().int().min(1).max(10_000), z.literal('brokers')]).default('brokers'),
+    /** Replicas of created topics (a cluster: 3, with the brokers' min.insync.replicas 2, so acks=all survives one broker). */
     replicationFactor: z.number().int().min(1).max(10).default(1),
     /** Producer retries of a failed send. */
     retries: z.number().int().min(0).max(100).default(3),
@@ -32,9 +36,16 @@ export const kafkaOptionsSchema = z
      * client may still deliver it later (same id): a rejected publish is "not confirmed", not "not sent".
      */
     publishTimeoutMs: z.number().int().min(100).max(600_000).default(10_000),
+    /** Bound on one request to a broker, ms. */
     requestTimeoutMs: z.number().int().min(100).max(600_000).default(30_000),
+    /**
+     * A consumer not heard from for this long leaves its group (rebalance). Also bounds how long a
+     * restarted consumer waits for its old membership to expire after a broker outage, ms.
+     */
     sessionTimeoutMs: z.number().int().min(1000).max(3_600_000).default(30_000),
+    /** Consumer heartbeats at most this far apart, ms (at most a third of sessionTimeoutMs). */
     heartbeatIntervalMs: z.number().int().min(100).max(60_000).default(3000),
+    /** How long the group waits for members to rejoin during a rebalance, ms. */
     rebalanceTimeoutMs: z.number().int().min(1000).max(3_600_000).default(60_000),
     /** Longest a fetch waits for data; also bounds how late a paused partition resumes. */
     maxWaitTimeMs: z.number().int().min(10).max(60_000).default(250),

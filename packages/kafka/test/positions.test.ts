@@ -38,7 +38,6 @@ describe('kafka positions', () => {
     const group = 'close-commit';
     const handled = new Recorder<string>();
     const stop = gate();
-    let closing: Promise<void> | undefined;
     const first = await bus.subscriber.subscribe(
       topic,
       async (m) => {
@@ -53,7 +52,7 @@ describe('kafka positions', () => {
     const ids = Array.from({ length: 100 }, (_, i) => `c-${i}`);
     await bus.publisher.publish(topic, ids.map((id, i) => ({ id, key: `k${i % 4}`, value: i })));
     await handled.waitFor(33, 30_000);
-    closing = first.close();
+    const closing = first.close();
     stop.open();
     await closing;
     // Every acknowledged message is committed (admin view), and nothing beyond what was handled.

@@ -54,9 +54,10 @@ export const rabbitOptionsSchema = z
      * ignored (counted as `untrusted-header`). Every Switchboard process of the deployment needs the same key.
      */
     signingKey: z.string().min(16).optional(),
-    /** Reconnect backoff after a lost connection, ms. */
-    reconnectInitialDelayMs: z.number().int().min(10).default(100),
-    reconnectMaxDelayMs: z.number().int().min(10).default(5000),
+    /** First wait before reconnecting after a lost connection, ms (doubles up to reconnectMaxDelayMs). */
+    reconnectInitialDelayMs: z.number().int().min(10).max(600_000).default(100),
+    /** Longest wait between reconnect attempts, ms. */
+    reconnectMaxDelayMs: z.number().int().min(10).max(600_000).default(5000),
   })
   .strict()
   .superRefine((options, ctx) => {

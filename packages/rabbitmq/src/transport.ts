@@ -1,6 +1,6 @@
 import { once } from 'node:events';
 import * as amqplib from 'amqplib';
-import type { Channel, ConfirmChannel, ConsumeMessage, Options, RecoveringChannelModel } from 'amqplib';
+import type { Channel, ConfirmChannel, ConsumeMessage, RecoveringChannelModel } from 'amqplib';
 import {
   ClosedError,
   InFlight,

@@ -239,7 +239,7 @@ describe('rabbitmq publishing and config', () => {
       channel.nack(message, false, true);
     }
     const dead = await channel.get(`${queue}-dlq`, { noAck: true });
-    expect(dead && dead.properties.messageId).toBe('crasher');
+    expect(dead ? dead.properties.messageId : undefined).toBe('crasher');
     expect(redeliveries).toBe(3); // the first delivery plus deliveryLimit redeliveries
   });
 });

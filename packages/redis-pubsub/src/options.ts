@@ -8,8 +8,9 @@ export const redisOptionsSchema = z
       .string()
       .regex(/^rediss?:\/\//, 'must start with redis:// or rediss://')
       .default(() => process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'),
-    /** ACL user and password, when not in the URL. */
+    /** ACL user, when not in the URL. */
     username: z.string().optional(),
+    /** ACL password, when not in the URL (never logged). */
     password: z.string().optional(),
     /** Connect timeout, ms: an unreachable server gives a clear error instead of hanging. */
     connectTimeoutMs: z.number().int().min(100).max(120_000).default(5000),

@@ -6,7 +6,7 @@ import { PostgresFallbackStore } from '@switchboard/postgres';
 import { dropTestTables, uniqueTableName } from '@switchboard/postgres/testing';
 import { StoredForLaterError, withFallback } from '@switchboard/resilience';
 
-export const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const pool = new pg.Pool({ connectionString: DATABASE_URL, max: 4 });
 afterAll(async () => {
   await dropTestTables(pool);
