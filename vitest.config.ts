@@ -28,7 +28,10 @@ export default defineConfig({
     projects: [
       { extends: true, test: { name: 'core', include: ['packages/{core,postgres,prometheus,inversify,resilience,cli}/test/**/*.test.ts'] } },
       // Kafka files run one at a time: the outage test stops and restarts the shared broker.
-      { extends: true, test: { name: 'kafka', include: ['packages/kafka/test/**/*.test.ts'], setupFiles: ['packages/kafka/test/setup.ts'], testTimeout: 120_000, hookTimeout: 180_000, fileParallelism: false } },
+      {
+        extends: true,
+        test: { name: 'kafka', include: ['packages/kafka/test/**/*.test.ts'], setupFiles: ['packages/kafka/test/setup.ts'], testTimeout: 120_000, hookTimeout: 180_000, fileParallelism: false },
+      },
       // RabbitMQ files run one at a time too: the fallback outage test stops and restarts the broker.
       { extends: true, test: { name: 'rabbitmq', include: ['packages/rabbitmq/test/**/*.test.ts'], testTimeout: 120_000, hookTimeout: 180_000, fileParallelism: false } },
       { extends: true, test: { name: 'redis', include: ['packages/redis-pubsub/test/**/*.test.ts'], testTimeout: 60_000, hookTimeout: 60_000 } },

@@ -18,7 +18,11 @@ function fieldComments(path) {
   const source = readFileSync(file(path), 'utf8');
   const comments = new Map();
   for (const match of source.matchAll(/\/\*\*((?:(?!\*\/)[\s\S])*)\*\/\s*(?:readonly\s+)?([A-Za-z]+)\??:/g)) {
-    const text = match[1].split('\n').map((line) => line.replace(/^\s*\*\s?/, '').trim()).filter(Boolean).join(' ');
+    const text = match[1]
+      .split('\n')
+      .map((line) => line.replace(/^\s*\*\s?/, '').trim())
+      .filter(Boolean)
+      .join(' ');
     if (!comments.has(match[2])) comments.set(match[2], text);
   }
   return comments;
@@ -53,7 +57,15 @@ const schemaText = `${JSON.stringify({ $schema: 'https://json-schema.org/draft/2
 
 function describe(property) {
   const parts = [];
-  const type = property.type ?? (property.anyOf ? property.anyOf.map((a) => a.type ?? (a.const !== undefined ? JSON.stringify(a.const) : a.enum ? a.enum.map((v) => JSON.stringify(v)).join(' \\| ') : 'object')).join(' \\| ') : property.enum ? property.enum.map((v) => JSON.stringify(v)).join(' \\| ') : property.const !== undefined ? JSON.stringify(property.const) : 'object');
+  const type =
+    property.type ??
+    (property.anyOf
+      ? property.anyOf.map((a) => a.type ?? (a.const !== undefined ? JSON.stringify(a.const) : a.enum ? a.enum.map((v) => JSON.stringify(v)).join(' \\| ') : 'object')).join(' \\| ')
+      : property.enum
+        ? property.enum.map((v) => JSON.stringify(v)).join(' \\| ')
+        : property.const !== undefined
+          ? JSON.stringify(property.const)
+          : 'object');
   const bounds = [];
   if (property.minimum !== undefined) bounds.push(`≥ ${property.minimum}`);
   if (property.maximum !== undefined) bounds.push(`≤ ${property.maximum}`);

@@ -41,8 +41,18 @@ function progress(text: string): void {
   else if (!JSON_OUT) process.stderr.write(`[bench] ${text}\n`);
 }
 
-interface Sample { msgPerSec: number; p50?: number; p99?: number }
-interface Row { transport: string; scenario: string; raw?: Sample; switchboard: Sample; note?: string }
+interface Sample {
+  msgPerSec: number;
+  p50?: number;
+  p99?: number;
+}
+interface Row {
+  transport: string;
+  scenario: string;
+  raw?: Sample;
+  switchboard: Sample;
+  note?: string;
+}
 const rows: Row[] = [];
 
 function median(samples: Sample[]): Sample {
@@ -89,7 +99,11 @@ async function sbPublish(bus: Bus, topic: string, oneAtATime: boolean): Promise<
   for (let i = 0; i < N; i += 1000) {
     const count = Math.min(1000, N - i);
     if (oneAtATime) await Promise.all(Array.from({ length: count }, (_, j) => bus.publisher.publish(topic, { key: `product-${(i + j) % 50}`, value: payload(i + j) })));
-    else await bus.publisher.publish(topic, Array.from({ length: count }, (_, j) => ({ key: `product-${(i + j) % 50}`, value: payload(i + j) })));
+    else
+      await bus.publisher.publish(
+        topic,
+        Array.from({ length: count }, (_, j) => ({ key: `product-${(i + j) % 50}`, value: payload(i + j) })),
+      );
     if (i % 5000 === 0) progress(`${topic}: published ${i}/${N}`);
   }
   return started;
@@ -149,7 +163,10 @@ async function benchMemory(): Promise<void> {
   const started = now();
   const body = { orderId: 'o', productId: 'p', quantity: 1, filler };
   for (let i = 0; i < burst; i += 1000) {
-    await bus.publisher.publish('mem.burst', Array.from({ length: 1000 }, () => ({ value: body })));
+    await bus.publisher.publish(
+      'mem.burst',
+      Array.from({ length: 1000 }, () => ({ value: body })),
+    );
     if (i % 100_000 === 0) progress(`memory burst: ${i}/${burst}`);
     peak = Math.max(peak, process.memoryUsage().rss);
   }
@@ -230,7 +247,11 @@ async function benchKafka(): Promise<void> {
         if (poison) await bus.publisher.publish(t, { key: keyOn(0), value: { poison: true, sentAt: now() } });
         const healthyKey = keyOn(1);
         const started = now();
-        for (let i = 0; i < N; i += 1000) await bus.publisher.publish(t, Array.from({ length: Math.min(1000, N - i) }, (_, j) => ({ key: healthyKey, value: payload(i + j) })));
+        for (let i = 0; i < N; i += 1000)
+          await bus.publisher.publish(
+            t,
+            Array.from({ length: Math.min(1000, N - i) }, (_, j) => ({ key: healthyKey, value: payload(i + j) })),
+          );
         await arrivals.wait(N);
         return arrivals.sample(started);
       } finally {
@@ -239,7 +260,13 @@ async function benchKafka(): Promise<void> {
     };
     const baseline = await rounds((r) => healthy(false, r));
     const during = await rounds((r) => healthy(true, r));
-    rows.push({ transport: 'kafka', scenario: 'healthy partition: no poison vs during a poison backoff', raw: baseline, switchboard: during, note: '"raw" column = same Switchboard run without the poison message' });
+    rows.push({
+      transport: 'kafka',
+      scenario: 'healthy partition: no poison vs during a poison backoff',
+      raw: baseline,
+      switchboard: during,
+      note: '"raw" column = same Switchboard run without the poison message',
+    });
   } finally {
     await producer.disconnect();
     await admin.disconnect();
@@ -261,7 +288,8 @@ async function benchRabbit(): Promise<void> {
     const started = now();
     for (let i = 0; i < N; i += 1000) {
       for (let j = 0; j < Math.min(1000, N - i); j++) {
-        if (!channel.publish(exchange, topic, Buffer.from(JSON.stringify(payload(i + j))), { persistent: true, messageId: `m${i + j}` })) await new Promise((resolve) => channel.once('drain', resolve));
+        if (!channel.publish(exchange, topic, Buffer.from(JSON.stringify(payload(i + j))), { persistent: true, messageId: `m${i + j}` }))
+          await new Promise((resolve) => channel.once('drain', resolve));
       }
       await channel.waitForConfirms();
     }
@@ -275,8 +303,18 @@ async function benchRabbit(): Promise<void> {
       const started = await rawPublish(t);
       return { msgPerSec: Math.round(N / ((now() - started) / 1000)) };
     });
-    rows.push({ transport: 'rabbitmq', scenario: 'publish, persistent + confirms per 1000', raw, switchboard: await sbPublishOnly(sbTransport, (r) => `bench.${run}.rabbit.sbpub.${r}`, false, declare) });
-    rows.push({ transport: 'rabbitmq', scenario: 'one message per publish call vs raw batch', raw, switchboard: await sbPublishOnly(sbTransport, (r) => `bench.${run}.rabbit.sbone.${r}`, true, declare) });
+    rows.push({
+      transport: 'rabbitmq',
+      scenario: 'publish, persistent + confirms per 1000',
+      raw,
+      switchboard: await sbPublishOnly(sbTransport, (r) => `bench.${run}.rabbit.sbpub.${r}`, false, declare),
+    });
+    rows.push({
+      transport: 'rabbitmq',
+      scenario: 'one message per publish call vs raw batch',
+      raw,
+      switchboard: await sbPublishOnly(sbTransport, (r) => `bench.${run}.rabbit.sbone.${r}`, true, declare),
+    });
     const rawE2e = await rounds(async (r) => {
       const t = `bench.${run}.rabbit.rawe2e.${r}`;
       await declare(t);
@@ -293,7 +331,12 @@ async function benchRabbit(): Promise<void> {
       await consumer.close();
       return arrivals.sample(started);
     });
-    rows.push({ transport: 'rabbitmq', scenario: 'end to end (prefetch/concurrency 100, manual ack)', raw: rawE2e, switchboard: await sbEndToEnd(sbTransport, (r) => `bench.${run}.rabbit.sbe2e.${r}`, 100) });
+    rows.push({
+      transport: 'rabbitmq',
+      scenario: 'end to end (prefetch/concurrency 100, manual ack)',
+      raw: rawE2e,
+      switchboard: await sbEndToEnd(sbTransport, (r) => `bench.${run}.rabbit.sbe2e.${r}`, 100),
+    });
   } finally {
     await connection.close();
   }

@@ -66,7 +66,10 @@ function storyLogger(kind: string, print: (line: string) => void, active: () => 
   const line = (level: string) => (fields: object, message: string) => {
     if (!active()) return;
     const f = fields as Record<string, unknown>;
-    if (message === 'final failure') print(`  [${kind}] ${level} final failure: topic=${f.topic}, partition=${f.partition ?? '-'}, offset=${f.offset ?? '-'}, key=${f.key}, reason=${f.reason}, error=${f.errorMessage}, payload=${f.payload}`);
+    if (message === 'final failure')
+      print(
+        `  [${kind}] ${level} final failure: topic=${f.topic}, partition=${f.partition ?? '-'}, offset=${f.offset ?? '-'}, key=${f.key}, reason=${f.reason}, error=${f.errorMessage}, payload=${f.payload}`,
+      );
     else if (message === 'failed, will retry') print(`  [${kind}] ${level} failed, will retry: ${f.messageId} attempt ${f.attempt}, next in ${f.delayMs} ms (${f.errorMessage})`);
     else if (message.startsWith('retrying')) print(`  [${kind}] ${level} ${message}: ${f.messageId}`);
     else print(`  [${kind}] ${level} ${message} ${JSON.stringify(fields)}`);
@@ -100,7 +103,10 @@ export async function runOn(kind: TransportKind, options: { messages: number; st
   let telling = options.story;
   let setup: Awaited<ReturnType<typeof createSwitchboardContainer>>;
   try {
-    setup = await createSwitchboardContainer({ env: false, object: busConfig(kind, runId) }, { transports: ADAPTERS, observer: counts, ...(options.story ? { logger: storyLogger(kind, options.print, () => telling) } : {}) });
+    setup = await createSwitchboardContainer(
+      { env: false, object: busConfig(kind, runId) },
+      { transports: ADAPTERS, observer: counts, ...(options.story ? { logger: storyLogger(kind, options.print, () => telling) } : {}) },
+    );
   } catch (error) {
     return { transport: kind, error: `unreachable: ${(error as Error).message.split('\n')[0]}` };
   }
@@ -131,7 +137,9 @@ export async function runOn(kind: TransportKind, options: { messages: number; st
       ]);
       await waitUntil(() => counts.count('success') >= 2 && counts.count('dead-lettered') >= 2, 30_000);
       telling = false;
-      options.print(`  [${kind}] counters: success=${counts.count('success')} retry-attempt=${counts.count('retry-attempt')} final-failure=${counts.count('final-failure')} dead-lettered=${counts.count('dead-lettered')}`);
+      options.print(
+        `  [${kind}] counters: success=${counts.count('success')} retry-attempt=${counts.count('retry-attempt')} final-failure=${counts.count('final-failure')} dead-lettered=${counts.count('dead-lettered')}`,
+      );
     }
     const before = { success: counts.count('success'), retries: counts.count('retry-attempt'), dead: counts.count('dead-lettered') };
     handled.length = 0;

@@ -43,6 +43,8 @@ if (json) {
   if (kinds.length === 1 && kinds[0] === 'memory') {
     print('\nOnly the in-memory transport ran. Start the brokers (bash scripts/brokers.sh up) and run `pnpm demo --all` to compare Kafka, RabbitMQ and Redis Pub/Sub.');
   }
-  print('\nWhy: Redis Pub/Sub keeps nothing, so mails sent while nobody listens are lost; Kafka keeps a log per partition, so a key keeps its order and a group resumes where it committed; RabbitMQ keeps the group queue but spreads it over concurrent handlers round-robin, so order per key is not promised.');
+  print(
+    '\nWhy: Redis Pub/Sub keeps nothing, so mails sent while nobody listens are lost; Kafka keeps a log per partition, so a key keeps its order and a group resumes where it committed; RabbitMQ keeps the group queue but spreads it over concurrent handlers round-robin, so order per key is not promised.',
+  );
 }
 process.exit(rows.some((r) => r.transport === 'memory' && r.error) ? 1 : 0);

@@ -23,7 +23,10 @@ export class OrderService {
 
   async requestMails(mails: readonly MailRequested[]): Promise<void> {
     const { topic } = namedSubscription(this.config, 'mail');
-    await this.publisher.publish(topic, mails.map((mail) => ({ id: mail.eventId, value: mail })));
+    await this.publisher.publish(
+      topic,
+      mails.map((mail) => ({ id: mail.eventId, value: mail })),
+    );
   }
 }
 

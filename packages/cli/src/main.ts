@@ -8,7 +8,28 @@ import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
 import cliProgress from 'cli-progress';
-import { type BusConfig, ConfigError, consoleLogger, createBusFromConfig, DeadLetterHeaders, defaultTransportRegistry, describeFailure, FallbackRelay, type FallbackStore, loadBusConfig, type ParkedMessage, type ParkingFilter, type ParkingLot, redactUrl, replayParked, replayTo, resolveTransportConfig, selectParked, type AnyTransportFactory, type TransportRegistry } from '@switchboard/core';
+import {
+  type BusConfig,
+  ConfigError,
+  consoleLogger,
+  createBusFromConfig,
+  DeadLetterHeaders,
+  defaultTransportRegistry,
+  describeFailure,
+  FallbackRelay,
+  type FallbackStore,
+  loadBusConfig,
+  type ParkedMessage,
+  type ParkingFilter,
+  type ParkingLot,
+  redactUrl,
+  replayParked,
+  replayTo,
+  resolveTransportConfig,
+  selectParked,
+  type AnyTransportFactory,
+  type TransportRegistry,
+} from '@switchboard/core';
 import { walkTransportDeadLetters, type TransportDeadLetter } from './dlq-source.js';
 
 class UsageError extends Error {}
@@ -98,7 +119,13 @@ async function optionalImport(name: string): Promise<Record<string, unknown> | u
  * named in --transport-module / SWITCHBOARD_TRANSPORT_MODULES (each exporting `transportFactory`).
  */
 async function transportRegistry(global: GlobalOptions): Promise<TransportRegistry> {
-  const extra = [...(global.transportModule ?? []), ...(process.env.SWITCHBOARD_TRANSPORT_MODULES ?? '').split(',').map((s) => s.trim()).filter(Boolean)];
+  const extra = [
+    ...(global.transportModule ?? []),
+    ...(process.env.SWITCHBOARD_TRANSPORT_MODULES ?? '')
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
+  ];
   const factories: AnyTransportFactory[] = [];
   for (const name of [...FIRST_PARTY_ADAPTERS, ...extra]) {
     const module = await optionalImport(name);
@@ -128,7 +155,16 @@ function table(header: readonly string[], rows: readonly string[][], empty: stri
 function parkedTable(messages: readonly ParkedMessage[]): string {
   return table(
     ['id', 'message id', 'topic', 'error', 'reason', 'attempts', 'parked at', 'replayed'],
-    messages.map((m) => [m.id, m.messageId, m.originalTopic, `${m.errorName}: ${m.errorMessage}`.slice(0, 60), m.reason, String(m.attempts), new Date(m.parkedAt).toISOString(), m.replayedAt ? `${m.replayCount}x` : '-']),
+    messages.map((m) => [
+      m.id,
+      m.messageId,
+      m.originalTopic,
+      `${m.errorName}: ${m.errorMessage}`.slice(0, 60),
+      m.reason,
+      String(m.attempts),
+      new Date(m.parkedAt).toISOString(),
+      m.replayedAt ? `${m.replayCount}x` : '-',
+    ]),
     'no parked messages match',
   );
 }
@@ -153,14 +189,17 @@ async function withBus<R>(global: GlobalOptions, run: (bus: Awaited<ReturnType<t
 
 function progressBar(global: GlobalOptions, total: number): { update(done: number): void; stop(): void } {
   if (global.json || total < 2) return { update() {}, stop() {} };
-  const bar = new cliProgress.SingleBar({ format: 'replaying [{bar}] {value}/{total} {eta_formatted} left', stream: process.stderr, noTTYOutput: true, notTTYSchedule: 2000 }, cliProgress.Presets.shades_classic);
+  const bar = new cliProgress.SingleBar(
+    { format: 'replaying [{bar}] {value}/{total} {eta_formatted} left', stream: process.stderr, noTTYOutput: true, notTTYSchedule: 2000 },
+    cliProgress.Presets.shades_classic,
+  );
   bar.start(total, 0);
   return { update: (done) => bar.update(done), stop: () => bar.stop() };
 }
 
 function addFilters(command: Command): Command {
   return command
-    .addOption(new Option('--source <source>', 'parking lot (database) or the transport\'s DLQ').choices(['parking', 'transport']).default('parking'))
+    .addOption(new Option('--source <source>', "parking lot (database) or the transport's DLQ").choices(['parking', 'transport']).default('parking'))
     .option('--dlq-topic <topic>', 'dead-letter topic to read (--source transport)')
     .option('--topic <topic>', 'original topic')
     .option('--error-name <name>', 'error name, e.g. NonRetryableError')
@@ -270,11 +309,20 @@ export function buildProgram(): Command {
         return walkTransportDeadLetters(bus.transport, dlqTopic, { filter, ids, limit: filter.limit!, idleMs: Number(options.idleMs), mode: options.dryRun ? 'browse' : 'replay' }, async (letter) => {
           if (!letter.originalTopic) throw new Error(`dead letter ${letter.id} has no x-dlq-original-topic header: cannot replay it`);
           if (interval) await new Promise((resolve) => setTimeout(resolve, interval));
-          await replayTo(bus.publisher, letter.originalTopic, letter.headers[DeadLetterHeaders.originalGroup], { id: letter.id, ...(letter.key !== undefined ? { key: letter.key } : {}), headers: { ...letter.headers }, payload: letter.body });
+          await replayTo(bus.publisher, letter.originalTopic, letter.headers[DeadLetterHeaders.originalGroup], {
+            id: letter.id,
+            ...(letter.key !== undefined ? { key: letter.key } : {}),
+            headers: { ...letter.headers },
+            payload: letter.body,
+          });
         });
       });
       if (letters.length === 0) process.exitCode = 1;
-      print(global(), { dryRun: Boolean(options.dryRun), messages: letters.map((l) => l.id) }, () => `${options.dryRun ? 'dry run: would replay' : 'replayed'} ${letters.length} dead letter(s)\n${letterTable(letters)}`);
+      print(
+        global(),
+        { dryRun: Boolean(options.dryRun), messages: letters.map((l) => l.id) },
+        () => `${options.dryRun ? 'dry run: would replay' : 'replayed'} ${letters.length} dead letter(s)\n${letterTable(letters)}`,
+      );
     });
 
   addFilters(dlq.command('purge').description('delete dead letters (parking lot rows, or consume them from the transport DLQ)').argument('[ids...]', 'ids to purge'))
@@ -287,14 +335,18 @@ export function buildProgram(): Command {
         try {
           const targets = await selectParked(lot, ids.length > 0 ? ids : filter);
           const deleted = options.dryRun ? 0 : await lot.delete(targets.map((m) => m.id));
-          print(global(), { dryRun: Boolean(options.dryRun), ids: targets.map((m) => m.id), deleted }, () => (options.dryRun ? `dry run: would delete ${targets.length} message(s)` : `deleted ${deleted} message(s)`));
+          print(global(), { dryRun: Boolean(options.dryRun), ids: targets.map((m) => m.id), deleted }, () =>
+            options.dryRun ? `dry run: would delete ${targets.length} message(s)` : `deleted ${deleted} message(s)`,
+          );
         } finally {
           await lot.close();
         }
         return;
       }
       const dlqTopic = requireDlqTopic(options);
-      const letters = await withBus(global(), (bus) => walkTransportDeadLetters(bus.transport, dlqTopic, { filter, ids, limit: filter.limit!, idleMs: Number(options.idleMs), mode: options.dryRun ? 'browse' : 'purge' }));
+      const letters = await withBus(global(), (bus) =>
+        walkTransportDeadLetters(bus.transport, dlqTopic, { filter, ids, limit: filter.limit!, idleMs: Number(options.idleMs), mode: options.dryRun ? 'browse' : 'purge' }),
+      );
       print(global(), { dryRun: Boolean(options.dryRun), ids: letters.map((l) => l.id) }, () => `${options.dryRun ? 'dry run: would purge' : 'purged'} ${letters.length} dead letter(s)`);
     });
 
@@ -316,7 +368,13 @@ export function buildProgram(): Command {
       const { factory, options: transportOptions } = resolveTransportConfig(config, await transportRegistry(global()));
       const transport = await factory.create(transportOptions);
       const store = await openStore(options.store, options.name);
-      const relay = new FallbackRelay({ store, transport, leaseMs, batchSize, observer: { onEvent: (e) => e.type === 'relayed' && !global().json && consoleLogger.info({ topic: e.topic, count: e.count, lagMs: e.lagMs }, 'relayed') } });
+      const relay = new FallbackRelay({
+        store,
+        transport,
+        leaseMs,
+        batchSize,
+        observer: { onEvent: (e) => e.type === 'relayed' && !global().json && consoleLogger.info({ topic: e.topic, count: e.count, lagMs: e.lagMs }, 'relayed') },
+      });
       try {
         if (options.once) {
           const result = await relay.drainOnce();

@@ -1,7 +1,18 @@
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runCli } from '@switchboard/cli/testing';
-import { CountingObserver, MemoryParkingLot, NonRetryableError, combineObservers, consumeDeadLetters, createBus, createMemoryTransport, parkingHistory, replayParked, type ParkingLot } from '@switchboard/core';
+import {
+  CountingObserver,
+  MemoryParkingLot,
+  NonRetryableError,
+  combineObservers,
+  consumeDeadLetters,
+  createBus,
+  createMemoryTransport,
+  parkingHistory,
+  replayParked,
+  type ParkingLot,
+} from '@switchboard/core';
 import { eventually, Recorder } from '@switchboard/core/testing';
 import { PostgresParkingLot } from '@switchboard/postgres';
 import { dropTestTables, uniqueTableName } from '@switchboard/postgres/testing';
@@ -77,7 +88,10 @@ describe('metrics', () => {
     );
     const total = 1000;
     const kind = (i: number) => (i % 20 === 0 ? 'permanent' : i % 10 === 5 ? 'transient' : 'ok');
-    await bus.publisher.publish('notification', Array.from({ length: total }, (_, i) => ({ key: `k${i % 13}`, value: { kind: kind(i) } })));
+    await bus.publisher.publish(
+      'notification',
+      Array.from({ length: total }, (_, i) => ({ key: `k${i % 13}`, value: { kind: kind(i) } })),
+    );
     const permanent = total / 20;
     const transient = total / 10;
     await counts.waitFor('success', total - permanent);

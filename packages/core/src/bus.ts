@@ -73,7 +73,11 @@ export class TransportPublisher implements Publisher, GroupPublisher {
    */
   publishToGroup<T>(topic: string, group: string, messages: OutgoingMessage<T> | readonly OutgoingMessage<T>[]): Promise<PublishReceipt> {
     const list = Array.isArray(messages) ? (messages as readonly OutgoingMessage<T>[]) : [messages as OutgoingMessage<T>];
-    return this.send(topic, list.map((m) => ({ ...m, headers: { ...m.headers, [REPLAY_GROUP_HEADER]: group } })), group);
+    return this.send(
+      topic,
+      list.map((m) => ({ ...m, headers: { ...m.headers, [REPLAY_GROUP_HEADER]: group } })),
+      group,
+    );
   }
 
   private async send<T>(topic: string, messages: OutgoingMessage<T> | readonly OutgoingMessage<T>[], group: string | undefined): Promise<PublishReceipt> {

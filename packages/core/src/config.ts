@@ -27,7 +27,10 @@ export const subscribeOptionsSchema = z
     startFrom: z.enum(['latest', 'earliest']).optional(),
     ...subscriptionPolicyShape,
     codec: z
-      .custom<unknown>((v) => typeof v === 'object' && v !== null && isFunction((v as { encode?: unknown }).encode) && isFunction((v as { decode?: unknown }).decode), 'must be a codec with encode() and decode()')
+      .custom<unknown>(
+        (v) => typeof v === 'object' && v !== null && isFunction((v as { encode?: unknown }).encode) && isFunction((v as { decode?: unknown }).decode),
+        'must be a codec with encode() and decode()',
+      )
       .optional(),
     schema: z.custom<unknown>((v) => typeof v === 'object' && v !== null && isFunction((v as { safeParse?: unknown }).safeParse), 'must be a zod schema (with safeParse)').optional(),
     classify: z.custom<unknown>(isFunction, 'must be a function').optional(),

@@ -133,7 +133,10 @@ export function fitDeadLetter(letter: TransportMessage, maxHeaderBytes: number |
   const headers: Record<string, string> = { ...letter.headers };
   const touched: string[] = [];
   const budget = maxHeaderBytes - 1024; // room for the truncation marker header itself
-  const originals = () => Object.keys(headers).filter((name) => !name.startsWith(DEAD_LETTER_PREFIX)).sort((a, b) => headers[b]!.length - headers[a]!.length);
+  const originals = () =>
+    Object.keys(headers)
+      .filter((name) => !name.startsWith(DEAD_LETTER_PREFIX))
+      .sort((a, b) => headers[b]!.length - headers[a]!.length);
   for (const name of originals()) {
     if (headerBytes(headers) <= budget) break;
     if (headers[name]!.length > 256) {
@@ -160,7 +163,20 @@ export function fitDeadLetter(letter: TransportMessage, maxHeaderBytes: number |
  */
 export function minimalDeadLetter(letter: TransportMessage): TransportMessage {
   const h = letter.headers;
-  const keep = [DeadLetterHeaders.originalTopic, DeadLetterHeaders.originalGroup, DeadLetterHeaders.originalPartition, DeadLetterHeaders.originalOffset, DeadLetterHeaders.transport, DeadLetterHeaders.attempts, DeadLetterHeaders.reason, DeadLetterHeaders.errorName, DeadLetterHeaders.errorMessage, DeadLetterHeaders.firstFailureAt, DeadLetterHeaders.lastFailureAt, DeadLetterHeaders.retryable];
+  const keep = [
+    DeadLetterHeaders.originalTopic,
+    DeadLetterHeaders.originalGroup,
+    DeadLetterHeaders.originalPartition,
+    DeadLetterHeaders.originalOffset,
+    DeadLetterHeaders.transport,
+    DeadLetterHeaders.attempts,
+    DeadLetterHeaders.reason,
+    DeadLetterHeaders.errorName,
+    DeadLetterHeaders.errorMessage,
+    DeadLetterHeaders.firstFailureAt,
+    DeadLetterHeaders.lastFailureAt,
+    DeadLetterHeaders.retryable,
+  ];
   const headers: Record<string, string> = {};
   for (const name of keep) if (h[name] !== undefined) headers[name] = truncate(h[name]!, 256);
   headers[TRUNCATED_HEADERS_HEADER] = 'minimal letter: the full dead letter was refused by the transport';

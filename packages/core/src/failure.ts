@@ -78,7 +78,11 @@ export function describeFailure(error: unknown, limit: number): FailureDescripti
     const message = safeGet(error, 'message');
     if (typeof message === 'string') {
       const stack = safeGet(error, 'stack');
-      return { name: truncate(typeof name === 'string' && name !== '' ? name : 'object', NAME_LIMIT), message: truncate(message, limit), stack: typeof stack === 'string' ? truncate(stack, limit) : '' };
+      return {
+        name: truncate(typeof name === 'string' && name !== '' ? name : 'object', NAME_LIMIT),
+        message: truncate(message, limit),
+        stack: typeof stack === 'string' ? truncate(stack, limit) : '',
+      };
     }
   }
   return { name: type, message: safeString(error, limit), stack: '' };

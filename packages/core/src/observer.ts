@@ -12,7 +12,18 @@ export type BusEvent =
   /** A handler failed with a retryable error and will be called again after `delayMs`. */
   | { type: 'will-retry'; topic: string; group?: string | undefined; messageId: string; attempt: number; delayMs: number; error: unknown; source: SourceMetadata }
   /** The message is given up on: retries exhausted, non-retryable error, or undecodable/invalid payload. */
-  | { type: 'final-failure'; topic: string; group?: string | undefined; messageId: string; attempt: number; reason: FailureReason; error: unknown; source: SourceMetadata; key?: string; payload: Uint8Array }
+  | {
+      type: 'final-failure';
+      topic: string;
+      group?: string | undefined;
+      messageId: string;
+      attempt: number;
+      reason: FailureReason;
+      error: unknown;
+      source: SourceMetadata;
+      key?: string;
+      payload: Uint8Array;
+    }
   | { type: 'dead-lettered'; topic: string; group?: string | undefined; messageId: string; deadLetterTopic: string }
   | { type: 'published'; topic: string; count: number; receivers?: number }
   | { type: 'publish-failed'; topic: string; count: number; error: unknown }

@@ -175,7 +175,16 @@ export function createDeliveryProcessor<T>(config: PipelineConfig<T>): DeliveryL
       }
       try {
         await config.onFinalFailure({
-          message: { id: delivery.id, ...(delivery.key !== undefined ? { key: delivery.key } : {}), headers: delivery.headers, payload: delivery.body, value, timestamp: delivery.timestamp, attempt, source: delivery.source },
+          message: {
+            id: delivery.id,
+            ...(delivery.key !== undefined ? { key: delivery.key } : {}),
+            headers: delivery.headers,
+            payload: delivery.body,
+            value,
+            timestamp: delivery.timestamp,
+            attempt,
+            source: delivery.source,
+          },
           reason,
           error,
           attempts: attempt,
@@ -301,4 +310,3 @@ export function waitUnlessAborted(ms: number, signal: AbortSignal): Promise<bool
     signal.addEventListener('abort', onAbort, { once: true });
   });
 }
-

@@ -80,7 +80,10 @@ export function registerTransport(factory: AnyTransportFactory): void {
 export function resolveTransportFactory(kind: string, registry: TransportRegistry = defaultTransportRegistry): TransportFactory {
   const factory = registry.get(kind);
   if (factory) return factory;
-  const known = registry.kinds().map((k) => `"${k}"`).join(', ');
+  const known = registry
+    .kinds()
+    .map((k) => `"${k}"`)
+    .join(', ');
   throw new ConfigError([
     {
       path: 'transport.kind',

@@ -50,13 +50,17 @@ describe('config', () => {
   });
 
   it('refuses at startup what the transport cannot honour, with the reason', async () => {
-    const attempt = loadBusConfig({ env: {}, object: { transport: { kind: 'memory' }, publish: { guarantee: 'all' }, subscriptions: { audit: { topic: 'audit', startFrom: 'earliest' } } } }).then((config) => createBusFromConfig(config));
+    const attempt = loadBusConfig({ env: {}, object: { transport: { kind: 'memory' }, publish: { guarantee: 'all' }, subscriptions: { audit: { topic: 'audit', startFrom: 'earliest' } } } }).then(
+      (config) => createBusFromConfig(config),
+    );
     await expect(attempt).rejects.toThrowError(CapabilityError);
     await expect(attempt).rejects.toThrowError(/publish\.guarantee: "all" is not available on transport "memory".*kafka or rabbitmq/);
     await expect(attempt).rejects.toThrowError(/subscriptions\.audit\.startFrom: transport "memory" keeps no history/);
   });
 
   it('rejects unknown transport options under transport.', async () => {
-    await expect(loadBusConfig({ env: {}, object: { transport: { kind: 'memory', brokers: ['x'] } } }).then((config) => createBusFromConfig(config))).rejects.toThrowError(/transport: unknown field\(s\) "brokers"/);
+    await expect(loadBusConfig({ env: {}, object: { transport: { kind: 'memory', brokers: ['x'] } } }).then((config) => createBusFromConfig(config))).rejects.toThrowError(
+      /transport: unknown field\(s\) "brokers"/,
+    );
   });
 });

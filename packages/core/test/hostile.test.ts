@@ -1,10 +1,28 @@
 import * as fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ConfigError, CountingObserver, DeadLetterHeaders, TRUNCATED_HEADERS_HEADER, buildDeadLetter, createBus, createDeliveryProcessor, createMemoryTransport, describeFailure, fitDeadLetter, jsonCodec, type Delivery, type RawPublisher, type TransportMessage } from '@switchboard/core';
+import {
+  ConfigError,
+  CountingObserver,
+  DeadLetterHeaders,
+  TRUNCATED_HEADERS_HEADER,
+  buildDeadLetter,
+  createBus,
+  createDeliveryProcessor,
+  createMemoryTransport,
+  describeFailure,
+  fitDeadLetter,
+  jsonCodec,
+  type Delivery,
+  type RawPublisher,
+  type TransportMessage,
+} from '@switchboard/core';
 import { hostileThrownValues } from '@switchboard/core/testing';
 
 /** Any value a handler may throw: fast-check's `anything`, plus the hand-made hostile ones. */
-const thrownValue = fc.oneof(fc.anything({ withBigInt: true, withBoxedValues: true, withMap: true, withSet: true, withNullPrototype: true }), fc.constantFrom(...hostileThrownValues().map((h) => h.value)));
+const thrownValue = fc.oneof(
+  fc.anything({ withBigInt: true, withBoxedValues: true, withMap: true, withSet: true, withNullPrototype: true }),
+  fc.constantFrom(...hostileThrownValues().map((h) => h.value)),
+);
 const headerMap = fc.dictionary(fc.string({ maxLength: 30 }), fc.string({ maxLength: 200 }), { maxKeys: 12 });
 
 const unhandled: unknown[] = [];
@@ -43,8 +61,18 @@ describe('dead letters', () => {
   });
 
   it('fit the destination header limit: a 64.5 KB original header is cut and named', () => {
-    const delivery = { id: 'm', headers: { 'x-big': 'h'.repeat(64_500), small: 'kept' }, body: new Uint8Array(), timestamp: Date.now(), attempt: 3, source: { transport: 'rabbitmq', topic: 't' } } as unknown as Delivery;
-    const letter = fitDeadLetter(buildDeadLetter(delivery, { reason: 'retries-exhausted', error: new Error('x'.repeat(10_000)), attempts: 3, retryable: true, firstFailureAt: 0, lastFailureAt: 1, stackTraceLimit: 4096 }), 60_000);
+    const delivery = {
+      id: 'm',
+      headers: { 'x-big': 'h'.repeat(64_500), small: 'kept' },
+      body: new Uint8Array(),
+      timestamp: Date.now(),
+      attempt: 3,
+      source: { transport: 'rabbitmq', topic: 't' },
+    } as unknown as Delivery;
+    const letter = fitDeadLetter(
+      buildDeadLetter(delivery, { reason: 'retries-exhausted', error: new Error('x'.repeat(10_000)), attempts: 3, retryable: true, firstFailureAt: 0, lastFailureAt: 1, stackTraceLimit: 4096 }),
+      60_000,
+    );
     const bytes = Object.entries(letter.headers).reduce((n, [k, v]) => n + Buffer.byteLength(k) + Buffer.byteLength(v) + 8, 0);
     expect(bytes).toBeLessThanOrEqual(60_000);
     expect(letter.headers.small).toBe('kept');
@@ -57,7 +85,13 @@ describe('the pipeline is total (property-based, memory)', () => {
   it('ends every message acked after success or after a confirmed dead letter, with at most maxAttempts handler calls, for any thrown values and headers', async () => {
     await fc.assert(
       fc.asyncProperty(
-        fc.array(fc.oneof(fc.constant({ ok: true as const }), thrownValue.map((value) => ({ ok: false as const, value }))), { minLength: 1, maxLength: 5 }),
+        fc.array(
+          fc.oneof(
+            fc.constant({ ok: true as const }),
+            thrownValue.map((value) => ({ ok: false as const, value })),
+          ),
+          { minLength: 1, maxLength: 5 },
+        ),
         headerMap,
         fc.integer({ min: 1, max: 4 }),
         fc.integer({ min: 0, max: 2 }),
@@ -135,7 +169,10 @@ describe('the pipeline is total (property-based, memory)', () => {
       maxGap = Math.max(maxGap, performance.now() - last);
       last = performance.now();
     }, 5);
-    await bus.publisher.publish('hostile', samples.map((s, i) => ({ id: String(i), headers: s.headers, value: i })));
+    await bus.publisher.publish(
+      'hostile',
+      samples.map((s, i) => ({ id: String(i), headers: s.headers, value: i })),
+    );
     const failing = samples.filter((s) => s.throws !== undefined).length;
     const deadline = Date.now() + 20_000;
     // Successes: the messages that did not throw, plus the DLQ reader's handling of each dead letter.

@@ -42,7 +42,17 @@ describe('README', () => {
         ...[...block.matchAll(/^import \{([^}]*)\} from/gm)].flatMap((m) => m[1]!.split(',').map((n) => n.trim().replace(/^type /, ''))),
       ]);
       const preamble = PREAMBLE.split('\n')
-        .map((line) => line.replace(/\{([^}]*)\}/, (_, names: string) => `{ ${names.split(',').map((n) => n.trim()).filter((n) => n && !own.has(n.replace(/^type /, ''))).join(', ')} }`))
+        .map((line) =>
+          line.replace(
+            /\{([^}]*)\}/,
+            (_, names: string) =>
+              `{ ${names
+                .split(',')
+                .map((n) => n.trim())
+                .filter((n) => n && !own.has(n.replace(/^type /, '')))
+                .join(', ')} }`,
+          ),
+        )
         .filter((line) => !/\{\s*\}/.test(line))
         .filter((line) => !own.has(/^declare const (\w+)/.exec(line)?.[1] ?? ''))
         .join('\n');
@@ -50,7 +60,20 @@ describe('README', () => {
     }
     await writeFile(
       `${dir}/tsconfig.json`,
-      JSON.stringify({ extends: '../../tsconfig.base.json', compilerOptions: { noEmit: true, composite: false, declaration: false, declarationMap: false, skipLibCheck: false, experimentalDecorators: true, emitDecoratorMetadata: true, noUnusedLocals: false }, include: ['*.ts'] }),
+      JSON.stringify({
+        extends: '../../tsconfig.base.json',
+        compilerOptions: {
+          noEmit: true,
+          composite: false,
+          declaration: false,
+          declarationMap: false,
+          skipLibCheck: false,
+          experimentalDecorators: true,
+          emitDecoratorMetadata: true,
+          noUnusedLocals: false,
+        },
+        include: ['*.ts'],
+      }),
     );
     const tsc = fileURLToPath(new URL('../../../node_modules/typescript/bin/tsc', import.meta.url));
     const result = await promisify(execFile)(process.execPath, [tsc, '-p', dir], { cwd: dir }).then(

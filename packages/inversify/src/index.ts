@@ -43,7 +43,10 @@ export function switchboardModule(bus: Bus, config: BusConfig): ContainerModule 
  * `container` (a new one by default). Changing `transport.kind` is all it takes to move between
  * brokers, given the adapter's factory in `options.transports` (or registered).
  */
-export async function createSwitchboardContainer(sources: ConfigSources = {}, options: BusFromConfigOptions & { readonly container?: Container } = {}): Promise<{ container: Container; bus: Bus; config: BusConfig }> {
+export async function createSwitchboardContainer(
+  sources: ConfigSources = {},
+  options: BusFromConfigOptions & { readonly container?: Container } = {},
+): Promise<{ container: Container; bus: Bus; config: BusConfig }> {
   const config = await loadBusConfig(sources);
   const bus = await createBusFromConfig(config, options);
   const container = options.container ?? new Container();

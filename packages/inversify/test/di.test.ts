@@ -10,7 +10,7 @@ class Greeter {
 }
 
 describe('dependency injection', () => {
-  it('loads into the application\'s own container, and unbinding the bus closes it', async () => {
+  it("loads into the application's own container, and unbinding the bus closes it", async () => {
     const container = new Container();
     container.bind(Greeter).toDynamicValue((context) => new Greeter(context.get<Publisher>(SWITCHBOARD.Publisher)));
     const { bus } = await createSwitchboardContainer({ env: {}, object: { transport: { kind: 'memory' } } }, { container });
@@ -18,7 +18,6 @@ describe('dependency injection', () => {
     await container.unbindAsync(SWITCHBOARD.Bus);
     await expect((bus as Bus).publisher.publish('t', { value: 1 })).rejects.toThrow(/closed/);
   });
-
 
   it('binds the ports from config: application code injects Publisher and Subscriber only', async () => {
     const { container, bus } = await createSwitchboardContainer({ env: {}, object: { transport: { kind: 'memory' } } });

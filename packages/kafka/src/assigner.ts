@@ -30,7 +30,10 @@ export const SubscriptionAwareAssigner: PartitionAssigner = ({ cluster }) => ({
     for (const topic of topics) {
       const candidates = subscribers.get(topic) ?? [];
       if (candidates.length === 0) continue;
-      const partitions = cluster.findTopicPartitionMetadata(topic).map((p) => p.partitionId).sort((a, b) => a - b);
+      const partitions = cluster
+        .findTopicPartitionMetadata(topic)
+        .map((p) => p.partitionId)
+        .sort((a, b) => a - b);
       partitions.forEach((partition, i) => {
         const perTopic = assignment.get(candidates[i % candidates.length]!)!;
         (perTopic[topic] ??= []).push(partition);

@@ -1,7 +1,13 @@
 import { z } from 'zod';
 
 const brokerList = z.preprocess(
-  (value) => (typeof value === 'string' ? value.split(',').map((s) => s.trim()).filter(Boolean) : value),
+  (value) =>
+    typeof value === 'string'
+      ? value
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean)
+      : value,
   z.array(z.string().regex(/^[^\s:]+:\d+$/, 'must be host:port')).min(1),
 );
 

@@ -94,13 +94,10 @@ export class KafkaTransport implements Transport {
   async publish(topic: string, messages: readonly TransportMessage[], options: TransportPublishOptions): Promise<TransportPublishResult> {
     if (this.closed) throw new ClosedError('kafka transport is closed');
     const deadline = Date.now() + this.options.publishTimeoutMs;
-    const timeoutError = () => new PublishError(`Kafka did not acknowledge ${messages.length} message(s) to "${topic}" (acks=${ACKS[options.guarantee]}) within ${this.options.publishTimeoutMs} ms`, topic);
+    const timeoutError = () =>
+      new PublishError(`Kafka did not acknowledge ${messages.length} message(s) to "${topic}" (acks=${ACKS[options.guarantee]}) within ${this.options.publishTimeoutMs} ms`, topic);
     await withDeadline(this.ensureTopic(topic), deadline, timeoutError);
-    await withDeadline(
-      this.producer.send({ topic, messages: messages.map(toKafkaRecord), acks: ACKS[options.guarantee], timeout: this.options.requestTimeoutMs }),
-      deadline,
-      timeoutError,
-    );
+    await withDeadline(this.producer.send({ topic, messages: messages.map(toKafkaRecord), acks: ACKS[options.guarantee], timeout: this.options.requestTimeoutMs }), deadline, timeoutError);
     return {};
   }
 
@@ -266,7 +263,11 @@ class KafkaSubscription implements TransportSubscription {
       partitionsConsumedConcurrently: this.spec.concurrency,
       eachMessage: ({ topic, partition, message }) => this.onMessage(topic, partition, message),
     });
-    await withDeadline(this.firstPositioned.promise, Date.now() + this.transport.options.rebalanceTimeoutMs + 10_000, () => new Error(`kafka consumer of group "${this.spec.group}" did not join and position its partitions within the rebalance timeout`));
+    await withDeadline(
+      this.firstPositioned.promise,
+      Date.now() + this.transport.options.rebalanceTimeoutMs + 10_000,
+      () => new Error(`kafka consumer of group "${this.spec.group}" did not join and position its partitions within the rebalance timeout`),
+    );
   }
 
   /**
@@ -281,7 +282,9 @@ class KafkaSubscription implements TransportSubscription {
       if (held.timer) clearTimeout(held.timer); // revoked: the new owner reads it from the committed offset
       this.held.delete(tp);
     }
-    const assigned = Object.entries(assignment).filter(([, partitions]) => partitions.length > 0).map(([topic, partitions]) => ({ topic, partitions }));
+    const assigned = Object.entries(assignment)
+      .filter(([, partitions]) => partitions.length > 0)
+      .map(([topic, partitions]) => ({ topic, partitions }));
     if (assigned.length > 0) this.consumer.pause(assigned);
     this.positionAndResume(generation, assigned);
   }

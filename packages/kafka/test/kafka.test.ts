@@ -101,7 +101,11 @@ describe('kafka consuming', () => {
       const count = 2000;
       if (withPoison) await bus.publisher.publish(topic, { id: 'poison', key: p0Key, value: { poison: true } });
       const start = performance.now();
-      for (let i = 0; i < count; i += 200) await bus.publisher.publish(topic, Array.from({ length: 200 }, (_, j) => ({ key: p1Key, value: { i: i + j } })));
+      for (let i = 0; i < count; i += 200)
+        await bus.publisher.publish(
+          topic,
+          Array.from({ length: 200 }, (_, j) => ({ key: p1Key, value: { i: i + j } })),
+        );
       await healthy.waitFor(count, 60_000);
       const seconds = (healthy.items[count - 1]! - start) / 1000;
       return { topic, rate: count / seconds, poisonCalls, lastHealthyAt: healthy.items[count - 1]! };
@@ -115,7 +119,9 @@ describe('kafka consuming', () => {
     expect(gaps[1]).toBeGreaterThanOrEqual(2000 - 20);
     expect(gaps[2]).toBeGreaterThanOrEqual(4000 - 20);
     expect(poisoned.lastHealthyAt).toBeLessThan(poisoned.poisonCalls[3]!.at); // partition 1 finished during the backoff
-    console.log(`[measure] kafka partition 1 throughput: baseline ${baseline.rate.toFixed(0)} msg/s, during partition-0 poison backoff ${poisoned.rate.toFixed(0)} msg/s (ratio ${(poisoned.rate / baseline.rate).toFixed(2)}); poison gaps ${gaps.map((g) => g.toFixed(0)).join('/')} ms`);
+    console.log(
+      `[measure] kafka partition 1 throughput: baseline ${baseline.rate.toFixed(0)} msg/s, during partition-0 poison backoff ${poisoned.rate.toFixed(0)} msg/s (ratio ${(poisoned.rate / baseline.rate).toFixed(2)}); poison gaps ${gaps.map((g) => g.toFixed(0)).join('/')} ms`,
+    );
   });
 
   it('keeps group membership through a 10 s backoff with a 6 s session timeout (no rebalance)', async () => {
@@ -141,7 +147,10 @@ describe('kafka consuming', () => {
     const topic = uniqueName('sb-kafka.crash');
     const group = 'crash-group';
     const total = 400;
-    await bus.publisher.publish(topic, Array.from({ length: total }, (_, i) => ({ id: `c-${i}`, value: i })));
+    await bus.publisher.publish(
+      topic,
+      Array.from({ length: total }, (_, i) => ({ id: `c-${i}`, value: i })),
+    );
     const script = fileURLToPath(new URL('./fixtures/consume-until-killed.mjs', import.meta.url));
     const child = spawn(process.execPath, [script, topic, group, KAFKA_BROKERS], { stdio: ['ignore', 'pipe', 'inherit'] });
     const beforeCrash = new Recorder<string>();
@@ -162,7 +171,9 @@ describe('kafka consuming', () => {
     await afterRestart.waitFor(total - 0, 60_000).catch(() => undefined);
     const seen = new Set([...beforeCrash.items, ...afterRestart.items]);
     const duplicates = beforeCrash.items.filter((id) => afterRestart.items.includes(id)).length;
-    console.log(`[measure] kafka SIGKILL after processing, before commit: handled before kill ${beforeCrash.count}, after restart ${afterRestart.count}, distinct ${seen.size}/${total}, duplicates ${duplicates}`);
+    console.log(
+      `[measure] kafka SIGKILL after processing, before commit: handled before kill ${beforeCrash.count}, after restart ${afterRestart.count}, distinct ${seen.size}/${total}, duplicates ${duplicates}`,
+    );
     expect([...expected].filter((id) => !seen.has(id))).toEqual([]);
     expect(duplicates).toBeGreaterThan(0); // nothing was committed before the kill, so they come again
   }, 120_000);
@@ -188,7 +199,10 @@ describe('kafka rebalance and DLQ tooling', () => {
     await first.publisher.publish(topic, { id: 'held', key: keyForPartition(0, 2), value: 1 });
     await first.counts.waitFor('will-retry', 1); // partition 0 paused, retry held in the first member
     await second.subscriber.subscribe(topic, handler('second'), options); // rebalance: partition 0 may move
-    await second.publisher.publish(topic, Array.from({ length: 10 }, (_, i) => ({ id: `other-${i}`, key: keyForPartition(1, 2), value: i })));
+    await second.publisher.publish(
+      topic,
+      Array.from({ length: 10 }, (_, i) => ({ id: `other-${i}`, key: keyForPartition(1, 2), value: i })),
+    );
     await waitUntil(() => handled.items.some((h) => h.id === 'held'), 60_000, 'the held message after the rebalance');
     await waitUntil(() => handled.items.filter((h) => h.id.startsWith('other-')).length >= 10, 60_000, 'partition 1');
     const held = handled.items.find((h) => h.id === 'held')!;
@@ -201,11 +215,18 @@ describe('kafka rebalance and DLQ tooling', () => {
     const topic = uniqueName('sb-kafka.cli');
     const got = new Recorder<string>();
     let fixed = false;
-    await bus.subscriber.subscribe(topic, (m) => {
-      if (!fixed) throw new NonRetryableError('unknown product');
-      got.add(m.id);
-    }, { group: 'orders', startFrom: 'earliest' });
-    await bus.publisher.publish(topic, [{ id: 'bad-1', value: 1 }, { id: 'bad-2', value: 2 }]);
+    await bus.subscriber.subscribe(
+      topic,
+      (m) => {
+        if (!fixed) throw new NonRetryableError('unknown product');
+        got.add(m.id);
+      },
+      { group: 'orders', startFrom: 'earliest' },
+    );
+    await bus.publisher.publish(topic, [
+      { id: 'bad-1', value: 1 },
+      { id: 'bad-2', value: 2 },
+    ]);
     await bus.counts.waitFor('dead-lettered', 2);
     const env = { SWITCHBOARD__TRANSPORT__KIND: 'kafka', SWITCHBOARD__TRANSPORT__BROKERS: KAFKA_BROKERS };
     const dlq = ['--source', 'transport', '--dlq-topic', `${topic}-dlq`, '--idle-ms', '3000'];

@@ -57,7 +57,9 @@ describe.runIf(managed)('kafka broker outage (stops and restarts the project bro
     const ids = received.items.map((m) => m.id).filter((id) => id !== 'during');
     expect([...new Set(ids)]).toEqual(['before', expect.stringMatching(/^after-/)]);
     const duplicates = ids.length - new Set(ids).size;
-    console.log(`[measure] kafka outage: publish failed after ${failedAfterMs} ms (timeout 3000), broker restart ${upMs} ms, publishing resumed ${resumedAfterMs} ms after restart began, consumer resumed with the same client, duplicates ${duplicates}`);
+    console.log(
+      `[measure] kafka outage: publish failed after ${failedAfterMs} ms (timeout 3000), broker restart ${upMs} ms, publishing resumed ${resumedAfterMs} ms after restart began, consumer resumed with the same client, duplicates ${duplicates}`,
+    );
     await bus.close();
   }, 180_000);
 

@@ -50,7 +50,10 @@ describe('kafka positions', () => {
       { group },
     );
     const ids = Array.from({ length: 100 }, (_, i) => `c-${i}`);
-    await bus.publisher.publish(topic, ids.map((id, i) => ({ id, key: `k${i % 4}`, value: i })));
+    await bus.publisher.publish(
+      topic,
+      ids.map((id, i) => ({ id, key: `k${i % 4}`, value: i })),
+    );
     await handled.waitFor(33, 30_000);
     const closing = first.close();
     stop.open();
@@ -65,7 +68,9 @@ describe('kafka positions', () => {
     const remaining = ids.filter((id) => !firstRun.has(id));
     await waitUntil(() => remaining.every((id) => second.items.includes(id)), 30_000, `the remaining ${remaining.length}`);
     const duplicates = second.items.filter((id) => firstRun.has(id)).length;
-    console.log(`[measure] kafka close after ${firstRun.size} of 100: committed ${committed}, second member got ${new Set(second.items).size} (remaining ${remaining.length}), duplicates ${duplicates}`);
+    console.log(
+      `[measure] kafka close after ${firstRun.size} of 100: committed ${committed}, second member got ${new Set(second.items).size} (remaining ${remaining.length}), duplicates ${duplicates}`,
+    );
     expect(duplicates).toBe(0); // close committed exactly what was acknowledged
   });
 
@@ -73,12 +78,18 @@ describe('kafka positions', () => {
     const bus = await openBus();
     const topic = uniqueName('sb-kafka.latest-commit');
     await bus.kafka.ensureTopic(topic);
-    await bus.publisher.publish(topic, Array.from({ length: 10 }, (_, i) => ({ id: `old-${i}`, value: i })));
+    await bus.publisher.publish(
+      topic,
+      Array.from({ length: 10 }, (_, i) => ({ id: `old-${i}`, value: i })),
+    );
     const group = 'latest-commit';
     const first = await bus.subscriber.subscribe(topic, () => undefined, { group, startFrom: 'latest' });
     expect(await committedTotal(group, topic)).toBe(10); // the end of the log, committed at join
     await first.close();
-    await bus.publisher.publish(topic, Array.from({ length: 5 }, (_, i) => ({ id: `new-${i}`, value: i })));
+    await bus.publisher.publish(
+      topic,
+      Array.from({ length: 5 }, (_, i) => ({ id: `new-${i}`, value: i })),
+    );
     const received = new Recorder<string>();
     await bus.subscriber.subscribe(topic, (m) => received.add(m.id), { group, startFrom: 'latest' });
     await received.waitFor(5, 30_000);

@@ -74,7 +74,19 @@ export class PostgresFallbackStore implements FallbackStore {
       const chunk = records.slice(start, start + 1000);
       const values: unknown[] = [];
       const rows = chunk.map((r, i) => {
-        values.push(r.topic, r.message.id, r.message.key ?? null, JSON.stringify(r.message.headers), Buffer.from(r.message.body), r.message.timestamp, r.guarantee, r.via, new Date(r.firstFailureAt), r.attempts, r.lastError ?? null);
+        values.push(
+          r.topic,
+          r.message.id,
+          r.message.key ?? null,
+          JSON.stringify(r.message.headers),
+          Buffer.from(r.message.body),
+          r.message.timestamp,
+          r.guarantee,
+          r.via,
+          new Date(r.firstFailureAt),
+          r.attempts,
+          r.lastError ?? null,
+        );
         const o = i * 11;
         return `($${o + 1}, $${o + 2}, $${o + 3}, $${o + 4}::jsonb, $${o + 5}, $${o + 6}, $${o + 7}, $${o + 8}, $${o + 9}, $${o + 10}, $${o + 11})`;
       });

@@ -39,14 +39,25 @@ export class PrometheusObserver implements BusObserver {
     const registers = [registry];
     this.succeeded = new Counter({ name: `${p}messages_succeeded_total`, help: 'Messages handled successfully', labelNames: ['transport', 'topic', 'group'], registers });
     this.retryAttempts = new Counter({ name: `${p}retry_attempts_total`, help: 'Handler calls with delivery attempt > 1', labelNames: ['transport', 'topic', 'group'], registers });
-    this.finalFailures = new Counter({ name: `${p}final_failures_total`, help: 'Messages given up on after all retries (or not retryable)', labelNames: ['transport', 'topic', 'group', 'reason'], registers });
+    this.finalFailures = new Counter({
+      name: `${p}final_failures_total`,
+      help: 'Messages given up on after all retries (or not retryable)',
+      labelNames: ['transport', 'topic', 'group', 'reason'],
+      registers,
+    });
     this.deadLettered = new Counter({ name: `${p}dead_lettered_total`, help: 'Messages published to a dead-letter destination', labelNames: ['transport', 'topic', 'group'], registers });
     this.published = new Counter({ name: `${p}published_total`, help: 'Messages published (guarantee met)', labelNames: ['transport', 'topic'], registers });
     this.publishFailures = new Counter({ name: `${p}publish_failures_total`, help: 'Messages whose publish failed', labelNames: ['transport', 'topic'], registers });
     this.noReceivers = new Counter({ name: `${p}no_receivers_total`, help: 'Messages published to nobody (lost)', labelNames: ['transport', 'topic'], registers });
     this.diverted = new Counter({ name: `${p}publish_diverted_total`, help: 'Messages diverted to the fallback store', labelNames: ['transport', 'topic', 'reason'], registers });
     this.relayed = new Counter({ name: `${p}relayed_total`, help: 'Messages relayed from the fallback store', labelNames: ['transport', 'topic'], registers });
-    this.handlerDuration = new Histogram({ name: `${p}handler_duration_seconds`, help: 'Successful handler duration', labelNames: ['transport', 'topic', 'group'], buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5], registers });
+    this.handlerDuration = new Histogram({
+      name: `${p}handler_duration_seconds`,
+      help: 'Successful handler duration',
+      labelNames: ['transport', 'topic', 'group'],
+      buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
+      registers,
+    });
     this.breakerState = new Gauge({ name: `${p}breaker_state`, help: 'Circuit breaker: 0 closed, 1 half-open, 2 open', labelNames: ['transport'], registers });
     this.fallbackDepth = new Gauge({ name: `${p}fallback_store_depth`, help: 'Messages waiting in the fallback store', labelNames: ['transport'], registers });
   }

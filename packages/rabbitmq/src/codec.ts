@@ -66,7 +66,16 @@ function headerText(value: unknown): string {
 
 /** A whole number from a header value (number, numeric string, bigint), or undefined. */
 function wholeNumber(value: unknown): number | undefined {
-  const n = typeof value === 'number' ? value : typeof value === 'bigint' ? Number(value) : typeof value === 'string' && /^-?\d{1,16}$/.test(value) ? Number(value) : Buffer.isBuffer(value) && /^-?\d{1,16}$/.test(value.toString()) ? Number(value.toString()) : undefined;
+  const n =
+    typeof value === 'number'
+      ? value
+      : typeof value === 'bigint'
+        ? Number(value)
+        : typeof value === 'string' && /^-?\d{1,16}$/.test(value)
+          ? Number(value)
+          : Buffer.isBuffer(value) && /^-?\d{1,16}$/.test(value.toString())
+            ? Number(value.toString())
+            : undefined;
   return n !== undefined && Number.isSafeInteger(n) ? n : undefined;
 }
 
@@ -117,7 +126,11 @@ export function fromConsumeMessage(message: ConsumeMessage, context: ReceiveCont
   const claimedTimestamp = raw[AmqpHeaders.timestamp];
   const signed =
     context.signer === undefined ||
-    context.signer.verify(id, controlFields(claimedTopic ?? '', claimedAttempt === undefined ? '' : headerText(claimedAttempt), claimedTimestamp === undefined ? '' : headerText(claimedTimestamp), key ?? ''), raw[AmqpHeaders.signature]);
+    context.signer.verify(
+      id,
+      controlFields(claimedTopic ?? '', claimedAttempt === undefined ? '' : headerText(claimedAttempt), claimedTimestamp === undefined ? '' : headerText(claimedTimestamp), key ?? ''),
+      raw[AmqpHeaders.signature],
+    );
   if (!signed) distrust(AmqpHeaders.signature);
 
   let topic = context.pattern ? message.fields.routingKey : context.subscribedTopic;

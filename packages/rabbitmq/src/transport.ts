@@ -154,7 +154,14 @@ export class RabbitTransport implements Transport {
     return this.publish(topic, messages, options);
   }
 
-  private async publishTo(exchange: string, type: RabbitRoute['type'] | undefined, routingKey: string, topic: string, messages: readonly TransportMessage[], guarantee: TransportPublishOptions['guarantee']): Promise<TransportPublishResult> {
+  private async publishTo(
+    exchange: string,
+    type: RabbitRoute['type'] | undefined,
+    routingKey: string,
+    topic: string,
+    messages: readonly TransportMessage[],
+    guarantee: TransportPublishOptions['guarantee'],
+  ): Promise<TransportPublishResult> {
     if (this.closed) throw new ClosedError('rabbitmq transport is closed');
     const deadline = Date.now() + this.options.publishTimeoutMs;
     const link = await this.publishLink(deadline);
@@ -419,7 +426,15 @@ class RabbitSubscription implements TransportSubscription {
     const delivery: Delivery = {
       ...received.transport,
       attempt,
-      source: { transport: 'rabbitmq', topic: received.topic, group: this.spec.group, exchange: message.fields.exchange, routingKey: message.fields.routingKey, queue: this.queue, ...(this.spec.pattern ? { pattern: this.spec.topic } : {}) },
+      source: {
+        transport: 'rabbitmq',
+        topic: received.topic,
+        group: this.spec.group,
+        exchange: message.fields.exchange,
+        routingKey: message.fields.routingKey,
+        queue: this.queue,
+        ...(this.spec.pattern ? { pattern: this.spec.topic } : {}),
+      },
       ack: async () => {
         if (settled) return false;
         settled = true;

@@ -69,7 +69,13 @@ describe('rabbitmq exchange kinds route as documented', () => {
     const exchange = uniqueName('sb-rabbit.headers');
     const alerts = uniqueName('alerts');
     const bus = await openBus({
-      routes: { [alerts]: { exchange, type: 'headers', headers: { 'all-eu-critical': { 'x-match': 'all', region: 'eu', level: 'critical' }, 'any-eu-critical': { 'x-match': 'any', region: 'eu', level: 'critical' } } } },
+      routes: {
+        [alerts]: {
+          exchange,
+          type: 'headers',
+          headers: { 'all-eu-critical': { 'x-match': 'all', region: 'eu', level: 'critical' }, 'any-eu-critical': { 'x-match': 'any', region: 'eu', level: 'critical' } },
+        },
+      },
     });
     const all = new Recorder<Message>();
     const any = new Recorder<Message>();
@@ -98,7 +104,10 @@ describe('rabbitmq consumers', () => {
     // it skips a consumer that has not acked yet, and the split depends on timing).
     for (const c of consumers) await bus.subscriber.subscribe(topic, (m) => (c.add(m), union.add(m)), { group: 'workers', concurrency: 20 });
     await bus.subscriber.subscribe(topic, (m) => other.add(m), { group: 'audit' });
-    await bus.publisher.publish(topic, Array.from({ length: 30 }, (_, i) => ({ id: `rr-${i}`, value: i })));
+    await bus.publisher.publish(
+      topic,
+      Array.from({ length: 30 }, (_, i) => ({ id: `rr-${i}`, value: i })),
+    );
     await union.waitFor(30, 10_000);
     await other.waitFor(30, 10_000);
     expect(consumers.map((c) => c.count)).toEqual([10, 10, 10]);
@@ -125,12 +134,16 @@ describe('rabbitmq consumers', () => {
       );
       const start = performance.now();
       await bus.publisher.publish(topic, { id: 'poison', value: { poison: true } });
-      await bus.publisher.publish(topic, Array.from({ length: 200 }, (_, i) => ({ value: { i } })));
+      await bus.publisher.publish(
+        topic,
+        Array.from({ length: 200 }, (_, i) => ({ value: { i } })),
+      );
       await good.waitFor(200, 20_000);
       await bus.counts.waitFor('dead-lettered', 1);
       const goodDoneMs = good.items[199]! - start;
       results[retryMode] = { goodDoneMs: Math.round(goodDoneMs), poisonRetryAtMs: Math.round(poisonAttempts[1]! - start), msgPerSecDuringBackoff: Math.round(200 / (goodDoneMs / 1000)) };
-      if (retryMode === 'broker') expect(goodDoneMs).toBeLessThan(poisonAttempts[1]! - start); // all 200 handled during the backoff
+      if (retryMode === 'broker')
+        expect(goodDoneMs).toBeLessThan(poisonAttempts[1]! - start); // all 200 handled during the backoff
       else expect(goodDoneMs).toBeGreaterThanOrEqual(1500 - 20); // concurrency 1: the backoff holds the only slot
     }
     console.log('[measure] rabbitmq: 200 good messages behind a poison message (backoff 1500 ms, concurrency 1):', JSON.stringify(results));
@@ -141,10 +154,14 @@ describe('rabbitmq consumers', () => {
     const topic = uniqueName('sb-rabbit.kill');
     const received = new Set<string>();
     const deliveries = new Recorder<string>();
-    await bus.subscriber.subscribe(topic, (m) => {
-      received.add(m.id);
-      deliveries.add(m.id);
-    }, { concurrency: 10, group: 'survivors' });
+    await bus.subscriber.subscribe(
+      topic,
+      (m) => {
+        received.add(m.id);
+        deliveries.add(m.id);
+      },
+      { concurrency: 10, group: 'survivors' },
+    );
     const confirmed: string[] = [];
     let failed = 0;
     let killed = false;
@@ -169,7 +186,9 @@ describe('rabbitmq consumers', () => {
     const deadline = Date.now() + 30_000;
     while (confirmed.some((id) => !received.has(id)) && Date.now() < deadline) await deliveries.waitFor(deliveries.count + 1, 30_000).catch(() => undefined);
     const lost = confirmed.filter((id) => !received.has(id));
-    console.log(`[measure] rabbitmq connection kill: published ${total}, confirmed ${confirmed.length}, failed (reported to the caller) ${failed}, delivered ${received.size}, deliveries ${deliveries.count} (duplicates ${deliveries.count - received.size}), lost confirmed ${lost.length}`);
+    console.log(
+      `[measure] rabbitmq connection kill: published ${total}, confirmed ${confirmed.length}, failed (reported to the caller) ${failed}, delivered ${received.size}, deliveries ${deliveries.count} (duplicates ${deliveries.count - received.size}), lost confirmed ${lost.length}`,
+    );
     expect(killed).toBe(true);
     expect(lost).toEqual([]);
     expect(bus.counts.count('subscription-interrupted')).toBeGreaterThanOrEqual(1);
@@ -194,7 +213,10 @@ describe('rabbitmq publishing and config', () => {
     const got = new Recorder<string>();
     await bus.subscriber.subscribe(topic, (m) => got.add(m.id), { group: 'big', concurrency: 50 });
     const blob = 'x'.repeat(10_000);
-    await bus.publisher.publish(topic, Array.from({ length: 2000 }, (_, i) => ({ id: `big-${i}`, value: blob })));
+    await bus.publisher.publish(
+      topic,
+      Array.from({ length: 2000 }, (_, i) => ({ id: `big-${i}`, value: blob })),
+    );
     expect((bus.transport as RabbitTransport).backpressureWaits).toBeGreaterThan(0);
     await got.waitFor(2000, 30_000);
     expect(new Set(got.items).size).toBe(2000);
@@ -209,7 +231,9 @@ describe('rabbitmq publishing and config', () => {
   it('validates options with field paths', async () => {
     const attempt = createSwitchboardContainer({ env: {}, object: { transport: { kind: 'rabbitmq', url: RABBITMQ_URL, deliveryLimit: 5, retryMode: 'later' } } });
     await expect(attempt).rejects.toThrowError(/transport\.retryMode/);
-    await expect(createSwitchboardContainer({ env: {}, object: { transport: { kind: 'rabbitmq', url: RABBITMQ_URL, deliveryLimit: 5 } } })).rejects.toThrowError(/transport\.deliveryLimit: needs queueType "quorum"/);
+    await expect(createSwitchboardContainer({ env: {}, object: { transport: { kind: 'rabbitmq', url: RABBITMQ_URL, deliveryLimit: 5 } } })).rejects.toThrowError(
+      /transport\.deliveryLimit: needs queueType "quorum"/,
+    );
   });
 
   it('supports quorum queues with a delivery limit: the broker dead-letters a message redelivered past it', async () => {
@@ -250,11 +274,19 @@ describe('rabbitmq: switchboard CLI over the transport DLQ and server-side cance
     const topic = uniqueName('sb-rabbit.cli');
     const got = new Recorder<string>();
     let fixed = false;
-    await bus.subscriber.subscribe(topic, (m) => {
-      if (!fixed) throw new NonRetryableError('unknown product');
-      got.add(m.id);
-    }, { group: 'orders' });
-    await bus.publisher.publish(topic, [{ id: 'bad-1', value: 1 }, { id: 'bad-2', value: 2 }, { id: 'bad-3', value: 3 }]);
+    await bus.subscriber.subscribe(
+      topic,
+      (m) => {
+        if (!fixed) throw new NonRetryableError('unknown product');
+        got.add(m.id);
+      },
+      { group: 'orders' },
+    );
+    await bus.publisher.publish(topic, [
+      { id: 'bad-1', value: 1 },
+      { id: 'bad-2', value: 2 },
+      { id: 'bad-3', value: 3 },
+    ]);
     await bus.counts.waitFor('dead-lettered', 3);
     // The CLI uses the application's config: same queue arguments (RabbitMQ refuses a redeclare with others).
     const env = { SWITCHBOARD__TRANSPORT__KIND: 'rabbitmq', SWITCHBOARD__TRANSPORT__URL: RABBITMQ_URL, SWITCHBOARD__TRANSPORT__QUEUE_EXPIRES_MS: '600000' };

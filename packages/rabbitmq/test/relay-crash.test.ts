@@ -32,7 +32,16 @@ describe('switchboard relay process killed mid-drain (RabbitMQ, PostgreSQL store
     const seen = new Recorder<string>();
     await consumer.subscriber.subscribe(topic, (m) => seen.add(m.id), { concurrency: 20 });
     const total = 5000;
-    await store.append(Array.from({ length: total }, (_, i) => ({ topic, message: { id: `r-${i}`, key: `k-${i % 10}`, headers: {}, body: Buffer.from(JSON.stringify(i)), timestamp: Date.now() }, guarantee: 'all' as const, via: 'publish' as const, firstFailureAt: Date.now(), attempts: 1 })));
+    await store.append(
+      Array.from({ length: total }, (_, i) => ({
+        topic,
+        message: { id: `r-${i}`, key: `k-${i % 10}`, headers: {}, body: Buffer.from(JSON.stringify(i)), timestamp: Date.now() },
+        guarantee: 'all' as const,
+        via: 'publish' as const,
+        firstFailureAt: Date.now(),
+        attempts: 1,
+      })),
+    );
 
     const first = startRelay(table);
     await seen.waitFor(1000, 60_000);

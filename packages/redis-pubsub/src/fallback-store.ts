@@ -53,7 +53,12 @@ export class RedisFallbackStore implements FallbackStore {
 
   async remove(seqs: readonly string[]): Promise<void> {
     if (seqs.length === 0) return;
-    await this.options.redis.multi().xdel(this.key, ...seqs).hdel(`${this.key}:attempts`, ...seqs).hdel(`${this.key}:errors`, ...seqs).exec();
+    await this.options.redis
+      .multi()
+      .xdel(this.key, ...seqs)
+      .hdel(`${this.key}:attempts`, ...seqs)
+      .hdel(`${this.key}:errors`, ...seqs)
+      .exec();
   }
 
   async markAttempt(seqs: readonly string[], error: string): Promise<void> {
@@ -98,8 +103,24 @@ export class RedisFallbackStore implements FallbackStore {
 
 function fields(r: FallbackRecord): (string | Buffer)[] {
   const out: (string | Buffer)[] = [
-    'topic', r.topic, 'id', r.message.id, 'headers', JSON.stringify(r.message.headers), 'timestamp', String(r.message.timestamp),
-    'body', Buffer.from(r.message.body), 'guarantee', r.guarantee, 'via', r.via, 'firstFailureAt', String(r.firstFailureAt), 'attempts', String(r.attempts),
+    'topic',
+    r.topic,
+    'id',
+    r.message.id,
+    'headers',
+    JSON.stringify(r.message.headers),
+    'timestamp',
+    String(r.message.timestamp),
+    'body',
+    Buffer.from(r.message.body),
+    'guarantee',
+    r.guarantee,
+    'via',
+    r.via,
+    'firstFailureAt',
+    String(r.firstFailureAt),
+    'attempts',
+    String(r.attempts),
   ];
   if (r.message.key !== undefined) out.push('key', r.message.key);
   if (r.lastError !== undefined) out.push('lastError', r.lastError);
@@ -116,7 +137,13 @@ function toRecord(seq: string, raw: Buffer[], extraAttempts: string | null, rela
   return {
     seq,
     topic: text('topic')!,
-    message: { id: text('id')!, ...(key !== undefined ? { key } : {}), headers: JSON.parse(text('headers') ?? '{}') as Record<string, string>, body: map.get('body') ?? Buffer.alloc(0), timestamp: Number(text('timestamp')) },
+    message: {
+      id: text('id')!,
+      ...(key !== undefined ? { key } : {}),
+      headers: JSON.parse(text('headers') ?? '{}') as Record<string, string>,
+      body: map.get('body') ?? Buffer.alloc(0),
+      timestamp: Number(text('timestamp')),
+    },
     guarantee: text('guarantee') as FallbackRecord['guarantee'],
     via: (text('via') ?? 'publish') as FallbackRecord['via'],
     firstFailureAt: Number(text('firstFailureAt')),

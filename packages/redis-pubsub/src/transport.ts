@@ -106,7 +106,11 @@ export class RedisPubSubTransport implements Transport {
     const connection = await openConnection(this.options, 'subscriber');
     const matcher = spec.pattern ? compileTopicPattern(spec.topic) : undefined;
     const glob = spec.pattern ? globForPattern(spec.topic) : undefined;
-    const lanes = new KeyedLanes<Delivery>(spec.concurrency, (delivery) => listener(delivery), (error) => this.observer.onEvent({ type: 'internal-error', topic: spec.topic, context: 'redis handler', error }));
+    const lanes = new KeyedLanes<Delivery>(
+      spec.concurrency,
+      (delivery) => listener(delivery),
+      (error) => this.observer.onEvent({ type: 'internal-error', topic: spec.topic, context: 'redis handler', error }),
+    );
     // Shared by every delivery of this subscription: nothing to acknowledge, no redelivery.
     const ack = async () => true;
     const retryLater = async (): Promise<boolean> => {
@@ -167,7 +171,15 @@ export class RedisPubSubTransport implements Transport {
     this.observer.onEvent({ type: 'buffer-overflow', topic: subscribedTopic, transport: 'redis', dropped: 1, policy: this.options.overflow });
     if (this.options.overflow !== 'dead-letter') return;
     const now = Date.now();
-    const letter = buildDeadLetter(delivery, { reason: 'buffer-overflow', error: new Error(`subscriber buffer full (maxBuffered ${this.options.maxBuffered})`), attempts: 0, retryable: true, firstFailureAt: now, lastFailureAt: now, stackTraceLimit: 0 });
+    const letter = buildDeadLetter(delivery, {
+      reason: 'buffer-overflow',
+      error: new Error(`subscriber buffer full (maxBuffered ${this.options.maxBuffered})`),
+      attempts: 0,
+      retryable: true,
+      firstFailureAt: now,
+      lastFailureAt: now,
+      stackTraceLimit: 0,
+    });
     this.deadLetters.publish(defaultDeadLetterTopic(delivery.source.topic), [letter]).catch((error: unknown) => {
       this.observer.onEvent({ type: 'publish-failed', topic: defaultDeadLetterTopic(delivery.source.topic), count: 1, error });
     });

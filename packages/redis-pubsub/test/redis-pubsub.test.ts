@@ -133,7 +133,9 @@ describe('redis config validation', () => {
   });
 
   it('names a bad URL scheme', async () => {
-    await expect(createSwitchboardContainer({ env: {}, object: { transport: { kind: 'redis', url: 'http://127.0.0.1:6379' } } })).rejects.toThrowError(/transport\.url: must start with redis:\/\/ or rediss:\/\//);
+    await expect(createSwitchboardContainer({ env: {}, object: { transport: { kind: 'redis', url: 'http://127.0.0.1:6379' } } })).rejects.toThrowError(
+      /transport\.url: must start with redis:\/\/ or rediss:\/\//,
+    );
   });
 
   it('connects from config alone (transport.kind is the only change)', async () => {
@@ -153,7 +155,11 @@ describe('switchboard CLI over the Redis DLQ stream', () => {
       if (!fixed) throw new NonRetryableError('unknown template');
       got.add(m.id);
     });
-    await bus.publisher.publish(channel, [{ id: 'bad-1', value: 1 }, { id: 'bad-2', value: 2 }, { id: 'bad-3', value: 3 }]);
+    await bus.publisher.publish(channel, [
+      { id: 'bad-1', value: 1 },
+      { id: 'bad-2', value: 2 },
+      { id: 'bad-3', value: 3 },
+    ]);
     await bus.counts.waitFor('dead-lettered', 3);
     const env = { SWITCHBOARD__TRANSPORT__KIND: 'redis', SWITCHBOARD__TRANSPORT__URL: REDIS_URL };
     const dlq = ['--source', 'transport', '--dlq-topic', `${channel}-dlq`];
@@ -192,7 +198,10 @@ describe('redis pub/sub under pressure and outages', () => {
       handled.add(m.id);
     });
     const total = 400;
-    await bus.publisher.publish(channel, Array.from({ length: total }, (_, i) => ({ id: `o-${i}`, value: i })));
+    await bus.publisher.publish(
+      channel,
+      Array.from({ length: total }, (_, i) => ({ id: `o-${i}`, value: i })),
+    );
     await bus.counts.waitFor('buffer-overflow', 1);
     const overflowed = () => bus.counts.count('buffer-overflow');
     const reader = await adminConnection();
@@ -220,7 +229,10 @@ describe('redis pub/sub under pressure and outages', () => {
       await new Promise((resolve) => setTimeout(resolve, 2));
       handled.add(m.id);
     });
-    await bus.publisher.publish(channel, Array.from({ length: 200 }, (_, i) => ({ id: `d-${i}`, value: i })));
+    await bus.publisher.publish(
+      channel,
+      Array.from({ length: 200 }, (_, i) => ({ id: `d-${i}`, value: i })),
+    );
     await bus.counts.waitFor('buffer-overflow', 1);
     const start = Date.now();
     while (handled.count + bus.counts.count('buffer-overflow') < 200 && Date.now() - start < 20_000) await new Promise((resolve) => setTimeout(resolve, 20));

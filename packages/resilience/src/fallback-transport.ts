@@ -1,5 +1,21 @@
 import { BrokenCircuitError, CircuitState, ConsecutiveBreaker, SamplingBreaker, circuitBreaker, handleAll, type CircuitBreakerPolicy } from 'cockatiel';
-import { type BusObserver, type DeadLetterSource, type DeliveryListener, type FallbackRecord, type FallbackStore, ObserverSet, PublishError, type RawPublisher, type Transport, type TransportMessage, type TransportPublishOptions, type TransportPublishResult, type TransportSubscribeSpec, type TransportSubscription, withDeadline } from '@switchboard/core';
+import {
+  type BusObserver,
+  type DeadLetterSource,
+  type DeliveryListener,
+  type FallbackRecord,
+  type FallbackStore,
+  ObserverSet,
+  PublishError,
+  type RawPublisher,
+  type Transport,
+  type TransportMessage,
+  type TransportPublishOptions,
+  type TransportPublishResult,
+  type TransportSubscribeSpec,
+  type TransportSubscription,
+  withDeadline,
+} from '@switchboard/core';
 
 export type BreakerState = 'closed' | 'open' | 'half-open';
 
@@ -117,7 +133,12 @@ export class FallbackTransport implements Transport {
         throw new PublishError(`publish to "${topic}" failed (${lastError}) and the fallback store failed too: ${(storeError as Error).message}`, topic, { cause: storeError });
       }
       this.observer.onEvent({ type: 'publish-diverted', topic, count: messages.length, reason: error instanceof BrokenCircuitError ? 'breaker-open' : 'publish-failed', error });
-      if (this.options.whenStored === 'reject') throw new StoredForLaterError(topic, messages.map((m) => m.id), error);
+      if (this.options.whenStored === 'reject')
+        throw new StoredForLaterError(
+          topic,
+          messages.map((m) => m.id),
+          error,
+        );
       return { stored: true };
     }
   }

@@ -97,7 +97,16 @@ describe('fallback transport and relay (in-memory broker)', () => {
     const broker = new MemoryBroker();
     const target = createMemoryTransport(broker);
     const store = await openStore();
-    await store.append(Array.from({ length: 1000 }, (_, i) => ({ topic: 'relay', message: { id: `r-${i}`, headers: {}, body: Buffer.from('1'), timestamp: 0 }, guarantee: 'leader' as const, via: 'publish' as const, firstFailureAt: Date.now(), attempts: 1 })));
+    await store.append(
+      Array.from({ length: 1000 }, (_, i) => ({
+        topic: 'relay',
+        message: { id: `r-${i}`, headers: {}, body: Buffer.from('1'), timestamp: 0 },
+        guarantee: 'leader' as const,
+        via: 'publish' as const,
+        firstFailureAt: Date.now(),
+        attempts: 1,
+      })),
+    );
     const seen = new Recorder<string>();
     const listener = createBus({ transport: createMemoryTransport(broker) });
     await listener.subscriber.subscribe('relay', (m) => seen.add(m.id), { group: 'g' });

@@ -81,15 +81,23 @@ export async function runDeadLetterLifecycle(options: LifecycleOptions): Promise
     // The load: N messages, 10% fail once (transient), 5% always (permanent).
     const total = 200;
     const kindOf = (i: number) => (i % 20 === 0 ? 'permanent' : i % 10 === 5 ? 'transient' : 'ok');
-    await bus.publisher.publish(topic, Array.from({ length: total }, (_, i) => ({ id: `m-${i}`, key: `user-${i % 7}`, value: { kind: kindOf(i) } })));
+    await bus.publisher.publish(
+      topic,
+      Array.from({ length: total }, (_, i) => ({ id: `m-${i}`, key: `user-${i % 7}`, value: { kind: kindOf(i) } })),
+    );
     const permanent = Array.from({ length: total }, (_, i) => i).filter((i) => kindOf(i) === 'permanent').length;
     const transient = Array.from({ length: total }, (_, i) => i).filter((i) => kindOf(i) === 'transient').length;
     await waitUntil(() => consumed.count >= total - permanent, waitMs, 'the healthy messages');
-    const list = await eventually(async () => {
-      const parked = await lot.list({ topic, limit: 1000 });
-      return parked.length >= permanent ? parked : undefined;
-    }, waitMs, 'every permanent failure parked');
-    const value = async (name: string, labels: Record<string, string>) => ((await prometheus.registry.getSingleMetric(name)?.get())?.values ?? []).filter((v) => Object.entries(labels).every(([k, l]) => v.labels[k] === l)).reduce((sum, v) => sum + v.value, 0);
+    const list = await eventually(
+      async () => {
+        const parked = await lot.list({ topic, limit: 1000 });
+        return parked.length >= permanent ? parked : undefined;
+      },
+      waitMs,
+      'every permanent failure parked',
+    );
+    const value = async (name: string, labels: Record<string, string>) =>
+      ((await prometheus.registry.getSingleMetric(name)?.get())?.values ?? []).filter((v) => Object.entries(labels).every(([k, l]) => v.labels[k] === l)).reduce((sum, v) => sum + v.value, 0);
     const counters = {
       succeeded: await value('switchboard_messages_succeeded_total', { topic }),
       retryAttempts: await value('switchboard_retry_attempts_total', { topic }),
@@ -115,7 +123,11 @@ export async function runDeadLetterLifecycle(options: LifecycleOptions): Promise
     // Replay one while the handler is still broken: it fails again and comes back with its history.
     const first = list[0]!;
     usage.replayOne = (await cli('--json', 'dlq', 'replay', first.id)).code;
-    const again = await eventually(async () => (await lot.list({ topic, limit: 1000 })).find((m) => m.messageId === first.messageId && m.id !== first.id), waitMs, 'the replayed message parked again').catch(() => undefined);
+    const again = await eventually(
+      async () => (await lot.list({ topic, limit: 1000 })).find((m) => m.messageId === first.messageId && m.id !== first.id),
+      waitMs,
+      'the replayed message parked again',
+    ).catch(() => undefined);
     const history = again ? parkingHistory(again.headers).length : 0;
     // Fix the handler, replay everything still parked: consumed this time.
     fixed = true;

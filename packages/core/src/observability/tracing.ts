@@ -34,7 +34,10 @@ export function extractTraceContext(headers: Readonly<Record<string, string>>): 
 export function startPublishSpan(topic: string, transport: string, count: number): Span | undefined {
   const active = trace.getSpan(context.active());
   if (!active) return undefined; // nothing to propagate: keep the hot path free
-  return tracer().startSpan(`publish ${topic}`, { kind: SpanKind.PRODUCER, attributes: { 'messaging.system': transport, 'messaging.destination.name': topic, 'messaging.batch.message_count': count } });
+  return tracer().startSpan(`publish ${topic}`, {
+    kind: SpanKind.PRODUCER,
+    attributes: { 'messaging.system': transport, 'messaging.destination.name': topic, 'messaging.batch.message_count': count },
+  });
 }
 
 /** Ends `span`; with a second argument (any thrown value, `undefined` included) marks it failed. */

@@ -121,7 +121,12 @@ export async function replayParked(parkingLot: ParkingLot, publisher: Publisher,
       next = Math.max(next, Date.now()) + interval;
     }
     const headers: Record<string, string> = { ...message.headers, [REPLAY_COUNT_HEADER]: String(message.replayCount + 1) };
-    await replayTo(publisher, message.originalTopic, message.headers[DeadLetterHeaders.originalGroup], { id: message.messageId, ...(message.key !== undefined ? { key: message.key } : {}), headers, payload: message.payload });
+    await replayTo(publisher, message.originalTopic, message.headers[DeadLetterHeaders.originalGroup], {
+      id: message.messageId,
+      ...(message.key !== undefined ? { key: message.key } : {}),
+      headers,
+      payload: message.payload,
+    });
     await parkingLot.markReplayed([message.id]);
     options.onProgress?.(i + 1, messages.length, message);
   }

@@ -83,7 +83,11 @@ export class FallbackRelay {
         const target: RawPublisher = first.via === 'dead-letter' ? (this.options.transport.deadLetterPublisher?.() ?? this.options.transport) : this.options.transport;
         const seqs = run.map((r) => r.seq);
         try {
-          await target.publish(first.topic, run.map((r) => r.message), { guarantee: first.guarantee });
+          await target.publish(
+            first.topic,
+            run.map((r) => r.message),
+            { guarantee: first.guarantee },
+          );
         } catch (error) {
           await store.markAttempt(seqs, error instanceof Error ? error.message : String(error)).catch(() => undefined);
           this.observer.onEvent({ type: 'relay-failed', topic: first.topic, count: run.length, error });

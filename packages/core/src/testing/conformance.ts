@@ -221,7 +221,10 @@ export function runConformanceSuite(target: ConformanceTarget): void {
       await bus.subscriber.subscribe(topic!, (m) => (memberA2.add(m), union.add(m)), { group: 'A', startFrom });
       await bus.subscriber.subscribe(topic!, (m) => groupB.add(m), { group: 'B', startFrom });
       const total = 40;
-      await bus.publisher.publish(topic!, Array.from({ length: total }, (_, i) => ({ id: `g-${i}`, value: i })));
+      await bus.publisher.publish(
+        topic!,
+        Array.from({ length: total }, (_, i) => ({ id: `g-${i}`, value: i })),
+      );
       await union.waitFor(total, waitMs, 'deliveries to group A');
       await groupB.waitFor(total, waitMs, 'deliveries to group B');
       expect(new Set(union.items.map((m) => m.id)).size).toBe(total);
@@ -328,7 +331,10 @@ export function runConformanceSuite(target: ConformanceTarget): void {
         },
         { ...groupOf('g'), startFrom, retry: { maxAttempts: 5, initialIntervalMs: 5000 }, classify: (e) => ((e as { code?: string }).code === 'BAD_ADDRESS' ? false : undefined) },
       );
-      await bus.publisher.publish(topic!, [{ id: 'typed', value: { kind: 'typed' } }, { id: 'classified', value: { kind: 'classified' } }]);
+      await bus.publisher.publish(topic!, [
+        { id: 'typed', value: { kind: 'typed' } },
+        { id: 'classified', value: { kind: 'classified' } },
+      ]);
       const letters = await reader.letters.waitFor(2, waitMs, 'dead letters');
       expect(calls.items.sort()).toEqual(['classified', 'typed']);
       const byId = Object.fromEntries(letters.map((l) => [l.id, l.headers]));
@@ -391,10 +397,17 @@ export function runConformanceSuite(target: ConformanceTarget): void {
       const [topic] = await topics('restart');
       const total = 60;
       const seen = new Recorder<string>();
-      const first = await bus.subscriber.subscribe(topic!, async (m) => {
-        seen.add(m.id);
-      }, { group: 'restart', startFrom, concurrency: 2 });
-      const publishing = bus.publisher.publish(topic!, Array.from({ length: total }, (_, i) => ({ id: `r-${i}`, value: i })));
+      const first = await bus.subscriber.subscribe(
+        topic!,
+        async (m) => {
+          seen.add(m.id);
+        },
+        { group: 'restart', startFrom, concurrency: 2 },
+      );
+      const publishing = bus.publisher.publish(
+        topic!,
+        Array.from({ length: total }, (_, i) => ({ id: `r-${i}`, value: i })),
+      );
       await seen.waitFor(10, waitMs);
       await first.close();
       await publishing;
@@ -414,7 +427,10 @@ export function runConformanceSuite(target: ConformanceTarget): void {
         // A new group each time (where groups exist), subscribing with the default start position.
         const subscription = await bus.subscriber.subscribe(topic!, (m) => received.add(m.id), groupOf(`live-${repetition}`));
         const ids = Array.from({ length: 200 }, (_, i) => `live-${repetition}-${i}`);
-        await bus.publisher.publish(topic!, ids.map((id) => ({ id, value: id })));
+        await bus.publisher.publish(
+          topic!,
+          ids.map((id) => ({ id, value: id })),
+        );
         await waitUntil(() => ids.every((id) => received.items.includes(id)), waitMs, `200 messages of repetition ${repetition}`).catch(() => undefined);
         const distinct = new Set(received.items.filter((id) => id.startsWith(`live-${repetition}-`)));
         report.push({ missing: ids.length - distinct.size, duplicates: received.count - distinct.size });
@@ -430,7 +446,10 @@ export function runConformanceSuite(target: ConformanceTarget): void {
       const first = await bus.subscriber.subscribe(topic!, () => undefined, { group: 'keeps', startFrom: 'latest' });
       await first.close();
       const ids = Array.from({ length: 20 }, (_, i) => `kept-${i}`);
-      await bus.publisher.publish(topic!, ids.map((id) => ({ id, value: id })));
+      await bus.publisher.publish(
+        topic!,
+        ids.map((id) => ({ id, value: id })),
+      );
       const received = new Recorder<string>();
       await bus.subscriber.subscribe(topic!, (m) => received.add(m.id), { group: 'keeps', startFrom: 'latest' });
       await waitUntil(() => ids.every((id) => received.items.includes(id)), waitMs, '20 messages kept for the group');
@@ -438,7 +457,9 @@ export function runConformanceSuite(target: ConformanceTarget): void {
     });
 
     const publishRaw = (transport: Transport, topic: string, message: RawMessage) =>
-      target.publishRaw ? target.publishRaw(transport, topic, message) : transport.publish(topic, [{ ...message, timestamp: Date.now() }], { guarantee: transport.capabilities.defaultGuarantee }).then(() => undefined);
+      target.publishRaw
+        ? target.publishRaw(transport, topic, message)
+        : transport.publish(topic, [{ ...message, timestamp: Date.now() }], { guarantee: transport.capabilities.defaultGuarantee }).then(() => undefined);
     const fastRetry = { maxAttempts: 3, initialIntervalMs: 20, multiplier: 1, maxIntervalMs: 20 };
 
     it('settles every message whatever the handler throws: each hostile value is dead-lettered after maxAttempts calls, the loop stays responsive, later messages flow', { timeout }, async () => {
@@ -466,8 +487,14 @@ export function runConformanceSuite(target: ConformanceTarget): void {
         { ...groupOf('g'), startFrom, retry: fastRetry, retryMode: 'in-process' },
       );
       const key = 'one-key'; // one partition / lane: later messages wait behind the hostile ones
-      await bus.publisher.publish(topic!, values.map((_, i) => ({ id: `hostile-${i}`, key, value: { throws: i } })));
-      await bus.publisher.publish(topic!, Array.from({ length: 20 }, (_, i) => ({ id: `after-${i}`, key, value: {} })));
+      await bus.publisher.publish(
+        topic!,
+        values.map((_, i) => ({ id: `hostile-${i}`, key, value: { throws: i } })),
+      );
+      await bus.publisher.publish(
+        topic!,
+        Array.from({ length: 20 }, (_, i) => ({ id: `after-${i}`, key, value: {} })),
+      );
       const letters = await reader.letters.waitFor(values.length, waitMs * 2, 'dead letters of hostile throws');
       await good.waitFor(20, waitMs, 'messages after the hostile ones');
       expect(new Set(letters.map((l) => l.id))).toEqual(new Set(values.map((_, i) => `hostile-${i}`)));
@@ -550,7 +577,22 @@ export function runConformanceSuite(target: ConformanceTarget): void {
         },
         { ...groupOf('g'), startFrom, retry: fastRetry },
       );
-      const headerName = fc.oneof(fc.constantFrom('x-sb-attempt', 'x-sb-topic', 'x-sb-timestamp', 'x-sb-key', 'x-sb-sig', 'x-delivery-count', 'x-dlq-original-topic', 'x-dlq-original-group', 'x-dlq-attempts', 'traceparent', 'x-death'), fc.string({ minLength: 1, maxLength: 20 }).filter((n) => /^[a-z][a-z0-9-]*$/.test(n)));
+      const headerName = fc.oneof(
+        fc.constantFrom(
+          'x-sb-attempt',
+          'x-sb-topic',
+          'x-sb-timestamp',
+          'x-sb-key',
+          'x-sb-sig',
+          'x-delivery-count',
+          'x-dlq-original-topic',
+          'x-dlq-original-group',
+          'x-dlq-attempts',
+          'traceparent',
+          'x-death',
+        ),
+        fc.string({ minLength: 1, maxLength: 20 }).filter((n) => /^[a-z][a-z0-9-]*$/.test(n)),
+      );
       const headerValue = fc.oneof(fc.string({ maxLength: 40 }), fc.integer().map(String), fc.constantFrom('NaN', '1e30', '-1', '99', '', '{}', '[]'));
       const samples = fc.sample(fc.record({ headers: fc.dictionary(headerName, headerValue, { maxKeys: 6 }), fail: fc.boolean() }), { numRuns: 25, seed: 20261123 });
       for (const [i, sample] of samples.entries()) {
@@ -614,7 +656,11 @@ export function runConformanceSuite(target: ConformanceTarget): void {
       const [letter] = await reader.letters.waitFor(1, waitMs, 'the dead letter of group A');
       await handledByB.waitFor(1, waitMs);
       expect(letter!.headers[DeadLetterHeaders.originalGroup]).toBe('A');
-      await replayTo(bus.publisher, letter!.headers[DeadLetterHeaders.originalTopic]!, letter!.headers[DeadLetterHeaders.originalGroup], { id: letter!.id, headers: letter!.headers, payload: letter!.body });
+      await replayTo(bus.publisher, letter!.headers[DeadLetterHeaders.originalTopic]!, letter!.headers[DeadLetterHeaders.originalGroup], {
+        id: letter!.id,
+        headers: letter!.headers,
+        payload: letter!.body,
+      });
       await handledByA.waitFor(1, waitMs, 'the replay in group A');
       await bus.publisher.publish(topic!, { id: 'after-replay', value: 2 });
       await handledByA.waitFor(2, waitMs);
@@ -657,7 +703,7 @@ export function runConformanceSuite(target: ConformanceTarget): void {
       }
     });
 
-    it('propagates the W3C trace context: the consumer span joins the publisher\'s trace, dead letters keep it', { timeout }, async () => {
+    it("propagates the W3C trace context: the consumer span joins the publisher's trace, dead letters keep it", { timeout }, async () => {
       const { exporter, tracer } = testTracing();
       const bus = await openBus();
       const [topic] = await topics('trace');
@@ -674,7 +720,10 @@ export function runConformanceSuite(target: ConformanceTarget): void {
       let traceId = '';
       await tracer.startActiveSpan('checkout', async (span) => {
         traceId = span.spanContext().traceId;
-        await bus.publisher.publish(topic!, [{ id: 'traced', value: { poison: false } }, { id: 'traced-poison', value: { poison: true } }]);
+        await bus.publisher.publish(topic!, [
+          { id: 'traced', value: { poison: false } },
+          { id: 'traced-poison', value: { poison: true } },
+        ]);
         span.end();
       });
       await got.waitFor(2, waitMs);

@@ -91,7 +91,9 @@ export async function runBrokerOutageScenario(options: OutageScenarioOptions): P
     const recoveredAt = await outage!;
     await until(async () => (await options.store.depth()) === 0, waitMs, 'an empty fallback store');
     const emptyAt = Date.now();
-    const expected = Array.from({ length: publishers }, (_, p) => Array.from({ length: perPublisher }, (_, i) => (p * perPublisher + i < total ? `p${p}-${i}` : undefined))).flat().filter((id): id is string => id !== undefined);
+    const expected = Array.from({ length: publishers }, (_, p) => Array.from({ length: perPublisher }, (_, i) => (p * perPublisher + i < total ? `p${p}-${i}` : undefined)))
+      .flat()
+      .filter((id): id is string => id !== undefined);
     await until(() => expected.every((id) => seen.has(id)), waitMs, 'every published id at the consumer').catch(() => undefined);
     const deliveries = [...seen.values()].reduce((a, b) => a + b, 0);
     const delivered = expected.filter((id) => seen.has(id)).length;

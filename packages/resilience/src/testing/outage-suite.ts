@@ -6,10 +6,7 @@ import { runBrokerOutageScenario, type OutageScenarioOptions } from './outage-sc
  * The producer-outage test as a suite: one run per store, each stopping and restarting the broker.
  * `managed` false (a broker the project does not run) skips it, saying why.
  */
-export function runBrokerOutageSuite(
-  name: string,
-  options: Omit<OutageScenarioOptions, 'store'> & { readonly stores: Record<string, () => Promise<FallbackStore>>; readonly managed: boolean },
-): void {
+export function runBrokerOutageSuite(name: string, options: Omit<OutageScenarioOptions, 'store'> & { readonly stores: Record<string, () => Promise<FallbackStore>>; readonly managed: boolean }): void {
   const title = `${name}: broker stopped and restarted while publishing through the fallback store`;
   describe.runIf(options.managed)(options.managed ? title : `${title} — skipped: the broker address comes from the environment, the project cannot stop it`, () => {
     for (const [storeName, openStore] of Object.entries(options.stores)) {
