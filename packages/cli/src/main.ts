@@ -5,7 +5,9 @@
  * Exit codes: 0 done, 1 failed (connection, nothing found...), 2 usage or config error.
  */
 import { realpathSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
 import cliProgress from 'cli-progress';
 import {
@@ -103,10 +105,19 @@ async function openStore(url: string, name: string | undefined): Promise<Fallbac
 /** The first-party adapters the CLI uses when they are installed (optional peer dependencies). */
 const FIRST_PARTY_ADAPTERS = ['@switchboard/kafka', '@switchboard/rabbitmq', '@switchboard/redis-pubsub'];
 
-/** Imports `name`, or undefined when that package itself is not installed (any other failure is reported). */
+/**
+ * Imports `name` as the application in the working directory has it installed (else as installed next
+ * to the CLI), or undefined when that package itself is not installed; any other failure is reported.
+ */
 async function optionalImport(name: string): Promise<Record<string, unknown> | undefined> {
   try {
-    return (await import(name)) as Record<string, unknown>;
+    let resolved: string | undefined;
+    try {
+      resolved = pathToFileURL(createRequire(join(process.cwd(), 'package.json')).resolve(name)).href;
+    } catch {
+      resolved = undefined;
+    }
+    return (await import(resolved ?? name)) as Record<string, unknown>;
   } catch (error) {
     const code = (error as { code?: string } | undefined)?.code;
     if ((code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') && String((error as Error).message).includes(`'${name}'`)) return undefined;
