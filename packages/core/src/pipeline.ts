@@ -46,7 +46,6 @@ interface PendingGiveUp {
   readonly error: unknown;
   readonly reason: FailureReason;
   readonly firstFailureAt: number;
-  failures: number;
 }
 
 /**
@@ -208,7 +207,6 @@ export function createDeliveryProcessor<T>(config: PipelineConfig<T>): DeliveryL
         await delivery.ack();
         return;
       }
-      pending.failures++;
       pendingGiveUps.set(delivery.id, pending);
       if (config.deadLetterRetryMode === 'transport') {
         await delivery.retryLater(retry.maxIntervalMs, pending.attempt + 1);
@@ -283,7 +281,7 @@ export function createDeliveryProcessor<T>(config: PipelineConfig<T>): DeliveryL
           continue;
         }
         const reason: FailureReason = result.reason ?? (retryable ? 'retries-exhausted' : 'non-retryable');
-        const givenUp: PendingGiveUp = { attempt, error: result.error, reason, firstFailureAt, failures: 0 };
+        const givenUp: PendingGiveUp = { attempt, error: result.error, reason, firstFailureAt };
         finalFailureEvent(delivery, givenUp);
         await settleGivenUp(delivery, givenUp);
         return;

@@ -295,8 +295,11 @@ class KafkaSubscription implements TransportSubscription {
       () => {
         if (generation !== this.generation || this.stopping) return;
         // Resume what we do not hold a retry for (pauses survive rebalances in kafkajs: lift stale ones too).
-        const resumable = this.consumer.paused().flatMap(({ topic, partitions }) => partitions.filter((p) => !this.held.has(`${topic}|${p}`)).map((p) => ({ topic, partitions: [p] })));
-        if (resumable.length > 0) this.consumer.resume(resumable);
+        const resumed = this.onConsumer('resuming partitions after a join', () => {
+          const resumable = this.consumer.paused().flatMap(({ topic, partitions }) => partitions.filter((p) => !this.held.has(`${topic}|${p}`)).map((p) => ({ topic, partitions: [p] })));
+          if (resumable.length > 0) this.consumer.resume(resumable);
+        });
+        if (!resumed) return; // the consumer is restarting: its next join positions and resumes
         if (this.interruptedSince !== undefined) {
           this.observer().onEvent({ type: 'subscription-resumed', topic: this.spec.topic, transport: 'kafka', gapMs: Date.now() - this.interruptedSince });
           this.interruptedSince = undefined;
@@ -386,12 +389,17 @@ class KafkaSubscription implements TransportSubscription {
   private hold(topic: string, partition: number, record: KafkaRecordIn, attempt: number, delayMs: number): void {
     const tp = `${topic}|${partition}`;
     if (!this.owned.has(tp)) return; // revoked meanwhile: the new owner reads it from the committed offset
-    this.consumer.pause([{ topic, partitions: [partition] }]);
-    this.consumer.seek({ topic, partition, offset: record.offset });
+    // During a kafkajs restart this fails; the restart's join pauses every held partition again.
+    this.onConsumer('pausing a partition for a retry', () => {
+      this.consumer.pause([{ topic, partitions: [partition] }]);
+      this.consumer.seek({ topic, partition, offset: record.offset });
+    });
     const previous = this.held.get(tp);
     if (previous?.timer) clearTimeout(previous.timer);
     const held: HeldRetry = { topic, partition, record, attempt, timer: undefined };
-    held.timer = setTimeout(() => void this.redeliver(tp, held), Math.max(0, delayMs));
+    held.timer = setTimeout(() => {
+      this.redeliver(tp, held).catch((error: unknown) => this.observer().onEvent({ type: 'internal-error', topic: this.spec.topic, context: 'kafka: redelivering a held retry', error }));
+    }, Math.max(0, delayMs));
     this.held.set(tp, held);
   }
 
@@ -408,8 +416,26 @@ class KafkaSubscription implements TransportSubscription {
     }
     this.held.delete(tp);
     if (this.stopping || !this.owned.has(tp)) return;
-    this.consumer.seek({ topic, partition, offset: (BigInt(record.offset) + 1n).toString() });
-    this.consumer.resume([{ topic, partitions: [partition] }]);
+    // While kafkajs restarts (broker lost) there is no consumer group to seek in: the next join resumes
+    // from the committed offset instead (the ack above, or the record again: at least once).
+    this.onConsumer('resuming a partition after a held retry', () => {
+      this.consumer.seek({ topic, partition, offset: (BigInt(record.offset) + 1n).toString() });
+      this.consumer.resume([{ topic, partitions: [partition] }]);
+    });
+  }
+
+  /**
+   * Runs a pause / seek / resume on the kafkajs consumer, which throws while it restarts after a crash
+   * (no consumer group then). Returns false, reported, when it did.
+   */
+  private onConsumer(what: string, action: () => void): boolean {
+    try {
+      action();
+      return true;
+    } catch (error) {
+      this.observer().onEvent({ type: 'internal-error', topic: this.spec.topic, context: `kafka: ${what}`, error });
+      return false;
+    }
   }
 
   private async commit(topic: string, partition: number, offset: string): Promise<void> {
