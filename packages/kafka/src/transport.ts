@@ -397,9 +397,12 @@ class KafkaSubscription implements TransportSubscription {
     const previous = this.held.get(tp);
     if (previous?.timer) clearTimeout(previous.timer);
     const held: HeldRetry = { topic, partition, record, attempt, timer: undefined };
-    held.timer = setTimeout(() => {
-      this.redeliver(tp, held).catch((error: unknown) => this.observer().onEvent({ type: 'internal-error', topic: this.spec.topic, context: 'kafka: redelivering a held retry', error }));
-    }, Math.max(0, delayMs));
+    held.timer = setTimeout(
+      () => {
+        this.redeliver(tp, held).catch((error: unknown) => this.observer().onEvent({ type: 'internal-error', topic: this.spec.topic, context: 'kafka: redelivering a held retry', error }));
+      },
+      Math.max(0, delayMs),
+    );
     this.held.set(tp, held);
   }
 
