@@ -81,18 +81,14 @@ function filterFrom(options: FilterOptions): ParkingFilter {
 async function openParkingLot(global: GlobalOptions): Promise<ParkingLot & { close(): Promise<void> }> {
   const url = global.databaseUrl ?? process.env.DATABASE_URL;
   if (!url) throw new UsageError('the parking lot needs --database-url or DATABASE_URL (postgres://...)');
-  const [{ default: pg }, { PostgresParkingLot }] = await Promise.all([import('pg'), import('@switchboard/postgres')]);
-  const pool = new pg.Pool({ connectionString: url, max: 2 });
-  const lot = await PostgresParkingLot.open(pool, global.parkingTable);
-  return Object.assign(lot, { close: () => pool.end() });
+  const { openPostgresParkingLot } = await import('@switchboard/postgres');
+  return openPostgresParkingLot(url, global.parkingTable);
 }
 
 async function openStore(url: string, name: string | undefined): Promise<FallbackStore & { close(): Promise<void> }> {
   if (/^postgres(ql)?:\/\//.test(url)) {
-    const [{ default: pg }, { PostgresFallbackStore }] = await Promise.all([import('pg'), import('@switchboard/postgres')]);
-    const pool = new pg.Pool({ connectionString: url, max: 2 });
-    const store = await PostgresFallbackStore.open({ pool, ...(name ? { table: name } : {}) });
-    return Object.assign(store, { close: () => pool.end() });
+    const { openPostgresFallbackStore } = await import('@switchboard/postgres');
+    return openPostgresFallbackStore(url, name);
   }
   if (/^rediss?:\/\//.test(url)) {
     const redis = (await optionalImport('@switchboard/redis-pubsub')) as { openRedisFallbackStore(url: string, key?: string): Promise<FallbackStore & { close(): Promise<void> }> } | undefined;

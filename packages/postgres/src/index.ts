@@ -5,3 +5,4 @@
  * Their tables are created by the shipped migrations (`migrations/*.sql`) when opened.
  */
 export * from './fallback-store.js';
+export * from './connect.js';

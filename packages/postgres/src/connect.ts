@@ -1,0 +1,30 @@
+import pg from 'pg';
+import { PostgresFallbackStore } from './fallback-store.js';
+import { PostgresParkingLot } from './parking-lot.js';
+
+/**
+ * A parking lot on a pool of its own (tools such as the CLI): connects to `url`, creates the table
+ * if missing. `close()` ends the pool.
+ */
+export async function openPostgresParkingLot(url: string, table?: string): Promise<PostgresParkingLot & { close(): Promise<void> }> {
+  const pool = new pg.Pool({ connectionString: url, max: 2 });
+  try {
+    const lot = await PostgresParkingLot.open(pool, table);
+    return Object.assign(lot, { close: () => pool.end() });
+  } catch (error) {
+    await pool.end().catch(() => undefined);
+    throw error;
+  }
+}
+
+/** A fallback store on a pool of its own (`switchboard relay --store postgres://...`). `close()` ends the pool. */
+export async function openPostgresFallbackStore(url: string, table?: string): Promise<PostgresFallbackStore & { close(): Promise<void> }> {
+  const pool = new pg.Pool({ connectionString: url, max: 2 });
+  try {
+    const store = await PostgresFallbackStore.open({ pool, ...(table ? { table } : {}) });
+    return Object.assign(store, { close: () => pool.end() });
+  } catch (error) {
+    await pool.end().catch(() => undefined);
+    throw error;
+  }
+}
