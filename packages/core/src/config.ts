@@ -54,6 +54,8 @@ export const subscriptionConfigSchema = z
  */
 export const busConfigSchema = z
   .object({
+    /** Where editors find the JSON Schema of this file (docs/switchboard.schema.json); ignored by Switchboard. */
+    $schema: z.string().optional(),
     /** `kind` names a registered transport factory (see `registerTransport`); the rest are that transport's options. */
     transport: z.object({ kind: z.string().min(1) }).catchall(z.unknown()),
     publish: z

@@ -29,6 +29,14 @@ describe('config', () => {
     expect(attempt).toThrowError(/subscriptions\.sales\.retry.*unknown field\(s\) "initialIntervalMS"/);
   });
 
+  it('reads a JSON config file that names its JSON Schema for editors', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'sb-config-'));
+    const file = join(dir, 'switchboard.json');
+    await writeFile(file, JSON.stringify({ $schema: './switchboard.schema.json', transport: { kind: 'memory' }, defaults: { concurrency: 2 } }));
+    const config = await loadBusConfig({ file, env: {} });
+    expect(config.defaults.concurrency).toBe(2);
+  });
+
   it('keeps an environment value a string where a string is valid (a topic named 404), and names the variable in errors', async () => {
     const config = await loadBusConfig({ env: { SWITCHBOARD__SUBSCRIPTIONS__SALES__TOPIC: '404', SWITCHBOARD__DEFAULTS__CONCURRENCY: '4' } });
     expect(config.subscriptions.sales!.topic).toBe('404');
