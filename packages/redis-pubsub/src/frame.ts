@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { TransportMessage } from '@switchboard/core';
+import { safeTimestamp, type TransportMessage } from '@switchboard/core';
 
 /**
  * Redis Pub/Sub carries one string per message, so Switchboard frames the envelope:
@@ -37,7 +37,7 @@ export function decodeFrame(frame: Buffer): TransportMessage {
           ...(typeof header.key === 'string' ? { key: header.key } : {}),
           headers,
           body: frame.subarray(7 + headerLength),
-          timestamp: typeof timestamp === 'number' && Number.isSafeInteger(timestamp) && timestamp >= 0 ? timestamp : Date.now(),
+          timestamp: typeof timestamp === 'number' ? safeTimestamp(timestamp) : Date.now(),
         };
       } catch {
         // not our frame after all: fall through
