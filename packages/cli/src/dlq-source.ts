@@ -67,7 +67,14 @@ export async function walkTransportDeadLetters(
   const full = () => seen.length >= options.limit;
   const group = log ? (options.mode === 'browse' ? `switchboard-cli-browse-${randomUUID().slice(0, 8)}` : 'switchboard-cli') : '';
   const subscription = await transport.subscribe(
-    { topic: deadLetterTopic, pattern: false, group, concurrency: log ? 1 : Math.min(1000, options.limit + 100), startFrom: log ? 'earliest' : 'latest' },
+    {
+      topic: deadLetterTopic,
+      pattern: false,
+      group,
+      concurrency: log ? 1 : Math.min(1000, options.limit + 100),
+      ordering: transport.capabilities.orderings[0] ?? 'partition',
+      startFrom: log ? 'earliest' : 'latest',
+    },
     async (delivery) => {
       lastActivity = Date.now();
       const letter = describe(delivery);

@@ -189,7 +189,7 @@ export class PipelineSubscriber implements Subscriber {
       signal: aborter.signal,
     });
     const inner: TransportSubscription = await this.transport.subscribe(
-      { topic, pattern, group: group ?? '', concurrency: merged.concurrency ?? 1, startFrom: merged.startFrom ?? 'latest' },
+      { topic, pattern, group: group ?? '', concurrency: merged.concurrency ?? 1, ordering: merged.ordering ?? caps.orderings[0] ?? 'partition', startFrom: merged.startFrom ?? 'latest' },
       listener,
     );
     let ended: Promise<void> | undefined;

@@ -1,3 +1,5 @@
+import type { Ordering } from './lanes.js';
+
 /**
  * Publish delivery guarantee in broker-neutral words. A publish promise resolves only once the
  * guarantee is met. Adapters document their mapping:
@@ -19,6 +21,12 @@ export interface Capabilities {
   readonly consumerGroups: boolean;
   /** Messages with the same key are handled in publish order (per subscription). */
   readonly perKeyOrder: boolean;
+  /**
+   * Orderings a subscription may ask for (see {@link Ordering}); the first is the default. Where the
+   * transport has competing consumers the order holds for the group; on a transport without groups
+   * (Redis Pub/Sub) it holds per subscription, in the order this process received the messages.
+   */
+  readonly orderings: readonly Ordering[];
   /** Unsettled deliveries are redelivered (ack/commit exists). */
   readonly acknowledgements: boolean;
   /** `Delivery.retryLater` works: the transport redelivers after a delay, holding no handler slot. */

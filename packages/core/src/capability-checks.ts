@@ -1,10 +1,12 @@
 import type { Capabilities, DeliveryGuarantee } from './capabilities.js';
+import type { Ordering } from './lanes.js';
 
 export interface SubscriptionRequest {
   readonly group?: string | undefined;
   readonly pattern?: boolean | undefined;
   readonly retryMode?: 'transport' | 'in-process' | undefined;
   readonly startFrom?: 'latest' | 'earliest' | undefined;
+  readonly ordering?: Ordering | undefined;
 }
 
 /**
@@ -20,6 +22,11 @@ export function subscriptionCapabilityIssues(kind: string, caps: Capabilities, r
   }
   if (request.retryMode === 'transport' && !caps.delayedRedelivery) issues.push({ path: at('retryMode'), message: `transport "${kind}" cannot redeliver after a delay; use "in-process"` });
   if (request.startFrom === 'earliest' && !caps.replay) issues.push({ path: at('startFrom'), message: `transport "${kind}" keeps no history to start from; replay needs kafka` });
+  if (request.ordering !== undefined && !caps.orderings.includes(request.ordering)) {
+    const offered = caps.orderings.map((o) => `"${o}"`).join(', ');
+    const why = request.ordering === 'none' ? '' : caps.perKeyOrder ? '' : ': it spreads a queue over competing consumers, so no order by partition or key holds';
+    issues.push({ path: at('ordering'), message: `"${request.ordering}" is not available on transport "${kind}" (it offers ${offered})${why}` });
+  }
   return issues;
 }
 

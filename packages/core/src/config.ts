@@ -2,12 +2,14 @@ import { readFile } from 'node:fs/promises';
 import { z, type ZodType } from 'zod';
 import { DELIVERY_GUARANTEES } from './capabilities.js';
 import { ConfigError } from './errors.js';
+import { ORDERINGS, type Ordering } from './lanes.js';
 import { describeFailure } from './failure.js';
 import { retryPolicyFieldsSchema } from './retry.js';
 
 /** Subscription policy fields shared by `defaults` and each named subscription. */
 const subscriptionPolicyShape = {
   concurrency: z.number().int().min(1).max(1024).optional(),
+  ordering: z.enum(ORDERINGS as [Ordering, ...Ordering[]]).optional(),
   retry: retryPolicyFieldsSchema.optional(),
   retryMode: z.enum(['transport', 'in-process']).optional(),
   deadLetter: z.union([z.string().min(1), z.literal(false)]).optional(),

@@ -1,60 +1,94 @@
 /**
- * Ordered concurrency for push-style transports (memory, Redis): up to `concurrency` items run at
- * once; items with the same key always go to the same lane and run one after another, in push order.
- * Items without a key are spread round-robin over the lanes (no order among them).
- *
- * The runner may return a number: "put this item back at the head of its lane and pause the lane that
- * many ms" — a delayed retry that keeps per-key order and occupies no runner meanwhile.
+ * How a subscription orders the handling of its messages.
+ * - `partition`: the transport's unit of order (a Kafka partition; on memory and Redis one of
+ *   `concurrency` lanes a key hashes to) is handled one message at a time; a retry backing off holds
+ *   the whole partition or lane.
+ * - `key`: messages sharing a key are handled one at a time in order; up to `concurrency` handlers run
+ *   across keys, also within one partition; a retry backing off holds only its key. Messages without a
+ *   key are not ordered.
+ * - `none`: up to `concurrency` handlers, no order; a retry holds nothing but its own message.
  */
-export class KeyedLanes<T> {
-  private readonly lanes: Lane<T>[];
-  private nextLane = 0;
+export type Ordering = 'partition' | 'key' | 'none';
+export const ORDERINGS: readonly Ordering[] = ['partition', 'key', 'none'];
+
+/**
+ * Ordered concurrency: up to `concurrency` items run at once. Items pushed with the same order key run
+ * one after another, in push order; items pushed without one are not ordered. Fairness: keys with
+ * work take turns (a key goes to the back of the line after each item).
+ *
+ * The runner may return a number: "put this item back at the head of its key and hold the key that
+ * many ms" — a delayed retry that keeps the key's order, holds no runner, and lets other keys run.
+ */
+export class KeyedScheduler<T> {
+  private readonly queues = new Map<string | number, KeyQueue<T>>();
+  /** Queues with an item ready to start, in turn order. */
+  private ready: KeyQueue<T>[] = [];
+  private readyHead = 0;
+  /** Queues holding a delayed retry (unordered ones are in no other index). */
+  private readonly held = new Set<KeyQueue<T>>();
   private running = 0;
+  private waiting = 0;
   private idleWaiters: (() => void)[] = [];
 
   constructor(
-    concurrency: number,
+    private readonly concurrency: number,
     private readonly run: (item: T) => Promise<number | void>,
     private readonly onRunnerError: (error: unknown) => void = () => {},
-  ) {
-    this.lanes = Array.from({ length: Math.max(1, concurrency) }, () => ({ items: [], head: 0, busy: false, timer: undefined }));
-  }
+  ) {}
 
-  push(key: string | undefined, item: T): void {
-    const index = key === undefined ? this.nextLane++ % this.lanes.length : hashKey(key) % this.lanes.length;
-    const lane = this.lanes[index]!;
-    lane.items.push(item);
-    if (!lane.busy && lane.timer === undefined) void this.drainLane(lane);
+  /** Queues `item` behind earlier items of `orderKey` (undefined: unordered). */
+  push(orderKey: string | number | undefined, item: T): void {
+    let queue: KeyQueue<T> | undefined = orderKey === undefined ? undefined : this.queues.get(orderKey);
+    if (!queue) {
+      queue = { key: orderKey, items: [], head: 0, state: 'idle', timer: undefined };
+      if (orderKey !== undefined) this.queues.set(orderKey, queue);
+    }
+    queue.items.push(item);
+    this.waiting++;
+    if (queue.state === 'idle') {
+      queue.state = 'ready';
+      this.ready.push(queue);
+      this.pump();
+    }
   }
 
   /** Items waiting (not started), including items put back for a delayed retry. */
   get pending(): number {
-    let n = 0;
-    for (const lane of this.lanes) n += lane.items.length - lane.head;
-    return n;
+    return this.waiting;
   }
 
   get inFlight(): number {
     return this.running;
   }
 
-  /** Removes and returns every item not started yet (cancelling delayed retries), in lane order. */
+  /** Removes and returns every item not started yet (cancelling delayed retries), oldest key first. */
   takePending(): T[] {
     const taken: T[] = [];
-    for (const lane of this.lanes) {
-      if (lane.timer !== undefined) clearTimeout(lane.timer);
-      lane.timer = undefined;
-      taken.push(...lane.items.slice(lane.head));
-      lane.items = [];
-      lane.head = 0;
-    }
+    const take = (queue: KeyQueue<T>) => {
+      if (queue.timer !== undefined) clearTimeout(queue.timer);
+      queue.timer = undefined;
+      for (let i = queue.head; i < queue.items.length; i++) taken.push(queue.items[i]!);
+      queue.items = [];
+      queue.head = 0;
+      if (queue.state !== 'running') {
+        queue.state = 'idle';
+        if (queue.key !== undefined) this.queues.delete(queue.key);
+      }
+    };
+    for (let i = this.readyHead; i < this.ready.length; i++) take(this.ready[i]!);
+    for (const queue of this.queues.values()) take(queue);
+    for (const queue of this.held) take(queue);
+    this.held.clear();
+    this.ready = [];
+    this.readyHead = 0;
+    this.waiting = 0;
     this.notifyIfIdle();
     return taken;
   }
 
   /** Resolves when nothing runs and (with `includePending`) nothing waits either. */
   whenIdle(includePending: boolean): Promise<void> {
-    const idle = () => this.running === 0 && (!includePending || this.pending === 0);
+    const idle = () => this.running === 0 && (!includePending || this.waiting === 0);
     if (idle()) return Promise.resolve();
     return new Promise((resolve) => {
       const check = () => (idle() ? resolve() : this.idleWaiters.push(check));
@@ -62,34 +96,74 @@ export class KeyedLanes<T> {
     });
   }
 
-  private async drainLane(lane: Lane<T>): Promise<void> {
-    lane.busy = true;
-    while (lane.head < lane.items.length && lane.timer === undefined) {
-      const item = lane.items[lane.head]!;
-      lane.head++;
-      if (lane.head > 1024 && lane.head * 2 > lane.items.length) {
-        lane.items = lane.items.slice(lane.head);
-        lane.head = 0;
+  private pump(): void {
+    while (this.running < this.concurrency && this.readyHead < this.ready.length) {
+      const queue = this.ready[this.readyHead]!;
+      this.ready[this.readyHead++] = undefined as never;
+      if (this.readyHead > 1024 && this.readyHead * 2 > this.ready.length) {
+        this.ready = this.ready.slice(this.readyHead);
+        this.readyHead = 0;
       }
+      if (queue.head >= queue.items.length) {
+        // emptied by takePending meanwhile
+        queue.state = 'idle';
+        continue;
+      }
+      const item = queue.items[queue.head]!;
+      queue.head++;
+      this.waiting--;
+      queue.state = 'running';
       this.running++;
-      let retryDelay: number | undefined;
+      let result: Promise<number | void>;
       try {
-        const result = await this.run(item);
-        if (typeof result === 'number') retryDelay = result;
+        result = this.run(item);
       } catch (error) {
-        this.onRunnerError(error);
+        result = Promise.reject(error);
       }
-      this.running--;
-      if (typeof retryDelay === 'number') {
-        // Put it back at the head; the lane waits, keeping this key's order.
-        lane.items.splice(lane.head, 0, item);
-        lane.timer = setTimeout(() => {
-          lane.timer = undefined;
-          if (!lane.busy) void this.drainLane(lane);
-        }, retryDelay);
-      }
+      result.then(
+        (delay) => this.finished(queue, item, delay),
+        (error: unknown) => {
+          this.onRunnerError(error);
+          this.finished(queue, item, undefined);
+        },
+      );
     }
-    lane.busy = false;
+  }
+
+  private finished(queue: KeyQueue<T>, item: T, delay: number | void): void {
+    this.running--;
+    if (typeof delay === 'number') {
+      // Back at the head of its key; the key waits (keeping its order), other keys go on.
+      if (queue.head > 0 && queue.items.length > 0) queue.items[--queue.head] = item;
+      else {
+        queue.items.unshift(item);
+        queue.head = 0;
+      }
+      this.waiting++;
+      queue.state = 'held';
+      this.held.add(queue);
+      queue.timer = setTimeout(() => {
+        queue.timer = undefined;
+        this.held.delete(queue);
+        if (queue.state !== 'held') return;
+        queue.state = 'ready';
+        this.ready.push(queue);
+        this.pump();
+      }, delay);
+    } else if (queue.head < queue.items.length) {
+      queue.state = 'ready';
+      this.ready.push(queue);
+      if (queue.head > 1024 && queue.head * 2 > queue.items.length) {
+        queue.items = queue.items.slice(queue.head);
+        queue.head = 0;
+      }
+    } else {
+      queue.state = 'idle';
+      queue.items = [];
+      queue.head = 0;
+      if (queue.key !== undefined && this.queues.get(queue.key) === queue) this.queues.delete(queue.key);
+    }
+    this.pump();
     this.notifyIfIdle();
   }
 
@@ -101,11 +175,60 @@ export class KeyedLanes<T> {
   }
 }
 
-interface Lane<T> {
+interface KeyQueue<T> {
+  readonly key: string | number | undefined;
   items: T[];
   head: number;
-  busy: boolean;
+  /** idle: no items; ready: in the ready line; running: its head item runs; held: a delayed retry waits. */
+  state: 'idle' | 'ready' | 'running' | 'held';
   timer: ReturnType<typeof setTimeout> | undefined;
+}
+
+/**
+ * A {@link KeyedScheduler} whose order keys follow an {@link Ordering} for message keys: `partition`
+ * hashes a key to one of `concurrency` lanes (unkeyed items round-robin), `key` orders by the key
+ * itself, `none` orders nothing.
+ */
+export class OrderedLanes<T> {
+  private readonly scheduler: KeyedScheduler<T>;
+  private nextLane = 0;
+
+  constructor(
+    private readonly ordering: Ordering,
+    private readonly concurrency: number,
+    run: (item: T) => Promise<number | void>,
+    onRunnerError?: (error: unknown) => void,
+  ) {
+    this.scheduler = new KeyedScheduler(Math.max(1, concurrency), run, onRunnerError);
+  }
+
+  push(key: string | undefined, item: T): void {
+    this.scheduler.push(orderKeyOf(this.ordering, key, this.concurrency, this.nextLane++), item);
+  }
+
+  get pending(): number {
+    return this.scheduler.pending;
+  }
+
+  get inFlight(): number {
+    return this.scheduler.inFlight;
+  }
+
+  takePending(): T[] {
+    return this.scheduler.takePending();
+  }
+
+  whenIdle(includePending: boolean): Promise<void> {
+    return this.scheduler.whenIdle(includePending);
+  }
+}
+
+/** The scheduler order key of a message key under `ordering` (see {@link OrderedLanes}). */
+export function orderKeyOf(ordering: Ordering, key: string | undefined, lanes: number, roundRobin: number): string | number | undefined {
+  if (ordering === 'none') return undefined;
+  if (ordering === 'key') return key;
+  const count = Math.max(1, lanes);
+  return key === undefined ? roundRobin % count : hashKey(key) % count;
 }
 
 /** FNV-1a, 32 bit: stable across processes, so the same key maps to the same lane/member everywhere. */

@@ -1,6 +1,7 @@
 import type { ZodType } from 'zod';
 import type { Capabilities, DeliveryGuarantee } from './capabilities.js';
 import type { Codec } from './codec.js';
+import type { Ordering } from './lanes.js';
 import type { Delivery, Message, OutgoingMessage, TransportMessage } from './message.js';
 import type { ErrorClassifier, RetryPolicyInput } from './retry.js';
 import type { BusObserver, FailureReason } from './observer.js';
@@ -87,6 +88,13 @@ export interface SubscribeOptions<T = unknown> {
   readonly pattern?: boolean;
   /** Handler calls running at once. Default 1. Per-key order is kept where the transport promises it. */
   readonly concurrency?: number;
+  /**
+   * What `concurrency` may run side by side (see {@link Ordering}): `partition` (one message at a time
+   * per partition, or per key lane on memory and Redis), `key` (one at a time per key, many keys of a
+   * partition at once; a retry holds only its key), `none`. Default: the transport's first declared
+   * ordering (`capabilities.orderings`): `partition` on Kafka, memory and Redis, `none` on RabbitMQ.
+   */
+  readonly ordering?: Ordering;
   /** Where a new group starts: only new messages (default) or everything kept (transports with replay). */
   readonly startFrom?: 'latest' | 'earliest';
   readonly codec?: Codec;
@@ -128,6 +136,8 @@ export interface TransportSubscribeSpec {
   readonly pattern: boolean;
   readonly group: string;
   readonly concurrency: number;
+  /** One of the transport's declared `capabilities.orderings`. */
+  readonly ordering: Ordering;
   readonly startFrom: 'latest' | 'earliest';
 }
 

@@ -10,3 +10,11 @@ runConformanceSuite({
   createTransport: async () => createMemoryTransport(broker),
   waitMs: 5000,
 });
+
+runConformanceSuite({
+  name: 'memory, ordering "key"',
+  capabilities: MEMORY_CAPABILITIES,
+  createTransport: async () => createMemoryTransport(broker),
+  waitMs: 5000,
+  defaults: { ordering: 'key' },
+});

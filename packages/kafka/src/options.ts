@@ -60,6 +60,13 @@ export const kafkaOptionsSchema = z
      * topic are picked up (and read from their beginning) within this bound.
      */
     metadataMaxAgeMs: z.number().int().min(1000).max(3_600_000).default(60_000),
+    /**
+     * With `ordering` `key` or `none`: records of a partition received and not committed yet (waiting,
+     * running, held for a retry, or finished above an unfinished one). At this many the partition's
+     * fetching pauses until commits bring it down to half. Also the most a crashed consumer's group
+     * handles again per partition.
+     */
+    maxUncommittedPerPartition: z.number().int().min(1).max(1_000_000).default(10_000),
     /** Offsets of handled messages are committed in batches at most this far apart (0: each message, awaited). */
     commitIntervalMs: z.number().int().min(0).max(60_000).default(100),
   })

@@ -3,6 +3,7 @@ import { SubscriptionAwareAssigner } from './assigner.js';
 import {
   ClosedError,
   InFlight,
+  KeyedScheduler,
   withDeadline,
   PublishError,
   ObserverSet,
@@ -20,6 +21,7 @@ import {
   type TransportSubscription,
 } from '@switchboard/core';
 import { fromKafkaRecord, toKafkaRecord } from './codec.js';
+import { OffsetWindow } from './offset-window.js';
 import type { KafkaOptions } from './options.js';
 
 /**
@@ -33,6 +35,7 @@ export const KAFKA_CAPABILITIES: Capabilities = Object.freeze<Capabilities>({
   durableGroups: true,
   consumerGroups: true,
   perKeyOrder: true,
+  orderings: ['partition', 'key', 'none'],
   acknowledgements: true,
   delayedRedelivery: true,
   replay: true,
@@ -168,6 +171,22 @@ interface HeldRetry {
 type KafkaRecordIn = Parameters<typeof fromKafkaRecord>[2];
 type Outcome = 'acked' | 'retry' | 'unsettled';
 
+/** What a delivery's ack and retryLater do: differs between partition order and side-by-side handling. */
+interface Settlement {
+  ack(): Promise<void>;
+  retry(delayMs: number, nextAttempt: number): void;
+}
+
+/** A record handled side by side with others of its partition (`ordering` `key` or `none`). */
+interface WindowedRecord {
+  readonly topic: string;
+  readonly partition: number;
+  readonly record: KafkaRecordIn;
+  readonly window: OffsetWindow;
+  attempt: number;
+  retryDelayMs: number;
+}
+
 /**
  * One kafkajs consumer in the subscription's group. Contracts:
  * - positions: when partitions are assigned (first join, rebalance, partitions added, restart after a
@@ -187,6 +206,14 @@ type Outcome = 'acked' | 'retry' | 'unsettled';
  *   eachMessage call sleeps (kafkajs keeps heartbeating, so long backoffs cause no rebalance);
  * - on a rebalance, retries held for revoked partitions are dropped uncommitted (the new owner gets
  *   the message again);
+ * - `ordering: 'key'` / `'none'`: kafkajs hands records over as fast as it fetches them; a scheduler runs
+ *   up to `concurrency` handlers across the subscription's partitions, one at a time per key (`key`) or
+ *   in any order (`none`). Each partition's records wait in an {@link OffsetWindow}: the commit is the
+ *   lowest unfinished offset, a retry holds only its key (its offset stays unfinished, so commits of
+ *   that partition stop there), and a partition whose window holds `maxUncommittedPerPartition`
+ *   records is paused until commits bring it down to half. On a rebalance, records of revoked
+ *   partitions are handed back uncommitted (running handlers finish, their acks commit nothing);
+ *   records of partitions kept are not handled twice when kafkajs fetches them again;
  * - a consumer crash (broker lost) is reported as `subscription-interrupted` (with the time of the
  *   last successful fetch) and, once the group is joined and positions are fixed again,
  *   `subscription-resumed` with the gap.
@@ -198,6 +225,10 @@ class KafkaSubscription implements TransportSubscription {
   private readonly pendingCommits = new Map<string, { topic: string; partition: number; offset: string }>();
   private commitTimer: ReturnType<typeof setTimeout> | undefined;
   private readonly inFlight = new InFlight();
+  /** Side-by-side handling (`ordering` `key` / `none`); undefined for partition order. */
+  private readonly scheduler: KeyedScheduler<WindowedRecord> | undefined;
+  /** Uncommitted records by topic|partition, side-by-side handling only. */
+  private readonly windows = new Map<string, OffsetWindow>();
   private stopping = false;
   private ending: Promise<void> | undefined;
   private endedCallbacks: (() => void)[] = [];
@@ -229,6 +260,13 @@ class KafkaSubscription implements TransportSubscription {
       // consumer restarts every second or so until the broker answers again.
       retry: { retries: Math.max(o.retries, 5), initialRetryTime: 100, maxRetryTime: 1000 },
     });
+    if (spec.ordering !== 'partition') {
+      this.scheduler = new KeyedScheduler<WindowedRecord>(
+        spec.concurrency,
+        (item) => this.runWindowed(item),
+        (error) => this.observer().onEvent({ type: 'internal-error', topic: spec.topic, context: 'kafka: handling a record', error }),
+      );
+    }
     let resolve!: () => void;
     let reject!: (error: unknown) => void;
     const promise = new Promise<void>((res, rej) => ((resolve = res), (reject = rej)));
@@ -260,8 +298,9 @@ class KafkaSubscription implements TransportSubscription {
     });
     await consumer.run({
       autoCommit: false,
-      partitionsConsumedConcurrently: this.spec.concurrency,
-      eachMessage: ({ topic, partition, message }) => this.onMessage(topic, partition, message),
+      // Side by side, eachMessage only queues the record: one kafkajs worker is enough.
+      partitionsConsumedConcurrently: this.scheduler ? 1 : this.spec.concurrency,
+      eachMessage: ({ topic, partition, message }) => (this.scheduler ? this.acceptWindowed(topic, partition, message) : this.onMessage(topic, partition, message)),
     });
     await withDeadline(
       this.firstPositioned.promise,
@@ -282,6 +321,12 @@ class KafkaSubscription implements TransportSubscription {
       if (held.timer) clearTimeout(held.timer); // revoked: the new owner reads it from the committed offset
       this.held.delete(tp);
     }
+    for (const [tp, window] of this.windows) {
+      if (this.owned.has(tp)) continue;
+      window.revoked = true; // its queued records are dropped when their turn comes; nothing of it is committed
+      this.windows.delete(tp);
+      this.pendingCommits.delete(tp);
+    }
     const assigned = Object.entries(assignment)
       .filter(([, partitions]) => partitions.length > 0)
       .map(([topic, partitions]) => ({ topic, partitions }));
@@ -296,7 +341,9 @@ class KafkaSubscription implements TransportSubscription {
         if (generation !== this.generation || this.stopping) return;
         // Resume what we do not hold a retry for (pauses survive rebalances in kafkajs: lift stale ones too).
         const resumed = this.onConsumer('resuming partitions after a join', () => {
-          const resumable = this.consumer.paused().flatMap(({ topic, partitions }) => partitions.filter((p) => !this.held.has(`${topic}|${p}`)).map((p) => ({ topic, partitions: [p] })));
+          const resumable = this.consumer
+            .paused()
+            .flatMap(({ topic, partitions }) => partitions.filter((p) => !this.held.has(`${topic}|${p}`) && !this.windows.get(`${topic}|${p}`)?.paused).map((p) => ({ topic, partitions: [p] })));
           if (resumable.length > 0) this.consumer.resume(resumable);
         });
         if (!resumed) return; // the consumer is restarting: its next join positions and resumes
@@ -347,13 +394,58 @@ class KafkaSubscription implements TransportSubscription {
 
   private onMessage(topic: string, partition: number, record: KafkaRecordIn): Promise<void> {
     if (this.stopping) return Promise.resolve(); // not committed: the group gets it again
-    return this.deliver(topic, partition, record, 1).then((outcome) => {
+    return this.deliver(topic, partition, record, 1, this.inPartitionOrder(topic, partition, record)).then((outcome) => {
       if (outcome === 'unsettled' && !this.stopping) this.hold(topic, partition, record, 1, 0); // handle it again
     });
   }
 
+  /** Partition order: an ack commits the next offset, a retry pauses the partition at the record. */
+  private inPartitionOrder(topic: string, partition: number, record: KafkaRecordIn): Settlement {
+    return {
+      ack: () => this.commit(topic, partition, (BigInt(record.offset) + 1n).toString()),
+      retry: (delayMs, nextAttempt) => this.hold(topic, partition, record, nextAttempt, delayMs),
+    };
+  }
+
+  /** Side by side: queue the record behind its key (or nowhere, unordered); pause the partition when its window is full. */
+  private acceptWindowed(topic: string, partition: number, record: KafkaRecordIn): Promise<void> {
+    if (this.stopping) return Promise.resolve();
+    const tp = `${topic}|${partition}`;
+    let window = this.windows.get(tp);
+    if (!window) this.windows.set(tp, (window = new OffsetWindow()));
+    if (!window.accept(Number(record.offset))) return Promise.resolve(); // known already: fetched again after a rebalance
+    // Keys are bytes; latin1 maps each byte to one character, so distinct keys stay distinct.
+    const orderKey = this.spec.ordering === 'key' && record.key ? `${tp}|${record.key.toString('latin1')}` : undefined;
+    this.scheduler!.push(orderKey, { topic, partition, record, window, attempt: 1, retryDelayMs: 0 });
+    if (!window.paused && window.size >= this.transport.options.maxUncommittedPerPartition) {
+      window.paused = true;
+      this.onConsumer('pausing a partition whose window is full', () => this.consumer.pause([{ topic, partitions: [partition] }]));
+    }
+    return Promise.resolve();
+  }
+
+  /** Runs one windowed record; returns a delay to hold its key for a retry. */
+  private async runWindowed(item: WindowedRecord): Promise<number | void> {
+    if (this.stopping || item.window.revoked) return; // handed back uncommitted
+    const { topic, partition, record, window } = item;
+    const outcome = await this.deliver(topic, partition, record, item.attempt, {
+      ack: async () => {
+        if (window.revoked) return;
+        const position = window.finish(Number(record.offset));
+        if (position !== undefined) await this.commit(topic, partition, String(position));
+      },
+      retry: (delayMs, nextAttempt) => {
+        item.attempt = nextAttempt;
+        item.retryDelayMs = Math.max(0, delayMs);
+      },
+    });
+    if (this.stopping || window.revoked) return;
+    if (outcome === 'retry') return item.retryDelayMs;
+    if (outcome === 'unsettled') return 0; // handle it again, in its key's turn
+  }
+
   /** Hands one record to the listener as delivery `attempt`. */
-  private async deliver(topic: string, partition: number, record: KafkaRecordIn, attempt: number): Promise<Outcome> {
+  private async deliver(topic: string, partition: number, record: KafkaRecordIn, attempt: number, settlement: Settlement): Promise<Outcome> {
     const message = fromKafkaRecord(topic, partition, record);
     let outcome: Outcome = 'unsettled';
     const delivery: Delivery = {
@@ -363,13 +455,13 @@ class KafkaSubscription implements TransportSubscription {
       ack: async () => {
         if (outcome !== 'unsettled') return false;
         outcome = 'acked';
-        await this.commit(topic, partition, (BigInt(record.offset) + 1n).toString());
+        await settlement.ack();
         return true;
       },
       retryLater: async (delayMs: number, nextAttempt = attempt + 1) => {
         if (outcome !== 'unsettled') return false;
         outcome = 'retry';
-        this.hold(topic, partition, record, nextAttempt, delayMs);
+        settlement.retry(delayMs, nextAttempt);
         return true;
       },
     };
@@ -410,7 +502,7 @@ class KafkaSubscription implements TransportSubscription {
     held.timer = undefined;
     if (this.stopping || this.held.get(tp) !== held) return;
     const { topic, partition, record } = held;
-    const outcome = await this.deliver(topic, partition, record, held.attempt);
+    const outcome = await this.deliver(topic, partition, record, held.attempt, this.inPartitionOrder(topic, partition, record));
     if (this.held.get(tp) !== held) return; // revoked, closed or re-held meanwhile
     if (outcome === 'retry') return; // deliver() held it again with the next attempt
     if (outcome === 'unsettled') {
@@ -456,10 +548,26 @@ class KafkaSubscription implements TransportSubscription {
     this.pendingCommits.clear();
     try {
       await this.consumer.commitOffsets(offsets);
+      if (this.scheduler) this.windowsCommitted(offsets);
     } catch (error) {
       // e.g. a rebalance: those messages come again (at-least-once), nothing is lost.
       this.observer().onEvent({ type: 'internal-error', topic: this.spec.topic, context: 'kafka offset commit', error });
     }
+  }
+
+  /** Commits confirmed: shrink the windows; resume partitions paused full once down to half. */
+  private windowsCommitted(offsets: readonly { topic: string; partition: number; offset: string }[]): void {
+    const resume: { topic: string; partitions: number[] }[] = [];
+    for (const { topic, partition, offset } of offsets) {
+      const window = this.windows.get(`${topic}|${partition}`);
+      if (!window) continue;
+      window.committed(Number(offset));
+      if (window.paused && window.size <= this.transport.options.maxUncommittedPerPartition / 2) {
+        window.paused = false;
+        resume.push({ topic, partitions: [partition] });
+      }
+    }
+    if (resume.length > 0 && !this.stopping) this.onConsumer('resuming partitions whose window emptied', () => this.consumer.resume(resume));
   }
 
   onEnded(callback: () => void): void {
@@ -475,6 +583,7 @@ class KafkaSubscription implements TransportSubscription {
       this.stopping = true;
       for (const held of this.held.values()) if (held.timer) clearTimeout(held.timer);
       this.held.clear();
+      this.scheduler?.takePending(); // not started: handed back uncommitted
       await this.inFlight.idle();
       await this.flushCommits();
       await this.consumer.disconnect().catch(() => undefined);

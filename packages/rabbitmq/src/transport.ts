@@ -39,6 +39,7 @@ export function rabbitCapabilities(options: Pick<RabbitOptions, 'retryMode'>): C
     durableGroups: true,
     consumerGroups: true,
     perKeyOrder: false,
+    orderings: ['none'],
     acknowledgements: true,
     delayedRedelivery: options.retryMode === 'broker',
     replay: false,

@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis';
 import {
   ClosedError,
-  KeyedLanes,
+  OrderedLanes,
   ObserverSet,
   compileTopicPattern,
   redactUrl,
@@ -36,6 +36,7 @@ export const REDIS_PUBSUB_CAPABILITIES: Capabilities = Object.freeze<Capabilitie
   durableGroups: false,
   consumerGroups: false,
   perKeyOrder: false,
+  orderings: ['partition', 'key', 'none'],
   acknowledgements: false,
   delayedRedelivery: false,
   replay: false,
@@ -106,7 +107,8 @@ export class RedisPubSubTransport implements Transport {
     const connection = await openConnection(this.options, 'subscriber');
     const matcher = spec.pattern ? compileTopicPattern(spec.topic) : undefined;
     const glob = spec.pattern ? globForPattern(spec.topic) : undefined;
-    const lanes = new KeyedLanes<Delivery>(
+    const lanes = new OrderedLanes<Delivery>(
+      spec.ordering,
       spec.concurrency,
       (delivery) => listener(delivery),
       (error) => this.observer.onEvent({ type: 'internal-error', topic: spec.topic, context: 'redis handler', error }),

@@ -1,6 +1,6 @@
 import type { Capabilities } from '../capabilities.js';
 import { ClosedError } from '../errors.js';
-import { KeyedLanes, hashKey } from '../lanes.js';
+import { OrderedLanes, hashKey } from '../lanes.js';
 import type { Delivery, SourceMetadata, TransportMessage } from '../message.js';
 import type { DeliveryListener, Transport, TransportPublishOptions, TransportPublishResult, TransportSubscribeSpec, TransportSubscription } from '../ports.js';
 import { compileTopicPattern } from '../topic-pattern.js';
@@ -16,8 +16,10 @@ import { compileTopicPattern } from '../topic-pattern.js';
  *   broker lives. A message published when no group matches reaches nobody (reported as 0 receivers);
  * - members of a group compete: a keyed message goes to the member chosen by its key's hash, an unkeyed
  *   one round-robin; every group gets every message;
- * - per-key order holds within a subscription (one lane per key hash), also while a message is retried;
- * - `retryLater` pauses only that message's lane; unsettled deliveries are handed back to the group.
+ * - order within a member follows the subscription's ordering: `partition` (default) gives each of
+ *   `concurrency` lanes the keys that hash to it and a retry pauses its lane; `key` runs keys side by
+ *   side and a retry pauses only its key; `none` orders nothing. Unsettled deliveries are handed back
+ *   to the group.
  * Publishing resolves when the message is enqueued ("none" and "leader"; nothing is durable). A
  * group whose subscribers fall behind by more than `highWaterMark` messages makes publishers wait
  * until it is down to half of that, so memory stays bounded (a group with no subscriber buffers
@@ -28,6 +30,7 @@ export const MEMORY_CAPABILITIES: Capabilities = Object.freeze<Capabilities>({
   durableGroups: true,
   consumerGroups: true,
   perKeyOrder: true,
+  orderings: ['partition', 'key', 'none'],
   acknowledgements: true,
   delayedRedelivery: true,
   replay: false,
@@ -46,7 +49,7 @@ interface Entry {
 
 interface Member {
   readonly group: GroupQueue;
-  readonly lanes: KeyedLanes<Entry>;
+  readonly lanes: OrderedLanes<Entry>;
   accepting: boolean;
   /** Source metadata per topic, shared by its deliveries (it is read-only). */
   readonly sources: Map<string, SourceMetadata>;
@@ -97,7 +100,7 @@ export class MemoryBroker {
       group,
       accepting: true,
       sources: new Map(),
-      lanes: new KeyedLanes<Entry>(spec.concurrency, (entry) => this.deliver(member, entry, listener, spec)),
+      lanes: new OrderedLanes<Entry>(spec.ordering, spec.concurrency, (entry) => this.deliver(member, entry, listener, spec)),
     };
     group.members.push(member);
     for (const entry of group.backlog.splice(0)) this.dispatch(group, entry);

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { createBus, type Bus } from '../bus.js';
+import { createBus, type Bus, type SubscriptionDefaults } from '../bus.js';
 import type { Capabilities } from '../capabilities.js';
 import { bytesCodec, jsonCodec } from '../codec.js';
 import { DeadLetterHeaders, TRUNCATED_HEADERS_HEADER } from '../dead-letter.js';
@@ -55,6 +55,11 @@ export interface ConformanceTarget {
    * bookkeeping and ignore such headers entirely.
    */
   readonly readsControlHeaders?: boolean;
+  /**
+   * Subscription defaults of every bus the suite opens, e.g. `{ ordering: 'key' }` to run every scenario
+   * with side-by-side handling. Scenarios that set an option themselves override it.
+   */
+  readonly defaults?: SubscriptionDefaults;
   /** Bound for each wait on the broker, ms. Default 20000. */
   readonly waitMs?: number;
   /** Per-test timeout, ms. Default 60000. */
@@ -64,7 +69,14 @@ export interface ConformanceTarget {
 async function defaultDeadLetterReader(transport: Transport, topic: string): Promise<DeadLetterReader> {
   const letters = new Recorder<TransportMessage>();
   const subscription = await transport.subscribe(
-    { topic, pattern: false, group: transport.capabilities.consumerGroups ? 'dlq-reader' : '', concurrency: 1, startFrom: transport.capabilities.replay ? 'earliest' : 'latest' },
+    {
+      topic,
+      pattern: false,
+      group: transport.capabilities.consumerGroups ? 'dlq-reader' : '',
+      concurrency: 1,
+      ordering: transport.capabilities.orderings[0] ?? 'partition',
+      startFrom: transport.capabilities.replay ? 'earliest' : 'latest',
+    },
     async (delivery) => {
       letters.add({ id: delivery.id, ...(delivery.key !== undefined ? { key: delivery.key } : {}), headers: delivery.headers, body: delivery.body, timestamp: delivery.timestamp });
       await delivery.ack();
@@ -101,7 +113,7 @@ export function runConformanceSuite(target: ConformanceTarget): void {
 
     async function openBus(observer = new CountingObserver()): Promise<Bus & { counts: CountingObserver }> {
       const transport = await target.createTransport();
-      const bus = createBus({ transport, observer });
+      const bus = createBus({ transport, observer, ...(target.defaults ? { defaults: target.defaults } : {}) });
       cleanups.push(() => bus.close());
       return Object.assign(bus, { counts: observer });
     }
@@ -256,6 +268,79 @@ export function runConformanceSuite(target: ConformanceTarget): void {
         const seqs = received.items.filter((m) => m.value.key === key).map((m) => m.value.seq);
         expect(seqs).toEqual(Array.from({ length: perKey }, (_, i) => i));
       }
+    });
+
+    /**
+     * 12 keys, concurrency 4; the first message of key "slow" fails once and backs off 2 s. Returns
+     * the handling log: which message, which attempt, and the most handlers seen running at once.
+     */
+    async function orderingRun(ordering: 'key' | 'none'): Promise<{ log: { id: string; key: string; attempt: number }[]; maxRunning: number }> {
+      const bus = await openBus();
+      const [topic] = await topics(`ordering-${ordering}`);
+      const log: { id: string; key: string; attempt: number }[] = [];
+      const done = new Recorder<string>();
+      let running = 0;
+      let maxRunning = 0;
+      await bus.subscriber.subscribe<{ seq: number }>(
+        topic!,
+        async (m) => {
+          running++;
+          maxRunning = Math.max(maxRunning, running);
+          try {
+            await new Promise((resolve) => setTimeout(resolve, 5)); // handlers overlap where allowed
+            log.push({ id: m.id, key: m.key!, attempt: m.attempt });
+            if (m.id === 'slow-0' && m.attempt === 1) throw new Error('fails once');
+            done.add(m.id);
+          } finally {
+            running--;
+          }
+        },
+        { ...groupOf('g'), ...(startFrom ? { startFrom } : {}), concurrency: 4, ordering, retry: { maxAttempts: 2, initialIntervalMs: 2000, maxIntervalMs: 2000 } },
+      );
+      const keys = Array.from({ length: 11 }, (_, k) => `key-${k}`);
+      const batch = [0, 1, 2].map((seq) => ({ id: `slow-${seq}`, key: 'slow', value: { seq } }));
+      for (let seq = 0; seq < 3; seq++) for (const key of keys) batch.push({ id: `${key}-${seq}`, key, value: { seq } });
+      await bus.publisher.publish(topic!, batch);
+      await done.waitFor(batch.length, waitMs, 'handled messages');
+      return { log, maxRunning };
+    }
+
+    const needsOrdering = (ordering: 'key' | 'none', title: string, scenario: () => Promise<void>) => {
+      if (caps.orderings.includes(ordering)) it(title, { timeout }, scenario);
+      else it.skip(`${title} — skipped: transport does not offer ordering "${ordering}"`, scenario);
+    };
+
+    needsOrdering('key', 'ordering "key": a retry backing off holds only its key; other keys flow, each key keeps its order', async () => {
+      const { log, maxRunning } = await orderingRun('key');
+      const retryAt = log.findIndex((e) => e.id === 'slow-0' && e.attempt === 2);
+      expect(retryAt).toBeGreaterThan(0);
+      // Every other key finished all its messages during the 2 s backoff.
+      const otherKeysLate = log.slice(retryAt).filter((e) => e.key !== 'slow');
+      expect(otherKeysLate).toEqual([]);
+      // The slow key's later messages waited for its retry: per-key order, also across the retry.
+      for (const key of new Set(log.map((e) => e.key))) {
+        const firstHandlings = log.filter((e) => e.key === key && !(e.id === 'slow-0' && e.attempt === 1)).map((e) => e.id);
+        expect(firstHandlings).toEqual([0, 1, 2].map((seq) => `${key}-${seq}`));
+      }
+      expect(maxRunning).toBeGreaterThan(1);
+      expect(maxRunning).toBeLessThanOrEqual(4);
+    });
+
+    needsOrdering('none', 'ordering "none": a retry backing off holds nothing, not even later messages of its key', async () => {
+      const { log, maxRunning } = await orderingRun('none');
+      const retryAt = log.findIndex((e) => e.id === 'slow-0' && e.attempt === 2);
+      expect(log.slice(retryAt).map((e) => e.id)).toEqual(['slow-0']);
+      expect(maxRunning).toBeLessThanOrEqual(4);
+    });
+
+    it('refuses an ordering it does not offer, naming the field', { timeout }, async () => {
+      const bus = await openBus();
+      const [topic] = await topics('ordering-refused');
+      for (const ordering of ['partition', 'key', 'none'] as const) {
+        if (caps.orderings.includes(ordering)) continue;
+        await expect(bus.subscriber.subscribe(topic!, () => {}, { ...groupOf('g'), ordering })).rejects.toThrow(/ordering/);
+      }
+      await expect(bus.subscriber.subscribe(topic!, () => {}, { ...groupOf('g'), ordering: 'random' as never })).rejects.toThrow(/ordering/);
     });
 
     needs(['patternSubscriptions'], 'routes pattern subscriptions (`*` one segment)', async () => {
