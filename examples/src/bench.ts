@@ -140,6 +140,50 @@ async function sbPublishOnly(transport: () => Promise<Transport>, topic: (r: num
   });
 }
 
+/**
+ * I/O-bound handlers (20 ms each), 50 keys, concurrency 64: ordering "partition" against "key". The
+ * messages are published before the subscription starts (from the earliest where the transport keeps
+ * them); throughput from the first handler call to the last. Counts: 600 under "partition" (one
+ * handler per partition or lane), 6000 under "key", so each measurement takes a few seconds.
+ */
+async function keyParallelism(transport: () => Promise<Transport>, topic: (ordering: string, r: number) => string, beforePublish?: (topic: string) => Promise<void>): Promise<Row> {
+  const measure = (ordering: 'partition' | 'key', count: number) =>
+    rounds(async (r) => {
+      const bus = createBus({ transport: await transport(), publisher: { noReceivers: 'ignore' } });
+      try {
+        const t = topic(ordering, r);
+        await beforePublish?.(t);
+        const arrivals = new Arrivals();
+        let first: number | undefined;
+        const subscribe = () =>
+          bus.subscriber.subscribe(
+            t,
+            async () => {
+              first ??= now();
+              await new Promise((resolve) => setTimeout(resolve, 20));
+              arrivals.arrive();
+            },
+            { group: 'bench', concurrency: 64, ordering, ...(bus.transport.capabilities.replay ? { startFrom: 'earliest' as const } : {}) },
+          );
+        // Where nothing is kept for a group that does not exist yet, it must exist before publishing.
+        const subscription = bus.transport.capabilities.replay ? undefined : await subscribe();
+        for (let i = 0; i < count; i += 1000)
+          await bus.publisher.publish(
+            t,
+            Array.from({ length: Math.min(1000, count - i) }, (_, j) => ({ key: `customer-${(i + j) % 50}`, value: payload(i + j) })),
+          );
+        if (!subscription) await subscribe();
+        await arrivals.wait(count);
+        return { msgPerSec: Math.round((count - 1) / ((now() - first!) / 1000)) };
+      } finally {
+        await bus.close();
+      }
+    });
+  const partition = await measure('partition', 600);
+  const key = await measure('key', 6000);
+  return { transport: '', scenario: '20 ms handler, 50 keys, concurrency 64: ordering partition vs key', raw: partition, switchboard: key, note: '"raw" column = Switchboard with ordering "partition"' };
+}
+
 // ───────────── memory ─────────────
 async function benchMemory(): Promise<void> {
   const e2e = await rounds(async (r) => {
@@ -152,6 +196,7 @@ async function benchMemory(): Promise<void> {
     return arrivals.sample(started);
   });
   rows.push({ transport: 'memory', scenario: `end to end, ${N} msgs`, switchboard: e2e });
+  rows.push({ ...(await keyParallelism(async () => createMemoryTransport(), (o, r) => `bench.${run}.memory.keys-${o}.${r}`)), transport: 'memory' });
 
   // Peak RSS while 1,000,000 messages are published (batches of 1000) and consumed.
   const burst = 1_000_000;
@@ -224,6 +269,8 @@ async function benchKafka(): Promise<void> {
       return arrivals.sample(started);
     });
     rows.push({ transport: 'kafka', scenario: 'end to end (3 partitions, concurrency 3)', raw: rawE2e, switchboard: await sbEndToEnd(sbTransport, (r) => `bench.${run}.kafka.sbe2e.${r}`, 3, ensure) });
+
+    rows.push({ ...(await keyParallelism(sbTransport, (o, r) => `bench.${run}.kafka.keys-${o}.${r}`, ensure)), transport: 'kafka' });
 
     // Healthy partition throughput while another partition backs off a poison message.
     const healthy = async (poison: boolean, r: number) => {
