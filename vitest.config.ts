@@ -14,6 +14,7 @@ const packages: Record<string, string> = {
   '@switchboard/resilience/testing': './packages/resilience/src/testing/index.ts',
   '@switchboard/resilience': './packages/resilience/src/index.ts',
   '@switchboard/cli/testing': './packages/cli/src/testing/index.ts',
+  '@switchboard/kafka/testing': './packages/kafka/src/testing/failover.ts',
   '@switchboard/kafka': './packages/kafka/src/index.ts',
   '@switchboard/rabbitmq': './packages/rabbitmq/src/index.ts',
   '@switchboard/redis-pubsub': './packages/redis-pubsub/src/index.ts',

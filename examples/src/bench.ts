@@ -181,7 +181,13 @@ async function keyParallelism(transport: () => Promise<Transport>, topic: (order
     });
   const partition = await measure('partition', 600);
   const key = await measure('key', 6000);
-  return { transport: '', scenario: '20 ms handler, 50 keys, concurrency 64: ordering partition vs key', raw: partition, switchboard: key, note: '"raw" column = Switchboard with ordering "partition"' };
+  return {
+    transport: '',
+    scenario: '20 ms handler, 50 keys, concurrency 64: ordering partition vs key',
+    raw: partition,
+    switchboard: key,
+    note: '"raw" column = Switchboard with ordering "partition"',
+  };
 }
 
 // ───────────── memory ─────────────
@@ -196,7 +202,13 @@ async function benchMemory(): Promise<void> {
     return arrivals.sample(started);
   });
   rows.push({ transport: 'memory', scenario: `end to end, ${N} msgs`, switchboard: e2e });
-  rows.push({ ...(await keyParallelism(async () => createMemoryTransport(), (o, r) => `bench.${run}.memory.keys-${o}.${r}`)), transport: 'memory' });
+  rows.push({
+    ...(await keyParallelism(
+      async () => createMemoryTransport(),
+      (o, r) => `bench.${run}.memory.keys-${o}.${r}`,
+    )),
+    transport: 'memory',
+  });
 
   // Peak RSS while 1,000,000 messages are published (batches of 1000) and consumed.
   const burst = 1_000_000;

@@ -1,4 +1,4 @@
-import { Kafka, PartitionAssigners, logLevel, type Admin, type Consumer, type Producer } from 'kafkajs';
+import { Kafka, PartitionAssigners, Partitioners, logLevel, type Admin, type Consumer, type Message as KafkaRecordOut, type Producer } from 'kafkajs';
 import { SubscriptionAwareAssigner } from './assigner.js';
 import {
   ClosedError,
@@ -54,6 +54,10 @@ export class KafkaTransport implements Transport {
   readonly capabilities = KAFKA_CAPABILITIES;
   private readonly observers = new ObserverSet();
   private readonly topicsReady = new Map<string, Promise<void>>();
+  /** Partition count per topic when the cluster has several brokers (undefined: one broker), refreshed every metadataMaxAgeMs. */
+  private readonly layouts = new Map<string, { partitions: number | undefined; at: number }>();
+  private readonly partitioner = Partitioners.DefaultPartitioner();
+  private roundRobin = 0;
   private admin: Promise<Admin> | undefined;
   private readonly subscriptions = new Set<KafkaSubscription>();
   private closed = false;
@@ -100,8 +104,42 @@ export class KafkaTransport implements Transport {
     const timeoutError = () =>
       new PublishError(`Kafka did not acknowledge ${messages.length} message(s) to "${topic}" (acks=${ACKS[options.guarantee]}) within ${this.options.publishTimeoutMs} ms`, topic);
     await withDeadline(this.ensureTopic(topic), deadline, timeoutError);
-    await withDeadline(this.producer.send({ topic, messages: messages.map(toKafkaRecord), acks: ACKS[options.guarantee], timeout: this.options.requestTimeoutMs }), deadline, timeoutError);
+    const records = messages.map(toKafkaRecord);
+    const acks = ACKS[options.guarantee];
+    const partitions = await withDeadline(this.partitionsToSplit(topic), deadline, timeoutError);
+    const sends = partitions === undefined ? [records] : this.byPartition(topic, records, partitions);
+    await withDeadline(Promise.all(sends.map((batch) => this.producer.send({ topic, messages: batch, acks, timeout: this.options.requestTimeoutMs }))), deadline, timeoutError);
     return {};
+  }
+
+  /**
+   * On a cluster, one send per partition. kafkajs (2.2.4, issue #1303) loses messages when a send spans
+   * several leaders and one of them fails: its retry skips every broker that already answered, so the
+   * failed partitions' messages are dropped when their new leader is one of those, and the send still
+   * resolves. A send with one partition has one leader at a time, so its retry always reaches the new
+   * one. Keys map to partitions exactly as kafkajs' default partitioner (murmur2, Java-compatible) maps
+   * them; keyless messages go round-robin. With one broker there is nothing to fail over to: one send.
+   */
+  private async partitionsToSplit(topic: string): Promise<number | undefined> {
+    const known = this.layouts.get(topic);
+    if (known && Date.now() - known.at < this.options.metadataMaxAgeMs) return known.partitions;
+    const admin = await this.adminClient();
+    const brokers = (await admin.describeCluster()).brokers.length;
+    const partitions = brokers > 1 ? ((await admin.fetchTopicMetadata({ topics: [topic] })).topics[0]?.partitions.length ?? undefined) : undefined;
+    this.layouts.set(topic, { partitions, at: Date.now() });
+    return partitions;
+  }
+
+  private byPartition(topic: string, records: KafkaRecordOut[], count: number): KafkaRecordOut[][] {
+    const partitionMetadata = Array.from({ length: count }, (_, partitionId) => ({ partitionId, partitionErrorCode: 0, leader: 0, replicas: [], isr: [] }));
+    const groups = new Map<number, KafkaRecordOut[]>();
+    for (const record of records) {
+      const partition = record.key === null || record.key === undefined ? this.roundRobin++ % count : this.partitioner({ topic, partitionMetadata, message: record });
+      let group = groups.get(partition);
+      if (!group) groups.set(partition, (group = []));
+      group.push({ ...record, partition });
+    }
+    return [...groups.values()];
   }
 
   /** Creates `topic` (partitions, replication factor from options) unless it exists; once per topic per transport. */

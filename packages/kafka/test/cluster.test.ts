@@ -1,0 +1,46 @@
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { runLeaderFailover, type LeaderFailoverReport } from '@switchboard/kafka/testing';
+
+const run = promisify(execFile);
+const script = fileURLToPath(new URL('../../../scripts/kafka.sh', import.meta.url));
+const cluster = async (...args: string[]) => void (await run('bash', [script, 'cluster', ...args]));
+const brokers = (process.env.KAFKA_CLUSTER_BROKERS ?? '127.0.0.1:19091,127.0.0.1:19092,127.0.0.1:19093').split(',');
+
+// A 3-broker cluster takes three JVMs and about a minute of leader kills: CI runs it (it sets
+// SWITCHBOARD_CLUSTER_TESTS=1 and starts the cluster with `scripts/kafka.sh cluster up`).
+const enabled = process.env.SWITCHBOARD_CLUSTER_TESTS === '1';
+const clusterIt = enabled ? it : it.skip;
+const reason = enabled ? '' : ' — skipped: needs the 3-broker cluster (SWITCHBOARD_CLUSTER_TESTS=1, scripts/kafka.sh cluster up)';
+
+describe('kafka on a 3-broker cluster (replication factor 3, min.insync.replicas 2)', () => {
+  clusterIt(
+    `the leader of a partition SIGKILLed mid-stream: acks=all loses no acknowledged message; acks 0 and 1 are measured${reason}`,
+    async () => {
+      await cluster('up');
+      const reports: LeaderFailoverReport[] = [];
+      for (const guarantee of ['none', 'leader', 'all'] as const) {
+        reports.push(
+          await runLeaderFailover({
+            brokers,
+            guarantee,
+            total: 20_000,
+            killBroker: (node) => cluster('kill', String(node)),
+            startBroker: (node) => cluster('start', String(node)),
+          }),
+        );
+      }
+      for (const r of reports) {
+        console.log(
+          `[measure] kafka cluster, leader of partition 0 (node ${r.killedNode}) SIGKILLed, acks=${r.acks}: ${r.throughput} msg/s, acknowledged ${r.acknowledged}, rejected ${r.rejected}, delivered ${r.delivered}, lost ${r.lost}, duplicates ${r.duplicates}, publishing stalled ${r.failoverMs} ms, consumer interrupted/resumed ${r.consumerInterrupted}/${r.consumerResumed}`,
+        );
+      }
+      const all = reports.find((r) => r.guarantee === 'all')!;
+      expect(all.acknowledged).toBeGreaterThan(0);
+      expect(all.lost).toBe(0);
+    },
+    300_000,
+  );
+});
