@@ -150,12 +150,33 @@ export class KafkaTransport implements Transport {
       ready = (async () => {
         const admin = await this.adminClient();
         const partitions = this.options.partitions === 'brokers' ? (await admin.describeCluster()).brokers.length : this.options.partitions;
-        await admin.createTopics({ topics: [{ topic, numPartitions: partitions, replicationFactor: this.options.replicationFactor }], waitForLeaders: true });
+        try {
+          await admin.createTopics({ topics: [{ topic, numPartitions: partitions, replicationFactor: this.options.replicationFactor }], waitForLeaders: true });
+        } catch (error) {
+          // On a cluster, the broker asked for leaders may not know the new topic yet (kafkajs waits only
+          // on LEADER_NOT_AVAILABLE): wait for leaders through the metadata of any broker, bounded.
+          if ((error as { type?: string }).type !== 'UNKNOWN_TOPIC_OR_PARTITION') throw error;
+          await this.waitForLeaders(admin, topic);
+        }
       })();
       ready.catch(() => this.topicsReady.delete(topic));
       this.topicsReady.set(topic, ready);
     }
     return ready;
+  }
+
+  private async waitForLeaders(admin: Admin, topic: string): Promise<void> {
+    const deadline = Date.now() + this.options.requestTimeoutMs;
+    for (;;) {
+      try {
+        const partitions = (await admin.fetchTopicMetadata({ topics: [topic] })).topics[0]?.partitions ?? [];
+        if (partitions.length > 0 && partitions.every((p) => p.leader >= 0)) return;
+      } catch (error) {
+        if (Date.now() > deadline) throw error;
+      }
+      if (Date.now() > deadline) throw new Error(`kafka: topic ${topic} has no leader for every partition after ${this.options.requestTimeoutMs} ms`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
   }
 
   /** Topics this transport created or confirmed (through `ensureTopic`). */

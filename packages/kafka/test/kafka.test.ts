@@ -7,7 +7,7 @@ import { CountingObserver, NonRetryableError, createBus, type Bus, type Message,
 import { Recorder, uniqueName, waitUntil } from '@switchboard/core/testing';
 import { createSwitchboardContainer } from '@switchboard/inversify';
 import { type KafkaOptionsInput, type KafkaTransport, kafkaTransport } from '@switchboard/kafka';
-import { KAFKA_BROKERS, testTransport } from './helpers.js';
+import { KAFKA_BROKERS, handledLines, testTransport } from './helpers.js';
 
 // Config-driven tests (createSwitchboardContainer with transport.kind) find the adapter through the registry.
 registerTransport(kafkaTransport);
@@ -153,14 +153,7 @@ describe('kafka consuming', () => {
     );
     const script = fileURLToPath(new URL('./fixtures/consume-until-killed.mjs', import.meta.url));
     const child = spawn(process.execPath, [script, topic, group, KAFKA_BROKERS], { stdio: ['ignore', 'pipe', 'inherit'] });
-    const beforeCrash = new Recorder<string>();
-    let buffered = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      buffered += chunk.toString();
-      const lines = buffered.split('\n');
-      buffered = lines.pop()!;
-      for (const line of lines) if (line && line !== 'READY') beforeCrash.add(line);
-    });
+    const beforeCrash = handledLines(child);
     const exited = new Promise((resolve) => child.on('exit', resolve));
     await beforeCrash.waitFor(100, 60_000);
     child.kill('SIGKILL');

@@ -5,7 +5,7 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { CountingObserver, createBus, type Bus, type Message, type Ordering } from '@switchboard/core';
 import { Recorder, eventually, uniqueName, waitUntil } from '@switchboard/core/testing';
 import type { KafkaOptionsInput, KafkaTransport } from '@switchboard/kafka';
-import { KAFKA_BROKERS, testTransport } from './helpers.js';
+import { KAFKA_BROKERS, handledLines, testTransport } from './helpers.js';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -181,14 +181,7 @@ describe('kafka ordering "key": many handlers per partition, per-key order, comm
     await publishAll(bus, topic, batch);
     const script = fileURLToPath(new URL('./fixtures/consume-key-ordered.mjs', import.meta.url));
     const child = spawn(process.execPath, [script, topic, group, KAFKA_BROKERS, String(window)], { stdio: ['ignore', 'pipe', 'inherit'] });
-    const beforeCrash = new Recorder<string>();
-    let buffered = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      buffered += chunk.toString();
-      const lines = buffered.split('\n');
-      buffered = lines.pop()!;
-      for (const line of lines) if (line && line !== 'READY') beforeCrash.add(line);
-    });
+    const beforeCrash = handledLines(child);
     const exited = new Promise((resolve) => child.on('exit', resolve));
     await beforeCrash.waitFor(1000, 60_000, 'messages handled by the child');
     child.kill('SIGKILL');

@@ -81,8 +81,19 @@ export async function runLeaderFailover(options: LeaderFailoverOptions): Promise
   try {
     await producerTransport.ensureTopic(topic);
     const admin = await producerTransport.adminClient();
-    const metadata = await admin.fetchTopicMetadata({ topics: [topic] });
-    killedNode = metadata.topics[0]!.partitions.find((p) => p.partitionId === 0)!.leader;
+    await until(
+      async () => {
+        try {
+          const metadata = await admin.fetchTopicMetadata({ topics: [topic] });
+          killedNode = metadata.topics[0]?.partitions.find((p) => p.partitionId === 0)?.leader ?? -1;
+        } catch {
+          killedNode = -1; // metadata not propagated to this broker yet
+        }
+        return killedNode >= 0;
+      },
+      waitMs,
+      'the leader of partition 0',
+    );
 
     const received = new Map<string, number>();
     await consumerBus.subscriber.subscribe(
