@@ -15,7 +15,7 @@
  *   history travels as `x-dlq-x-death`).
  */
 import type { TransportFactory } from '@switchboard/core';
-import { rabbitOptionsSchema, type RabbitOptions } from './options.js';
+import { rabbitOptionsSchema, type RabbitOptions, type RabbitOptionsInput } from './options.js';
 import { RabbitTransport, rabbitCapabilities } from './transport.js';
 
 export { rabbitOptionsSchema, type RabbitOptions, type RabbitOptionsInput, type RabbitRoute } from './options.js';
@@ -23,7 +23,7 @@ export { RabbitTransport, rabbitCapabilities, queueNameFor, retryQueueName } fro
 export { AmqpHeaders } from './codec.js';
 
 /** Connects a RabbitMQ transport from (partial) options. */
-export async function createRabbitTransport(options: Partial<RabbitOptions> = {}): Promise<RabbitTransport> {
+export async function createRabbitTransport(options: RabbitOptionsInput = {}): Promise<RabbitTransport> {
   return RabbitTransport.connect(rabbitOptionsSchema.parse(options));
 }
 

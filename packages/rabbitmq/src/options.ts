@@ -24,11 +24,16 @@ const routeSchema = z
 /** Options of `transport` when `kind: rabbitmq`. */
 export const rabbitOptionsSchema = z
   .object({
-    /** amqp:// or amqps:// URL with vhost and credentials. Default: RABBITMQ_URL or amqp://guest:guest@127.0.0.1:5672. */
+    /**
+     * amqp:// or amqps:// URL with vhost and credentials; for a cluster, the URLs of its nodes (array or
+     * comma-separated): connections go to the first that answers and move to the next one when a node
+     * is lost. Default: RABBITMQ_URL or amqp://guest:guest@127.0.0.1:5672.
+     */
     url: z
-      .string()
-      .regex(/^amqps?:\/\//, 'must start with amqp:// or amqps://')
-      .default(() => process.env.RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672'),
+      .union([z.string(), z.array(z.string())])
+      .transform((value) => (typeof value === 'string' ? value.split(',') : value).map((s) => s.trim()).filter(Boolean))
+      .pipe(z.array(z.string().regex(/^amqps?:\/\//, 'must start with amqp:// or amqps://')).min(1))
+      .default(() => [process.env.RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672']),
     /** The main exchange (type topic: core patterns `*`/`#` are its native syntax). */
     exchange: z.string().min(1).default('switchboard'),
     /** Topics routed through other exchanges (direct, fanout, headers...). */

@@ -7,7 +7,6 @@ import {
   withDeadline,
   PublishError,
   ObserverSet,
-  redactUrl,
   createControlSigner,
   compileTopicPattern,
   DEAD_LETTER_SUFFIX,
@@ -25,6 +24,7 @@ import {
   type TransportSubscription,
 } from '@switchboard/core';
 import { fromConsumeMessage, toPublishOptions, type ReceivedMessage, type ReceiveContext } from './codec.js';
+import { Endpoints } from './endpoints.js';
 import type { RabbitOptions, RabbitRoute } from './options.js';
 
 /**
@@ -108,18 +108,26 @@ export class RabbitTransport implements Transport {
 
   /** Connects (recovering connection). Rejects with a clear error, URL redacted, if the broker does not answer. */
   static async connect(options: RabbitOptions): Promise<RabbitTransport> {
+    const endpoints = new Endpoints(options.url);
     let model: RecoveringChannelModel;
     try {
-      model = await amqplib.connect(options.url, {
+      model = await amqplib.connect(endpoints.target(), {
         timeout: options.connectTimeoutMs,
         recovery: {
           initialDelay: options.reconnectInitialDelayMs,
           maxDelay: options.reconnectMaxDelayMs,
-          initialMaxRetries: 0,
+          // The first connection tries each node once.
+          initialMaxRetries: endpoints.count - 1,
+          waitForConnect: false,
         },
       });
+      if (endpoints.count > 1) {
+        model.on('connect-failed', () => endpoints.advance());
+        model.on('disconnect', () => endpoints.advance());
+      }
+      await model.waitForConnect();
     } catch (error) {
-      throw new Error(`cannot connect to RabbitMQ at ${redactUrl(options.url)}: ${(error as Error).message}`, { cause: error });
+      throw new Error(`cannot connect to RabbitMQ at ${endpoints.describe()}: ${(error as Error).message}`, { cause: error });
     }
     return new RabbitTransport(options, model);
   }
