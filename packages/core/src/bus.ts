@@ -10,6 +10,7 @@ import { combineObservers, loggingObserver, type BusObserver, type Logger } from
 import { createDeliveryProcessor } from './pipeline.js';
 import type { Span } from '@opentelemetry/api';
 import { PublishCoalescer } from './coalesce.js';
+import { assertValidForContract, isTopicContract, type ContractPublishOptions, type TopicContract } from './contract.js';
 import { InFlight } from './in-flight.js';
 import { endSpan, startPublishSpan, withTraceHeaders } from './observability/tracing.js';
 import type { GroupPublisher, Handler, Publisher, PublishReceipt, RawPublisher, SubscribeOptions, Subscriber, Subscription, Transport, TransportSubscription } from './ports.js';
@@ -63,8 +64,17 @@ export class TransportPublisher implements Publisher, GroupPublisher {
     this.sink = options.coalesce === false ? transport : new PublishCoalescer(transport);
   }
 
-  publish<T>(topic: string, messages: OutgoingMessage<T> | readonly OutgoingMessage<T>[]): Promise<PublishReceipt> {
-    return this.send(topic, messages, undefined);
+  publish<T>(topic: string, messages: OutgoingMessage<T> | readonly OutgoingMessage<T>[]): Promise<PublishReceipt>;
+  publish<Out, In>(contract: TopicContract<Out, In>, value: In, options?: ContractPublishOptions): Promise<PublishReceipt>;
+  publish(target: string | TopicContract<unknown, unknown>, messages: unknown, options?: ContractPublishOptions): Promise<PublishReceipt> {
+    if (typeof target === 'string') return this.send(target, messages as OutgoingMessage<unknown> | readonly OutgoingMessage<unknown>[], undefined);
+    try {
+      if (target.validateOnPublish) assertValidForContract(target, messages);
+      const key = options?.key ?? target.key?.(messages);
+      return this.send(target.name, { ...options, ...(key !== undefined ? { key } : {}), value: messages }, undefined);
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   /**
@@ -148,7 +158,14 @@ export class PipelineSubscriber implements Subscriber {
     this.observer = options.observer ?? combineObservers();
   }
 
-  async subscribe<T = unknown>(topic: string, handler: Handler<T>, options: SubscribeOptions<T> = {}): Promise<Subscription> {
+  subscribe<T = unknown>(topic: string, handler: Handler<T>, options?: SubscribeOptions<T>): Promise<Subscription>;
+  subscribe<Out, In>(contract: TopicContract<Out, In>, handler: Handler<Out>, options?: Omit<SubscribeOptions<Out>, 'schema' | 'pattern'>): Promise<Subscription>;
+  subscribe(target: string | TopicContract<unknown, unknown>, handler: Handler<unknown>, options: SubscribeOptions<unknown> = {}): Promise<Subscription> {
+    if (isTopicContract(target)) return this.subscribeTopic(target.name, handler, { ...options, schema: target.schema as SubscribeOptions<unknown>['schema'] & object, pattern: false });
+    return this.subscribeTopic(target, handler, options);
+  }
+
+  private async subscribeTopic<T>(topic: string, handler: Handler<T>, options: SubscribeOptions<T>): Promise<Subscription> {
     if (this.closed) throw new ClosedError('subscriber is closed');
     if (typeof topic !== 'string' || topic === '') throw new ConfigError([{ path: 'topic', message: 'must be a non-empty string' }]);
     if (typeof handler !== 'function') throw new ConfigError([{ path: 'handler', message: 'must be a function' }]);

@@ -13,6 +13,7 @@ export * from './retry.js';
 export * from './observer.js';
 export * from './dead-letter.js';
 export * from './ports.js';
+export * from './contract.js';
 export * from './pipeline.js';
 export * from './lanes.js';
 export * from './topic-pattern.js';

@@ -1,7 +1,7 @@
 import type { ZodType } from 'zod';
 import { decodeOrThrow, type Codec } from './codec.js';
 import { REPLAY_GROUP_HEADER, buildDeadLetter, fitDeadLetter, minimalDeadLetter } from './dead-letter.js';
-import { SchemaValidationError } from './errors.js';
+import { schemaValidationError } from './contract.js';
 import { inDeliverySpan, isTraced } from './observability/tracing.js';
 import type { Delivery, Message } from './message.js';
 import type { BusEvent, BusObserver, FailureReason } from './observer.js';
@@ -103,11 +103,7 @@ export function createDeliveryProcessor<T>(config: PipelineConfig<T>): DeliveryL
       } catch (error) {
         return { ok: false, error, reason: 'validation-failed' };
       }
-      if (!parsed.success) {
-        const issues = parsed.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message }));
-        const error = new SchemaValidationError(`payload failed schema validation: ${issues.map((i) => `${i.path || '(root)'}: ${i.message}`).join('; ')}`, issues);
-        return { ok: false, error, reason: 'validation-failed' };
-      }
+      if (!parsed.success) return { ok: false, error: schemaValidationError('payload', parsed.error.issues), reason: 'validation-failed' };
       value = parsed.data;
     }
     const message: Message<T> = {

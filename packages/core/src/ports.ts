@@ -1,6 +1,7 @@
 import type { ZodType } from 'zod';
 import type { Capabilities, DeliveryGuarantee } from './capabilities.js';
 import type { Codec } from './codec.js';
+import type { ContractPublishOptions, TopicContract } from './contract.js';
 import type { Ordering } from './lanes.js';
 import type { Delivery, Message, OutgoingMessage, TransportMessage } from './message.js';
 import type { ErrorClassifier, RetryPolicyInput } from './retry.js';
@@ -26,6 +27,12 @@ export interface Publisher {
    * A batch keeps its order for messages sharing a key.
    */
   publish<T>(topic: string, messages: OutgoingMessage<T> | readonly OutgoingMessage<T>[]): Promise<PublishReceipt>;
+  /**
+   * Publishes one value to a contract's topic, typed from its schema. Validated first when the
+   * contract says `validateOnPublish` (an invalid value rejects with a SchemaValidationError and is
+   * not sent); keyed by `options.key`, else the contract's key function.
+   */
+  publish<Out, In>(contract: TopicContract<Out, In>, value: In, options?: ContractPublishOptions): Promise<PublishReceipt>;
   /** Waits for publishes under way, then releases what this publisher holds. Idempotent. */
   close(): Promise<void>;
 }
@@ -49,6 +56,8 @@ export interface Subscriber {
    * subscription is live: messages published after that reach it.
    */
   subscribe<T = unknown>(topic: string, handler: Handler<T>, options?: SubscribeOptions<T>): Promise<Subscription>;
+  /** Subscribes to a contract's topic: the handler's messages are typed from its schema, and validated against it. */
+  subscribe<Out, In>(contract: TopicContract<Out, In>, handler: Handler<Out>, options?: Omit<SubscribeOptions<Out>, 'schema' | 'pattern'>): Promise<Subscription>;
   /** Closes every subscription made through this subscriber (as `Subscription.close`). Idempotent. */
   close(): Promise<void>;
 }

@@ -25,6 +25,7 @@ declare const pool: Pool;
 declare const redis: Redis;
 declare const kafka: Transport;
 declare const subscriber: Subscriber;
+declare const publisher: Publisher;
 declare const handler: Handler<unknown>;
 `;
 
