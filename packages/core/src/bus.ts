@@ -10,6 +10,7 @@ import { combineObservers, loggingObserver, type BusObserver, type Logger } from
 import { createDeliveryProcessor } from './pipeline.js';
 import type { Span } from '@opentelemetry/api';
 import { PublishCoalescer } from './coalesce.js';
+import { HealthTracker, type BusHealth } from './lifecycle.js';
 import { assertValidForContract, isTopicContract, type ContractPublishOptions, type TopicContract } from './contract.js';
 import { InFlight } from './in-flight.js';
 import { endSpan, startPublishSpan, withTraceHeaders } from './observability/tracing.js';
@@ -209,25 +210,35 @@ export class PipelineSubscriber implements Subscriber {
       { topic, pattern, group: group ?? '', concurrency: merged.concurrency ?? 1, ordering: merged.ordering ?? caps.orderings[0] ?? 'partition', startFrom: merged.startFrom ?? 'latest' },
       listener,
     );
-    let ended: Promise<void> | undefined;
+    // close() during a drain escalates it: backoff waits stop and what was not started is handed back.
+    let closing: Promise<void> | undefined;
+    let draining: Promise<void> | undefined;
     const subscription: Subscription = {
       topic,
       ...(group !== undefined ? { group } : {}),
       close: () =>
-        (ended ??= (async () => {
+        (closing ??= (async () => {
           aborter.abort();
           await inner.close();
+          await draining?.catch(() => undefined);
           this.subscriptions.delete(subscription);
         })()),
       drain: () =>
-        (ended ??= (async () => {
-          await inner.drain();
-          aborter.abort();
-          this.subscriptions.delete(subscription);
-        })()),
+        (draining ??=
+          closing ??
+          (async () => {
+            await inner.drain();
+            aborter.abort();
+            this.subscriptions.delete(subscription);
+          })()),
     };
     this.subscriptions.add(subscription);
     return subscription;
+  }
+
+  /** The subscriptions made through this subscriber and not closed yet. */
+  list(): readonly Subscription[] {
+    return [...this.subscriptions];
   }
 
   async close(): Promise<void> {
@@ -249,21 +260,31 @@ export interface Bus {
   readonly publisher: Publisher;
   readonly subscriber: Subscriber;
   readonly observer: BusObserver;
+  /** The live subscriptions made through this bus. */
+  subscriptions(): readonly Subscription[];
+  /** Per-subscription state (live, or interrupted since when) as the transport reported it. */
+  health(): BusHealth;
   /** Closes subscriptions, then the publisher, then the transport. */
   close(): Promise<void>;
 }
 
 export function createBus(options: BusOptions): Bus {
-  const observer = combineObservers(options.observer, options.logger ? loggingObserver(options.logger) : undefined);
+  const health = new HealthTracker();
+  // Health first: an observer reacting to an interruption already sees it in `health()`.
+  const observer = combineObservers(health, options.observer, options.logger ? loggingObserver(options.logger) : undefined);
   const stopObserving = options.transport.observe?.(observer);
   const publisher = new TransportPublisher(options.transport, { ...options.publisher, observer });
   const subscriber = new PipelineSubscriber(options.transport, { observer, ...(options.defaults ? { defaults: options.defaults } : {}) });
+  let closed = false;
   return {
     transport: options.transport,
     publisher,
     subscriber,
     observer,
+    subscriptions: () => subscriber.list(),
+    health: () => health.report(options.transport.kind, subscriber.list(), closed),
     async close() {
+      closed = true;
       await subscriber.close();
       await publisher.close();
       stopObserving?.();

@@ -14,6 +14,7 @@ export * from './observer.js';
 export * from './dead-letter.js';
 export * from './ports.js';
 export * from './contract.js';
+export * from './lifecycle.js';
 export * from './pipeline.js';
 export * from './lanes.js';
 export * from './topic-pattern.js';

@@ -75,7 +75,8 @@ export interface Subscription {
   /**
    * Stops taking new deliveries, handles everything already received (in-process retries and retries
    * the transport holds in this process included), then closes. A retry the broker holds (RabbitMQ
-   * `retryMode: broker`) stays with the broker and goes to the group.
+   * `retryMode: broker`) stays with the broker and goes to the group. `close()` during a drain stops
+   * it: backoff waits end and what was not started is handed back, as for `close()`.
    */
   drain(): Promise<void>;
 }

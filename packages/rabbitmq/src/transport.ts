@@ -505,6 +505,8 @@ class RabbitSubscription implements TransportSubscription {
   }
 
   private end(mode: 'closing' | 'draining'): Promise<void> {
+    // close() during a drain: deliveries arriving from now on are handed back.
+    if (mode === 'closing' && this.state === 'draining') this.state = 'closing';
     this.ending ??= (async () => {
       this.state = mode;
       const channel = this.channel;

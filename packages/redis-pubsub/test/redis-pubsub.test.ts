@@ -1,7 +1,19 @@
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { runCli } from '@switchboard/cli/testing';
-import { CapabilityError, CountingObserver, DeadLetterHeaders, NonRetryableError, PublishError, createBus, type Bus, type Message, type NoReceiversPolicy, registerTransport } from '@switchboard/core';
+import {
+  type BusHealth,
+  CapabilityError,
+  CountingObserver,
+  DeadLetterHeaders,
+  NonRetryableError,
+  PublishError,
+  createBus,
+  type Bus,
+  type Message,
+  type NoReceiversPolicy,
+  registerTransport,
+} from '@switchboard/core';
 import { Recorder, runFallbackStoreSuite, uniqueName } from '@switchboard/core/testing';
 import { createSwitchboardContainer } from '@switchboard/inversify';
 import { RedisFallbackStore, createRedisPubSubTransport, readDeadLetterStream, type RedisOptions, redisPubSubTransport } from '@switchboard/redis-pubsub';
@@ -89,6 +101,32 @@ describe('redis pub/sub semantics', () => {
     await bus.publisher.publish(channel, { value: 'after' });
     await received.waitFor(2, 5000);
     expect(received.items.map((m) => m.value)).toEqual(['before', 'after']);
+  });
+
+  it('health(): the subscription reads interrupted while its connection is gone, live again once resubscribed', async () => {
+    const snapshots: BusHealth[] = [];
+    let bus: Bus | undefined;
+    const counts = new CountingObserver();
+    bus = createBus({
+      transport: await createRedisPubSubTransport({ url: REDIS_URL }),
+      observer: {
+        onEvent(event) {
+          counts.onEvent(event);
+          if (event.type === 'subscription-interrupted' || event.type === 'subscription-resumed') snapshots.push(bus!.health());
+        },
+      },
+    });
+    cleanups.push(() => bus!.close());
+    const admin = await adminConnection();
+    const channel = uniqueName('sb-redis.health');
+    await bus.subscriber.subscribe(channel, () => {});
+    expect(bus.health()).toEqual({ status: 'up', transport: 'redis', subscriptions: [{ topic: channel, state: 'live' }] });
+    await admin.client('KILL', 'TYPE', 'pubsub');
+    await counts.waitFor('subscription-resumed', 1);
+    expect(snapshots.map((s) => s.status)).toEqual(['degraded', 'up']);
+    expect(snapshots[0]!.subscriptions[0]).toMatchObject({ topic: channel, state: 'interrupted', since: expect.any(Number) });
+    await bus.close();
+    expect(bus.health().status).toBe('closed');
   });
 
   it('dead-letters a poison message into the <channel>-dlq stream after maxAttempts in-process attempts', async () => {

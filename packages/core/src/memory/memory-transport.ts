@@ -110,10 +110,12 @@ export class MemoryBroker {
       const index = group.members.indexOf(member);
       if (index >= 0) group.members.splice(index, 1);
     };
-    let ended: Promise<void> | undefined;
+    let closing: Promise<void> | undefined;
+    let draining: Promise<void> | undefined;
     return {
+      // Also ends a drain under way: what it had not started is handed back.
       close: () =>
-        (ended ??= (async () => {
+        (closing ??= (async () => {
           leave();
           const unstarted = member.lanes.takePending();
           this.finished(group, unstarted.length);
@@ -121,10 +123,12 @@ export class MemoryBroker {
           for (const entry of unstarted) this.dispatch(group, entry);
         })()),
       drain: () =>
-        (ended ??= (async () => {
-          leave();
-          await member.lanes.whenIdle(true);
-        })()),
+        (draining ??=
+          closing ??
+          (async () => {
+            leave();
+            await member.lanes.whenIdle(true);
+          })()),
     };
   }
 
