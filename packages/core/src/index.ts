@@ -15,6 +15,7 @@ export * from './dead-letter.js';
 export * from './ports.js';
 export * from './contract.js';
 export * from './lifecycle.js';
+export * from './dedup.js';
 export * from './pipeline.js';
 export * from './lanes.js';
 export * from './topic-pattern.js';

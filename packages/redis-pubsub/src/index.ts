@@ -32,6 +32,7 @@ export const redisPubSubTransport: TransportFactory<RedisOptions> = {
   create: (options) => RedisPubSubTransport.connect(options),
 };
 export { RedisFallbackStore, type RedisFallbackStoreOptions } from './fallback-store.js';
+export { RedisDeduplicationStore } from './dedup-store.js';
 
 /** Opens a Redis-stream fallback store on its own connection (used by `switchboard relay --store redis://...`). */
 export async function openRedisFallbackStore(url: string, key?: string): Promise<RedisFallbackStore & { close(): Promise<void> }> {

@@ -14,9 +14,9 @@ import {
   type NoReceiversPolicy,
   registerTransport,
 } from '@switchboard/core';
-import { Recorder, runFallbackStoreSuite, uniqueName } from '@switchboard/core/testing';
+import { Recorder, runDeduplicationStoreSuite, runFallbackStoreSuite, uniqueName } from '@switchboard/core/testing';
 import { createSwitchboardContainer } from '@switchboard/inversify';
-import { RedisFallbackStore, createRedisPubSubTransport, readDeadLetterStream, type RedisOptions, redisPubSubTransport } from '@switchboard/redis-pubsub';
+import { RedisDeduplicationStore, RedisFallbackStore, createRedisPubSubTransport, readDeadLetterStream, type RedisOptions, redisPubSubTransport } from '@switchboard/redis-pubsub';
 import { REDIS_URL } from './helpers.js';
 
 // Config-driven tests (createSwitchboardContainer with transport.kind) find the adapter through the registry.
@@ -308,4 +308,10 @@ describe('redis pub/sub under pressure and outages', () => {
     expect(lines[0]).toMatch(/redis fallback store "switchboard:fallback": connection failed/);
     expect(unhandled).toEqual([]);
   });
+});
+
+runDeduplicationStoreSuite('redis', async () => {
+  const redis = new Redis(REDIS_URL);
+  cleanups.push(async () => void redis.disconnect());
+  return new RedisDeduplicationStore(redis, `${uniqueName('sb-dedup')}:`);
 });

@@ -4,3 +4,4 @@ export * from './recorder.js';
 export * from './fallback-store-suite.js';
 export * from './tracing.js';
 export * from './hostile.js';
+export * from './dedup-store-suite.js';
