@@ -11,6 +11,8 @@ const packages: Record<string, string> = {
   '@switchboard/postgres': './packages/postgres/src/index.ts',
   '@switchboard/prometheus': './packages/prometheus/src/index.ts',
   '@switchboard/inversify': './packages/inversify/src/index.ts',
+  '@switchboard/nestjs/terminus': './packages/nestjs/src/terminus.ts',
+  '@switchboard/nestjs': './packages/nestjs/src/index.ts',
   '@switchboard/resilience/testing': './packages/resilience/src/testing/index.ts',
   '@switchboard/resilience': './packages/resilience/src/index.ts',
   '@switchboard/cli/testing': './packages/cli/src/testing/index.ts',
@@ -27,14 +29,24 @@ export default defineConfig({
   },
   test: {
     projects: [
-      { extends: true, test: { name: 'core', include: ['packages/{core,postgres,prometheus,inversify,resilience,cli}/test/**/*.test.ts'] } },
+      {
+        extends: true,
+        test: {
+          name: 'core',
+          include: ['packages/{core,postgres,prometheus,inversify,resilience,cli,nestjs}/test/**/*.test.ts', 'examples/test/**/*.test.ts'],
+          exclude: ['**/*.rabbitmq.test.ts', '**/node_modules/**'],
+        },
+      },
       // Kafka files run one at a time: the outage test stops and restarts the shared broker.
       {
         extends: true,
         test: { name: 'kafka', include: ['packages/kafka/test/**/*.test.ts'], setupFiles: ['packages/kafka/test/setup.ts'], testTimeout: 120_000, hookTimeout: 180_000, fileParallelism: false },
       },
       // RabbitMQ files run one at a time too: the fallback outage test stops and restarts the broker.
-      { extends: true, test: { name: 'rabbitmq', include: ['packages/rabbitmq/test/**/*.test.ts'], testTimeout: 120_000, hookTimeout: 180_000, fileParallelism: false } },
+      {
+        extends: true,
+        test: { name: 'rabbitmq', include: ['packages/rabbitmq/test/**/*.test.ts', 'examples/test/**/*.rabbitmq.test.ts'], testTimeout: 120_000, hookTimeout: 180_000, fileParallelism: false },
+      },
       { extends: true, test: { name: 'redis', include: ['packages/redis-pubsub/test/**/*.test.ts'], testTimeout: 60_000, hookTimeout: 60_000 } },
     ],
   },

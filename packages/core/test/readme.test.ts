@@ -13,7 +13,7 @@ const PREAMBLE = `import 'reflect-metadata';
 import { inject, injectable } from 'inversify';
 import type { Pool } from 'pg';
 import type { Redis } from 'ioredis';
-import { FallbackRelay, MemoryFallbackStore, consumeDeadLetters, createBus, createBusFromConfig, loadBusConfig, type Handler, type Message, type OutgoingMessage, type PublishReceipt, type Publisher, type SubscribeOptions, type Subscriber, type Subscription, type Transport } from '@switchboard/core';
+import { FallbackRelay, MemoryFallbackStore, consumeDeadLetters, createBus, createBusFromConfig, loadBusConfig, type Handler, type Message, type OutgoingMessage, type PublishReceipt, type Publisher, type SubscribeOptions, type Subscriber, type Subscription, type TopicContract, type Transport } from '@switchboard/core';
 import { kafkaTransport } from '@switchboard/kafka';
 import { rabbitmqTransport } from '@switchboard/rabbitmq';
 import { RedisFallbackStore, redisPubSubTransport } from '@switchboard/redis-pubsub';
@@ -21,12 +21,16 @@ import { PostgresFallbackStore, PostgresParkingLot } from '@switchboard/postgres
 import { PrometheusObserver, startMetricsServer } from '@switchboard/prometheus';
 import { withFallback } from '@switchboard/resilience';
 import { SWITCHBOARD, createSwitchboardContainer } from '@switchboard/inversify';
+import { Injectable } from '@nestjs/common';
+import { InjectPublisher, Subscribe } from '@switchboard/nestjs';
+import { z } from 'zod';
 declare const pool: Pool;
 declare const redis: Redis;
 declare const kafka: Transport;
 declare const subscriber: Subscriber;
 declare const publisher: Publisher;
 declare const handler: Handler<unknown>;
+declare const OrderPlaced: TopicContract<{ orderId: string; email: string; total: number }>;
 `;
 
 describe('README', () => {
