@@ -53,7 +53,8 @@ import type { PostgresFallbackStore } from '@switchboard/postgres';
 import type { PrometheusObserver } from '@switchboard/prometheus';
 import type { FallbackTransport } from '@switchboard/resilience';
 import type { SWITCHBOARD } from '@switchboard/inversify';
-export type LeafTypes = [PostgresFallbackStore, PrometheusObserver, FallbackTransport, typeof SWITCHBOARD];
+import type { SwitchboardModule } from '@switchboard/nestjs';
+export type LeafTypes = [PostgresFallbackStore, PrometheusObserver, FallbackTransport, typeof SWITCHBOARD, SwitchboardModule];
 
 interface Order { readonly id: number; readonly poison: boolean }
 

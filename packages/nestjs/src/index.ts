@@ -108,8 +108,8 @@ const derivedProviders = [
 const exported = [SWITCHBOARD_BUS, SWITCHBOARD_PUBLISHER, SWITCHBOARD_SUBSCRIBER, SwitchboardLifecycle];
 
 /** The global Switchboard module (see the package comment). */
-// biome-ignore lint/complexity/noStaticOnlyClass: a NestJS dynamic module is a class with static factories
 @Module({})
+// biome-ignore lint/complexity/noStaticOnlyClass: a NestJS dynamic module is a class with static factories
 export class SwitchboardModule {
   static forRoot(options: SwitchboardModuleOptions): DynamicModule {
     return {
