@@ -87,6 +87,8 @@ up() {
     ctl "$n" start_app >/dev/null 2>&1
     echo "rabbitmq-cluster.sh: node $n joined $(node_name 1)"
   done
+  # Queues declared from now on (quorum queues take their members from the running nodes) see all three.
+  ctl 1 await_online_nodes 3 --timeout 60 >/dev/null 2>&1 || { echo "rabbitmq-cluster.sh: the three nodes did not come online together" >&2; exit 1; }
   status
 }
 

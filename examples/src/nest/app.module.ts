@@ -31,7 +31,7 @@ export class CheckoutService {
 export class NotificationService {
   readonly sent: string[] = [];
 
-  @Subscribe(OrderPlaced, { group: 'notifier', concurrency: 4, ordering: 'key', retry: { maxAttempts: 3, initialIntervalMs: 50 } })
+  @Subscribe(OrderPlaced, { group: 'notifier', concurrency: 4, retry: { maxAttempts: 3, initialIntervalMs: 50 } })
   async onOrderPlaced(message: Message<z.output<typeof OrderPlaced.schema>>): Promise<void> {
     if (message.value.email.endsWith('@invalid.example')) throw new NonRetryableError(`mail server refused ${message.value.email}`);
     this.sent.push(message.value.orderId);

@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { CountingObserver, createBus, type Bus } from '@switchboard/core';
 import { uniqueName, waitUntil } from '@switchboard/core/testing';
 import { createRabbitTransport } from '@switchboard/rabbitmq';
@@ -11,8 +11,8 @@ const script = fileURLToPath(new URL('../../../scripts/rabbitmq-cluster.sh', imp
 const cluster = async (...args: string[]) => void (await run('bash', [script, ...args]));
 const urls = [5781, 5782, 5783].map((port) => `amqp://guest:guest@127.0.0.1:${port}`);
 
-// Three RabbitMQ nodes and a node kill: CI runs it (it sets SWITCHBOARD_CLUSTER_TESTS=1 and starts the
-// cluster with scripts/rabbitmq-cluster.sh up).
+// Three RabbitMQ nodes and a node kill: CI runs it (it sets SWITCHBOARD_CLUSTER_TESTS=1). The test starts
+// the cluster and stops it afterwards.
 const enabled = process.env.SWITCHBOARD_CLUSTER_TESTS === '1';
 const clusterIt = enabled ? it : it.skip;
 const reason = enabled ? '' : ' — skipped: needs the 3-node cluster (SWITCHBOARD_CLUSTER_TESTS=1, scripts/rabbitmq-cluster.sh up)';
@@ -34,6 +34,7 @@ describe('rabbitmq on a 3-node cluster', () => {
     `a node SIGKILLed mid-stream with confirms: a quorum queue keeps taking messages and loses none confirmed; a classic queue on that node refuses them until it is back${reason}`,
     async () => {
       await cluster('up');
+      onTestFinished(() => cluster('down'));
       const buses: Bus[] = [];
       try {
         // Everything connects to node 1 first (the URL list order): the node that is killed.
@@ -116,6 +117,6 @@ describe('rabbitmq on a 3-node cluster', () => {
         await cluster('start', '1').catch(() => undefined); // leave the cluster whole
       }
     },
-    300_000,
+    420_000,
   );
 });

@@ -1,0 +1,38 @@
+// The conformance target for Kafka, shared by the suite's two runs (partition order, and ordering "key").
+import type { Producer } from 'kafkajs';
+import { afterAll } from 'vitest';
+import type { RawMessage } from '@switchboard/core/testing';
+import { KAFKA_CAPABILITIES, type KafkaTransport } from '@switchboard/kafka';
+import { testTransport } from './helpers.js';
+
+let admin: KafkaTransport | undefined;
+let rawProducer: Promise<Producer> | undefined;
+afterAll(async () => {
+  if (rawProducer) await (await rawProducer).disconnect().catch(() => undefined);
+  await admin?.close();
+});
+
+/** A producer that does not use Switchboard: kafkajs with the headers exactly as given (the id in x-sb-id, as our codec reads it). */
+async function publishRaw(_transport: unknown, topic: string, message: RawMessage): Promise<void> {
+  rawProducer ??= (async () => {
+    admin ??= await testTransport();
+    const producer = admin.kafka.producer();
+    await producer.connect();
+    return producer;
+  })();
+  const producer = await rawProducer;
+  await producer.send({ topic, acks: -1, messages: [{ key: message.key ?? null, value: Buffer.from(message.body), headers: { ...message.headers, 'x-sb-id': message.id } }] });
+}
+
+export const target = {
+  name: 'kafka',
+  capabilities: KAFKA_CAPABILITIES,
+  createTransport: () => testTransport(),
+  prepareTopics: async (topics: readonly string[]) => {
+    admin ??= await testTransport();
+    await admin.ensureTopics(topics);
+  },
+  publishRaw,
+  waitMs: 60_000,
+  testTimeoutMs: 120_000,
+};
