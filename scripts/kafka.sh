@@ -12,6 +12,8 @@
 #   scripts/kafka.sh cluster kill N             SIGKILL node N (1-3), as a crash would
 #   scripts/kafka.sh cluster start N            start node N again (after a kill) and wait until it answers
 #   scripts/kafka.sh cluster pid N              print node N's pid
+#   scripts/kafka.sh cluster leader T P         print the node id leading partition P of topic T
+#   scripts/kafka.sh cluster kill-leader T P    SIGKILL that node
 #   Cluster env: KAFKA_CLUSTER_DIR (<repo>/.kafka-cluster), KAFKA_CLUSTER_RF (default replication factor
 #   of topics, 3), KAFKA_CLUSTER_MIN_ISR (min.insync.replicas, 2). Internal topics use 3 replicas.
 #
@@ -198,7 +200,12 @@ cluster() {
     kill) check_node "${2:-}"; local pid; pid=$(node_pid "$2" || true); [ -n "$pid" ] && kill -9 "$pid" && echo "kafka.sh: cluster node $2 (pid $pid) SIGKILLed" ;;
     start) check_node "${2:-}"; fetch_jars; cluster_start_node "$2" ;;
     pid) check_node "${2:-}"; node_pid "$2" ;;
-    *) echo "usage: $0 cluster up|down|status|kill N|start N|pid N" >&2; exit 2 ;;
+    leader) [ -n "${3:-}" ] || { echo "usage: $0 cluster leader TOPIC PARTITION" >&2; exit 2; }
+      node "$root/scripts/kafka-leader.mjs" "127.0.0.1:19091,127.0.0.1:19092,127.0.0.1:19093" "$2" "$3" ;;
+    kill-leader) [ -n "${3:-}" ] || { echo "usage: $0 cluster kill-leader TOPIC PARTITION" >&2; exit 2; }
+      local leader; leader=$(node "$root/scripts/kafka-leader.mjs" "127.0.0.1:19091,127.0.0.1:19092,127.0.0.1:19093" "$2" "$3")
+      cluster kill "$leader" ;;
+    *) echo "usage: $0 cluster up|down|status|kill N|start N|pid N|leader T P|kill-leader T P" >&2; exit 2 ;;
   esac
 }
 

@@ -1,4 +1,6 @@
+import { spawn } from 'node:child_process';
 import { createServer } from 'node:http';
+import { fileURLToPath } from 'node:url';
 import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { createBus, createMemoryTransport, healthHandler, shutdownBus } from '@switchboard/core';
@@ -64,4 +66,24 @@ describe('lifecycle: shutdown within a deadline, health', () => {
       server.close();
     }
   });
+
+  it('closeOnSignals: SIGTERM drains within the deadline, reports, and exits 0', async () => {
+    const script = fileURLToPath(new URL('./fixtures/shutdown-on-signal.mjs', import.meta.url));
+    const child = spawn(process.execPath, [script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const lines = new Recorder<string>();
+    let buffered = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString();
+      const parts = buffered.split('\n');
+      buffered = parts.pop()!;
+      for (const line of parts) if (line) lines.add(line);
+    });
+    const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+    await lines.waitFor(1, 10_000, 'READY');
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    const report = JSON.parse(lines.items[1]!) as { signal: string; drained: number; handedBack: number; durationMs: number };
+    expect(report).toMatchObject({ signal: 'SIGTERM', drained: 1, handedBack: 1, errors: [] });
+    expect(report.durationMs).toBeGreaterThanOrEqual(300);
+  }, 30_000);
 });
