@@ -1,17 +1,10 @@
-import { readFile } from 'node:fs/promises';
 import type { Pool, PoolClient } from 'pg';
 import type { DeduplicationStore, Handler, Message } from '@switchboard/core';
-
-const MIGRATION = new URL('../migrations/003_dedup.sql', import.meta.url);
-
-function assertIdentifier(name: string): void {
-  if (!/^[a-z_][a-z0-9_]{0,40}$/.test(name)) throw new Error(`invalid table name "${name}": lower-case letters, digits and _ only`);
-}
+import { runMigration } from './migration.js';
 
 /** Creates the deduplication table if missing (the shipped migration `migrations/003_dedup.sql`). */
 export async function migratePostgresDeduplication(pool: Pool, table = 'switchboard_dedup'): Promise<void> {
-  assertIdentifier(table);
-  await pool.query((await readFile(MIGRATION, 'utf8')).replaceAll('{table}', table));
+  await runMigration(pool, '003_dedup.sql', table);
 }
 
 /**

@@ -1,8 +1,6 @@
-import { readFile } from 'node:fs/promises';
 import type { Pool, PoolClient } from 'pg';
 import type { FallbackRecord, FallbackStore, StoredRecord } from '@switchboard/core';
-
-const MIGRATION = new URL('../migrations/001_fallback.sql', import.meta.url);
+import { assertTableName, runMigration } from './migration.js';
 
 export interface PostgresFallbackStoreOptions {
   /** A pg Pool (the application's own, usually). */
@@ -13,13 +11,7 @@ export interface PostgresFallbackStoreOptions {
 
 /** Creates the store's tables if missing (the shipped migration `migrations/001_fallback.sql`). */
 export async function migratePostgresFallbackStore(pool: Pool, table = 'switchboard_fallback'): Promise<void> {
-  assertIdentifier(table);
-  const sql = (await readFile(MIGRATION, 'utf8')).replaceAll('{table}', table);
-  await pool.query(sql);
-}
-
-function assertIdentifier(name: string): void {
-  if (!/^[a-z_][a-z0-9_]{0,40}$/.test(name)) throw new Error(`invalid table name "${name}": lower-case letters, digits and _ only`);
+  await runMigration(pool, '001_fallback.sql', table);
 }
 
 interface Row {
@@ -60,7 +52,7 @@ export class PostgresFallbackStore implements FallbackStore {
 
   constructor(private readonly options: PostgresFallbackStoreOptions) {
     this.table = options.table ?? 'switchboard_fallback';
-    assertIdentifier(this.table);
+    assertTableName(this.table);
   }
 
   /** Runs the migration, then returns the store. */

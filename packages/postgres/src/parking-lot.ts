@@ -1,17 +1,10 @@
-import { readFile } from 'node:fs/promises';
 import type { Pool } from 'pg';
 import type { NewParkedMessage, ParkedMessage, ParkingFilter, ParkingLot } from '@switchboard/core';
-
-const MIGRATION = new URL('../migrations/002_parking_lot.sql', import.meta.url);
-
-function assertIdentifier(name: string): void {
-  if (!/^[a-z_][a-z0-9_]{0,40}$/.test(name)) throw new Error(`invalid table name "${name}": lower-case letters, digits and _ only`);
-}
+import { assertTableName, runMigration } from './migration.js';
 
 /** Creates the parking-lot table if missing (the shipped migration `migrations/002_parking_lot.sql`). */
 export async function migratePostgresParkingLot(pool: Pool, table = 'switchboard_parked'): Promise<void> {
-  assertIdentifier(table);
-  await pool.query((await readFile(MIGRATION, 'utf8')).replaceAll('{table}', table));
+  await runMigration(pool, '002_parking_lot.sql', table);
 }
 
 interface Row {
@@ -56,7 +49,7 @@ export class PostgresParkingLot implements ParkingLot {
     private readonly pool: Pool,
     table = 'switchboard_parked',
   ) {
-    assertIdentifier(table);
+    assertTableName(table);
     this.table = table;
   }
 
