@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { createBus, createMemoryTransport, healthHandler, shutdownBus } from '@switchboard/core';
-import { Recorder, gate } from '@switchboard/core/testing';
+import { Recorder, gate, recordLines } from '@switchboard/core/testing';
 
 describe('lifecycle: shutdown within a deadline, health', () => {
   it('drains what finishes in time; a subscription still busy at the deadline is closed and its unstarted messages handed back', async () => {
@@ -70,14 +70,7 @@ describe('lifecycle: shutdown within a deadline, health', () => {
   it('closeOnSignals: SIGTERM drains within the deadline, reports, and exits 0', async () => {
     const script = fileURLToPath(new URL('./fixtures/shutdown-on-signal.mjs', import.meta.url));
     const child = spawn(process.execPath, [script], { stdio: ['ignore', 'pipe', 'inherit'] });
-    const lines = new Recorder<string>();
-    let buffered = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      buffered += chunk.toString();
-      const parts = buffered.split('\n');
-      buffered = parts.pop()!;
-      for (const line of parts) if (line) lines.add(line);
-    });
+    const lines = recordLines(child.stdout);
     const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
     await lines.waitFor(1, 10_000, 'READY');
     child.kill('SIGTERM');

@@ -1,7 +1,7 @@
 import type { ChildProcessByStdio } from 'node:child_process';
 import type { Readable } from 'node:stream';
 import { Kafka, logLevel } from 'kafkajs';
-import { Recorder } from '@switchboard/core/testing';
+import { type Recorder, recordLines } from '@switchboard/core/testing';
 import { createKafkaTransport, type KafkaOptionsInput, type KafkaTransport } from '@switchboard/kafka';
 
 export const KAFKA_BROKERS = process.env.KAFKA_BROKERS ?? '127.0.0.1:9092';
@@ -32,13 +32,5 @@ export async function deleteTestTopics(): Promise<void> {
 
 /** The ids a consumer fixture process prints, one per line as it handles them (its READY line left out). */
 export function handledLines(child: ChildProcessByStdio<null, Readable, null>): Recorder<string> {
-  const handled = new Recorder<string>();
-  let buffered = '';
-  child.stdout.on('data', (chunk: Buffer) => {
-    buffered += chunk.toString();
-    const lines = buffered.split('\n');
-    buffered = lines.pop()!;
-    for (const line of lines) if (line && line !== 'READY') handled.add(line);
-  });
-  return handled;
+  return recordLines(child.stdout, ['READY']);
 }

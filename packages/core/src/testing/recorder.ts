@@ -41,6 +41,19 @@ export class Recorder<T> {
   }
 }
 
+/** Records each non-empty line of `stream` (e.g. a child process's stdout) as it arrives, except the lines `skip` names. */
+export function recordLines(stream: NodeJS.ReadableStream, skip: readonly string[] = []): Recorder<string> {
+  const lines = new Recorder<string>();
+  let buffered = '';
+  stream.on('data', (chunk: Buffer | string) => {
+    buffered += chunk.toString();
+    const complete = buffered.split('\n');
+    buffered = complete.pop()!;
+    for (const line of complete) if (line && !skip.includes(line)) lines.add(line);
+  });
+  return lines;
+}
+
 /** Polls `predicate` on each event-loop turn (no fixed sleeps) until true; rejects after `timeoutMs`. */
 export async function waitUntil(predicate: () => boolean, timeoutMs: number, what = 'condition'): Promise<void> {
   const deadline = Date.now() + timeoutMs;
