@@ -4,13 +4,21 @@
  *
  *   pnpm bench [--only memory,kafka,rabbitmq,redis] [--messages N] [--rounds R] [--json]
  *
- * Bounded: N messages per measurement (default 20000), R rounds (default 3, median reported), every
- * wait capped at 60 s; loopback brokers only (scripts/brokers.sh up). Progress goes to stderr.
+ * Bounded: N messages per measurement (default 20000), R rounds (default 3), every wait capped at
+ * 60 s; loopback brokers only (scripts/brokers.sh up). Progress goes to stderr.
+ *
+ * How it compares: raw and Switchboard run interleaved, one of each per round (the order alternates
+ * between rounds), and the ratio is taken within each round, so a machine that slows down for a while
+ * slows both sides of a ratio. The table shows the median of those per-round ratios and their range;
+ * the msg/s columns are medians. p50/p99 of an end-to-end row are measured under the burst (publish
+ * as fast as possible): they include queueing, they are not idle latency. The 1,000,000-message burst
+ * runs in a fresh child process, so its peak RSS is not inflated by earlier measurements.
  */
 import * as amqplib from 'amqplib';
 import { Redis } from 'ioredis';
 import { Kafka, Partitioners, logLevel } from 'kafkajs';
-import { createBus, createMemoryTransport, type Bus, type Transport } from '@switchboard/core';
+import { fileURLToPath } from 'node:url';
+import { bytesCodec, createBus, createMemoryTransport, type Bus, type Transport } from '@switchboard/core';
 import { createKafkaTransport } from '@switchboard/kafka';
 import { createRabbitTransport } from '@switchboard/rabbitmq';
 import { createRedisPubSubTransport } from '@switchboard/redis-pubsub';
@@ -51,6 +59,8 @@ interface Row {
   scenario: string;
   raw?: Sample;
   switchboard: Sample;
+  /** Switchboard ÷ raw per round (interleaved rounds); absent where the two were not paired. */
+  ratios?: number[];
   note?: string;
 }
 const rows: Row[] = [];
@@ -93,6 +103,36 @@ async function rounds(measure: (round: number) => Promise<Sample>): Promise<Samp
   return median(samples);
 }
 
+/**
+ * Raw and Switchboard interleaved: each round measures both (raw first in even rounds, Switchboard
+ * first in odd ones) and keeps their ratio; medians of each side and the per-round ratios.
+ */
+async function paired(raw: (round: number) => Promise<Sample>, switchboard: (round: number) => Promise<Sample>): Promise<Pick<Row, 'raw' | 'switchboard' | 'ratios'>> {
+  const rawSamples: Sample[] = [];
+  const sbSamples: Sample[] = [];
+  const ratios: number[] = [];
+  for (let r = 0; r < ROUNDS; r++) {
+    let rawSample: Sample;
+    let sbSample: Sample;
+    if (r % 2 === 0) {
+      rawSample = await raw(r);
+      sbSample = await switchboard(r);
+    } else {
+      sbSample = await switchboard(r);
+      rawSample = await raw(r);
+    }
+    rawSamples.push(rawSample);
+    sbSamples.push(sbSample);
+    ratios.push(sbSample.msgPerSec / rawSample.msgPerSec);
+  }
+  return { raw: median(rawSamples), switchboard: median(sbSamples), ratios };
+}
+
+function medianOf(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)]!;
+}
+
 /** Switchboard: publish N in batches of 1000 (or one message per call, issued together). */
 async function sbPublish(bus: Bus, topic: string, oneAtATime: boolean): Promise<number> {
   const started = now();
@@ -109,25 +149,31 @@ async function sbPublish(bus: Bus, topic: string, oneAtATime: boolean): Promise<
   return started;
 }
 
-async function sbEndToEnd(transport: () => Promise<Transport>, topic: (r: number) => string, concurrency: number, beforePublish?: (topic: string) => Promise<void>): Promise<Sample> {
-  return rounds(async (r) => {
+/** One end-to-end round; a fresh group per topic, from the earliest where the transport keeps messages (nothing skipped). */
+function sbEndToEnd(transport: () => Promise<Transport>, topic: (r: number) => string, concurrency: number, beforePublish?: (topic: string) => Promise<void>): (r: number) => Promise<Sample> {
+  return async (r) => {
     const bus = createBus({ transport: await transport() });
     try {
       const t = topic(r);
       await beforePublish?.(t);
       const arrivals = new Arrivals();
-      await bus.subscriber.subscribe<{ sentAt: number }>(t, (m) => arrivals.arrive(m.value.sentAt), { concurrency, ...(bus.transport.capabilities.consumerGroups ? { group: 'bench' } : {}) });
+      const caps = bus.transport.capabilities;
+      await bus.subscriber.subscribe<{ sentAt: number }>(t, (m) => arrivals.arrive(m.value.sentAt), {
+        concurrency,
+        ...(caps.consumerGroups ? { group: `bench-${t}` } : {}),
+        ...(caps.replay ? { startFrom: 'earliest' as const } : {}),
+      });
       const started = await sbPublish(bus, t, false);
       await arrivals.wait(N);
       return arrivals.sample(started);
     } finally {
       await bus.close();
     }
-  });
+  };
 }
 
-async function sbPublishOnly(transport: () => Promise<Transport>, topic: (r: number) => string, oneAtATime: boolean, beforePublish?: (topic: string) => Promise<void>): Promise<Sample> {
-  return rounds(async (r) => {
+function sbPublishOnly(transport: () => Promise<Transport>, topic: (r: number) => string, oneAtATime: boolean, beforePublish?: (topic: string) => Promise<void>): (r: number) => Promise<Sample> {
+  return async (r) => {
     const bus = createBus({ transport: await transport(), publisher: { noReceivers: 'ignore' } });
     try {
       const t = topic(r);
@@ -137,7 +183,7 @@ async function sbPublishOnly(transport: () => Promise<Transport>, topic: (r: num
     } finally {
       await bus.close();
     }
-  });
+  };
 }
 
 /**
@@ -191,17 +237,55 @@ async function keyParallelism(transport: () => Promise<Transport>, topic: (order
 }
 
 // ───────────── memory ─────────────
+/**
+ * In memory there is no raw client: the baseline is a hand-written loop doing the same per-message
+ * work a bus cannot skip (encode the ~256 B JSON payload, decode it, call the handler), in batches of
+ * 1000 with one await per batch. Switchboard rows: end to end through the in-memory transport with
+ * the JSON codec, and with the bytes codec (no JSON work on either side).
+ */
 async function benchMemory(): Promise<void> {
-  const e2e = await rounds(async (r) => {
-    const bus = createBus({ transport: createMemoryTransport() });
-    const arrivals = new Arrivals();
-    await bus.subscriber.subscribe(`mem.${r}`, () => arrivals.arrive(), { concurrency: 4 });
-    const started = await sbPublish(bus, `mem.${r}`, false);
-    await arrivals.wait(N);
-    await bus.close();
-    return arrivals.sample(started);
+  const handWritten = async (): Promise<Sample> => {
+    let handled = 0;
+    const handler = (value: { quantity: number }) => {
+      handled += value.quantity;
+    };
+    const started = now();
+    for (let i = 0; i < N; i += 1000) {
+      const batch = Array.from({ length: Math.min(1000, N - i) }, (_, j) => Buffer.from(JSON.stringify(payload(i + j))));
+      for (const bytes of batch) handler(JSON.parse(bytes.toString('utf8')) as { quantity: number });
+      await Promise.resolve();
+    }
+    if (handled !== N) throw new Error('hand-written loop lost messages');
+    return { msgPerSec: Math.round(N / ((now() - started) / 1000)) };
+  };
+  const endToEnd =
+    (codec: 'json' | 'bytes') =>
+    async (r: number): Promise<Sample> => {
+      const bus = createBus({ transport: createMemoryTransport() });
+      const arrivals = new Arrivals();
+      const topic = `mem.${codec}.${r}`;
+      await bus.subscriber.subscribe(topic, () => arrivals.arrive(), { concurrency: 4, ...(codec === 'bytes' ? { codec: bytesCodec } : {}) });
+      const started = now();
+      for (let i = 0; i < N; i += 1000) {
+        const count = Math.min(1000, N - i);
+        await bus.publisher.publish(
+          topic,
+          codec === 'bytes'
+            ? Array.from({ length: count }, (_, j) => ({ payload: Buffer.from(JSON.stringify(payload(i + j))) }))
+            : Array.from({ length: count }, (_, j) => ({ value: payload(i + j) })),
+        );
+      }
+      await arrivals.wait(N);
+      await bus.close();
+      return arrivals.sample(started);
+    };
+  rows.push({ transport: 'memory', scenario: `end to end, JSON codec vs hand-written JSON loop`, ...(await paired(() => handWritten(), endToEnd('json'))) });
+  rows.push({
+    transport: 'memory',
+    scenario: `end to end, bytes codec vs hand-written JSON loop`,
+    ...(await paired(() => handWritten(), endToEnd('bytes'))),
+    note: 'bytes: the payload is encoded once by the caller, never decoded',
   });
-  rows.push({ transport: 'memory', scenario: `end to end, ${N} msgs`, switchboard: e2e });
   rows.push({
     ...(await keyParallelism(
       async () => createMemoryTransport(),
@@ -209,8 +293,20 @@ async function benchMemory(): Promise<void> {
     )),
     transport: 'memory',
   });
+  rows.push(await burstInChild());
+}
 
-  // Peak RSS while 1,000,000 messages are published (batches of 1000) and consumed.
+/** Peak RSS while 1,000,000 messages are published (batches of 1000) and consumed, in a fresh process. */
+async function burstInChild(): Promise<Row> {
+  const { execFile } = await import('node:child_process');
+  const output = await new Promise<string>((resolve, reject) =>
+    execFile(process.execPath, [fileURLToPath(import.meta.url), '--burst-child'], { timeout: 180_000 }, (error, stdout) => (error ? reject(error) : resolve(stdout))),
+  );
+  const { msgPerSec, peakMb } = JSON.parse(output.trim().split('\n').pop()!) as { msgPerSec: number; peakMb: number };
+  return { transport: 'memory', scenario: '1,000,000-message burst (fresh process)', switchboard: { msgPerSec }, note: `peak RSS ${peakMb} MB` };
+}
+
+async function burstChild(): Promise<void> {
   const burst = 1_000_000;
   const bus = createBus({ transport: createMemoryTransport() });
   const arrivals = new Arrivals();
@@ -224,14 +320,13 @@ async function benchMemory(): Promise<void> {
       'mem.burst',
       Array.from({ length: 1000 }, () => ({ value: body })),
     );
-    if (i % 100_000 === 0) progress(`memory burst: ${i}/${burst}`);
     peak = Math.max(peak, process.memoryUsage().rss);
   }
   await arrivals.wait(burst);
   clearInterval(sampler);
   const seconds = (now() - started) / 1000;
   await bus.close();
-  rows.push({ transport: 'memory', scenario: '1,000,000-message burst', switchboard: { msgPerSec: Math.round(burst / seconds) }, note: `peak RSS ${Math.round(peak / 1024 / 1024)} MB` });
+  console.log(JSON.stringify({ msgPerSec: Math.round(burst / seconds), peakMb: Math.round(peak / 1024 / 1024) }));
 }
 
 // ───────────── kafka ─────────────
@@ -254,21 +349,45 @@ async function benchKafka(): Promise<void> {
     }
     return started;
   };
+  /** Raw, one send() per message, a batch's worth in flight at once (what a one-per-call Switchboard publish is compared with). */
+  const rawPublishOneAtATime = async (topic: string) => {
+    const started = now();
+    for (let i = 0; i < N; i += 1000) {
+      await Promise.all(
+        Array.from({ length: Math.min(1000, N - i) }, (_, j) => producer.send({ topic, acks: -1, messages: [{ key: `product-${(i + j) % 50}`, value: JSON.stringify(payload(i + j)) }] })),
+      );
+    }
+    return started;
+  };
+  const rawPublishRound = (kind: string, publish: (topic: string) => Promise<number>) => async (r: number) => {
+    const t = `bench.${run}.kafka.${kind}.${r}`;
+    await ensure(t);
+    const started = await publish(t);
+    return { msgPerSec: Math.round(N / ((now() - started) / 1000)) };
+  };
   const sbTransport = () => createKafkaTransport({ brokers: KAFKA_BROKERS, partitions: 3 });
   try {
-    const raw = await rounds(async (r) => {
-      const t = `bench.${run}.kafka.rawpub.${r}`;
-      await ensure(t);
-      const started = await rawPublish(t);
-      return { msgPerSec: Math.round(N / ((now() - started) / 1000)) };
+    rows.push({
+      transport: 'kafka',
+      scenario: 'publish, batches of 1000, acks=all',
+      ...(await paired(
+        rawPublishRound('rawpub', rawPublish),
+        sbPublishOnly(sbTransport, (r) => `bench.${run}.kafka.sbpub.${r}`, false, ensure),
+      )),
     });
-    rows.push({ transport: 'kafka', scenario: 'publish, batches of 1000, acks=all', raw, switchboard: await sbPublishOnly(sbTransport, (r) => `bench.${run}.kafka.sbpub.${r}`, false, ensure) });
-    rows.push({ transport: 'kafka', scenario: 'one message per publish call vs raw batch', raw, switchboard: await sbPublishOnly(sbTransport, (r) => `bench.${run}.kafka.sbone.${r}`, true, ensure) });
+    rows.push({
+      transport: 'kafka',
+      scenario: 'one message per call, 1000 in flight, acks=all',
+      ...(await paired(
+        rawPublishRound('rawone', rawPublishOneAtATime),
+        sbPublishOnly(sbTransport, (r) => `bench.${run}.kafka.sbone.${r}`, true, ensure),
+      )),
+    });
 
-    const rawE2e = await rounds(async (r) => {
+    const rawE2e = async (r: number): Promise<Sample> => {
       const t = `bench.${run}.kafka.rawe2e.${r}`;
       await ensure(t);
-      const consumer = kafka.consumer({ groupId: 'bench', maxWaitTimeInMs: 250 });
+      const consumer = kafka.consumer({ groupId: `bench-raw-${t}`, maxWaitTimeInMs: 250 });
       await consumer.connect();
       await consumer.subscribe({ topics: [t], fromBeginning: true });
       const arrivals = new Arrivals();
@@ -279,8 +398,15 @@ async function benchKafka(): Promise<void> {
       await arrivals.wait(N);
       await consumer.disconnect();
       return arrivals.sample(started);
+    };
+    rows.push({
+      transport: 'kafka',
+      scenario: 'end to end (3 partitions, concurrency 3)',
+      ...(await paired(
+        rawE2e,
+        sbEndToEnd(sbTransport, (r) => `bench.${run}.kafka.sbe2e.${r}`, 3, ensure),
+      )),
     });
-    rows.push({ transport: 'kafka', scenario: 'end to end (3 partitions, concurrency 3)', raw: rawE2e, switchboard: await sbEndToEnd(sbTransport, (r) => `bench.${run}.kafka.sbe2e.${r}`, 3, ensure) });
 
     rows.push({ ...(await keyParallelism(sbTransport, (o, r) => `bench.${run}.kafka.keys-${o}.${r}`, ensure)), transport: 'kafka' });
 
@@ -354,27 +480,47 @@ async function benchRabbit(): Promise<void> {
     }
     return started;
   };
+  /** Raw, one publish per message awaiting its own confirm, a batch's worth in flight at once. */
+  const rawPublishOneAtATime = async (topic: string) => {
+    const started = now();
+    for (let i = 0; i < N; i += 1000) {
+      await Promise.all(
+        Array.from(
+          { length: Math.min(1000, N - i) },
+          (_, j) =>
+            new Promise<void>((resolve, reject) =>
+              channel.publish(exchange, topic, Buffer.from(JSON.stringify(payload(i + j))), { persistent: true, messageId: `m${i + j}` }, (error) => (error ? reject(error) : resolve())),
+            ),
+        ),
+      );
+    }
+    return started;
+  };
+  const rawPublishRound = (kind: string, publish: (topic: string) => Promise<number>) => async (r: number) => {
+    const t = `bench.${run}.rabbit.${kind}.${r}`;
+    await declare(t);
+    const started = await publish(t);
+    return { msgPerSec: Math.round(N / ((now() - started) / 1000)) };
+  };
   const sbTransport = () => createRabbitTransport({ url: RABBITMQ_URL, queueExpiresMs: 600_000 });
   try {
-    const raw = await rounds(async (r) => {
-      const t = `bench.${run}.rabbit.rawpub.${r}`;
-      await declare(t);
-      const started = await rawPublish(t);
-      return { msgPerSec: Math.round(N / ((now() - started) / 1000)) };
-    });
     rows.push({
       transport: 'rabbitmq',
       scenario: 'publish, persistent + confirms per 1000',
-      raw,
-      switchboard: await sbPublishOnly(sbTransport, (r) => `bench.${run}.rabbit.sbpub.${r}`, false, declare),
+      ...(await paired(
+        rawPublishRound('rawpub', rawPublish),
+        sbPublishOnly(sbTransport, (r) => `bench.${run}.rabbit.sbpub.${r}`, false, declare),
+      )),
     });
     rows.push({
       transport: 'rabbitmq',
-      scenario: 'one message per publish call vs raw batch',
-      raw,
-      switchboard: await sbPublishOnly(sbTransport, (r) => `bench.${run}.rabbit.sbone.${r}`, true, declare),
+      scenario: 'one message per call, 1000 in flight, persistent + confirms',
+      ...(await paired(
+        rawPublishRound('rawone', rawPublishOneAtATime),
+        sbPublishOnly(sbTransport, (r) => `bench.${run}.rabbit.sbone.${r}`, true, declare),
+      )),
     });
-    const rawE2e = await rounds(async (r) => {
+    const rawE2e = async (r: number): Promise<Sample> => {
       const t = `bench.${run}.rabbit.rawe2e.${r}`;
       await declare(t);
       const consumer = await connection.createChannel();
@@ -389,12 +535,14 @@ async function benchRabbit(): Promise<void> {
       await arrivals.wait(N);
       await consumer.close();
       return arrivals.sample(started);
-    });
+    };
     rows.push({
       transport: 'rabbitmq',
       scenario: 'end to end (prefetch/concurrency 100, manual ack)',
-      raw: rawE2e,
-      switchboard: await sbEndToEnd(sbTransport, (r) => `bench.${run}.rabbit.sbe2e.${r}`, 100),
+      ...(await paired(
+        rawE2e,
+        sbEndToEnd(sbTransport, (r) => `bench.${run}.rabbit.sbe2e.${r}`, 100),
+      )),
     });
   } finally {
     await connection.close();
@@ -415,15 +563,37 @@ async function benchRedis(): Promise<void> {
     }
     return started;
   };
+  /** Raw, one PUBLISH call per message, a batch's worth in flight at once. */
+  const rawPublishOneAtATime = async (channel: string) => {
+    const started = now();
+    for (let i = 0; i < N; i += 1000) {
+      await Promise.all(Array.from({ length: Math.min(1000, N - i) }, (_, j) => publisher.publish(channel, JSON.stringify(payload(i + j)))));
+    }
+    return started;
+  };
+  const rawPublishRound = (kind: string, publish: (channel: string) => Promise<number>) => async (r: number) => {
+    const started = await publish(`bench.${run}.redis.${kind}.${r}`);
+    return { msgPerSec: Math.round(N / ((now() - started) / 1000)) };
+  };
   const sbTransport = () => createRedisPubSubTransport({ url: REDIS_URL });
   try {
-    const raw = await rounds(async (r) => {
-      const started = await rawPublish(`bench.${run}.redis.rawpub.${r}`);
-      return { msgPerSec: Math.round(N / ((now() - started) / 1000)) };
+    rows.push({
+      transport: 'redis',
+      scenario: 'publish, pipelined per 1000',
+      ...(await paired(
+        rawPublishRound('rawpub', rawPublish),
+        sbPublishOnly(sbTransport, (r) => `bench.${run}.redis.sbpub.${r}`, false),
+      )),
     });
-    rows.push({ transport: 'redis', scenario: 'publish, pipelined per 1000', raw, switchboard: await sbPublishOnly(sbTransport, (r) => `bench.${run}.redis.sbpub.${r}`, false) });
-    rows.push({ transport: 'redis', scenario: 'one message per publish call vs raw batch', raw, switchboard: await sbPublishOnly(sbTransport, (r) => `bench.${run}.redis.sbone.${r}`, true) });
-    const rawE2e = await rounds(async (r) => {
+    rows.push({
+      transport: 'redis',
+      scenario: 'one message per call, 1000 in flight',
+      ...(await paired(
+        rawPublishRound('rawone', rawPublishOneAtATime),
+        sbPublishOnly(sbTransport, (r) => `bench.${run}.redis.sbone.${r}`, true),
+      )),
+    });
+    const rawE2e = async (r: number): Promise<Sample> => {
       const channel = `bench.${run}.redis.rawe2e.${r}`;
       const arrivals = new Arrivals();
       const onMessage = (c: Buffer, m: Buffer) => c.toString() === channel && arrivals.arrive((JSON.parse(m.toString()) as { sentAt: number }).sentAt);
@@ -434,14 +604,25 @@ async function benchRedis(): Promise<void> {
       await subscriber.unsubscribe(channel);
       subscriber.off('messageBuffer', onMessage);
       return arrivals.sample(started);
+    };
+    rows.push({
+      transport: 'redis',
+      scenario: 'end to end',
+      ...(await paired(
+        rawE2e,
+        sbEndToEnd(sbTransport, (r) => `bench.${run}.redis.sbe2e.${r}`, 1),
+      )),
     });
-    rows.push({ transport: 'redis', scenario: 'end to end', raw: rawE2e, switchboard: await sbEndToEnd(sbTransport, (r) => `bench.${run}.redis.sbe2e.${r}`, 1) });
   } finally {
     publisher.disconnect();
     subscriber.disconnect();
   }
 }
 
+if (argv.includes('--burst-child')) {
+  await burstChild();
+  process.exit(0);
+}
 const suites: Record<string, () => Promise<void>> = { memory: benchMemory, kafka: benchKafka, rabbitmq: benchRabbit, redis: benchRedis };
 for (const name of ONLY) {
   const suite = suites[name];
@@ -460,20 +641,22 @@ if (JSON_OUT) {
 } else {
   const ms = (v?: number) => (v === undefined ? '-' : v.toFixed(1));
   const table = [
-    ['transport', 'scenario', 'raw msg/s', 'switchboard msg/s', 'ratio', 'p50 ms raw/sb', 'p99 ms raw/sb', 'note'],
+    ['transport', 'scenario', 'raw msg/s', 'switchboard msg/s', 'ratio (min-max)', 'p50 ms raw/sb', 'p99 ms raw/sb', 'note'],
     ...rows.map((r) => [
       r.transport,
       r.scenario,
       r.raw ? String(r.raw.msgPerSec) : '-',
       String(r.switchboard.msgPerSec),
-      r.raw ? (r.switchboard.msgPerSec / r.raw.msgPerSec).toFixed(2) : '-',
+      r.ratios ? `${medianOf(r.ratios).toFixed(2)} (${Math.min(...r.ratios).toFixed(2)}-${Math.max(...r.ratios).toFixed(2)})` : r.raw ? (r.switchboard.msgPerSec / r.raw.msgPerSec).toFixed(2) : '-',
       r.raw?.p50 !== undefined || r.switchboard.p50 !== undefined ? `${ms(r.raw?.p50)} / ${ms(r.switchboard.p50)}` : '-',
       r.raw?.p99 !== undefined || r.switchboard.p99 !== undefined ? `${ms(r.raw?.p99)} / ${ms(r.switchboard.p99)}` : '-',
       r.note ?? '',
     ]),
   ];
   const widths = table[0]!.map((_, c) => Math.max(...table.map((row) => row[c]!.length)));
-  console.log(`Switchboard bench: ${N} messages (~256 B JSON) per measurement, median of ${ROUNDS} rounds, Node ${process.version}, loopback.`);
+  console.log(
+    `Switchboard bench: ${N} messages (~256 B JSON) per measurement, ${ROUNDS} interleaved rounds (msg/s: medians; ratio: median of per-round ratios), p50/p99 under the burst, Node ${process.version}, loopback.`,
+  );
   for (const [i, row] of table.entries()) {
     console.log(row.map((cell, c) => (c < 2 || c === 7 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  '));
     if (i === 0) console.log(widths.map((w) => '-'.repeat(w)).join('  '));

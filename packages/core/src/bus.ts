@@ -1,20 +1,19 @@
-import { randomUUID } from 'node:crypto';
 import type { DeliveryGuarantee } from './capabilities.js';
 import { jsonCodec, type Codec } from './codec.js';
 import { DEFAULT_STACK_TRACE_LIMIT, REPLAY_GROUP_HEADER, defaultDeadLetterTopic } from './dead-letter.js';
 import { guaranteeIssue, subscriptionCapabilityIssues } from './capability-checks.js';
 import { CapabilityError, ClosedError, ConfigError, PublishError } from './errors.js';
 import { subscribeOptionsSchema, toConfigError } from './config.js';
-import type { OutgoingMessage, TransportMessage } from './message.js';
+import { newMessageId, type OutgoingMessage, type TransportMessage } from './message.js';
 import { combineObservers, loggingObserver, type BusObserver, type Logger } from './observer.js';
 import { createDeliveryProcessor } from './pipeline.js';
 import type { Span } from '@opentelemetry/api';
 import { PublishCoalescer } from './coalesce.js';
-import { HealthTracker, type BusHealth } from './lifecycle.js';
+import { HealthTracker, type BusHealth, type ObservedSubscription } from './lifecycle.js';
 import { assertValidForContract, isTopicContract, type ContractPublishOptions, type TopicContract } from './contract.js';
 import { InFlight } from './in-flight.js';
 import { endSpan, startPublishSpan, withTraceHeaders } from './observability/tracing.js';
-import type { GroupPublisher, Handler, Publisher, PublishReceipt, RawPublisher, SubscribeOptions, Subscriber, Subscription, Transport, TransportSubscription } from './ports.js';
+import type { GroupPublisher, Handler, Middleware, Publisher, PublishReceipt, RawPublisher, SubscribeOptions, Subscriber, Subscription, Transport, TransportSubscription } from './ports.js';
 import { retryPolicySchema } from './retry.js';
 
 export interface PublisherOptions {
@@ -95,7 +94,8 @@ export class TransportPublisher implements Publisher, GroupPublisher {
     if (this.closed) throw new ClosedError('publisher is closed');
     const list = Array.isArray(messages) ? (messages as readonly OutgoingMessage<T>[]) : [messages as OutgoingMessage<T>];
     const span = startPublishSpan(topic, this.transport.kind, list.length);
-    const encoded = list.map((m) => this.toTransportMessage(m, span));
+    const stampedAt = Date.now(); // one clock read per call: the messages of a batch share their timestamp
+    const encoded = list.map((m) => this.toTransportMessage(m, span, stampedAt));
     this.inFlight.begin();
     try {
       const options = { guarantee: this.guarantee };
@@ -125,15 +125,15 @@ export class TransportPublisher implements Publisher, GroupPublisher {
     await this.inFlight.idle();
   }
 
-  private toTransportMessage<T>(message: OutgoingMessage<T>, span: Span | undefined): TransportMessage {
+  private toTransportMessage<T>(message: OutgoingMessage<T>, span: Span | undefined, stampedAt: number): TransportMessage {
     const body = message.payload ?? this.codec.encode(message.value);
     const headers = message.headers ?? {};
     return {
-      id: message.id ?? randomUUID(),
+      id: message.id ?? newMessageId(),
       ...(message.key !== undefined ? { key: message.key } : {}),
       headers: span ? withTraceHeaders(headers, span) : headers,
       body,
-      timestamp: message.timestamp ?? Date.now(),
+      timestamp: message.timestamp ?? stampedAt,
     };
   }
 }
@@ -148,7 +148,7 @@ export interface SubscriberOptions {
 
 /** The application {@link Subscriber} over a transport: every subscription runs the core pipeline. */
 export class PipelineSubscriber implements Subscriber {
-  private readonly subscriptions = new Set<Subscription>();
+  private readonly subscriptions = new Set<ObservedSubscription>();
   private readonly observer: BusObserver;
   private closed = false;
 
@@ -171,7 +171,9 @@ export class PipelineSubscriber implements Subscriber {
     if (typeof topic !== 'string' || topic === '') throw new ConfigError([{ path: 'topic', message: 'must be a non-empty string' }]);
     if (typeof handler !== 'function') throw new ConfigError([{ path: 'handler', message: 'must be a function' }]);
     const defaults = this.options.defaults ?? {};
-    const merged: SubscribeOptions<T> = { ...(defaults as SubscribeOptions<T>), ...options, retry: { ...defaults.retry, ...options.retry } };
+    // Retry fields merge one by one; middleware adds up: the subscriber's defaults first, then the subscription's.
+    const use = [...((defaults.use ?? []) as readonly Middleware<T>[]), ...(options.use ?? [])];
+    const merged: SubscribeOptions<T> = { ...(defaults as SubscribeOptions<T>), ...options, retry: { ...defaults.retry, ...options.retry }, ...(use.length > 0 ? { use } : {}) };
     const checked = subscribeOptionsSchema.safeParse(merged);
     if (!checked.success) throw toConfigError(checked.error);
     const caps = this.transport.capabilities;
@@ -191,6 +193,7 @@ export class PipelineSubscriber implements Subscriber {
       topic,
       ...(group !== undefined ? { group } : {}),
       handler,
+      ...(merged.use ? { use: merged.use } : {}),
       codec: merged.codec ?? jsonCodec,
       ...(merged.schema ? { schema: merged.schema } : {}),
       retry,
@@ -213,9 +216,10 @@ export class PipelineSubscriber implements Subscriber {
     // close() during a drain escalates it: backoff waits stop and what was not started is handed back.
     let closing: Promise<void> | undefined;
     let draining: Promise<void> | undefined;
-    const subscription: Subscription = {
+    const subscription: ObservedSubscription = {
       topic,
       ...(group !== undefined ? { group } : {}),
+      ...(inner.status ? { status: () => inner.status!() } : {}),
       close: () =>
         (closing ??= (async () => {
           aborter.abort();
@@ -237,7 +241,7 @@ export class PipelineSubscriber implements Subscriber {
   }
 
   /** The subscriptions made through this subscriber and not closed yet. */
-  list(): readonly Subscription[] {
+  list(): readonly ObservedSubscription[] {
     return [...this.subscriptions];
   }
 
@@ -262,7 +266,10 @@ export interface Bus {
   readonly observer: BusObserver;
   /** The live subscriptions made through this bus. */
   subscriptions(): readonly Subscription[];
-  /** Per-subscription state (live, or interrupted since when) as the transport reported it. */
+  /**
+   * Per-subscription state (live, or interrupted since when; lag where the transport knows it) and
+   * per-connection state, as the transport last saw them. Synchronous: cheap enough for every probe.
+   */
   health(): BusHealth;
   /** Closes subscriptions, then the publisher, then the transport. */
   close(): Promise<void>;
@@ -282,7 +289,7 @@ export function createBus(options: BusOptions): Bus {
     subscriber,
     observer,
     subscriptions: () => subscriber.list(),
-    health: () => health.report(options.transport.kind, subscriber.list(), closed),
+    health: () => health.report(options.transport, subscriber.list(), closed),
     async close() {
       closed = true;
       await subscriber.close();

@@ -1,4 +1,4 @@
-import { Buffer, isUtf8 } from 'node:buffer';
+import { Buffer } from 'node:buffer';
 import { describeFailure } from './failure.js';
 import { DecodeError } from './errors.js';
 
@@ -12,10 +12,6 @@ export interface Codec {
 const encoder = new TextEncoder();
 const decoder = new TextDecoder('utf-8', { fatal: true });
 
-function asBuffer(bytes: Uint8Array): Buffer {
-  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-}
-
 /** The default: UTF-8 JSON. Invalid UTF-8 is a decode error, not replacement characters. */
 export const jsonCodec: Codec = {
   contentType: 'application/json',
@@ -25,9 +21,8 @@ export const jsonCodec: Codec = {
     return Buffer.from(text, 'utf8');
   },
   decode(bytes) {
-    const buffer = asBuffer(bytes);
-    if (!isUtf8(buffer)) throw new TypeError('payload is not valid UTF-8');
-    return JSON.parse(buffer.toString('utf8'));
+    // The fatal decoder checks UTF-8 while it decodes (no separate scan): bad bytes throw, never U+FFFD.
+    return JSON.parse(decoder.decode(bytes));
   },
 };
 

@@ -37,6 +37,7 @@ export const subscribeOptionsSchema = z
     schema: z.custom<unknown>((v) => typeof v === 'object' && v !== null && isFunction((v as { safeParse?: unknown }).safeParse), 'must be a zod schema (with safeParse)').optional(),
     classify: z.custom<unknown>(isFunction, 'must be a function').optional(),
     onFinalFailure: z.custom<unknown>(isFunction, 'must be a function').optional(),
+    use: z.array(z.custom<unknown>(isFunction, 'must be a middleware function (message, next)')).optional(),
   })
   .strict();
 

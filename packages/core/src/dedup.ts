@@ -1,5 +1,5 @@
 import type { Message } from './message.js';
-import type { Handler } from './ports.js';
+import type { Handler, Middleware } from './ports.js';
 
 /**
  * Where a deduplicating consumer records which messages it handled. Keys are message ids (or what
@@ -42,10 +42,22 @@ export interface DeduplicateOptions<T> {
  * (`PostgresDeduplicator` in `@switchboard/postgres`).
  */
 export function deduplicate<T>(handler: Handler<T>, options: DeduplicateOptions<T>): Handler<T> {
+  const step = deduplication(options);
+  return (message) =>
+    step(message, async () => {
+      await handler(message);
+    });
+}
+
+/**
+ * The same as a pipeline step: `subscribe(topic, handler, { use: [deduplication({ store })] })`, or
+ * for every subscription of a bus through `defaults.use`. Later steps and the handler run once per id.
+ */
+export function deduplication<T = unknown>(options: DeduplicateOptions<T>): Middleware<T> {
   const ttlMs = options.ttlMs ?? 24 * 60 * 60 * 1000;
   const leaseMs = options.leaseMs ?? 60_000;
   const keyOf = options.keyOf ?? ((message: Message<T>) => message.id);
-  return async (message) => {
+  return async (message, next) => {
     const key = keyOf(message);
     const state = await options.store.claim(key, leaseMs);
     if (state === 'done') {
@@ -54,7 +66,7 @@ export function deduplicate<T>(handler: Handler<T>, options: DeduplicateOptions<
     }
     if (state === 'busy') throw new DuplicateInProgressError(`message ${key} is being handled by another consumer`);
     try {
-      await handler(message);
+      await next();
     } catch (error) {
       await options.store.release(key).catch(() => undefined);
       throw error;

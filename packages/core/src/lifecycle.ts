@@ -1,29 +1,98 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { BusEvent, BusObserver } from './observer.js';
-import type { Subscription } from './ports.js';
+import type { BusEvent, BusEventType, BusObserver } from './observer.js';
+import type { Subscription, Transport } from './ports.js';
 
-/** State of one subscription, as its transport reported it. */
+/** State of one subscription. */
 export interface SubscriptionHealth {
   readonly topic: string;
   readonly group?: string;
   /** `live`: receiving; `interrupted`: the transport lost its broker connection at `since` (ms epoch). */
   readonly state: 'live' | 'interrupted';
   readonly since?: number;
+  /**
+   * Messages of the subscription's group not yet committed, summed over the partitions this member
+   * reads (Kafka: high watermark minus committed offset, as of the last fetch). Absent where the
+   * transport does not know it.
+   */
+  readonly lag?: number;
+}
+
+/** State of one broker connection a transport holds (a producer, a consumer, a channel model...). */
+export interface ConnectionHealth {
+  /** What the connection is for, e.g. `producer`, `consumer orders (group billing)`, `publisher`. */
+  readonly name: string;
+  /** `up`: connected (or its last request succeeded); `down`: lost, or its last request failed, at `since`. */
+  readonly state: 'up' | 'down';
+  /** When it entered `state` (ms epoch). */
+  readonly since: number;
+  /** host:port it talks to, never credentials. */
+  readonly endpoint?: string;
+}
+
+/** What a transport subscription knows about itself (see {@link TransportSubscription.status}). */
+export interface SubscriptionStatus {
+  readonly state: 'live' | 'interrupted';
+  readonly since?: number;
+  readonly lag?: number;
 }
 
 export interface BusHealth {
-  /** `up`: every subscription live; `degraded`: some interrupted; `closed`: the bus was closed. */
+  /** `up`: every subscription live and every connection up; `degraded`: some are not; `closed`: the bus was closed. */
   readonly status: 'up' | 'degraded' | 'closed';
   readonly transport: string;
   readonly subscriptions: readonly SubscriptionHealth[];
+  /** The transport's connections, where it reports them (the in-memory transport has none). */
+  readonly connections: readonly ConnectionHealth[];
 }
 
 /**
- * Tracks `subscription-interrupted` / `-resumed` events per topic (an observer every bus installs), so
- * `bus.health()` can say which subscriptions are live.
+ * One connection's state and since when, for adapters: `up()` / `down()` record changes only, so
+ * `since` is when the state began, not the latest event.
+ */
+export class ConnectionState {
+  private current: { state: 'up' | 'down'; since: number };
+
+  constructor(
+    readonly name: string,
+    readonly endpoint?: string,
+    state: 'up' | 'down' = 'up',
+  ) {
+    this.current = { state, since: Date.now() };
+  }
+
+  up(at = Date.now()): void {
+    if (this.current.state !== 'up') this.current = { state: 'up', since: at };
+  }
+
+  down(at = Date.now()): void {
+    if (this.current.state !== 'down') this.current = { state: 'down', since: at };
+  }
+
+  get state(): 'up' | 'down' {
+    return this.current.state;
+  }
+
+  snapshot(): ConnectionHealth {
+    return { name: this.name, state: this.current.state, since: this.current.since, ...(this.endpoint !== undefined ? { endpoint: this.endpoint } : {}) };
+  }
+}
+
+/** A subscription as the health report reads it: the port, and what its transport says about it. */
+export interface ObservedSubscription extends Subscription {
+  status?(): SubscriptionStatus;
+}
+
+/**
+ * Tracks `subscription-interrupted` / `-resumed` events per topic (an observer every bus installs), for
+ * transports whose subscriptions do not report their own status; combines them with the transport's
+ * connections into `bus.health()`.
  */
 export class HealthTracker implements BusObserver {
   private readonly interrupted = new Map<string, number>();
+
+  wants(type: BusEventType): boolean {
+    return type === 'subscription-interrupted' || type === 'subscription-resumed';
+  }
 
   onEvent(event: BusEvent): void {
     if (event.type === 'subscription-interrupted') {
@@ -33,13 +102,20 @@ export class HealthTracker implements BusObserver {
     }
   }
 
-  report(transport: string, subscriptions: readonly Subscription[], closed: boolean): BusHealth {
+  report(transport: Pick<Transport, 'kind' | 'connections'>, subscriptions: readonly ObservedSubscription[], closed: boolean): BusHealth {
     const list: SubscriptionHealth[] = subscriptions.map((s) => {
-      const since = this.interrupted.get(s.topic);
-      return { topic: s.topic, ...(s.group !== undefined ? { group: s.group } : {}), ...(since !== undefined ? { state: 'interrupted' as const, since } : { state: 'live' as const }) };
+      const status = s.status?.();
+      const since = status ? (status.state === 'interrupted' ? (status.since ?? Date.now()) : undefined) : this.interrupted.get(s.topic);
+      return {
+        topic: s.topic,
+        ...(s.group !== undefined ? { group: s.group } : {}),
+        ...(since !== undefined ? { state: 'interrupted' as const, since } : { state: 'live' as const }),
+        ...(status?.lag !== undefined ? { lag: status.lag } : {}),
+      };
     });
-    const status = closed ? 'closed' : list.some((s) => s.state === 'interrupted') ? 'degraded' : 'up';
-    return { status, transport, subscriptions: list };
+    const connections = closed ? [] : (transport.connections?.() ?? []);
+    const healthy = list.every((s) => s.state === 'live') && connections.every((c) => c.state === 'up');
+    return { status: closed ? 'closed' : healthy ? 'up' : 'degraded', transport: transport.kind, subscriptions: list, connections };
   }
 }
 

@@ -63,6 +63,18 @@ export type FailureReason = 'retries-exhausted' | 'non-retryable' | 'decode-fail
 /** Receives bus events. Must not throw and must be fast (it runs on the hot path); offload heavy work. */
 export interface BusObserver {
   onEvent(event: BusEvent): void;
+  /**
+   * Which event types this observer reads. Optional; without it, all of them. The pipeline asks once
+   * per subscription and builds no event of a type no observer wants (per-message `success` events
+   * are the common case: an observer that does not count them saves an object and two clock reads
+   * per message).
+   */
+  wants?(type: BusEventType): boolean;
+}
+
+/** True when `observer` (or, for a combination, any of its members) reads events of `type`. */
+export function observerWants(observer: BusObserver, type: BusEventType): boolean {
+  return observer.wants ? observer.wants(type) : true;
 }
 
 /** Fans one event out to several observers; a throwing observer does not stop the others. */
@@ -70,6 +82,7 @@ export function combineObservers(...observers: (BusObserver | undefined)[]): Bus
   const list = observers.filter((o): o is BusObserver => o !== undefined);
   if (list.length === 1) return list[0]!;
   return {
+    wants: (type) => list.some((observer) => observerWants(observer, type)),
     onEvent(event) {
       for (const observer of list) {
         try {

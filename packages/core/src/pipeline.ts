@@ -4,8 +4,8 @@ import { REPLAY_GROUP_HEADER, buildDeadLetter, fitDeadLetter, minimalDeadLetter 
 import { schemaValidationError } from './contract.js';
 import { inDeliverySpan, isTraced } from './observability/tracing.js';
 import type { Delivery, Message } from './message.js';
-import type { BusEvent, BusObserver, FailureReason } from './observer.js';
-import type { DeliveryListener, FinalFailure, Handler, RawPublisher } from './ports.js';
+import { observerWants, type BusEvent, type BusObserver, type FailureReason } from './observer.js';
+import type { DeliveryListener, FinalFailure, Handler, Middleware, RawPublisher } from './ports.js';
 import { backoffDelay, isRetryable, type ErrorClassifier, type RetryPolicy } from './retry.js';
 
 /** Everything the pipeline needs for one subscription, resolved (no defaults left to apply). */
@@ -13,6 +13,8 @@ export interface PipelineConfig<T> {
   readonly topic: string;
   readonly group?: string;
   readonly handler: Handler<T>;
+  /** Steps around the handler, outermost first. */
+  readonly use?: readonly Middleware<T>[];
   readonly codec: Codec;
   readonly schema?: ZodType<T>;
   readonly retry: RetryPolicy;
@@ -49,9 +51,9 @@ interface PendingGiveUp {
 }
 
 /**
- * THE consumer pipeline, the same for every transport:
- *   decode -> validate -> handle -> (failure) classify -> retry with backoff -> dead-letter ->
- *   final-failure hook -> ack.
+ * THE consumer pipeline, the same for every transport, as ordered steps:
+ *   decode -> validate -> trace span -> middleware (`use`) -> handler -> (failure) classify ->
+ *   retry with backoff -> dead-letter -> final-failure hook -> settle (ack).
  *
  * Contracts:
  * - The delivery is acked only after the handler succeeded, or after the dead letter was confirmed
@@ -88,8 +90,13 @@ export function createDeliveryProcessor<T>(config: PipelineConfig<T>): DeliveryL
   const report = (context: string, error: unknown) => emit({ type: 'internal-error', topic, context, error });
 
   const OK = { ok: true } as const;
+  /** Per-message `success` events (and their two clock reads) only when some observer reads them. */
+  const wantsSuccess = observerWants(config.observer, 'success');
+  /** The steps and the handler, composed once: `run(message)` calls the first step. */
+  const run = composeSteps(config.use ?? [], config.handler);
 
-  async function attemptOnce(delivery: Delivery, attempt: number): Promise<{ ok: true } | { ok: false; error: unknown; reason: FailureReason | undefined }> {
+  /** Decode and validate: a message, or the failure (never retried). Synchronous. */
+  function decodeMessage(delivery: Delivery, attempt: number): Message<T> | Failure {
     let value: unknown;
     try {
       value = decodeOrThrow(config.codec, delivery.body);
@@ -106,7 +113,7 @@ export function createDeliveryProcessor<T>(config: PipelineConfig<T>): DeliveryL
       if (!parsed.success) return { ok: false, error: schemaValidationError('payload', parsed.error.issues), reason: 'validation-failed' };
       value = parsed.data;
     }
-    const message: Message<T> = {
+    return {
       id: delivery.id,
       key: delivery.key,
       headers: delivery.headers,
@@ -116,19 +123,32 @@ export function createDeliveryProcessor<T>(config: PipelineConfig<T>): DeliveryL
       attempt,
       source: delivery.source,
     };
-    const started = now();
+  }
+
+  /** Calls the steps and the handler; inside a span when the message carries a trace. May throw, may return a promise. */
+  function callHandler(delivery: Delivery, message: Message<T>): unknown {
+    if (isTraced(delivery.headers)) {
+      return inDeliverySpan(topic, delivery.source.transport, delivery.id, message.attempt, delivery.headers, async () => {
+        await run(message);
+      });
+    }
+    return run(message); // untraced: no span machinery on the hot path
+  }
+
+  function succeeded(delivery: Delivery, attempt: number, started: number): void {
+    if (wantsSuccess) emit({ type: 'success', topic, group, messageId: delivery.id, attempt, durationMs: now() - started });
+  }
+
+  async function attemptOnce(delivery: Delivery, attempt: number): Promise<{ ok: true } | Failure> {
+    const message = decodeMessage(delivery, attempt);
+    if (isFailure(message)) return message;
+    const started = wantsSuccess ? now() : 0;
     try {
-      if (isTraced(delivery.headers)) {
-        await inDeliverySpan(topic, delivery.source.transport, delivery.id, attempt, delivery.headers, async () => {
-          await config.handler(message);
-        });
-      } else {
-        await config.handler(message); // untraced: no span machinery on the hot path
-      }
+      await callHandler(delivery, message);
     } catch (error) {
       return { ok: false, error, reason: undefined };
     }
-    emit({ type: 'success', topic, group, messageId: delivery.id, attempt, durationMs: now() - started });
+    succeeded(delivery, attempt, started);
     return OK;
   }
 
@@ -235,28 +255,25 @@ export function createDeliveryProcessor<T>(config: PipelineConfig<T>): DeliveryL
     return 1;
   }
 
-  return async function processDelivery(delivery: Delivery): Promise<void> {
+  /** Settles an ack; the listener never rejects (a failed ack: the transport redelivers the unsettled message). */
+  function ackAfterSuccess(delivery: Delivery): Promise<void> {
+    return delivery.ack().then(
+      () => undefined,
+      (error: unknown) => report('settling a delivery', error),
+    );
+  }
+
+  /**
+   * The general path: attempt (unless `result` already holds attempt `attempt`'s outcome), then on
+   * failure classify, retry with backoff (here or through the transport), dead-letter.
+   */
+  async function handleFrom(delivery: Delivery, attempt: number, result: { ok: true } | Failure | undefined, firstFailureAt: number | undefined): Promise<void> {
     try {
-      const replayGroup = delivery.headers[REPLAY_GROUP_HEADER];
-      if (replayGroup !== undefined && replayGroup !== (group ?? '')) {
-        emit({ type: 'replay-skipped', topic, group, messageId: delivery.id, targetGroup: replayGroup });
-        await delivery.ack();
-        return;
-      }
-      // A redelivery of a message whose dead letter failed earlier in this process: no more handler calls.
-      const pending = delivery.attempt > 1 ? pendingGiveUps.get(delivery.id) : undefined;
-      if (pending) {
-        await settleGivenUp(delivery, pending);
-        return;
-      }
-      let attempt = trustedAttempt(delivery);
-      // Only a redelivered message can have failed before (keeps the first delivery free of lookups).
-      let firstFailureAt = attempt > 1 ? firstFailures.get(delivery.id) : undefined;
       for (;;) {
-        if (attempt > 1) {
-          emit({ type: 'retry-attempt', topic, group, messageId: delivery.id, attempt, source: delivery.source });
+        if (result === undefined) {
+          if (attempt > 1) emit({ type: 'retry-attempt', topic, group, messageId: delivery.id, attempt, source: delivery.source });
+          result = await attemptOnce(delivery, attempt);
         }
-        const result = await attemptOnce(delivery, attempt);
         if (result.ok) {
           if (firstFailureAt !== undefined) firstFailures.delete(delivery.id);
           await delivery.ack();
@@ -274,6 +291,7 @@ export function createDeliveryProcessor<T>(config: PipelineConfig<T>): DeliveryL
           }
           if (!(await waitUnlessAborted(delayMs, config.signal))) return; // closing: hand it back
           attempt++;
+          result = undefined;
           continue;
         }
         const reason: FailureReason = result.reason ?? (retryable ? 'retries-exhausted' : 'non-retryable');
@@ -286,7 +304,84 @@ export function createDeliveryProcessor<T>(config: PipelineConfig<T>): DeliveryL
       // ack/retryLater failed (connection lost...): the transport will redeliver the unsettled message.
       report('settling a delivery', error);
     }
+  }
+
+  /** Redeliveries, replays for other groups, dead letters that failed earlier: everything but a plain first delivery. */
+  async function processOther(delivery: Delivery): Promise<void> {
+    try {
+      const replayGroup = delivery.headers[REPLAY_GROUP_HEADER];
+      if (replayGroup !== undefined && replayGroup !== (group ?? '')) {
+        emit({ type: 'replay-skipped', topic, group, messageId: delivery.id, targetGroup: replayGroup });
+        await delivery.ack();
+        return;
+      }
+      // A redelivery of a message whose dead letter failed earlier in this process: no more handler calls.
+      const pending = delivery.attempt > 1 ? pendingGiveUps.get(delivery.id) : undefined;
+      if (pending) {
+        await settleGivenUp(delivery, pending);
+        return;
+      }
+    } catch (error) {
+      report('settling a delivery', error);
+      return;
+    }
+    const attempt = trustedAttempt(delivery);
+    // Only a redelivered message can have failed before (keeps the first delivery free of lookups).
+    return handleFrom(delivery, attempt, undefined, attempt > 1 ? firstFailures.get(delivery.id) : undefined);
+  }
+
+  /**
+   * The fast path: a first delivery (attempt 1, no replay target) is decoded, handled and acked with no
+   * extra promise when the handler returns none, and no event object when no observer reads `success`.
+   * Anything else, or any failure, continues on the general path with the same outcome.
+   */
+  return function processDelivery(delivery: Delivery): Promise<void> {
+    if (delivery.attempt !== 1 || delivery.headers[REPLAY_GROUP_HEADER] !== undefined) return processOther(delivery);
+    const message = decodeMessage(delivery, 1);
+    if (isFailure(message)) return handleFrom(delivery, 1, message, undefined);
+    const started = wantsSuccess ? now() : 0;
+    let returned: unknown;
+    try {
+      returned = callHandler(delivery, message);
+    } catch (error) {
+      return handleFrom(delivery, 1, { ok: false, error, reason: undefined }, undefined);
+    }
+    if (isThenable(returned)) {
+      return (returned instanceof Promise ? returned : Promise.resolve(returned)).then(
+        () => {
+          succeeded(delivery, 1, started);
+          return ackAfterSuccess(delivery);
+        },
+        (error: unknown) => handleFrom(delivery, 1, { ok: false, error, reason: undefined }, undefined),
+      );
+    }
+    succeeded(delivery, 1, started);
+    return ackAfterSuccess(delivery);
   };
+}
+
+type Failure = { ok: false; error: unknown; reason: FailureReason | undefined };
+
+function isFailure(value: unknown): value is Failure {
+  return (value as Failure).ok === false;
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return value !== null && (typeof value === 'object' || typeof value === 'function') && typeof (value as PromiseLike<unknown>).then === 'function';
+}
+
+/** Composes middleware steps around the handler once per subscription (see {@link Middleware}). */
+export function composeSteps<T>(steps: readonly Middleware<T>[], handler: Handler<T>): (message: Message<T>) => unknown {
+  let run: (message: Message<T>) => unknown = handler;
+  for (let i = steps.length - 1; i >= 0; i--) {
+    const step = steps[i]!;
+    const next = run;
+    run = (message) =>
+      step(message, async () => {
+        await next(message);
+      });
+  }
+  return run;
 }
 
 /** Waits `ms`; resolves false early if `signal` aborts. */

@@ -6,6 +6,7 @@ import type { Ordering } from './lanes.js';
 import type { Delivery, Message, OutgoingMessage, TransportMessage } from './message.js';
 import type { ErrorClassifier, RetryPolicyInput } from './retry.js';
 import type { BusObserver, FailureReason } from './observer.js';
+import type { ConnectionHealth, SubscriptionStatus } from './lifecycle.js';
 
 // ───────────────────────────── Application ports ─────────────────────────────
 // What application code injects. Two methods each; everything else wraps them.
@@ -91,6 +92,16 @@ export interface FinalFailure {
   readonly deadLetterTopic?: string;
 }
 
+/**
+ * A step of the consumer pipeline around the handler (dedup, timeout, throttle, logging context...).
+ * It runs inside the retry loop, once per handler attempt, after decode and validation (and inside the
+ * delivery's trace span): it sees the decoded message and calls `next()` to run the later steps and
+ * the handler. What it throws is a handler failure (classified, retried, dead-lettered); returning
+ * without calling `next()` skips the handler and counts as success. Steps run in the order given:
+ * the subscriber's (`defaults.use`, e.g. from `createBus({ defaults })`) first, then the subscription's.
+ */
+export type Middleware<T = unknown> = (message: Message<T>, next: () => Promise<void>) => Promise<void> | void;
+
 export interface SubscribeOptions<T = unknown> {
   /** Consumer group: subscribers of one group compete; each group gets every message. Default "default". */
   readonly group?: string;
@@ -98,6 +109,8 @@ export interface SubscribeOptions<T = unknown> {
   readonly pattern?: boolean;
   /** Handler calls running at once. Default 1. Per-key order is kept where the transport promises it. */
   readonly concurrency?: number;
+  /** Steps around the handler, in order (see {@link Middleware}); after the subscriber's own (`subscriber.use`). */
+  readonly use?: readonly Middleware<T>[];
   /**
    * What `concurrency` may run side by side (see {@link Ordering}): `partition` (one message at a time
    * per partition, or per key lane on memory and Redis), `key` (one at a time per key, many keys of a
@@ -163,6 +176,12 @@ export interface TransportSubscription {
   close(): Promise<void>;
   /** See {@link Subscription.drain}. */
   drain(): Promise<void>;
+  /**
+   * Live or interrupted (since when), and lag where the broker tells it. Synchronous and cheap: it
+   * reports what the transport last saw, it asks the broker nothing. Optional: without it, health
+   * follows the transport's `subscription-interrupted` / `-resumed` events.
+   */
+  status?(): SubscriptionStatus;
 }
 
 /** A broker connection, as an adapter provides it. */
@@ -194,6 +213,8 @@ export interface Transport extends RawPublisher {
    * removes it (called when the bus closes). Optional.
    */
   observe?(observer: BusObserver): () => void;
+  /** The state of each broker connection this transport holds, as last seen (synchronous, asks nothing). Optional. */
+  connections?(): readonly ConnectionHealth[];
   /** Closes subscriptions and connections. Idempotent. */
   close(): Promise<void>;
 }

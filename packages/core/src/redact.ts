@@ -8,3 +8,13 @@ export function redactUrl(url: string): string {
     return url.replace(/\/\/([^:/@]+):[^@]*@/, '//$1:***@');
   }
 }
+
+/** `host:port` of a URL (the port when it names one), for health reports: no scheme, user, password or path. */
+export function endpointOf(url: string): string {
+  try {
+    const parsed = new URL(url);
+    return parsed.port ? `${parsed.hostname}:${parsed.port}` : parsed.hostname;
+  } catch {
+    return 'unparsable URL';
+  }
+}

@@ -57,7 +57,7 @@ describe('lifecycle: shutdown within a deadline, health', () => {
     try {
       const ready = await fetch(`${base}/health/ready`);
       expect(ready.status).toBe(200);
-      expect(await ready.json()).toEqual({ status: 'up', transport: 'memory', subscriptions: [{ topic: 'orders', group: 'default', state: 'live' }] });
+      expect(await ready.json()).toEqual({ status: 'up', transport: 'memory', subscriptions: [{ topic: 'orders', group: 'default', state: 'live' }], connections: [] });
       expect((await fetch(`${base}/health/live`)).status).toBe(200);
       expect((await fetch(`${base}/other`)).status).toBe(404);
       await bus.close();

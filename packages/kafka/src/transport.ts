@@ -2,6 +2,7 @@ import { Kafka, PartitionAssigners, Partitioners, logLevel, type Admin, type Con
 import { SubscriptionAwareAssigner } from './assigner.js';
 import {
   ClosedError,
+  ConnectionState,
   InFlight,
   KeyedScheduler,
   withDeadline,
@@ -10,6 +11,7 @@ import {
   compileTopicPattern,
   type BusObserver,
   type Capabilities,
+  type ConnectionHealth,
   type Delivery,
   type DeliveryGuarantee,
   type DeliveryListener,
@@ -19,6 +21,7 @@ import {
   type TransportPublishResult,
   type TransportSubscribeSpec,
   type TransportSubscription,
+  type SubscriptionStatus,
 } from '@switchboard/core';
 import { fromKafkaRecord, toKafkaRecord } from './codec.js';
 import { OffsetWindow } from './offset-window.js';
@@ -61,13 +64,22 @@ export class KafkaTransport implements Transport {
   private admin: Promise<Admin> | undefined;
   private readonly subscriptions = new Set<KafkaSubscription>();
   private closed = false;
+  /** Up after a connect or an acknowledged send; down when a send failed for want of a broker. */
+  private readonly producerState: ConnectionState;
 
   private constructor(
     readonly options: KafkaOptions,
     readonly kafka: Kafka,
     /** The kafkajs producer (exposed for instrumentation and tests). */
     readonly producer: Producer,
-  ) {}
+  ) {
+    this.producerState = new ConnectionState('producer', options.brokers.join(','));
+  }
+
+  /** The producer, and one consumer per subscription (down while it restarts after losing its broker). */
+  connections(): readonly ConnectionHealth[] {
+    return [this.producerState.snapshot(), ...[...this.subscriptions].map((s) => s.connection())];
+  }
 
   /** Connects the producer. Rejects with a clear error if no broker answers within the connect timeout. */
   static async connect(options: KafkaOptions): Promise<KafkaTransport> {
@@ -108,7 +120,13 @@ export class KafkaTransport implements Transport {
     const acks = ACKS[options.guarantee];
     const partitions = await withDeadline(this.partitionsToSplit(topic), deadline, timeoutError);
     const sends = partitions === undefined ? [records] : this.byPartition(topic, records, partitions);
-    await withDeadline(Promise.all(sends.map((batch) => this.producer.send({ topic, messages: batch, acks, timeout: this.options.requestTimeoutMs }))), deadline, timeoutError);
+    try {
+      await withDeadline(Promise.all(sends.map((batch) => this.producer.send({ topic, messages: batch, acks, timeout: this.options.requestTimeoutMs }))), deadline, timeoutError);
+    } catch (error) {
+      if (isBrokerUnreachable(error)) this.producerState.down();
+      throw error;
+    }
+    this.producerState.up();
     return {};
   }
 
@@ -297,6 +315,11 @@ class KafkaSubscription implements TransportSubscription {
   private owned = new Set<string>();
   private lastFetchAt = Date.now();
   private interruptedSince: number | undefined;
+  private connectedSince = Date.now();
+  /** Per topic|partition, as last seen: the log's end (fetch responses, joins) and this group's committed offset. */
+  private readonly highWatermarks = new Map<string, number>();
+  private readonly committedOffsets = new Map<string, number>();
+  private highWatermarksAskedAt = 0;
   private firstPositioned: { promise: Promise<void>; resolve: () => void; reject: (error: unknown) => void };
 
   constructor(
@@ -346,6 +369,9 @@ class KafkaSubscription implements TransportSubscription {
     consumer.on(consumer.events.REBALANCING, () => void this.flushCommits());
     consumer.on(consumer.events.FETCH, () => {
       this.lastFetchAt = Date.now();
+    });
+    consumer.on(consumer.events.START_BATCH_PROCESS, ({ payload }) => {
+      this.highWatermarks.set(`${payload.topic}|${payload.partition}`, Number(payload.highWatermark));
     });
     consumer.on(consumer.events.CRASH, (event) => {
       const { error, restart } = event.payload;
@@ -407,6 +433,7 @@ class KafkaSubscription implements TransportSubscription {
         });
         if (!resumed) return; // the consumer is restarting: its next join positions and resumes
         if (this.interruptedSince !== undefined) {
+          this.connectedSince = Date.now();
           this.observer().onEvent({ type: 'subscription-resumed', topic: this.spec.topic, transport: 'kafka', gapMs: Date.now() - this.interruptedSince });
           this.interruptedSince = undefined;
         }
@@ -430,11 +457,17 @@ class KafkaSubscription implements TransportSubscription {
     const admin = await this.transport.adminClient();
     for (const { topic, partitions } of assigned) {
       const committed = (await admin.fetchOffsets({ groupId, topics: [topic] }))[0]?.partitions ?? [];
+      const ends = await admin.fetchTopicOffsets(topic);
+      for (const partition of partitions) {
+        const high = ends.find((e) => e.partition === partition)?.high;
+        if (high !== undefined) this.highWatermarks.set(`${topic}|${partition}`, Number(high));
+        const offset = committed.find((c) => c.partition === partition)?.offset;
+        if (isCommitted(offset)) this.committedOffsets.set(`${topic}|${partition}`, Number(offset));
+      }
       const missing = partitions.filter((p) => !isCommitted(committed.find((c) => c.partition === p)?.offset));
       if (missing.length === 0) continue;
       const groupKnowsTopic = committed.some((c) => isCommitted(c.offset));
       const fromEnd = !groupKnowsTopic && this.spec.startFrom === 'latest';
-      const ends = await admin.fetchTopicOffsets(topic);
       const positions = missing.map((partition) => {
         const offsets = ends.find((e) => e.partition === partition);
         return { topic, partition, offset: (fromEnd ? offsets?.high : offsets?.low) ?? '0' };
@@ -445,6 +478,7 @@ class KafkaSubscription implements TransportSubscription {
       // survives this member (later members and restarts start from it, never from a later "latest").
       const after = (await admin.fetchOffsets({ groupId, topics: [topic] }))[0]?.partitions ?? [];
       const lost = positions.filter((p) => !isCommitted(after.find((c) => c.partition === p.partition)?.offset));
+      for (const position of positions) if (!lost.includes(position)) this.committedOffsets.set(`${topic}|${position.partition}`, Number(position.offset));
       if (lost.length > 0) throw new Error(`kafka: start positions of ${topic} partitions ${lost.map((p) => p.partition).join(',')} were not committed (group rebalancing?)`);
       if (generation !== this.generation || this.stopping) return;
       for (const position of positions) this.consumer.seek(position);
@@ -607,6 +641,7 @@ class KafkaSubscription implements TransportSubscription {
     this.pendingCommits.clear();
     try {
       await this.consumer.commitOffsets(offsets);
+      for (const { topic, partition, offset } of offsets) this.committedOffsets.set(`${topic}|${partition}`, Number(offset));
       if (this.scheduler) this.windowsCommitted(offsets);
     } catch (error) {
       // e.g. a rebalance: those messages come again (at-least-once), nothing is lost.
@@ -634,6 +669,45 @@ class KafkaSubscription implements TransportSubscription {
   }
 
   /**
+   * Live or interrupted, and the group's lag on the partitions this member reads: high watermark minus
+   * committed offset, summed; absent until both are known for one. High watermarks come from fetches
+   * and joins, and from the broker in the background when this is called and they are older than a
+   * second (a paused or busy partition is fetched rarely): health probes that poll read a lag at most
+   * one poll old, and a process nobody probes sends nothing extra.
+   */
+  status(): SubscriptionStatus {
+    if (Date.now() - this.highWatermarksAskedAt >= 1000 && !this.stopping) this.refreshHighWatermarks();
+    let lag: number | undefined;
+    for (const tp of this.owned) {
+      const high = this.highWatermarks.get(tp);
+      const committed = this.committedOffsets.get(tp);
+      if (high !== undefined && committed !== undefined) lag = (lag ?? 0) + Math.max(0, high - committed);
+    }
+    return {
+      ...(this.interruptedSince !== undefined ? { state: 'interrupted' as const, since: this.interruptedSince } : { state: 'live' as const }),
+      ...(lag !== undefined ? { lag } : {}),
+    };
+  }
+
+  private refreshHighWatermarks(): void {
+    this.highWatermarksAskedAt = Date.now();
+    const topics = new Set([...this.owned].map((tp) => tp.slice(0, tp.lastIndexOf('|'))));
+    void (async () => {
+      const admin = await this.transport.adminClient();
+      for (const topic of topics) {
+        for (const { partition, high } of await admin.fetchTopicOffsets(topic)) this.highWatermarks.set(`${topic}|${partition}`, Number(high));
+      }
+    })().catch(() => undefined); // unreachable broker: the subscription reports interrupted; the lag stays as last seen
+  }
+
+  /** This subscription's consumer as a connection: down while kafkajs restarts it after losing its broker. */
+  connection(): ConnectionHealth {
+    const name = `consumer ${this.spec.topic} (group ${this.spec.group || 'default'})`;
+    const endpoint = this.transport.options.brokers.join(',');
+    return this.interruptedSince !== undefined ? { name, state: 'down', since: this.interruptedSince, endpoint } : { name, state: 'up', since: this.connectedSince, endpoint };
+  }
+
+  /**
    * Stops fetching, lets running handlers finish, commits every acknowledged offset, hands back held
    * retries uncommitted, then leaves the group.
    */
@@ -656,6 +730,15 @@ class KafkaSubscription implements TransportSubscription {
   drain(): Promise<void> {
     return this.close();
   }
+}
+
+/** A failure that says no broker answered (connection lost, request timed out, retries spent on those), not a refused request. */
+function isBrokerUnreachable(error: unknown): boolean {
+  for (let e = error as { name?: string; cause?: unknown; retriable?: boolean } | undefined, depth = 0; e && depth < 5; e = e.cause as typeof e, depth++) {
+    if (e instanceof PublishError && /did not acknowledge/.test(String((e as Error).message))) return true;
+    if (e.name && /KafkaJS(Connection|ConnectionClosed|RequestTimeout|BrokerNotFound|NumberOfRetriesExceeded|LockTimeout)Error/.test(e.name)) return true;
+  }
+  return false;
 }
 
 /** kafkajs reports "no committed offset" as -1 (or an empty value). */

@@ -34,6 +34,10 @@ describe.runIf(managed)('kafka broker outage (stops and restarts the project bro
     expect(failure).toBeInstanceOf(PublishError);
     expect((failure as Error).message).toMatch(/publish to ".*" on kafka failed \(guarantee "all"\)/);
     expect(failedAfterMs).toBeLessThan(3000 + 1500);
+    // health(): the producer's last send found no broker.
+    const during = bus.health();
+    expect(during.status).toBe('degraded');
+    expect(during.connections.find((c) => c.name === 'producer')).toMatchObject({ state: 'down', since: expect.any(Number) });
 
     const restartAt = Date.now();
     await broker('up');
@@ -49,6 +53,7 @@ describe.runIf(managed)('kafka broker outage (stops and restarts the project bro
       }
     }
     expect(resumedAfterMs).toBeGreaterThanOrEqual(0);
+    expect(bus.health().connections.find((c) => c.name === 'producer')?.state).toBe('up');
     // The failed 'during' publish may still land later (the client kept retrying after our deadline
     // rejected the caller: at-least-once, same id); what must arrive is the message sent after restart.
     await waitUntil(() => received.items.some((m) => m.id.startsWith('after-')), 60_000, 'a message published after the restart');

@@ -31,6 +31,43 @@ async function openBus(): Promise<Bus & { counts: CountingObserver; kafka: Kafka
 }
 
 describe('kafka positions', () => {
+  it('health() reports the group lag (high watermark minus committed) and the producer and consumer connections', async () => {
+    const bus = await openBus();
+    const topic = uniqueName('sb-kafka.lag');
+    await bus.kafka.ensureTopic(topic);
+    const group = 'lag';
+    const hold = gate();
+    const handled = new Recorder<string>();
+    await bus.subscriber.subscribe(
+      topic,
+      async (m) => {
+        await hold.promise;
+        handled.add(m.id);
+      },
+      { group, startFrom: 'earliest' },
+    );
+    const lagOf = () => bus.health().subscriptions.find((s) => s.topic === topic)?.lag;
+    expect(lagOf()).toBe(0);
+    await bus.publisher.publish(
+      topic,
+      Array.from({ length: 40 }, (_, i) => ({ id: `lag-${i}`, value: i })),
+    );
+    // Every partition's first record is held: nothing is committed, all 40 are lag once fetched.
+    await waitUntil(() => lagOf() === 40, 30_000, 'lag 40 while the handler is held');
+    expect(await committedTotal(group, topic)).toBe(0);
+    hold.open();
+    await handled.waitFor(40, 30_000);
+    await waitUntil(() => lagOf() === 0, 30_000, 'lag 0 once everything is committed');
+    expect(await committedTotal(group, topic)).toBe(40);
+    const health = bus.health();
+    expect(health.status).toBe('up');
+    expect(health.connections.map((c) => [c.name, c.state])).toEqual([
+      ['producer', 'up'],
+      [`consumer ${topic} (group ${group})`, 'up'],
+    ]);
+    expect(health.connections.every((c) => c.endpoint === KAFKA_BROKERS.split(',').join(','))).toBe(true);
+  });
+
   it('close commits every acknowledged offset before leaving: handle 33 of 100, close, the same group gets the remaining 67', async () => {
     const bus = await openBus();
     const topic = uniqueName('sb-kafka.close-commit');

@@ -58,6 +58,12 @@ export class Endpoints {
     this.index = (this.index + 1) % this.parsed.length;
   }
 
+  /** host:port of the endpoint connected to (or tried next), for health reports; never credentials. */
+  current(): string {
+    const endpoint = this.parsed[this.index]!;
+    return `${endpoint.hostname}:${endpoint.port ?? (endpoint.protocol === 'amqps' ? 5671 : 5672)}`;
+  }
+
   /** The URLs with passwords masked, for error messages. */
   describe(): string {
     return this.urls.map(redactUrl).join(', ');

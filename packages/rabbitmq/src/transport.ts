@@ -3,6 +3,7 @@ import * as amqplib from 'amqplib';
 import type { Channel, ConfirmChannel, ConsumeMessage, RecoveringChannelModel } from 'amqplib';
 import {
   ClosedError,
+  ConnectionState,
   InFlight,
   withDeadline,
   PublishError,
@@ -13,6 +14,7 @@ import {
   type ControlSigner,
   type BusObserver,
   type Capabilities,
+  type ConnectionHealth,
   type Delivery,
   type DeliveryListener,
   type RawPublisher,
@@ -22,6 +24,7 @@ import {
   type TransportPublishResult,
   type TransportSubscribeSpec,
   type TransportSubscription,
+  type SubscriptionStatus,
 } from '@switchboard/core';
 import { fromConsumeMessage, toPublishOptions, type ReceivedMessage, type ReceiveContext } from './codec.js';
 import { Endpoints } from './endpoints.js';
@@ -87,18 +90,25 @@ export class RabbitTransport implements Transport {
   /** Signs and verifies control headers when a signing key is configured. */
   readonly signer: ControlSigner | undefined;
 
+  /** The AMQP connection: down from a disconnect until the recovering model connects again. */
+  private readonly connectionState: ConnectionState;
+
   private constructor(
     readonly options: RabbitOptions,
     private readonly model: RecoveringChannelModel,
+    private readonly endpoints: Endpoints,
   ) {
     this.capabilities = rabbitCapabilities(options);
+    this.connectionState = new ConnectionState('connection', endpoints.current());
     this.signer = options.signingKey !== undefined ? createControlSigner(options.signingKey) : undefined;
     model.on('disconnect', (error: Error) => {
+      this.connectionState.down();
       this.link = undefined;
       this.linking = undefined;
       for (const subscription of this.subscriptions) subscription.interrupted(error);
     });
     model.on('connect', () => {
+      this.connectionState.up();
       for (const subscription of this.subscriptions) subscription.restart();
     });
     model.on('error', () => {
@@ -129,7 +139,13 @@ export class RabbitTransport implements Transport {
     } catch (error) {
       throw new Error(`cannot connect to RabbitMQ at ${endpoints.describe()}: ${(error as Error).message}`, { cause: error });
     }
-    return new RabbitTransport(options, model);
+    return new RabbitTransport(options, model, endpoints);
+  }
+
+  /** The one AMQP connection every channel of this transport shares (subscriptions report through `status`). */
+  connections(): readonly ConnectionHealth[] {
+    const { name, state, since } = this.connectionState.snapshot();
+    return [{ name, state, since, endpoint: this.endpoints.current() }];
   }
 
   observe(observer: BusObserver): () => void {
@@ -378,6 +394,11 @@ class RabbitSubscription implements TransportSubscription {
       this.observer().onEvent({ type: 'subscription-resumed', topic: this.spec.topic, transport: 'rabbitmq', gapMs: Date.now() - this.interruptedAt });
       this.interruptedAt = undefined;
     }
+  }
+
+  /** Live, or interrupted since the connection or the consumer was lost. RabbitMQ tells queue depth only on request: no lag. */
+  status(): SubscriptionStatus {
+    return this.interruptedAt !== undefined ? { state: 'interrupted', since: this.interruptedAt } : { state: 'live' };
   }
 
   interrupted(error: unknown): void {

@@ -179,10 +179,19 @@ describe('rabbitmq consumers', () => {
       }
     })();
     await deliveries.waitFor(500, 20_000);
+    const url = new URL(RABBITMQ_URL);
+    expect(bus.health().connections).toEqual([{ name: 'connection', state: 'up', since: expect.any(Number), endpoint: `${url.hostname}:${url.port || 5672}` }]);
+    const killedAt = Date.now();
     await rabbitmqctl('close_all_connections', 'switchboard test: connection killed');
     killed = true;
     await publishing;
     await bus.counts.waitFor('subscription-resumed', 1);
+    // health(): the connection went down and is up again since the reconnect; the subscription is live.
+    const health = bus.health();
+    expect(health.status).toBe('up');
+    expect(health.connections[0]!.state).toBe('up');
+    expect(health.connections[0]!.since).toBeGreaterThanOrEqual(killedAt);
+    expect(health.subscriptions).toEqual([{ topic, group: 'survivors', state: 'live' }]);
     const deadline = Date.now() + 30_000;
     while (confirmed.some((id) => !received.has(id)) && Date.now() < deadline) await deliveries.waitFor(deliveries.count + 1, 30_000).catch(() => undefined);
     const lost = confirmed.filter((id) => !received.has(id));

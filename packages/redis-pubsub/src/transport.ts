@@ -1,14 +1,17 @@
 import { Redis } from 'ioredis';
 import {
   ClosedError,
+  ConnectionState,
   OrderedLanes,
   ObserverSet,
   compileTopicPattern,
   redactUrl,
+  endpointOf,
   buildDeadLetter,
   defaultDeadLetterTopic,
   type BusObserver,
   type Capabilities,
+  type ConnectionHealth,
   type Delivery,
   type SourceMetadata,
   type DeadLetterSource,
@@ -20,6 +23,7 @@ import {
   type TransportPublishResult,
   type TransportSubscribeSpec,
   type TransportSubscription,
+  type SubscriptionStatus,
 } from '@switchboard/core';
 import { DeadLetterStreamPublisher, readDeadLetterStreamRange } from './dead-letter-stream.js';
 import { decodeFrame, encodeFrame } from './frame.js';
@@ -64,6 +68,9 @@ export class RedisPubSubTransport implements Transport {
   private readonly subscriptions = new Set<TransportSubscription>();
   private readonly deadLetters: DeadLetterStreamPublisher;
   private closed = false;
+  /** The publishing connection (down from its close until ready again) and one per subscription. */
+  private readonly publisherState: ConnectionState;
+  private readonly subscriberStates = new Set<ConnectionState>();
 
   private constructor(
     private readonly options: RedisOptions,
@@ -71,6 +78,13 @@ export class RedisPubSubTransport implements Transport {
     readonly publisherConnection: Redis,
   ) {
     this.deadLetters = new DeadLetterStreamPublisher(publisherConnection, options.deadLetterMaxLen);
+    this.publisherState = new ConnectionState('publisher', endpointOf(options.url));
+    publisherConnection.on('close', () => this.publisherState.down());
+    publisherConnection.on('ready', () => this.publisherState.up());
+  }
+
+  connections(): readonly ConnectionHealth[] {
+    return [this.publisherState, ...this.subscriberStates].map((c) => c.snapshot());
   }
 
   /** Connects the publishing connection. Rejects with a clear error (URL redacted) if Redis does not answer. */
@@ -133,6 +147,12 @@ export class RedisPubSubTransport implements Transport {
     const listen = () => (glob ? connection.psubscribe(glob) : connection.subscribe(spec.topic));
     await listen();
 
+    // First, so an observer of the interruption below already reads the connection as down.
+    const connectionState = new ConnectionState(`subscriber ${spec.topic}`, endpointOf(this.options.url));
+    connection.on('close', () => connectionState.down());
+    connection.on('ready', () => connectionState.up());
+    this.subscriberStates.add(connectionState);
+
     // Resubscribe ourselves after a reconnect, so "resumed" is reported only once SUBSCRIBE is confirmed.
     let interruptedAt: number | undefined;
     let ending = false;
@@ -162,8 +182,10 @@ export class RedisPubSubTransport implements Transport {
         await lanes.whenIdle(true);
         connection.disconnect();
         this.subscriptions.delete(subscription);
+        this.subscriberStates.delete(connectionState);
       })());
-    const subscription: TransportSubscription = { close: end, drain: end };
+    const status = (): SubscriptionStatus => (interruptedAt !== undefined ? { state: 'interrupted', since: interruptedAt } : { state: 'live' });
+    const subscription: TransportSubscription = { close: end, drain: end, status };
     this.subscriptions.add(subscription);
     return subscription;
   }

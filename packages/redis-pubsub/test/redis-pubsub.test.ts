@@ -120,11 +120,27 @@ describe('redis pub/sub semantics', () => {
     const admin = await adminConnection();
     const channel = uniqueName('sb-redis.health');
     await bus.subscriber.subscribe(channel, () => {});
-    expect(bus.health()).toEqual({ status: 'up', transport: 'redis', subscriptions: [{ topic: channel, state: 'live' }] });
+    const url = new URL(REDIS_URL);
+    const endpoint = url.port ? `${url.hostname}:${url.port}` : url.hostname; // never the password
+    expect(bus.health()).toEqual({
+      status: 'up',
+      transport: 'redis',
+      subscriptions: [{ topic: channel, state: 'live' }],
+      connections: [
+        { name: 'publisher', state: 'up', since: expect.any(Number), endpoint },
+        { name: `subscriber ${channel}`, state: 'up', since: expect.any(Number), endpoint },
+      ],
+    });
     await admin.client('KILL', 'TYPE', 'pubsub');
     await counts.waitFor('subscription-resumed', 1);
     expect(snapshots.map((s) => s.status)).toEqual(['degraded', 'up']);
     expect(snapshots[0]!.subscriptions[0]).toMatchObject({ topic: channel, state: 'interrupted', since: expect.any(Number) });
+    // Per connection: the subscriber's connection was killed, the publisher's was not.
+    expect(snapshots[0]!.connections.map((c) => [c.name, c.state])).toEqual([
+      ['publisher', 'up'],
+      [`subscriber ${channel}`, 'down'],
+    ]);
+    expect(snapshots[1]!.connections.every((c) => c.state === 'up')).toBe(true);
     await bus.close();
     expect(bus.health().status).toBe('closed');
   });

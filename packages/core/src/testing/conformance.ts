@@ -6,13 +6,22 @@ import { bytesCodec, jsonCodec } from '../codec.js';
 import { DeadLetterHeaders, TRUNCATED_HEADERS_HEADER } from '../dead-letter.js';
 import { NonRetryableError } from '../errors.js';
 import type { Message, TransportMessage } from '../message.js';
-import { CountingObserver } from '../observer.js';
+import { CountingObserver, type BusEvent } from '../observer.js';
 import type { SubscribeOptions, Transport } from '../ports.js';
 import * as fc from 'fast-check';
 import { Recorder, gate, uniqueName, waitUntil } from './recorder.js';
 import { forgedControlHeaders, hostileThrownValues } from './hostile.js';
 import { replayTo } from '../operations/dead-letter-consumer.js';
 import { testTracing } from './tracing.js';
+
+/** Counts like {@link CountingObserver} and prints what a passing run never shows (internal errors, interruptions), so a failure in CI can be diagnosed from its log. */
+class ReportingObserver extends CountingObserver {
+  override onEvent(event: BusEvent): void {
+    super.onEvent(event);
+    if (event.type === 'internal-error') console.warn(`[conformance] internal error on ${event.topic ?? '-'}: ${event.context}: ${String((event.error as Error)?.message ?? event.error)}`);
+    else if (event.type === 'subscription-interrupted') console.warn(`[conformance] subscription to ${event.topic} interrupted`);
+  }
+}
 
 /** Reads dead letters of one DLQ destination, as they arrive. */
 export interface DeadLetterReader {
@@ -111,7 +120,7 @@ export function runConformanceSuite(target: ConformanceTarget): void {
       for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
     });
 
-    async function openBus(observer = new CountingObserver()): Promise<Bus & { counts: CountingObserver }> {
+    async function openBus(observer: CountingObserver = new ReportingObserver()): Promise<Bus & { counts: CountingObserver }> {
       const transport = await target.createTransport();
       const bus = createBus({ transport, observer, ...(target.defaults ? { defaults: target.defaults } : {}) });
       cleanups.push(() => bus.close());

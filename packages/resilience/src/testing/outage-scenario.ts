@@ -55,7 +55,17 @@ export async function runBrokerOutageScenario(options: OutageScenarioOptions): P
   const inner = await options.createTransport();
   const transport = withFallback(inner, { store: options.store, breaker: { consecutiveFailures: options.breakerThreshold ?? 3, openMs: 1000 }, publishTimeoutMs: 3000 });
   const bus = createBus({ transport, observer: counts });
-  const consumerBus = createBus({ transport: await options.createTransport() });
+  // What a passing run never shows, printed so a failing run in CI can be diagnosed from its log.
+  const consumerBus = createBus({
+    transport: await options.createTransport(),
+    observer: {
+      wants: (type) => type === 'internal-error' || type === 'subscription-interrupted' || type === 'subscription-resumed',
+      onEvent: (event) => {
+        if (event.type === 'internal-error') console.warn(`[outage] consumer internal error: ${event.context}: ${(event.error as Error)?.message ?? String(event.error)}`);
+        else console.warn(`[outage] consumer ${event.type} at ${new Date().toISOString()}`);
+      },
+    },
+  });
   const relay = new FallbackRelay({ store: options.store, transport: inner, observer: counts, pollIntervalMs: 100, retryMaxMs: 1000 });
   try {
     await options.prepare?.(inner, topic);
