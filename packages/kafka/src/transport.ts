@@ -379,19 +379,45 @@ class KafkaSubscription implements TransportSubscription {
         this.interruptedSince = this.lastFetchAt;
         this.observer().onEvent({ type: 'subscription-interrupted', topic: this.spec.topic, transport: 'kafka', since: this.lastFetchAt, error });
       }
-      if (!restart) this.observer().onEvent({ type: 'internal-error', topic: this.spec.topic, context: 'kafka consumer stopped: non-retriable error, no restart', error });
+      if (!restart && !this.stopping) {
+        this.observer().onEvent({ type: 'internal-error', topic: this.spec.topic, context: 'kafka consumer crashed on an error kafkajs does not retry; running it again', error });
+        this.runAgainLater();
+      }
     });
-    await consumer.run({
-      autoCommit: false,
-      // Side by side, eachMessage only queues the record: one kafkajs worker is enough.
-      partitionsConsumedConcurrently: this.scheduler ? 1 : this.spec.concurrency,
-      eachMessage: ({ topic, partition, message }) => (this.scheduler ? this.acceptWindowed(topic, partition, message) : this.onMessage(topic, partition, message)),
-    });
+    await this.run();
     await withDeadline(
       this.firstPositioned.promise,
       Date.now() + this.transport.options.rebalanceTimeoutMs + 10_000,
       () => new Error(`kafka consumer of group "${this.spec.group}" did not join and position its partitions within the rebalance timeout`),
     );
+  }
+
+  private run(): Promise<void> {
+    return this.consumer.run({
+      autoCommit: false,
+      // Side by side, eachMessage only queues the record: one kafkajs worker is enough.
+      partitionsConsumedConcurrently: this.scheduler ? 1 : this.spec.concurrency,
+      eachMessage: ({ topic, partition, message }) => (this.scheduler ? this.acceptWindowed(topic, partition, message) : this.onMessage(topic, partition, message)),
+    });
+  }
+
+  /**
+   * kafkajs restarts its consumer after retriable errors only. After any other (a TypeError in its
+   * offset manager when a rebalance lands mid-batch, kafkajs #1366; a listener that rejects) it stays
+   * stopped for good. This subscription must not: it runs the consumer again, every second until that
+   * works. The next join fixes positions from the committed offsets and reports `subscription-resumed`.
+   */
+  private runAgainLater(): void {
+    setTimeout(() => {
+      if (this.stopping) return;
+      void (async () => {
+        await this.consumer.connect();
+        await this.run();
+      })().catch((error: unknown) => {
+        this.observer().onEvent({ type: 'internal-error', topic: this.spec.topic, context: 'kafka: running the consumer again after a crash (trying again)', error });
+        this.runAgainLater();
+      });
+    }, 1000);
   }
 
   /**
@@ -406,6 +432,8 @@ class KafkaSubscription implements TransportSubscription {
       if (held.timer) clearTimeout(held.timer); // revoked: the new owner reads it from the committed offset
       this.held.delete(tp);
     }
+    // Acks of revoked partitions are not committed by this member any more: the new owner commits.
+    for (const tp of this.pendingCommits.keys()) if (!this.owned.has(tp)) this.pendingCommits.delete(tp);
     for (const [tp, window] of this.windows) {
       if (this.owned.has(tp)) continue;
       window.revoked = true; // its queued records are dropped when their turn comes; nothing of it is committed

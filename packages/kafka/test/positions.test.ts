@@ -31,6 +31,33 @@ async function openBus(): Promise<Bus & { counts: CountingObserver; kafka: Kafka
 }
 
 describe('kafka positions', () => {
+  it('runs its consumer again after a crash kafkajs does not restart from (a listener that rejects): nothing skipped, resumed reported', async () => {
+    const bus = await openBus();
+    const topic = uniqueName('sb-kafka.crash');
+    await bus.kafka.ensureTopic(topic);
+    const seen = new Recorder<string>();
+    let thrown = 0;
+    const subscription = await bus.kafka.subscribe({ topic, pattern: false, group: 'crash', concurrency: 1, ordering: 'partition', startFrom: 'earliest' }, async (delivery) => {
+      if (delivery.id === 'm-0' && thrown === 0) {
+        thrown++;
+        throw new TypeError('a listener bug'); // breaks the transport's contract: kafkajs stops for good on it
+      }
+      seen.add(delivery.id);
+      await delivery.ack();
+    });
+    cleanups.push(() => subscription.close());
+    await bus.publisher.publish(
+      topic,
+      Array.from({ length: 20 }, (_, i) => ({ id: `m-${i}`, key: 'one-partition', value: i })),
+    );
+    await bus.counts.waitFor('subscription-resumed', 1);
+    await seen.waitFor(20, 30_000);
+    expect(thrown).toBe(1);
+    expect([...new Set(seen.items)].sort()).toEqual(Array.from({ length: 20 }, (_, i) => `m-${i}`).sort());
+    expect(seen.items[0]).toBe('m-0'); // handled again from the committed offset, in order
+    expect(bus.counts.count('subscription-interrupted')).toBe(1);
+  });
+
   it('health() reports the group lag (high watermark minus committed) and the producer and consumer connections', async () => {
     const bus = await openBus();
     const topic = uniqueName('sb-kafka.lag');
