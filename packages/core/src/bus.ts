@@ -220,6 +220,7 @@ export class PipelineSubscriber implements Subscriber {
       topic,
       ...(group !== undefined ? { group } : {}),
       ...(inner.status ? { status: () => inner.status!() } : {}),
+      ...(inner.handedBack ? { handedBack: () => inner.handedBack!() } : {}),
       close: () =>
         (closing ??= (async () => {
           aborter.abort();

@@ -15,6 +15,8 @@ export interface SubscriptionHealth {
    * transport does not know it.
    */
   readonly lag?: number;
+  /** Messages received from the broker and waiting in this process for a handler (or a retry), where the transport counts them. */
+  readonly buffered?: number;
 }
 
 /** State of one broker connection a transport holds (a producer, a consumer, a channel model...). */
@@ -34,6 +36,7 @@ export interface SubscriptionStatus {
   readonly state: 'live' | 'interrupted';
   readonly since?: number;
   readonly lag?: number;
+  readonly buffered?: number;
 }
 
 export interface BusHealth {
@@ -80,6 +83,7 @@ export class ConnectionState {
 /** A subscription as the health report reads it: the port, and what its transport says about it. */
 export interface ObservedSubscription extends Subscription {
   status?(): SubscriptionStatus;
+  handedBack?(): number;
 }
 
 /**
@@ -111,6 +115,7 @@ export class HealthTracker implements BusObserver {
         ...(s.group !== undefined ? { group: s.group } : {}),
         ...(since !== undefined ? { state: 'interrupted' as const, since } : { state: 'live' as const }),
         ...(status?.lag !== undefined ? { lag: status.lag } : {}),
+        ...(status?.buffered !== undefined ? { buffered: status.buffered } : {}),
       };
     });
     const connections = closed ? [] : (transport.connections?.() ?? []);
@@ -128,6 +133,13 @@ export interface ShutdownReport {
    * was handed back unacknowledged (redelivered to the group where the transport acknowledges).
    */
   readonly handedBack: number;
+  /**
+   * Messages handed back unhandled by those subscriptions, summed where the transport counts them (a
+   * lower bound on Kafka: kafkajs' prefetched records are not visible), with the topics of the
+   * subscriptions whose transport does not count (`uncounted`).
+   */
+  readonly messagesHandedBack: number;
+  readonly uncounted: readonly string[];
   readonly durationMs: number;
   /** Errors raised while closing (described), if any. */
   readonly errors: readonly string[];
@@ -135,7 +147,7 @@ export interface ShutdownReport {
 
 /** The part of a bus a shutdown needs. */
 export interface Closable {
-  subscriptions(): readonly Subscription[];
+  subscriptions(): readonly ObservedSubscription[];
   close(): Promise<void>;
 }
 
@@ -150,6 +162,8 @@ export async function shutdownBus(bus: Closable, options: { readonly deadlineMs?
   const errors: string[] = [];
   let drained = 0;
   let handedBack = 0;
+  let messagesHandedBack = 0;
+  const uncounted: string[] = [];
   await Promise.all(
     bus.subscriptions().map(async (subscription) => {
       let timer: ReturnType<typeof setTimeout> | undefined;
@@ -164,10 +178,12 @@ export async function shutdownBus(bus: Closable, options: { readonly deadlineMs?
         handedBack++;
         await subscription.close().catch((error: unknown) => errors.push(`${subscription.topic}: ${(error as Error)?.message ?? String(error)}`));
       }
+      if (subscription.handedBack) messagesHandedBack += subscription.handedBack();
+      else uncounted.push(subscription.topic);
     }),
   );
   await bus.close().catch((error: unknown) => errors.push(`closing the bus: ${(error as Error)?.message ?? String(error)}`));
-  return { drained, handedBack, durationMs: Date.now() - started, errors };
+  return { drained, handedBack, messagesHandedBack, uncounted, durationMs: Date.now() - started, errors };
 }
 
 /**

@@ -182,6 +182,12 @@ export interface TransportSubscription {
    * follows the transport's `subscription-interrupted` / `-resumed` events.
    */
   status?(): SubscriptionStatus;
+  /**
+   * Messages this subscription had received and handed back unacknowledged (requeued, left
+   * uncommitted, returned to the group) because it closed before handling them; at least that many
+   * where a client prefetches more than it shows (kafkajs). Optional: a transport that cannot count leaves it out.
+   */
+  handedBack?(): number;
 }
 
 /** A broker connection, as an adapter provides it. */

@@ -35,7 +35,7 @@ describe('lifecycle: shutdown within a deadline, health', () => {
     // The close waits for the running handler; let it finish once the deadline has passed.
     setTimeout(stuck.open, 600);
     const report = await shutdown;
-    expect(report).toMatchObject({ drained: 1, handedBack: 1, errors: [] });
+    expect(report).toMatchObject({ drained: 1, handedBack: 1, messagesHandedBack: 1, uncounted: [], errors: [] });
     expect(report.durationMs).toBeGreaterThanOrEqual(300);
     expect(quick.items.sort()).toEqual(['q1', 'q2']);
     expect(slowStarted.items).toEqual(['s1']);

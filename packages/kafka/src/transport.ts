@@ -316,6 +316,7 @@ class KafkaSubscription implements TransportSubscription {
   private lastFetchAt = Date.now();
   private interruptedSince: number | undefined;
   private connectedSince = Date.now();
+  private handedBackCount = 0;
   /** Per topic|partition, as last seen: the log's end (fetch responses, joins) and this group's committed offset. */
   private readonly highWatermarks = new Map<string, number>();
   private readonly committedOffsets = new Map<string, number>();
@@ -696,6 +697,11 @@ class KafkaSubscription implements TransportSubscription {
     this.endedCallbacks.push(callback);
   }
 
+  /** Held retries and queued records handed back uncommitted at close (kafkajs' own prefetched records are not counted). */
+  handedBack(): number {
+    return this.handedBackCount;
+  }
+
   /**
    * Live or interrupted, and the group's lag on the partitions this member reads: high watermark minus
    * committed offset, summed; absent until both are known for one. High watermarks come from fetches
@@ -714,6 +720,8 @@ class KafkaSubscription implements TransportSubscription {
     return {
       ...(this.interruptedSince !== undefined ? { state: 'interrupted' as const, since: this.interruptedSince } : { state: 'live' as const }),
       ...(lag !== undefined ? { lag } : {}),
+      // Records queued for a handler (side by side) or held for a retry (partition order).
+      buffered: this.scheduler ? this.scheduler.pending : this.held.size,
     };
   }
 
@@ -743,8 +751,9 @@ class KafkaSubscription implements TransportSubscription {
     this.ending ??= (async () => {
       this.stopping = true;
       for (const held of this.held.values()) if (held.timer) clearTimeout(held.timer);
+      this.handedBackCount += this.held.size;
       this.held.clear();
-      this.scheduler?.takePending(); // not started: handed back uncommitted
+      this.handedBackCount += this.scheduler?.takePending().length ?? 0; // not started: handed back uncommitted
       await this.inFlight.idle();
       await this.flushCommits();
       await this.consumer.disconnect().catch(() => undefined);

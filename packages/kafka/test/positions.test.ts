@@ -1,6 +1,6 @@
 import { Kafka, logLevel } from 'kafkajs';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { CountingObserver, createBus, type Bus, type Message } from '@switchboard/core';
+import { CountingObserver, createBus, shutdownBus, type Bus, type Message } from '@switchboard/core';
 import { Recorder, gate, uniqueName, waitUntil } from '@switchboard/core/testing';
 import type { KafkaTransport } from '@switchboard/kafka';
 import { KAFKA_BROKERS, testTransport } from './helpers.js';
@@ -31,6 +31,41 @@ async function openBus(): Promise<Bus & { counts: CountingObserver; kafka: Kafka
 }
 
 describe('kafka positions', () => {
+  it('shutdownBus past its deadline hands back the queued records uncommitted, counts them, and the group gets them again', async () => {
+    const bus = await openBus();
+    const topic = uniqueName('sb-kafka.shutdown');
+    await bus.kafka.ensureTopic(topic);
+    const hold = gate();
+    const started = new Recorder<string>();
+    await bus.subscriber.subscribe(
+      topic,
+      async (m) => {
+        started.add(m.id);
+        await hold.promise;
+      },
+      { group: 'shutdown', startFrom: 'earliest', ordering: 'key', concurrency: 2 },
+    );
+    const ids = Array.from({ length: 20 }, (_, i) => `s-${i}`);
+    await bus.publisher.publish(
+      topic,
+      ids.map((id) => ({ id, key: id, value: id })),
+    );
+    await started.waitFor(2, 30_000);
+    // Two run (concurrency 2); the other 18 have been fetched and wait for a handler.
+    await waitUntil(() => bus.health().subscriptions[0]?.buffered === 18, 30_000, '18 records buffered');
+    const shutdown = shutdownBus(bus, { deadlineMs: 300 });
+    setTimeout(hold.open, 600); // the running handlers finish after the deadline
+    const report = await shutdown;
+    expect(report).toMatchObject({ drained: 0, handedBack: 1, uncounted: [], errors: [] });
+    expect(report.messagesHandedBack).toBe(18);
+    // Nothing handed back was committed: the next member of the group gets every record not finished.
+    const next = await openBus();
+    const after = new Recorder<string>();
+    await next.subscriber.subscribe(topic, (m) => after.add(m.id), { group: 'shutdown', ordering: 'key', concurrency: 4 });
+    await waitUntil(() => ids.every((id) => started.items.slice(0, 2).includes(id) || after.items.includes(id)), 30_000, 'every record not finished before the shutdown');
+    expect(after.items.length).toBeGreaterThanOrEqual(report.messagesHandedBack);
+  });
+
   it('runs its consumer again after a crash kafkajs does not restart from (a listener that rejects): nothing skipped, resumed reported', async () => {
     const bus = await openBus();
     const topic = uniqueName('sb-kafka.crash');

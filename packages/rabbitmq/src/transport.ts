@@ -361,6 +361,7 @@ class RabbitSubscription implements TransportSubscription {
   private state: 'active' | 'closing' | 'draining' | 'ended' = 'active';
   private ending: Promise<void> | undefined;
   private interruptedAt: number | undefined;
+  private handedBackCount = 0;
   private restarting: Promise<void> | undefined;
   private endedCallbacks: (() => void)[] = [];
   private readonly receiveContext: ReceiveContext;
@@ -434,6 +435,7 @@ class RabbitSubscription implements TransportSubscription {
       return;
     }
     if (this.state === 'closing' || this.state === 'ended') {
+      this.handedBackCount++;
       channel.nack(message, false, true); // received but not started: hand it back
       return;
     }
@@ -487,6 +489,7 @@ class RabbitSubscription implements TransportSubscription {
           setTimeout(() => {
             this.inFlight.end();
             if (this.state === 'closing' || this.state === 'ended') {
+              this.handedBackCount++;
               this.nackQuietly(channel, message);
               return;
             }
@@ -515,6 +518,11 @@ class RabbitSubscription implements TransportSubscription {
 
   onEnded(callback: () => void): void {
     this.endedCallbacks.push(callback);
+  }
+
+  /** Deliveries requeued because this subscription was closing when they arrived or were to be retried. */
+  handedBack(): number {
+    return this.handedBackCount;
   }
 
   close(): Promise<void> {

@@ -185,7 +185,8 @@ export class RedisPubSubTransport implements Transport {
         this.subscriberStates.delete(connectionState);
       })());
     const status = (): SubscriptionStatus => (interruptedAt !== undefined ? { state: 'interrupted', since: interruptedAt } : { state: 'live' });
-    const subscription: TransportSubscription = { close: end, drain: end, status };
+    // Nothing is ever handed back: close handles what was received.
+    const subscription: TransportSubscription = { close: end, drain: end, status, handedBack: () => 0 };
     this.subscriptions.add(subscription);
     return subscription;
   }

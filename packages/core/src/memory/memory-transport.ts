@@ -51,6 +51,8 @@ interface Member {
   readonly group: GroupQueue;
   readonly lanes: OrderedLanes<Entry>;
   accepting: boolean;
+  /** Deliveries given back to the group because this member left before handling them. */
+  handedBack: number;
   /** Source metadata per topic, shared by its deliveries (it is read-only). */
   readonly sources: Map<string, SourceMetadata>;
 }
@@ -99,6 +101,7 @@ export class MemoryBroker {
     const member: Member = {
       group,
       accepting: true,
+      handedBack: 0,
       sources: new Map(),
       lanes: new OrderedLanes<Entry>(spec.ordering, spec.concurrency, (entry) => this.deliver(member, entry, listener, spec)),
     };
@@ -118,6 +121,7 @@ export class MemoryBroker {
         (closing ??= (async () => {
           leave();
           const unstarted = member.lanes.takePending();
+          member.handedBack += unstarted.length;
           this.finished(group, unstarted.length);
           await member.lanes.whenIdle(false);
           for (const entry of unstarted) this.dispatch(group, entry);
@@ -129,6 +133,7 @@ export class MemoryBroker {
             leave();
             await member.lanes.whenIdle(true);
           })()),
+      handedBack: () => member.handedBack,
     };
   }
 
@@ -182,6 +187,7 @@ export class MemoryBroker {
     if (typeof delivery.settled === 'number' && member.accepting) return delivery.settled; // stays queued in its lane
     // Unsettled, or a retry while this member is leaving: hand it back to the group, on a later turn
     // of the event loop (a listener that keeps leaving a delivery unsettled must not starve it).
+    if (!member.accepting) member.handedBack++;
     this.finished(member.group, 1);
     setImmediate(() => this.dispatch(member.group, entry));
   }
@@ -249,6 +255,7 @@ export class MemoryTransport implements Transport {
     const tracked: TransportSubscription = {
       close: () => inner.close().finally(() => this.subscriptions.delete(tracked)),
       drain: () => inner.drain().finally(() => this.subscriptions.delete(tracked)),
+      handedBack: () => inner.handedBack?.() ?? 0,
     };
     this.subscriptions.add(tracked);
     return tracked;
