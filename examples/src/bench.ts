@@ -128,6 +128,33 @@ async function paired(raw: (round: number) => Promise<Sample>, switchboard: (rou
   return { raw: median(rawSamples), switchboard: median(sbSamples), ratios };
 }
 
+/** The two publish rows of a broker: batches of 1000, and one message per call (1000 in flight), each paired with the raw client's equivalent. */
+async function publishRows(
+  transport: string,
+  guarantee: string,
+  raw: { batch: (r: number) => Promise<Sample>; oneAtATime: (r: number) => Promise<Sample> },
+  sbTransport: () => Promise<Transport>,
+  prepare?: (topic: string) => Promise<void>,
+): Promise<void> {
+  const short = transport === 'rabbitmq' ? 'rabbit' : transport;
+  rows.push({
+    transport,
+    scenario: `publish, batches of 1000, ${guarantee}`,
+    ...(await paired(
+      raw.batch,
+      sbPublishOnly(sbTransport, (r) => `bench.${run}.${short}.sbpub.${r}`, false, prepare),
+    )),
+  });
+  rows.push({
+    transport,
+    scenario: `one message per call, 1000 in flight, ${guarantee}`,
+    ...(await paired(
+      raw.oneAtATime,
+      sbPublishOnly(sbTransport, (r) => `bench.${run}.${short}.sbone.${r}`, true, prepare),
+    )),
+  });
+}
+
 function medianOf(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.floor(sorted.length / 2)]!;
@@ -367,22 +394,7 @@ async function benchKafka(): Promise<void> {
   };
   const sbTransport = () => createKafkaTransport({ brokers: KAFKA_BROKERS, partitions: 3 });
   try {
-    rows.push({
-      transport: 'kafka',
-      scenario: 'publish, batches of 1000, acks=all',
-      ...(await paired(
-        rawPublishRound('rawpub', rawPublish),
-        sbPublishOnly(sbTransport, (r) => `bench.${run}.kafka.sbpub.${r}`, false, ensure),
-      )),
-    });
-    rows.push({
-      transport: 'kafka',
-      scenario: 'one message per call, 1000 in flight, acks=all',
-      ...(await paired(
-        rawPublishRound('rawone', rawPublishOneAtATime),
-        sbPublishOnly(sbTransport, (r) => `bench.${run}.kafka.sbone.${r}`, true, ensure),
-      )),
-    });
+    await publishRows('kafka', 'acks=all', { batch: rawPublishRound('rawpub', rawPublish), oneAtATime: rawPublishRound('rawone', rawPublishOneAtATime) }, sbTransport, ensure);
 
     const rawE2e = async (r: number): Promise<Sample> => {
       const t = `bench.${run}.kafka.rawe2e.${r}`;
@@ -504,22 +516,7 @@ async function benchRabbit(): Promise<void> {
   };
   const sbTransport = () => createRabbitTransport({ url: RABBITMQ_URL, queueExpiresMs: 600_000 });
   try {
-    rows.push({
-      transport: 'rabbitmq',
-      scenario: 'publish, persistent + confirms per 1000',
-      ...(await paired(
-        rawPublishRound('rawpub', rawPublish),
-        sbPublishOnly(sbTransport, (r) => `bench.${run}.rabbit.sbpub.${r}`, false, declare),
-      )),
-    });
-    rows.push({
-      transport: 'rabbitmq',
-      scenario: 'one message per call, 1000 in flight, persistent + confirms',
-      ...(await paired(
-        rawPublishRound('rawone', rawPublishOneAtATime),
-        sbPublishOnly(sbTransport, (r) => `bench.${run}.rabbit.sbone.${r}`, true, declare),
-      )),
-    });
+    await publishRows('rabbitmq', 'persistent + confirms', { batch: rawPublishRound('rawpub', rawPublish), oneAtATime: rawPublishRound('rawone', rawPublishOneAtATime) }, sbTransport, declare);
     const rawE2e = async (r: number): Promise<Sample> => {
       const t = `bench.${run}.rabbit.rawe2e.${r}`;
       await declare(t);
@@ -577,22 +574,7 @@ async function benchRedis(): Promise<void> {
   };
   const sbTransport = () => createRedisPubSubTransport({ url: REDIS_URL });
   try {
-    rows.push({
-      transport: 'redis',
-      scenario: 'publish, pipelined per 1000',
-      ...(await paired(
-        rawPublishRound('rawpub', rawPublish),
-        sbPublishOnly(sbTransport, (r) => `bench.${run}.redis.sbpub.${r}`, false),
-      )),
-    });
-    rows.push({
-      transport: 'redis',
-      scenario: 'one message per call, 1000 in flight',
-      ...(await paired(
-        rawPublishRound('rawone', rawPublishOneAtATime),
-        sbPublishOnly(sbTransport, (r) => `bench.${run}.redis.sbone.${r}`, true),
-      )),
-    });
+    await publishRows('redis', 'pipelined', { batch: rawPublishRound('rawpub', rawPublish), oneAtATime: rawPublishRound('rawone', rawPublishOneAtATime) }, sbTransport);
     const rawE2e = async (r: number): Promise<Sample> => {
       const channel = `bench.${run}.redis.rawe2e.${r}`;
       const arrivals = new Arrivals();

@@ -138,6 +138,12 @@ export class TransportPublisher implements Publisher, GroupPublisher {
   }
 }
 
+/** The first broker endpoint the transport reports, for trace attributes (`server.address`). */
+function serverAddressOf(transport: Transport): { serverAddress?: string } {
+  const endpoint = transport.connections?.().find((c) => c.endpoint !== undefined)?.endpoint;
+  return endpoint !== undefined ? { serverAddress: endpoint } : {};
+}
+
 /** Defaults applied to every subscription of a subscriber (each subscription may override). */
 export type SubscriptionDefaults = Omit<SubscribeOptions, 'schema' | 'pattern'>;
 
@@ -206,6 +212,7 @@ export class PipelineSubscriber implements Subscriber {
       ...(caps.maxHeaderBytes !== undefined ? { maxDeadLetterHeaderBytes: caps.maxHeaderBytes } : {}),
       ...(merged.onFinalFailure ? { onFinalFailure: merged.onFinalFailure } : {}),
       stackTraceLimit: merged.stackTraceLimit ?? DEFAULT_STACK_TRACE_LIMIT,
+      ...serverAddressOf(this.transport),
       observer: this.observer,
       signal: aborter.signal,
     });

@@ -10,7 +10,18 @@ export type BusEvent =
   /** A handler call with attempt > 1 is starting (the retry-attempt counter). */
   | { type: 'retry-attempt'; topic: string; group?: string | undefined; messageId: string; attempt: number; source: SourceMetadata }
   /** A handler failed with a retryable error and will be called again after `delayMs`. */
-  | { type: 'will-retry'; topic: string; group?: string | undefined; messageId: string; attempt: number; delayMs: number; error: unknown; source: SourceMetadata }
+  | {
+      type: 'will-retry';
+      topic: string;
+      group?: string | undefined;
+      messageId: string;
+      attempt: number;
+      delayMs: number;
+      error: unknown;
+      source: SourceMetadata;
+      /** How long the failed handler call ran, ms. */
+      durationMs?: number;
+    }
   /** The message is given up on: retries exhausted, non-retryable error, or undecodable/invalid payload. */
   | {
       type: 'final-failure';
@@ -23,6 +34,8 @@ export type BusEvent =
       source: SourceMetadata;
       key?: string;
       payload: Uint8Array;
+      /** How long the last handler call ran, ms (absent when the handler was not called: undecodable or invalid payload). */
+      durationMs?: number;
     }
   | { type: 'dead-lettered'; topic: string; group?: string | undefined; messageId: string; deadLetterTopic: string }
   | { type: 'published'; topic: string; count: number; receivers?: number }

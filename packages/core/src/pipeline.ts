@@ -36,6 +36,8 @@ export interface PipelineConfig<T> {
   readonly deadLetterRetryMode?: 'transport' | 'in-process';
   readonly onFinalFailure?: (failure: FinalFailure) => Promise<void> | void;
   readonly stackTraceLimit: number;
+  /** host:port of the broker (trace attributes), when the transport reports its connections. */
+  readonly serverAddress?: string;
   readonly observer: BusObserver;
   /** Aborted when the subscription closes: backoff waits stop and the delivery is left unsettled (handed back). */
   readonly signal: AbortSignal;
@@ -45,6 +47,8 @@ export interface PipelineConfig<T> {
 /** A give-up whose dead letter (or hook) failed: kept by message id until it succeeds, so the handler is not called again. */
 interface PendingGiveUp {
   readonly attempt: number;
+  /** The last handler call's duration, when measured. */
+  readonly durationMs?: number;
   readonly error: unknown;
   readonly reason: FailureReason;
   readonly firstFailureAt: number;
@@ -92,6 +96,8 @@ export function createDeliveryProcessor<T>(config: PipelineConfig<T>): DeliveryL
   const OK = { ok: true } as const;
   /** Per-message `success` events (and their two clock reads) only when some observer reads them. */
   const wantsSuccess = observerWants(config.observer, 'success');
+  /** Handler durations are measured when an observer reads an event that carries one. */
+  const timed = wantsSuccess || observerWants(config.observer, 'will-retry') || observerWants(config.observer, 'final-failure');
   /** The steps and the handler, composed once: `run(message)` calls the first step. */
   const run = composeSteps(config.use ?? [], config.handler);
 
@@ -128,7 +134,7 @@ export function createDeliveryProcessor<T>(config: PipelineConfig<T>): DeliveryL
   /** Calls the steps and the handler; inside a span when the message carries a trace. May throw, may return a promise. */
   function callHandler(delivery: Delivery, message: Message<T>): unknown {
     if (isTraced(delivery.headers)) {
-      return inDeliverySpan(topic, delivery.source.transport, delivery.id, message.attempt, delivery.headers, async () => {
+      return inDeliverySpan({ topic, messageId: delivery.id, attempt: message.attempt, key: delivery.key, source: delivery.source, server: config.serverAddress }, delivery.headers, async () => {
         await run(message);
       });
     }
@@ -139,14 +145,18 @@ export function createDeliveryProcessor<T>(config: PipelineConfig<T>): DeliveryL
     if (wantsSuccess) emit({ type: 'success', topic, group, messageId: delivery.id, attempt, durationMs: now() - started });
   }
 
+  function handlerFailed(error: unknown, started: number): Failure {
+    return timed ? { ok: false, error, reason: undefined, durationMs: now() - started } : { ok: false, error, reason: undefined };
+  }
+
   async function attemptOnce(delivery: Delivery, attempt: number): Promise<{ ok: true } | Failure> {
     const message = decodeMessage(delivery, attempt);
     if (isFailure(message)) return message;
-    const started = wantsSuccess ? now() : 0;
+    const started = timed ? now() : 0;
     try {
       await callHandler(delivery, message);
     } catch (error) {
-      return { ok: false, error, reason: undefined };
+      return handlerFailed(error, started);
     }
     succeeded(delivery, attempt, started);
     return OK;
@@ -244,6 +254,7 @@ export function createDeliveryProcessor<T>(config: PipelineConfig<T>): DeliveryL
       source: delivery.source,
       ...(delivery.key !== undefined ? { key: delivery.key } : {}),
       payload: delivery.body,
+      ...(pending.durationMs !== undefined ? { durationMs: pending.durationMs } : {}),
     });
   }
 
@@ -283,7 +294,7 @@ export function createDeliveryProcessor<T>(config: PipelineConfig<T>): DeliveryL
         const retryable = result.reason === undefined && isRetryable(result.error, config.classify);
         if (retryable && attempt < retry.maxAttempts) {
           const delayMs = backoffDelay(retry, attempt);
-          emit({ type: 'will-retry', topic, group, messageId: delivery.id, attempt, delayMs, error: result.error, source: delivery.source });
+          emit({ type: 'will-retry', topic, group, messageId: delivery.id, attempt, delayMs, error: result.error, source: delivery.source, ...(result.durationMs !== undefined ? { durationMs: result.durationMs } : {}) });
           if (config.retryMode === 'transport') {
             firstFailures.set(delivery.id, firstFailureAt);
             await delivery.retryLater(delayMs, attempt + 1);
@@ -295,7 +306,7 @@ export function createDeliveryProcessor<T>(config: PipelineConfig<T>): DeliveryL
           continue;
         }
         const reason: FailureReason = result.reason ?? (retryable ? 'retries-exhausted' : 'non-retryable');
-        const givenUp: PendingGiveUp = { attempt, error: result.error, reason, firstFailureAt };
+        const givenUp: PendingGiveUp = { attempt, error: result.error, reason, firstFailureAt, ...(result.durationMs !== undefined ? { durationMs: result.durationMs } : {}) };
         finalFailureEvent(delivery, givenUp);
         await settleGivenUp(delivery, givenUp);
         return;
@@ -339,12 +350,12 @@ export function createDeliveryProcessor<T>(config: PipelineConfig<T>): DeliveryL
     if (delivery.attempt !== 1 || delivery.headers[REPLAY_GROUP_HEADER] !== undefined) return processOther(delivery);
     const message = decodeMessage(delivery, 1);
     if (isFailure(message)) return handleFrom(delivery, 1, message, undefined);
-    const started = wantsSuccess ? now() : 0;
+    const started = timed ? now() : 0;
     let returned: unknown;
     try {
       returned = callHandler(delivery, message);
     } catch (error) {
-      return handleFrom(delivery, 1, { ok: false, error, reason: undefined }, undefined);
+      return handleFrom(delivery, 1, handlerFailed(error, started), undefined);
     }
     if (isThenable(returned)) {
       return (returned instanceof Promise ? returned : Promise.resolve(returned)).then(
@@ -352,7 +363,7 @@ export function createDeliveryProcessor<T>(config: PipelineConfig<T>): DeliveryL
           succeeded(delivery, 1, started);
           return ackAfterSuccess(delivery);
         },
-        (error: unknown) => handleFrom(delivery, 1, { ok: false, error, reason: undefined }, undefined),
+        (error: unknown) => handleFrom(delivery, 1, handlerFailed(error, started), undefined),
       );
     }
     succeeded(delivery, 1, started);
@@ -360,7 +371,7 @@ export function createDeliveryProcessor<T>(config: PipelineConfig<T>): DeliveryL
   };
 }
 
-type Failure = { ok: false; error: unknown; reason: FailureReason | undefined };
+type Failure = { ok: false; error: unknown; reason: FailureReason | undefined; durationMs?: number };
 
 function isFailure(value: unknown): value is Failure {
   return (value as Failure).ok === false;

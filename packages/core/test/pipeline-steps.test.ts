@@ -178,6 +178,29 @@ describe('fast path', () => {
     expect(bus.counts.count('retry-attempt')).toBe(3);
   });
 
+  it('reports how long a failed handler call ran (will-retry, final-failure), not for a payload that never reached the handler', async () => {
+    const events: BusEvent[] = [];
+    const bus = createBus({ transport: createMemoryTransport(), observer: { onEvent: (event) => void events.push(event) } });
+    buses.push(bus);
+    await bus.subscriber.subscribe(
+      'fast.durations',
+      async () => {
+        await new Promise((resolve) => setTimeout(resolve, 30));
+        throw new Error('slow failure');
+      },
+      { retry: { maxAttempts: 2, initialIntervalMs: 1, multiplier: 1, maxIntervalMs: 1 } },
+    );
+    await bus.publisher.publish('fast.durations', [{ id: 'slow', value: 1 }, { id: 'garbage', payload: new TextEncoder().encode('{not json') }]);
+    await waitUntil(() => events.filter((e) => e.type === 'final-failure').length === 2, 5000, 'two final failures');
+    const willRetry = events.find((e) => e.type === 'will-retry' && e.messageId === 'slow') as Extract<BusEvent, { type: 'will-retry' }>;
+    const slow = events.find((e) => e.type === 'final-failure' && e.messageId === 'slow') as Extract<BusEvent, { type: 'final-failure' }>;
+    const garbage = events.find((e) => e.type === 'final-failure' && e.messageId === 'garbage') as Extract<BusEvent, { type: 'final-failure' }>;
+    expect(willRetry.durationMs).toBeGreaterThanOrEqual(25);
+    expect(slow.durationMs).toBeGreaterThanOrEqual(25);
+    expect(garbage.reason).toBe('decode-failed');
+    expect(garbage.durationMs).toBeUndefined();
+  });
+
   it('message ids: unique, a fixed 16-character process prefix, a new prefix in a new process', async () => {
     const ids = Array.from({ length: 100_000 }, () => newMessageId());
     expect(new Set(ids).size).toBe(ids.length);

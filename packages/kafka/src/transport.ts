@@ -1,4 +1,4 @@
-import { Kafka, PartitionAssigners, Partitioners, logLevel, type Admin, type Consumer, type Message as KafkaRecordOut, type Producer } from 'kafkajs';
+import { Kafka, PartitionAssigners, Partitioners, logLevel, type Admin, type Consumer, type EachBatchPayload, type Message as KafkaRecordOut, type Producer } from 'kafkajs';
 import { SubscriptionAwareAssigner } from './assigner.js';
 import {
   ClosedError,
@@ -283,7 +283,8 @@ interface WindowedRecord {
  *   eachMessage call sleeps (kafkajs keeps heartbeating, so long backoffs cause no rebalance);
  * - on a rebalance, retries held for revoked partitions are dropped uncommitted (the new owner gets
  *   the message again);
- * - `ordering: 'key'` / `'none'`: kafkajs hands records over as fast as it fetches them; a scheduler runs
+ * - records arrive a fetched batch at a time (kafkajs `eachBatch`), in offset order per partition;
+ * - `ordering: 'key'` / `'none'`: each batch is queued as fast as it is fetched; a scheduler runs
  *   up to `concurrency` handlers across the subscription's partitions, one at a time per key (`key`) or
  *   in any order (`none`). Each partition's records wait in an {@link OffsetWindow}: the commit is the
  *   lowest unfinished offset, a retry holds only its key (its offset stays unfinished, so commits of
@@ -396,10 +397,38 @@ class KafkaSubscription implements TransportSubscription {
   private run(): Promise<void> {
     return this.consumer.run({
       autoCommit: false,
-      // Side by side, eachMessage only queues the record: one kafkajs worker is enough.
+      eachBatchAutoResolve: false,
+      // Side by side, a batch is only queued: one kafkajs worker is enough.
       partitionsConsumedConcurrently: this.scheduler ? 1 : this.spec.concurrency,
-      eachMessage: ({ topic, partition, message }) => (this.scheduler ? this.acceptWindowed(topic, partition, message) : this.onMessage(topic, partition, message)),
+      eachBatch: (payload) => this.onBatch(payload),
     });
+  }
+
+  /**
+   * One fetched batch (one partition), in offset order: each record is handled (partition order) or
+   * queued (side by side), then kafkajs' position is moved past the last one taken, once per batch
+   * (kafkajs' per-message path adds a heartbeat check and an offset resolution per record). Stops at
+   * a record held for a retry (the partition is paused and sought back to it), at a full window
+   * (paused; fetched again from there on resume), or when the batch went stale (a seek, a rebalance).
+   */
+  private async onBatch({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload): Promise<void> {
+    const { topic, partition } = batch;
+    const tp = `${topic}|${partition}`;
+    let last: string | undefined;
+    for (const record of batch.messages) {
+      if (this.stopping || !isRunning() || isStale() || this.held.has(tp)) break;
+      if (this.scheduler) {
+        void this.acceptWindowed(topic, partition, record);
+        last = record.offset;
+        if (this.windows.get(tp)?.paused) break;
+        continue;
+      }
+      await this.onMessage(topic, partition, record);
+      if (this.held.has(tp)) break; // held at this record: not taken
+      last = record.offset;
+    }
+    if (last !== undefined && isRunning() && !isStale()) resolveOffset(last);
+    await heartbeat();
   }
 
   /**

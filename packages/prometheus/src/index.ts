@@ -28,7 +28,7 @@ export class PrometheusObserver implements BusObserver {
   readonly noReceivers: Counter<'transport' | 'topic'>;
   readonly diverted: Counter<'transport' | 'topic' | 'reason'>;
   readonly relayed: Counter<'transport' | 'topic'>;
-  readonly handlerDuration: Histogram<'transport' | 'topic' | 'group'>;
+  readonly handlerDuration: Histogram<'transport' | 'topic' | 'group' | 'outcome'>;
   readonly breakerState: Gauge<'transport'>;
   readonly fallbackDepth: Gauge<'transport'>;
 
@@ -53,8 +53,8 @@ export class PrometheusObserver implements BusObserver {
     this.relayed = new Counter({ name: `${p}relayed_total`, help: 'Messages relayed from the fallback store', labelNames: ['transport', 'topic'], registers });
     this.handlerDuration = new Histogram({
       name: `${p}handler_duration_seconds`,
-      help: 'Successful handler duration',
-      labelNames: ['transport', 'topic', 'group'],
+      help: 'Handler call duration, by outcome (success, or failure: a call that threw)',
+      labelNames: ['transport', 'topic', 'group', 'outcome'],
       buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
       registers,
     });
@@ -67,13 +67,17 @@ export class PrometheusObserver implements BusObserver {
     switch (event.type) {
       case 'success':
         this.succeeded.inc({ transport: t, topic: event.topic, group: event.group ?? '' });
-        this.handlerDuration.observe({ transport: t, topic: event.topic, group: event.group ?? '' }, event.durationMs / 1000);
+        this.handlerDuration.observe({ transport: t, topic: event.topic, group: event.group ?? '', outcome: 'success' }, event.durationMs / 1000);
+        break;
+      case 'will-retry':
+        if (event.durationMs !== undefined) this.handlerDuration.observe({ transport: t, topic: event.topic, group: event.group ?? '', outcome: 'failure' }, event.durationMs / 1000);
         break;
       case 'retry-attempt':
         this.retryAttempts.inc({ transport: t, topic: event.topic, group: event.group ?? '' });
         break;
       case 'final-failure':
         this.finalFailures.inc({ transport: t, topic: event.topic, group: event.group ?? '', reason: event.reason });
+        if (event.durationMs !== undefined) this.handlerDuration.observe({ transport: t, topic: event.topic, group: event.group ?? '', outcome: 'failure' }, event.durationMs / 1000);
         break;
       case 'dead-lettered':
         this.deadLettered.inc({ transport: t, topic: event.topic, group: event.group ?? '' });

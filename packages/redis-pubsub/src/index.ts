@@ -14,7 +14,7 @@ import { REDIS_PUBSUB_CAPABILITIES, RedisPubSubTransport } from './transport.js'
 export { redisOptionsSchema, type RedisOptions, type RedisOptionsInput } from './options.js';
 export { REDIS_PUBSUB_CAPABILITIES, RedisPubSubTransport, globForPattern } from './transport.js';
 export { DeadLetterStreamPublisher, readDeadLetterStream, type StreamDeadLetter } from './dead-letter-stream.js';
-export { encodeFrame, decodeFrame } from './frame.js';
+export { encodeFrame, decodeFrame, type WireFormat } from './frame.js';
 
 /** Connects a Redis Pub/Sub transport from (partial) options. */
 export async function createRedisPubSubTransport(options: Partial<RedisOptions> = {}): Promise<RedisPubSubTransport> {

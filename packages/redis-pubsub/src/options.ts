@@ -25,6 +25,12 @@ export const redisOptionsSchema = z
      * stream with reason `buffer-overflow`, so it can be replayed; `drop` discards it.
      */
     overflow: z.enum(['dead-letter', 'drop']).default('dead-letter'),
+    /**
+     * The frame version this transport publishes (it reads every version). 2: binary envelope. 1: the
+     * JSON-header frame of 0.1.x — set it on upgraded producers while consumers still run 0.1.x (they
+     * would take a version 2 frame whole as a foreign payload), then remove it once all consumers are upgraded.
+     */
+    wireFormat: z.union([z.literal(1), z.literal(2)]).default(2),
     /** Dead letters go to a Redis Stream `<channel>-dlq` on the same server; cap its length (approximate, 0 = no cap). */
     deadLetterMaxLen: z.number().int().min(0).default(0),
   })

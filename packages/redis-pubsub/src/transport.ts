@@ -102,10 +102,10 @@ export class RedisPubSubTransport implements Transport {
     if (this.closed) throw new ClosedError('redis transport is closed');
     let counts: number[];
     if (messages.length === 1) {
-      counts = [await this.publisherConnection.publish(channel, encodeFrame(messages[0]!))];
+      counts = [await this.publisherConnection.publish(channel, encodeFrame(messages[0]!, this.options.wireFormat))];
     } else {
       const pipeline = this.publisherConnection.pipeline();
-      for (const message of messages) pipeline.publish(channel, encodeFrame(message));
+      for (const message of messages) pipeline.publish(channel, encodeFrame(message, this.options.wireFormat));
       const results = (await pipeline.exec()) ?? [];
       const failed = results.find(([error]) => error);
       if (failed) throw failed[0];

@@ -1,4 +1,4 @@
-import { ROOT_CONTEXT, SpanKind, SpanStatusCode, context, isSpanContextValid, trace, type Context, type Span } from '@opentelemetry/api';
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, context, isSpanContextValid, propagation, trace, type Attributes, type Context, type Span } from '@opentelemetry/api';
 import { describeFailure } from '../failure.js';
 
 /** The W3C trace-context header. */
@@ -8,26 +8,48 @@ export const TRACESTATE = 'tracestate';
 const tracer = () => trace.getTracer('@switchboard/core');
 
 /**
- * Headers with the W3C `traceparent` (and `tracestate`) of `span`, unless the message already has
- * one (an explicit traceparent, e.g. a replay keeping its original trace, wins). No-op without a
- * valid span (no OpenTelemetry SDK registered: nothing is added).
+ * Trace propagation goes through OpenTelemetry's propagation API, so the application's propagator
+ * decides the headers (W3C trace context, B3, Jaeger, baggage...). Without one registered (no
+ * OpenTelemetry SDK, or an SDK set up without propagators), Switchboard writes and reads the W3C
+ * `traceparent` / `tracestate` itself, so traces still connect.
+ */
+function propagatorFields(): readonly string[] {
+  return propagation.fields();
+}
+
+/**
+ * Headers carrying the context of `span`, unless the message already carries one (an explicit
+ * context, e.g. a replay keeping its original trace, wins). No-op without a valid span.
  */
 export function withTraceHeaders(headers: Readonly<Record<string, string>>, span: Span | undefined): Readonly<Record<string, string>> {
-  if (!span || headers[TRACEPARENT] !== undefined) return headers;
+  if (!span || carriesTrace(headers)) return headers;
   const sc = span.spanContext();
   if (!isSpanContextValid(sc)) return headers;
+  if (propagatorFields().length > 0) {
+    const carrier: Record<string, string> = { ...headers };
+    propagation.inject(trace.setSpan(context.active(), span), carrier);
+    return carrier;
+  }
   const traced: Record<string, string> = { ...headers, [TRACEPARENT]: `00-${sc.traceId}-${sc.spanId}-${sc.traceFlags.toString(16).padStart(2, '0')}` };
   const state = sc.traceState?.serialize();
   if (state) traced[TRACESTATE] = state;
   return traced;
 }
 
-/** The remote parent context carried by `headers`, or ROOT_CONTEXT. */
+/** The remote parent context the headers carry (per the application's propagator, else W3C), or ROOT_CONTEXT. */
 export function extractTraceContext(headers: Readonly<Record<string, string>>): Context {
+  if (propagatorFields().length > 0) return propagation.extract(ROOT_CONTEXT, headers);
   const match = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/.exec(headers[TRACEPARENT] ?? '');
   if (!match) return ROOT_CONTEXT;
   const spanContext = { traceId: match[1]!, spanId: match[2]!, traceFlags: Number.parseInt(match[3]!, 16), isRemote: true };
   return isSpanContextValid(spanContext) ? trace.setSpanContext(ROOT_CONTEXT, spanContext) : ROOT_CONTEXT;
+}
+
+/** True when the headers carry a trace context (a field of the registered propagator, or W3C). */
+function carriesTrace(headers: Readonly<Record<string, string>>): boolean {
+  if (headers[TRACEPARENT] !== undefined) return true;
+  for (const field of propagatorFields()) if (headers[field] !== undefined) return true;
+  return false;
 }
 
 /** A PRODUCER span for a publish, child of the active span; undefined when tracing is off. */
@@ -36,7 +58,13 @@ export function startPublishSpan(topic: string, transport: string, count: number
   if (!active) return undefined; // nothing to propagate: keep the hot path free
   return tracer().startSpan(`publish ${topic}`, {
     kind: SpanKind.PRODUCER,
-    attributes: { 'messaging.system': transport, 'messaging.destination.name': topic, 'messaging.batch.message_count': count },
+    attributes: {
+      'messaging.system': transport,
+      'messaging.operation.type': 'send',
+      'messaging.operation.name': 'publish',
+      'messaging.destination.name': topic,
+      'messaging.batch.message_count': count,
+    },
   });
 }
 
@@ -53,20 +81,56 @@ export function endSpan(span: Span | undefined, ...failed: [error?: unknown]): v
 
 /** True when a delivery with these headers should get a span (it carries a trace, or one is active). */
 export function isTraced(headers: Readonly<Record<string, string>>): boolean {
-  return headers[TRACEPARENT] !== undefined || trace.getSpan(context.active()) !== undefined;
+  return carriesTrace(headers) || trace.getSpan(context.active()) !== undefined;
+}
+
+/** What a delivery span says about its message (OpenTelemetry messaging semantic conventions). */
+export interface DeliverySpanInfo {
+  /** The subscribed topic (span name). */
+  readonly topic: string;
+  readonly messageId: string;
+  readonly attempt: number;
+  readonly key?: string | undefined;
+  readonly source: { readonly transport: string; readonly topic: string; readonly group?: string; readonly partition?: number; readonly offset?: string; readonly routingKey?: string };
+  /** host:port of the broker, when the transport reports one. */
+  readonly server?: string | undefined;
+}
+
+function deliveryAttributes(info: DeliverySpanInfo): Attributes {
+  const { source } = info;
+  const attributes: Attributes = {
+    'messaging.system': source.transport,
+    'messaging.operation.type': 'process',
+    'messaging.operation.name': 'process',
+    'messaging.destination.name': source.topic,
+    'messaging.message.id': info.messageId,
+    'switchboard.attempt': info.attempt,
+  };
+  if (source.group) attributes['messaging.consumer.group.name'] = source.group;
+  if (source.partition !== undefined) attributes['messaging.destination.partition.id'] = String(source.partition);
+  if (source.transport === 'kafka') {
+    if (source.offset !== undefined) attributes['messaging.kafka.offset'] = Number(source.offset);
+    if (info.key !== undefined) attributes['messaging.kafka.message.key'] = info.key;
+  }
+  if (source.routingKey !== undefined) attributes['messaging.rabbitmq.destination.routing_key'] = source.routingKey;
+  if (info.server) {
+    const [first] = info.server.split(',');
+    const at = first!.lastIndexOf(':');
+    attributes['server.address'] = at > 0 ? first!.slice(0, at) : first!;
+    if (at > 0) attributes['server.port'] = Number(first!.slice(at + 1));
+  }
+  return attributes;
 }
 
 /**
- * Runs one delivery attempt inside a CONSUMER span whose parent is the publisher's (from the
- * message's traceparent), so a handler's own spans join the message's trace.
+ * The pipeline's trace step: runs one delivery attempt inside a CONSUMER span whose parent is the
+ * publisher's (from the message's headers), so a handler's own spans join the message's trace. A
+ * failed attempt ends the span as an error with the exception recorded; the span's duration is the
+ * attempt's, success or not.
  */
-export async function inDeliverySpan<R>(topic: string, transport: string, messageId: string, attempt: number, headers: Readonly<Record<string, string>>, run: () => Promise<R>): Promise<R> {
+export async function inDeliverySpan<R>(info: DeliverySpanInfo, headers: Readonly<Record<string, string>>, run: () => Promise<R>): Promise<R> {
   const parent = extractTraceContext(headers);
-  const span = tracer().startSpan(
-    `process ${topic}`,
-    { kind: SpanKind.CONSUMER, attributes: { 'messaging.system': transport, 'messaging.destination.name': topic, 'messaging.message.id': messageId, 'switchboard.attempt': attempt } },
-    parent,
-  );
+  const span = tracer().startSpan(`process ${info.topic}`, { kind: SpanKind.CONSUMER, attributes: deliveryAttributes(info) }, parent);
   try {
     const result = await context.with(trace.setSpan(parent, span), run);
     endSpan(span);

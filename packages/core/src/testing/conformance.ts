@@ -827,9 +827,20 @@ export function runConformanceSuite(target: ConformanceTarget): void {
       await waitUntil(() => exporter.getFinishedSpans().some((s) => s.name === `process ${topic}` && s.spanContext().traceId === traceId), waitMs, 'the consumer span');
       const spans = exporter.getFinishedSpans().filter((s) => s.spanContext().traceId === traceId);
       const publishSpan = spans.find((s) => s.name === `publish ${topic}`)!;
-      const consumerSpan = spans.find((s) => s.name === `process ${topic}`)!;
+      const consumerSpan = spans.find((s) => s.name === `process ${topic}` && s.attributes['messaging.message.id'] === 'traced')!;
       expect(consumerSpan.parentSpanContext?.spanId).toBe(publishSpan.spanContext().spanId);
-      expect(consumerSpan.attributes['messaging.system']).toBe(bus.transport.kind);
+      // Messaging semantic conventions: operation, destination, group, partition, server.
+      const traced = got.items.find((m) => m.id === 'traced')!;
+      expect(publishSpan.attributes).toMatchObject({ 'messaging.system': bus.transport.kind, 'messaging.operation.type': 'send', 'messaging.destination.name': topic });
+      expect(consumerSpan.attributes).toMatchObject({ 'messaging.system': bus.transport.kind, 'messaging.operation.type': 'process', 'messaging.destination.name': topic, 'switchboard.attempt': 1 });
+      if (traced.source.group) expect(consumerSpan.attributes['messaging.consumer.group.name']).toBe(traced.source.group);
+      if (traced.source.partition !== undefined) expect(consumerSpan.attributes['messaging.destination.partition.id']).toBe(String(traced.source.partition));
+      if (bus.transport.connections) expect(consumerSpan.attributes['server.address']).toEqual(expect.any(String));
+      // A failed attempt's span is an error, with the exception recorded.
+      await waitUntil(() => exporter.getFinishedSpans().some((s) => s.attributes['messaging.message.id'] === 'traced-poison'), waitMs, 'the failed attempt span');
+      const failedSpan = exporter.getFinishedSpans().find((s) => s.attributes['messaging.message.id'] === 'traced-poison')!;
+      expect(failedSpan.status.code).toBe(2); // SpanStatusCode.ERROR
+      expect(failedSpan.events.some((e) => e.name === 'exception')).toBe(true);
     });
 
     it('drain finishes in-flight work, including a message backing off, before resolving', { timeout }, async () => {
