@@ -18,10 +18,10 @@ import * as amqplib from 'amqplib';
 import { Redis } from 'ioredis';
 import { Kafka, Partitioners, logLevel } from 'kafkajs';
 import { fileURLToPath } from 'node:url';
-import { bytesCodec, createBus, createMemoryTransport, type Bus, type Transport } from '@switchboard/core';
+import { bytesCodec, createBus, createMemoryTransport, newMessageId, type Bus, type Transport } from '@switchboard/core';
 import { createKafkaTransport } from '@switchboard/kafka';
 import { createRabbitTransport } from '@switchboard/rabbitmq';
-import { createRedisPubSubTransport } from '@switchboard/redis-pubsub';
+import { createRedisPubSubTransport, encodeFrame } from '@switchboard/redis-pubsub';
 
 const argv = process.argv.slice(2);
 const arg = (flag: string) => {
@@ -369,13 +369,23 @@ async function benchKafka(): Promise<void> {
   };
   const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
   await producer.connect();
-  const rawPublish = async (topic: string) => {
+  /** Raw batches; with `envelope`, each record also carries what Switchboard's envelope adds (the id header and the record timestamp). */
+  const rawPublishWith = (envelope: boolean) => async (topic: string) => {
     const started = now();
     for (let i = 0; i < N; i += 1000) {
-      await producer.send({ topic, acks: -1, messages: Array.from({ length: Math.min(1000, N - i) }, (_, j) => ({ key: `product-${(i + j) % 50}`, value: JSON.stringify(payload(i + j)) })) });
+      await producer.send({
+        topic,
+        acks: -1,
+        messages: Array.from({ length: Math.min(1000, N - i) }, (_, j) => ({
+          key: `product-${(i + j) % 50}`,
+          value: JSON.stringify(payload(i + j)),
+          ...(envelope ? { headers: { 'x-sb-id': newMessageId() }, timestamp: String(Date.now()) } : {}),
+        })),
+      });
     }
     return started;
   };
+  const rawPublish = rawPublishWith(false);
   /** Raw, one send() per message, a batch's worth in flight at once (what a one-per-call Switchboard publish is compared with). */
   const rawPublishOneAtATime = async (topic: string) => {
     const started = now();
@@ -395,6 +405,12 @@ async function benchKafka(): Promise<void> {
   const sbTransport = () => createKafkaTransport({ brokers: KAFKA_BROKERS, partitions: 3 });
   try {
     await publishRows('kafka', 'acks=all', { batch: rawPublishRound('rawpub', rawPublish), oneAtATime: rawPublishRound('rawone', rawPublishOneAtATime) }, sbTransport, ensure);
+    rows.push({
+      transport: 'kafka',
+      scenario: 'raw + the envelope (id header, timestamp) vs raw, batches',
+      ...(await paired(rawPublishRound('rawpub', rawPublish), rawPublishRound('rawenv', rawPublishWith(true)))),
+      note: 'both columns raw kafkajs: what the envelope alone costs',
+    });
 
     const rawE2e = async (r: number): Promise<Sample> => {
       const t = `bench.${run}.kafka.rawe2e.${r}`;
@@ -551,15 +567,20 @@ async function benchRedis(): Promise<void> {
   const publisher = new Redis(REDIS_URL);
   const subscriber = new Redis(REDIS_URL);
   /** Raw: pipelined PUBLISH per batch of 1000 (what Switchboard does). */
-  const rawPublish = async (channel: string) => {
+  /** Raw pipelined PUBLISH; with `envelope`, each payload framed as Switchboard frames it (version 2). */
+  const rawPublishWith = (envelope: boolean) => async (channel: string) => {
     const started = now();
     for (let i = 0; i < N; i += 1000) {
       const pipeline = publisher.pipeline();
-      for (let j = 0; j < Math.min(1000, N - i); j++) pipeline.publish(channel, JSON.stringify(payload(i + j)));
+      for (let j = 0; j < Math.min(1000, N - i); j++) {
+        const body = Buffer.from(JSON.stringify(payload(i + j)));
+        pipeline.publish(channel, envelope ? encodeFrame({ id: newMessageId(), headers: {}, body, timestamp: Date.now() }) : body);
+      }
       await pipeline.exec();
     }
     return started;
   };
+  const rawPublish = rawPublishWith(false);
   /** Raw, one PUBLISH call per message, a batch's worth in flight at once. */
   const rawPublishOneAtATime = async (channel: string) => {
     const started = now();
@@ -575,6 +596,12 @@ async function benchRedis(): Promise<void> {
   const sbTransport = () => createRedisPubSubTransport({ url: REDIS_URL });
   try {
     await publishRows('redis', 'pipelined', { batch: rawPublishRound('rawpub', rawPublish), oneAtATime: rawPublishRound('rawone', rawPublishOneAtATime) }, sbTransport);
+    rows.push({
+      transport: 'redis',
+      scenario: 'raw + the envelope (binary frame) vs raw, pipelined',
+      ...(await paired(rawPublishRound('rawpub', rawPublish), rawPublishRound('rawenv', rawPublishWith(true)))),
+      note: 'both columns raw ioredis: what the frame alone costs',
+    });
     const rawE2e = async (r: number): Promise<Sample> => {
       const channel = `bench.${run}.redis.rawe2e.${r}`;
       const arrivals = new Arrivals();
