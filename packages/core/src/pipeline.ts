@@ -294,7 +294,17 @@ export function createDeliveryProcessor<T>(config: PipelineConfig<T>): DeliveryL
         const retryable = result.reason === undefined && isRetryable(result.error, config.classify);
         if (retryable && attempt < retry.maxAttempts) {
           const delayMs = backoffDelay(retry, attempt);
-          emit({ type: 'will-retry', topic, group, messageId: delivery.id, attempt, delayMs, error: result.error, source: delivery.source, ...(result.durationMs !== undefined ? { durationMs: result.durationMs } : {}) });
+          emit({
+            type: 'will-retry',
+            topic,
+            group,
+            messageId: delivery.id,
+            attempt,
+            delayMs,
+            error: result.error,
+            source: delivery.source,
+            ...(result.durationMs !== undefined ? { durationMs: result.durationMs } : {}),
+          });
           if (config.retryMode === 'transport') {
             firstFailures.set(delivery.id, firstFailureAt);
             await delivery.retryLater(delayMs, attempt + 1);

@@ -190,7 +190,10 @@ describe('fast path', () => {
       },
       { retry: { maxAttempts: 2, initialIntervalMs: 1, multiplier: 1, maxIntervalMs: 1 } },
     );
-    await bus.publisher.publish('fast.durations', [{ id: 'slow', value: 1 }, { id: 'garbage', payload: new TextEncoder().encode('{not json') }]);
+    await bus.publisher.publish('fast.durations', [
+      { id: 'slow', value: 1 },
+      { id: 'garbage', payload: new TextEncoder().encode('{not json') },
+    ]);
     await waitUntil(() => events.filter((e) => e.type === 'final-failure').length === 2, 5000, 'two final failures');
     const willRetry = events.find((e) => e.type === 'will-retry' && e.messageId === 'slow') as Extract<BusEvent, { type: 'will-retry' }>;
     const slow = events.find((e) => e.type === 'final-failure' && e.messageId === 'slow') as Extract<BusEvent, { type: 'final-failure' }>;

@@ -57,7 +57,11 @@ describe('redis frame versions', () => {
     const consumer = createBus({ transport: await createRedisPubSubTransport({ url: REDIS_URL }) });
     const oldProducer = createBus({ transport: await createRedisPubSubTransport({ url: REDIS_URL, wireFormat: 1 }) });
     const newProducer = createBus({ transport: await createRedisPubSubTransport({ url: REDIS_URL }) });
-    cleanups.push(() => consumer.close(), () => oldProducer.close(), () => newProducer.close());
+    cleanups.push(
+      () => consumer.close(),
+      () => oldProducer.close(),
+      () => newProducer.close(),
+    );
     const wire = new Redis(REDIS_URL);
     cleanups.push(async () => void wire.disconnect());
     const frames = new Recorder<string>();
