@@ -407,6 +407,20 @@ async function benchKafka(): Promise<void> {
     await publishRows('kafka', 'acks=all', { batch: rawPublishRound('rawpub', rawPublish), oneAtATime: rawPublishRound('rawone', rawPublishOneAtATime) }, sbTransport, ensure);
     rows.push({
       transport: 'kafka',
+      scenario: 'publish, batches of 1000, acks=all, producer "platformatic"',
+      ...(await paired(
+        rawPublishRound('rawpub', rawPublish),
+        sbPublishOnly(
+          () => createKafkaTransport({ brokers: KAFKA_BROKERS, partitions: 3, producer: 'platformatic' }),
+          (r) => `bench.${run}.kafka.sbpk.${r}`,
+          false,
+          ensure,
+        ),
+      )),
+      note: 'raw column: kafkajs',
+    });
+    rows.push({
+      transport: 'kafka',
       scenario: 'raw + the envelope (id header, timestamp) vs raw, batches',
       ...(await paired(rawPublishRound('rawpub', rawPublish), rawPublishRound('rawenv', rawPublishWith(true)))),
       note: 'both columns raw kafkajs: what the envelope alone costs',

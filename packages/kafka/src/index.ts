@@ -14,6 +14,7 @@ export { kafkaOptionsSchema, type KafkaOptions, type KafkaOptionsInput } from '.
 export { ACKS, KAFKA_CAPABILITIES, KafkaTransport } from './transport.js';
 export { ID_HEADER, fromKafkaRecord, toKafkaRecord } from './codec.js';
 export { SubscriptionAwareAssigner } from './assigner.js';
+export type { RecordSender } from './producer.js';
 
 /** Connects a Kafka transport from (partial) options. */
 export async function createKafkaTransport(options: Partial<KafkaOptions> = {}): Promise<KafkaTransport> {

@@ -1,4 +1,4 @@
-import { Kafka, PartitionAssigners, Partitioners, logLevel, type Admin, type Consumer, type EachBatchPayload, type Message as KafkaRecordOut, type Producer } from 'kafkajs';
+import { Kafka, PartitionAssigners, Partitioners, logLevel, type Admin, type Consumer, type EachBatchPayload, type Message as KafkaRecordOut } from 'kafkajs';
 import { SubscriptionAwareAssigner } from './assigner.js';
 import {
   ClosedError,
@@ -25,6 +25,7 @@ import {
 } from '@switchboard/core';
 import { fromKafkaRecord, toKafkaRecord } from './codec.js';
 import { OffsetWindow } from './offset-window.js';
+import { kafkajsSender, platformaticSender, type RecordSender } from './producer.js';
 import type { KafkaOptions } from './options.js';
 
 /**
@@ -69,9 +70,10 @@ export class KafkaTransport implements Transport {
 
   private constructor(
     readonly options: KafkaOptions,
+    /** The kafkajs client: consumers and the admin client, and the producer unless `producer` is "platformatic". */
     readonly kafka: Kafka,
-    /** The kafkajs producer (exposed for instrumentation and tests). */
-    readonly producer: Producer,
+    /** The producer seam (exposed for instrumentation and tests). */
+    readonly sender: RecordSender,
   ) {
     this.producerState = new ConnectionState('producer', options.brokers.join(','));
   }
@@ -93,13 +95,14 @@ export class KafkaTransport implements Transport {
       retry: { retries: options.retries, initialRetryTime: 100, maxRetryTime: 2000 },
       logLevel: logLevel.NOTHING,
     });
-    const producer = kafka.producer({ idempotent: options.idempotent, allowAutoTopicCreation: false, retry: { retries: options.retries, initialRetryTime: 100, maxRetryTime: 1000 } });
+    const sender = options.producer === 'platformatic' ? await platformaticSender(options) : kafkajsSender(kafka, options);
     try {
-      await producer.connect();
+      await withDeadline(sender.connect(), Date.now() + options.connectTimeoutMs + 1000, () => new Error('no broker answered'));
     } catch (error) {
+      await sender.close().catch(() => undefined);
       throw new Error(`cannot connect to Kafka at ${options.brokers.join(',')} (connect timeout ${options.connectTimeoutMs} ms): ${(error as Error).message}`, { cause: error });
     }
-    return new KafkaTransport(options, kafka, producer);
+    return new KafkaTransport(options, kafka, sender);
   }
 
   observe(observer: BusObserver): () => void {
@@ -121,7 +124,7 @@ export class KafkaTransport implements Transport {
     const partitions = await withDeadline(this.partitionsToSplit(topic), deadline, timeoutError);
     const sends = partitions === undefined ? [records] : this.byPartition(topic, records, partitions);
     try {
-      await withDeadline(Promise.all(sends.map((batch) => this.producer.send({ topic, messages: batch, acks, timeout: this.options.requestTimeoutMs }))), deadline, timeoutError);
+      await withDeadline(Promise.all(sends.map((batch) => this.sender.send(topic, batch, acks, this.options.requestTimeoutMs))), deadline, timeoutError);
     } catch (error) {
       if (isBrokerUnreachable(error)) this.producerState.down();
       throw error;
@@ -221,7 +224,7 @@ export class KafkaTransport implements Transport {
     if (this.closed) return;
     this.closed = true;
     await Promise.all([...this.subscriptions].map((s) => s.close()));
-    await this.producer.disconnect().catch(() => undefined);
+    await this.sender.close().catch(() => undefined);
     if (this.admin) await (await this.admin).disconnect().catch(() => undefined);
   }
 
@@ -803,6 +806,9 @@ function isBrokerUnreachable(error: unknown): boolean {
   for (let e = error as { name?: string; cause?: unknown; retriable?: boolean } | undefined, depth = 0; e && depth < 5; e = e.cause as typeof e, depth++) {
     if (e instanceof PublishError && /did not acknowledge/.test(String((e as Error).message))) return true;
     if (e.name && /KafkaJS(Connection|ConnectionClosed|RequestTimeout|BrokerNotFound|NumberOfRetriesExceeded|LockTimeout)Error/.test(e.name)) return true;
+    const code = (e as { code?: unknown }).code;
+    if (code === 'PLT_KFK_NETWORK' || code === 'PLT_KFK_TIMEOUT') return true; // @platformatic/kafka
+    if (code === 'PLT_KFK_MULTIPLE' && Array.isArray((e as { errors?: unknown }).errors) && (e as { errors: unknown[] }).errors.some(isBrokerUnreachable)) return true;
   }
   return false;
 }

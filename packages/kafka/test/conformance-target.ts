@@ -27,7 +27,7 @@ async function publishRaw(_transport: unknown, topic: string, message: RawMessag
 export const target = {
   name: 'kafka',
   capabilities: KAFKA_CAPABILITIES,
-  createTransport: () => testTransport(),
+  createTransport: (): Promise<KafkaTransport> => testTransport(),
   prepareTopics: async (topics: readonly string[]) => {
     admin ??= await testTransport();
     await admin.ensureTopics(topics);

@@ -41,14 +41,14 @@ describe('kafka publishing', () => {
     for (const guarantee of ['none', 'leader', 'all'] as const) {
       const counts = new CountingObserver();
       const transport = await testTransport();
-      const send = vi.spyOn(transport.producer, 'send');
+      const send = vi.spyOn(transport.sender, 'send');
       const bus = createBus({ transport, observer: counts, publisher: { guarantee } });
       cleanups.push(() => bus.close());
       const topic = uniqueName(`sb-kafka.acks-${guarantee}`);
       const received = new Recorder<Message>();
       await bus.subscriber.subscribe(topic, (m) => received.add(m), { startFrom: 'earliest' });
       await bus.publisher.publish(topic, { value: guarantee });
-      results[guarantee] = send.mock.calls[0]?.[0].acks;
+      results[guarantee] = send.mock.calls[0]?.[2];
       expect((await received.waitFor(1, 30_000))[0]!.value).toBe(guarantee);
     }
     expect(results).toEqual({ none: 0, leader: 1, all: -1 });
