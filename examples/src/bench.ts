@@ -128,6 +128,20 @@ async function paired(raw: (round: number) => Promise<Sample>, switchboard: (rou
   return { raw: median(rawSamples), switchboard: median(sbSamples), ratios };
 }
 
+/**
+ * Raw publish rounds of one broker: each call publishes N messages to a fresh topic
+ * `bench.<run>.<broker>.<kind>.<round>` (prepared first where the broker needs it) and reports msg/s.
+ */
+function rawPublishRounds(broker: string, prepare?: (topic: string) => Promise<void>) {
+  return (kind: string, publish: (topic: string) => Promise<number>) =>
+    async (r: number): Promise<Sample> => {
+      const topic = `bench.${run}.${broker}.${kind}.${r}`;
+      await prepare?.(topic);
+      const started = await publish(topic);
+      return { msgPerSec: Math.round(N / ((now() - started) / 1000)) };
+    };
+}
+
 /** The two publish rows of a broker: batches of 1000, and one message per call (1000 in flight), each paired with the raw client's equivalent. */
 async function publishRows(
   transport: string,
@@ -396,12 +410,7 @@ async function benchKafka(): Promise<void> {
     }
     return started;
   };
-  const rawPublishRound = (kind: string, publish: (topic: string) => Promise<number>) => async (r: number) => {
-    const t = `bench.${run}.kafka.${kind}.${r}`;
-    await ensure(t);
-    const started = await publish(t);
-    return { msgPerSec: Math.round(N / ((now() - started) / 1000)) };
-  };
+  const rawPublishRound = rawPublishRounds('kafka', ensure);
   const sbTransport = () => createKafkaTransport({ brokers: KAFKA_BROKERS, partitions: 3 });
   try {
     await publishRows('kafka', 'acks=all', { batch: rawPublishRound('rawpub', rawPublish), oneAtATime: rawPublishRound('rawone', rawPublishOneAtATime) }, sbTransport, ensure);
@@ -538,12 +547,7 @@ async function benchRabbit(): Promise<void> {
     }
     return started;
   };
-  const rawPublishRound = (kind: string, publish: (topic: string) => Promise<number>) => async (r: number) => {
-    const t = `bench.${run}.rabbit.${kind}.${r}`;
-    await declare(t);
-    const started = await publish(t);
-    return { msgPerSec: Math.round(N / ((now() - started) / 1000)) };
-  };
+  const rawPublishRound = rawPublishRounds('rabbit', declare);
   const sbTransport = () => createRabbitTransport({ url: RABBITMQ_URL, queueExpiresMs: 600_000 });
   try {
     await publishRows('rabbitmq', 'persistent + confirms', { batch: rawPublishRound('rawpub', rawPublish), oneAtATime: rawPublishRound('rawone', rawPublishOneAtATime) }, sbTransport, declare);
@@ -603,10 +607,7 @@ async function benchRedis(): Promise<void> {
     }
     return started;
   };
-  const rawPublishRound = (kind: string, publish: (channel: string) => Promise<number>) => async (r: number) => {
-    const started = await publish(`bench.${run}.redis.${kind}.${r}`);
-    return { msgPerSec: Math.round(N / ((now() - started) / 1000)) };
-  };
+  const rawPublishRound = rawPublishRounds('redis');
   const sbTransport = () => createRedisPubSubTransport({ url: REDIS_URL });
   try {
     await publishRows('redis', 'pipelined', { batch: rawPublishRound('rawpub', rawPublish), oneAtATime: rawPublishRound('rawone', rawPublishOneAtATime) }, sbTransport);
