@@ -12,7 +12,7 @@ import { PublishCoalescer } from './coalesce.js';
 import { HealthTracker, type BusHealth, type ObservedSubscription } from './lifecycle.js';
 import { assertValidForContract, isTopicContract, type ContractPublishOptions, type TopicContract } from './contract.js';
 import { InFlight } from './in-flight.js';
-import { endSpan, startPublishSpan, withTraceHeaders } from './observability/tracing.js';
+import { endSpan, serverOf, startPublishSpan, withTraceHeaders, type ServerAddress } from './observability/tracing.js';
 import type { GroupPublisher, Handler, Middleware, Publisher, PublishReceipt, RawPublisher, SubscribeOptions, Subscriber, Subscription, Transport, TransportSubscription } from './ports.js';
 import { retryPolicySchema } from './retry.js';
 
@@ -138,10 +138,10 @@ export class TransportPublisher implements Publisher, GroupPublisher {
   }
 }
 
-/** The first broker endpoint the transport reports, for trace attributes (`server.address`). */
-function serverAddressOf(transport: Transport): { serverAddress?: string } {
+/** The first broker endpoint the transport reports, for trace attributes (`server.address`, `server.port`). */
+function serverAddressOf(transport: Transport): { server?: ServerAddress } {
   const endpoint = transport.connections?.().find((c) => c.endpoint !== undefined)?.endpoint;
-  return endpoint !== undefined ? { serverAddress: endpoint } : {};
+  return endpoint !== undefined ? { server: serverOf(endpoint) } : {};
 }
 
 /** Defaults applied to every subscription of a subscriber (each subscription may override). */

@@ -2,7 +2,7 @@ import type { ZodType } from 'zod';
 import { decodeOrThrow, type Codec } from './codec.js';
 import { REPLAY_GROUP_HEADER, buildDeadLetter, fitDeadLetter, minimalDeadLetter } from './dead-letter.js';
 import { schemaValidationError } from './contract.js';
-import { inDeliverySpan, isTraced } from './observability/tracing.js';
+import { inDeliverySpan, isTraced, type ServerAddress } from './observability/tracing.js';
 import type { Delivery, Message } from './message.js';
 import { observerWants, type BusEvent, type BusObserver, type FailureReason } from './observer.js';
 import type { DeliveryListener, FinalFailure, Handler, Middleware, RawPublisher } from './ports.js';
@@ -36,8 +36,8 @@ export interface PipelineConfig<T> {
   readonly deadLetterRetryMode?: 'transport' | 'in-process';
   readonly onFinalFailure?: (failure: FinalFailure) => Promise<void> | void;
   readonly stackTraceLimit: number;
-  /** host:port of the broker (trace attributes), when the transport reports its connections. */
-  readonly serverAddress?: string;
+  /** The broker (trace attributes), when the transport reports its connections. */
+  readonly server?: ServerAddress;
   readonly observer: BusObserver;
   /** Aborted when the subscription closes: backoff waits stop and the delivery is left unsettled (handed back). */
   readonly signal: AbortSignal;
@@ -134,7 +134,7 @@ export function createDeliveryProcessor<T>(config: PipelineConfig<T>): DeliveryL
   /** Calls the steps and the handler; inside a span when the message carries a trace. May throw, may return a promise. */
   function callHandler(delivery: Delivery, message: Message<T>): unknown {
     if (isTraced(delivery.headers)) {
-      return inDeliverySpan({ topic, messageId: delivery.id, attempt: message.attempt, key: delivery.key, source: delivery.source, server: config.serverAddress }, delivery.headers, async () => {
+      return inDeliverySpan({ topic, messageId: delivery.id, attempt: message.attempt, key: delivery.key, source: delivery.source, server: config.server }, delivery.headers, async () => {
         await run(message);
       });
     }

@@ -1,4 +1,4 @@
-import type { Kafka, Message as KafkaRecordOut, Producer } from 'kafkajs';
+import type { Kafka, Message as KafkaRecordOut } from 'kafkajs';
 import type { KafkaOptions } from './options.js';
 
 /**
@@ -17,11 +17,10 @@ export interface RecordSender {
 }
 
 /** kafkajs' producer (the default). */
-export function kafkajsSender(kafka: Kafka, options: KafkaOptions): RecordSender & { readonly producer: Producer } {
+export function kafkajsSender(kafka: Kafka, options: KafkaOptions): RecordSender {
   const producer = kafka.producer({ idempotent: options.idempotent, allowAutoTopicCreation: false, retry: { retries: options.retries, initialRetryTime: 100, maxRetryTime: 1000 } });
   return {
     driver: 'kafkajs',
-    producer,
     connect: () => producer.connect(),
     send: async (topic, records, acks, timeout) => {
       await producer.send({ topic, messages: records as KafkaRecordOut[], acks, timeout });

@@ -92,8 +92,21 @@ export interface DeliverySpanInfo {
   readonly attempt: number;
   readonly key?: string | undefined;
   readonly source: { readonly transport: string; readonly topic: string; readonly group?: string; readonly partition?: number; readonly offset?: string; readonly routingKey?: string };
-  /** host:port of the broker, when the transport reports one. */
-  readonly server?: string | undefined;
+  /** The broker, when the transport reports one (see {@link serverOf}). */
+  readonly server?: ServerAddress | undefined;
+}
+
+/** `server.address` / `server.port` of the messaging semantic conventions. */
+export interface ServerAddress {
+  readonly address: string;
+  readonly port?: number;
+}
+
+/** The first `host:port` of an endpoint list (`h1:9092,h2:9092`), parsed once per subscription. */
+export function serverOf(endpoint: string): ServerAddress {
+  const [first] = endpoint.split(',');
+  const at = first!.lastIndexOf(':');
+  return at > 0 ? { address: first!.slice(0, at), port: Number(first!.slice(at + 1)) } : { address: first! };
 }
 
 function deliveryAttributes(info: DeliverySpanInfo): Attributes {
@@ -114,10 +127,8 @@ function deliveryAttributes(info: DeliverySpanInfo): Attributes {
   }
   if (source.routingKey !== undefined) attributes['messaging.rabbitmq.destination.routing_key'] = source.routingKey;
   if (info.server) {
-    const [first] = info.server.split(',');
-    const at = first!.lastIndexOf(':');
-    attributes['server.address'] = at > 0 ? first!.slice(0, at) : first!;
-    if (at > 0) attributes['server.port'] = Number(first!.slice(at + 1));
+    attributes['server.address'] = info.server.address;
+    if (info.server.port !== undefined) attributes['server.port'] = info.server.port;
   }
   return attributes;
 }
