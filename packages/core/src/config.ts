@@ -74,6 +74,16 @@ export type BusConfig = z.output<typeof busConfigSchema>;
 export type BusConfigInput = z.input<typeof busConfigSchema>;
 export type SubscriptionConfig = z.output<typeof subscriptionConfigSchema>;
 
+/**
+ * Parses options with `schema`; refused values become a {@link ConfigError} naming each field (under
+ * `pathPrefix`), not a raw ZodError. For an adapter's `create…Transport(options)`.
+ */
+export function parseOptions<T>(schema: ZodType<T>, input: unknown, pathPrefix = ''): T {
+  const parsed = schema.safeParse(input);
+  if (!parsed.success) throw toConfigError(parsed.error, pathPrefix);
+  return parsed.data;
+}
+
 /** Turns zod issues into a {@link ConfigError} naming each field path and, for enums, the allowed values. */
 export function toConfigError(error: z.ZodError, pathPrefix = '', origins: ReadonlyMap<string, EnvOrigin> = new Map()): ConfigError {
   return new ConfigError(

@@ -6,7 +6,7 @@
  * `x-sb-id`; guarantee none / leader / all = acks 0 / 1 / -1; group = consumer group; offsets
  * committed only after success or a confirmed dead letter; retries pause only the affected partition.
  */
-import type { TransportFactory } from '@switchboard/core';
+import { parseOptions, type TransportFactory } from '@switchboard/core';
 import { kafkaOptionsSchema, type KafkaOptions } from './options.js';
 import { KAFKA_CAPABILITIES, KafkaTransport } from './transport.js';
 
@@ -18,7 +18,7 @@ export type { RecordSender } from './producer.js';
 
 /** Connects a Kafka transport from (partial) options. */
 export async function createKafkaTransport(options: Partial<KafkaOptions> = {}): Promise<KafkaTransport> {
-  return KafkaTransport.connect(kafkaOptionsSchema.parse(options));
+  return KafkaTransport.connect(parseOptions(kafkaOptionsSchema, options));
 }
 
 /**

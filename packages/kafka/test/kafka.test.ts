@@ -3,10 +3,10 @@ import { fileURLToPath } from 'node:url';
 import { Partitioners } from 'kafkajs';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { runCli } from '@switchboard/cli/testing';
-import { CountingObserver, NonRetryableError, createBus, type Bus, type Message, registerTransport } from '@switchboard/core';
+import { ConfigError, CountingObserver, NonRetryableError, createBus, type Bus, type Message, registerTransport } from '@switchboard/core';
 import { Recorder, uniqueName, waitUntil } from '@switchboard/core/testing';
 import { createSwitchboardContainer } from '@switchboard/inversify';
-import { type KafkaOptionsInput, type KafkaTransport, kafkaTransport } from '@switchboard/kafka';
+import { createKafkaTransport, type KafkaOptionsInput, type KafkaTransport, kafkaTransport } from '@switchboard/kafka';
 import { KAFKA_BROKERS, handledLines, testTransport } from './helpers.js';
 
 // Config-driven tests (createSwitchboardContainer with transport.kind) find the adapter through the registry.
@@ -75,6 +75,10 @@ describe('kafka publishing', () => {
     const attempt = createSwitchboardContainer({ env: {}, object: { transport: { kind: 'kafka', brokers: KAFKA_BROKERS, idempotent: true }, publish: { guarantee: 'leader' } } });
     await expect(attempt).rejects.toThrowError(/publish\.guarantee: an idempotent Kafka producer needs "all"/);
     await expect(createSwitchboardContainer({ env: {}, object: { transport: { kind: 'kafka', brokers: 'localhost' } } })).rejects.toThrowError(/transport\.brokers\.0: must be host:port/);
+    // The direct factory names the field too (a ConfigError, not a raw schema error).
+    const direct = await createKafkaTransport({ brokers: KAFKA_BROKERS.split(','), producer: 'rdkafka' } as never).catch((error: unknown) => error);
+    expect(direct).toBeInstanceOf(ConfigError);
+    expect((direct as Error).message).toMatch(/producer: Invalid option: expected one of "kafkajs"\|"platformatic"/);
   });
 });
 

@@ -14,7 +14,7 @@
  * - dead letters: durable queue `<topic>-dlq` bound to the main exchange (the broker's own x-death
  *   history travels as `x-dlq-x-death`).
  */
-import type { TransportFactory } from '@switchboard/core';
+import { parseOptions, type TransportFactory } from '@switchboard/core';
 import { rabbitOptionsSchema, type RabbitOptions, type RabbitOptionsInput } from './options.js';
 import { RabbitTransport, rabbitCapabilities } from './transport.js';
 
@@ -24,7 +24,7 @@ export { AmqpHeaders } from './codec.js';
 
 /** Connects a RabbitMQ transport from (partial) options. */
 export async function createRabbitTransport(options: RabbitOptionsInput = {}): Promise<RabbitTransport> {
-  return RabbitTransport.connect(rabbitOptionsSchema.parse(options));
+  return RabbitTransport.connect(parseOptions(rabbitOptionsSchema, options));
 }
 
 /**

@@ -1,10 +1,10 @@
 import * as amqplib from 'amqplib';
 import { afterEach, describe, expect, it } from 'vitest';
 import { runCli } from '@switchboard/cli/testing';
-import { CountingObserver, NonRetryableError, createBus, PublishError, type Bus, type Message, registerTransport } from '@switchboard/core';
+import { ConfigError, CountingObserver, NonRetryableError, createBus, PublishError, type Bus, type Message, registerTransport } from '@switchboard/core';
 import { Recorder, uniqueName } from '@switchboard/core/testing';
 import { createSwitchboardContainer } from '@switchboard/inversify';
-import { type RabbitOptionsInput, type RabbitTransport, rabbitmqTransport } from '@switchboard/rabbitmq';
+import { createRabbitTransport, type RabbitOptionsInput, type RabbitTransport, rabbitmqTransport } from '@switchboard/rabbitmq';
 import { RABBITMQ_URL, rabbitmqctl, testTransport } from './helpers.js';
 
 // Config-driven tests (createSwitchboardContainer with transport.kind) find the adapter through the registry.
@@ -243,6 +243,9 @@ describe('rabbitmq publishing and config', () => {
     await expect(createSwitchboardContainer({ env: {}, object: { transport: { kind: 'rabbitmq', url: RABBITMQ_URL, deliveryLimit: 5 } } })).rejects.toThrowError(
       /transport\.deliveryLimit: needs queueType "quorum"/,
     );
+    const direct = await createRabbitTransport({ url: RABBITMQ_URL, deliveryLimit: 5 }).catch((error: unknown) => error);
+    expect(direct).toBeInstanceOf(ConfigError);
+    expect((direct as Error).message).toMatch(/deliveryLimit: needs queueType "quorum"/);
   });
 
   it('supports quorum queues with a delivery limit: the broker dead-letters a message redelivered past it', async () => {

@@ -6,7 +6,7 @@
  * dead letters: a Redis Stream `<channel>-dlq`; retries: in-process.
  */
 import { Redis } from 'ioredis';
-import { describeFailure, redactUrl, type TransportFactory } from '@switchboard/core';
+import { describeFailure, parseOptions, redactUrl, type TransportFactory } from '@switchboard/core';
 import { RedisFallbackStore } from './fallback-store.js';
 import { redisOptionsSchema, type RedisOptions } from './options.js';
 import { REDIS_PUBSUB_CAPABILITIES, RedisPubSubTransport } from './transport.js';
@@ -18,7 +18,7 @@ export { encodeFrame, decodeFrame, type WireFormat } from './frame.js';
 
 /** Connects a Redis Pub/Sub transport from (partial) options. */
 export async function createRedisPubSubTransport(options: Partial<RedisOptions> = {}): Promise<RedisPubSubTransport> {
-  return RedisPubSubTransport.connect(redisOptionsSchema.parse(options));
+  return RedisPubSubTransport.connect(parseOptions(redisOptionsSchema, options));
 }
 
 /**

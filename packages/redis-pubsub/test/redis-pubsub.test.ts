@@ -4,6 +4,7 @@ import { runCli } from '@switchboard/cli/testing';
 import {
   type BusHealth,
   CapabilityError,
+  ConfigError,
   CountingObserver,
   DeadLetterHeaders,
   NonRetryableError,
@@ -190,6 +191,9 @@ describe('redis config validation', () => {
     await expect(createSwitchboardContainer({ env: {}, object: { transport: { kind: 'redis', url: 'http://127.0.0.1:6379' } } })).rejects.toThrowError(
       /transport\.url: must start with redis:\/\/ or rediss:\/\//,
     );
+    const direct = await createRedisPubSubTransport({ url: REDIS_URL, wireFormat: 3 } as never).catch((error: unknown) => error);
+    expect(direct).toBeInstanceOf(ConfigError);
+    expect((direct as Error).message).toMatch(/wireFormat:/);
   });
 
   it('connects from config alone (transport.kind is the only change)', async () => {
