@@ -29,10 +29,16 @@ export class KeyedScheduler<T> {
   private running = 0;
   private waiting = 0;
   private idleWaiters: (() => void)[] = [];
+  /** True while `pump` runs its loop (a re-entrant call returns at once). */
+  private pumping = false;
 
+  /**
+   * @param run starts one item; returns (or resolves to) a delay in ms to hold the item's key for a
+   * retry, or nothing when the item is done. It may finish synchronously (no promise).
+   */
   constructor(
     private readonly concurrency: number,
-    private readonly run: (item: T) => Promise<number | void>,
+    private readonly run: (item: T) => Promise<number | void> | number | void,
     private readonly onRunnerError: (error: unknown) => void = () => {},
   ) {}
 
@@ -96,41 +102,64 @@ export class KeyedScheduler<T> {
     });
   }
 
+  /**
+   * Starts items while runners are free. A runner that returns a number or nothing (not a promise)
+   * finished synchronously: its bookkeeping happens here, in this loop, and the loop goes on (no
+   * promise, no microtask, no recursion). A push made from inside a runner only queues: the loop that
+   * is already pumping starts it.
+   */
   private pump(): void {
-    while (this.running < this.concurrency && this.readyHead < this.ready.length) {
-      const queue = this.ready[this.readyHead]!;
-      this.ready[this.readyHead++] = undefined as never;
-      if (this.readyHead > 1024 && this.readyHead * 2 > this.ready.length) {
-        this.ready = this.ready.slice(this.readyHead);
-        this.readyHead = 0;
-      }
-      if (queue.head >= queue.items.length) {
-        // emptied by takePending meanwhile
-        queue.state = 'idle';
-        continue;
-      }
-      const item = queue.items[queue.head]!;
-      queue.head++;
-      this.waiting--;
-      queue.state = 'running';
-      this.running++;
-      let result: Promise<number | void>;
-      try {
-        result = this.run(item);
-      } catch (error) {
-        result = Promise.reject(error);
-      }
-      result.then(
-        (delay) => this.finished(queue, item, delay),
-        (error: unknown) => {
+    if (this.pumping) return;
+    this.pumping = true;
+    try {
+      while (this.running < this.concurrency && this.readyHead < this.ready.length) {
+        const queue = this.ready[this.readyHead]!;
+        this.ready[this.readyHead++] = undefined as never;
+        if (this.readyHead > 1024 && this.readyHead * 2 > this.ready.length) {
+          this.ready = this.ready.slice(this.readyHead);
+          this.readyHead = 0;
+        }
+        if (queue.head >= queue.items.length) {
+          // emptied by takePending meanwhile
+          queue.state = 'idle';
+          continue;
+        }
+        const item = queue.items[queue.head]!;
+        queue.head++;
+        this.waiting--;
+        queue.state = 'running';
+        this.running++;
+        let result: Promise<number | void> | number | void;
+        try {
+          result = this.run(item);
+        } catch (error) {
           this.onRunnerError(error);
-          this.finished(queue, item, undefined);
-        },
-      );
+          result = undefined;
+        }
+        if (result !== undefined && typeof result !== 'number') {
+          result.then(
+            (delay) => this.finished(queue, item, delay),
+            (error: unknown) => {
+              this.onRunnerError(error);
+              this.finished(queue, item, undefined);
+            },
+          );
+        } else this.complete(queue, item, result);
+      }
+    } finally {
+      this.pumping = false;
     }
+    this.notifyIfIdle();
   }
 
+  /** An asynchronous runner finished: bookkeeping, then start what can start. */
   private finished(queue: KeyQueue<T>, item: T, delay: number | void): void {
+    this.complete(queue, item, delay);
+    this.pump();
+  }
+
+  /** Bookkeeping of a finished runner: the key's next item becomes ready, or the item is held for a retry. */
+  private complete(queue: KeyQueue<T>, item: T, delay: number | void): void {
     this.running--;
     if (typeof delay === 'number') {
       // Back at the head of its key; the key waits (keeping its order), other keys go on.
@@ -163,8 +192,6 @@ export class KeyedScheduler<T> {
       queue.head = 0;
       if (queue.key !== undefined && this.queues.get(queue.key) === queue) this.queues.delete(queue.key);
     }
-    this.pump();
-    this.notifyIfIdle();
   }
 
   private notifyIfIdle(): void {
@@ -196,7 +223,7 @@ export class OrderedLanes<T> {
   constructor(
     private readonly ordering: Ordering,
     private readonly concurrency: number,
-    run: (item: T) => Promise<number | void>,
+    run: (item: T) => Promise<number | void> | number | void,
     onRunnerError?: (error: unknown) => void,
   ) {
     this.scheduler = new KeyedScheduler(Math.max(1, concurrency), run, onRunnerError);

@@ -67,10 +67,11 @@ export interface Delivery extends TransportMessage {
   readonly attempt: number;
   readonly source: SourceMetadata;
   /**
-   * Marks the message done (ack / offset commit). Resolves once the transport has recorded it.
+   * Marks the message done (ack / offset commit). Resolves once the transport has recorded it; a
+   * transport that records it at once may return the boolean itself (no promise on the fast path).
    * Returns false if the delivery was already settled.
    */
-  ack(): Promise<boolean>;
+  ack(): Promise<boolean> | boolean;
   /**
    * Hands the message back to be delivered again as `nextAttempt` (default `attempt + 1`; the pipeline
    * passes its own count, which a forged attempt header cannot move), no sooner than `delayMs` from

@@ -266,9 +266,20 @@ export function createDeliveryProcessor<T>(config: PipelineConfig<T>): DeliveryL
     return 1;
   }
 
-  /** Settles an ack; the listener never rejects (a failed ack: the transport redelivers the unsettled message). */
-  function ackAfterSuccess(delivery: Delivery): Promise<void> {
-    return delivery.ack().then(
+  /**
+   * Settles an ack; the listener never throws or rejects (a failed ack: the transport redelivers the
+   * unsettled message). Synchronous when the transport's ack is.
+   */
+  function ackAfterSuccess(delivery: Delivery): Promise<void> | undefined {
+    let acked: Promise<boolean> | boolean;
+    try {
+      acked = delivery.ack();
+    } catch (error) {
+      report('settling a delivery', error);
+      return undefined;
+    }
+    if (typeof acked === 'boolean') return undefined;
+    return Promise.resolve(acked).then(
       () => undefined,
       (error: unknown) => report('settling a delivery', error),
     );
@@ -356,7 +367,7 @@ export function createDeliveryProcessor<T>(config: PipelineConfig<T>): DeliveryL
    * extra promise when the handler returns none, and no event object when no observer reads `success`.
    * Anything else, or any failure, continues on the general path with the same outcome.
    */
-  return function processDelivery(delivery: Delivery): Promise<void> {
+  return function processDelivery(delivery: Delivery): Promise<void> | undefined {
     if (delivery.attempt !== 1 || delivery.headers[REPLAY_GROUP_HEADER] !== undefined) return processOther(delivery);
     const message = decodeMessage(delivery, 1);
     if (isFailure(message)) return handleFrom(delivery, 1, message, undefined);

@@ -165,11 +165,13 @@ export interface TransportSubscribeSpec {
 }
 
 /**
- * Called by the transport for each delivery. Resolves after it settled the delivery (ack or retryLater).
- * If it resolves without settling, the transport hands the message back unacknowledged (redelivered
- * later where the transport has acknowledgements). It never rejects in normal operation.
+ * Called by the transport for each delivery. Returns once it settled the delivery (ack or retryLater):
+ * synchronously (undefined) when everything it did was synchronous, the handler and the transport's
+ * `ack` included, else a promise that resolves then. If it finishes without settling, the transport
+ * hands the message back unacknowledged (redelivered later where the transport has acknowledgements).
+ * It never throws or rejects in normal operation.
  */
-export type DeliveryListener = (delivery: Delivery) => Promise<void>;
+export type DeliveryListener = (delivery: Delivery) => Promise<void> | void;
 
 export interface TransportSubscription {
   /** See {@link Subscription.close}. */

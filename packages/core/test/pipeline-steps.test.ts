@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import {
   ConfigError,
   CountingObserver,
+  KeyedScheduler,
   MemoryDeduplicationStore,
   NonRetryableError,
   createBus,
@@ -176,6 +177,45 @@ describe('fast path', () => {
     await bus.counts.waitFor('success', ids.length);
     expect(Object.fromEntries(attempts)).toEqual({ sync: 1, 'sync-throws': 2, 'promise-rejects': 2, thenable: 1, 'thenable-rejects': 2 });
     expect(bus.counts.count('retry-attempt')).toBe(3);
+  });
+
+  it('synchronous handlers run back to back without a promise per message: 200,000 on one lane, in order, none lost, no stack overflow', async () => {
+    const bus = openBus();
+    const seen: number[] = [];
+    let outOfOrder = 0;
+    await bus.subscriber.subscribe<number>('fast.sync-run', (m) => {
+      if (seen.length > 0 && m.value !== seen[seen.length - 1]! + 1) outOfOrder++;
+      seen.push(m.value);
+    });
+    const total = 200_000;
+    for (let i = 0; i < total; i += 10_000) {
+      await bus.publisher.publish(
+        'fast.sync-run',
+        Array.from({ length: 10_000 }, (_, j) => ({ value: i + j })),
+      );
+    }
+    await waitUntil(() => seen.length >= total, 20_000);
+    expect(seen.length).toBe(total);
+    expect(outOfOrder).toBe(0);
+  });
+
+  it('a push made from inside a synchronous runner is started by the loop already running (KeyedScheduler)', () => {
+    const started: string[] = [];
+    let depth = 0;
+    let deepest = 0;
+    const scheduler: KeyedScheduler<string> = new KeyedScheduler<string>(1, (item) => {
+      depth++;
+      deepest = Math.max(deepest, depth);
+      started.push(item);
+      if (item.startsWith('outer')) scheduler.push(undefined, `inner-of-${item}`);
+      depth--;
+    });
+    for (let i = 0; i < 3; i++) scheduler.push('k', `outer-${i}`);
+    // Synchronous runners: each push ran its item and the item's own push before returning, one at a time, never nested.
+    expect(started).toEqual(['outer-0', 'inner-of-outer-0', 'outer-1', 'inner-of-outer-1', 'outer-2', 'inner-of-outer-2']);
+    expect(deepest).toBe(1);
+    expect(scheduler.pending).toBe(0);
+    expect(scheduler.inFlight).toBe(0);
   });
 
   it('reports how long a failed handler call ran (will-retry, final-failure), not for a payload that never reached the handler', async () => {

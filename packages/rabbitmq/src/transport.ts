@@ -467,7 +467,8 @@ class RabbitSubscription implements TransportSubscription {
         queue: this.queue,
         ...(this.spec.pattern ? { pattern: this.spec.topic } : {}),
       },
-      ack: async () => {
+      // amqplib writes the ack at once: settled synchronously (the pipeline's fast path needs no promise).
+      ack: () => {
         if (settled) return false;
         settled = true;
         channel.ack(message);
@@ -500,12 +501,18 @@ class RabbitSubscription implements TransportSubscription {
       },
     };
     this.inFlight.begin();
-    this.listener(delivery)
-      .catch(() => undefined)
-      .finally(() => {
-        if (!settled) this.nackQuietly(channel, message);
-        this.inFlight.end();
-      });
+    const finished = () => {
+      if (!settled) this.nackQuietly(channel, message);
+      this.inFlight.end();
+    };
+    let running: Promise<void> | void;
+    try {
+      running = this.listener(delivery);
+    } catch {
+      running = undefined;
+    }
+    if (running) running.then(finished, finished);
+    else finished();
   }
 
   private nackQuietly(channel: Channel, message: ConsumeMessage): void {

@@ -128,7 +128,7 @@ export class RedisPubSubTransport implements Transport {
       (error) => this.observer.onEvent({ type: 'internal-error', topic: spec.topic, context: 'redis handler', error }),
     );
     // Shared by every delivery of this subscription: nothing to acknowledge, no redelivery.
-    const ack = async () => true;
+    const ack = () => true;
     const retryLater = async (): Promise<boolean> => {
       throw new Error('Redis Pub/Sub cannot redeliver: retries run in-process');
     };

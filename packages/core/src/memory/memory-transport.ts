@@ -176,12 +176,21 @@ export class MemoryBroker {
     if (group.waiters.length > 0 && group.queued <= this.highWaterMark / 2) for (const resolve of group.waiters.splice(0)) resolve();
   }
 
-  /** Runs one delivery. Returns a delay when the listener asked for a delayed retry (the lane waits). */
-  private async deliver(member: Member, entry: Entry, listener: DeliveryListener, spec: TransportSubscribeSpec): Promise<number | void> {
+  /**
+   * Runs one delivery. Returns a delay when the listener asked for a delayed retry (the lane waits).
+   * Synchronous when the listener is (a handler that returns no promise): no promise per message.
+   */
+  private deliver(member: Member, entry: Entry, listener: DeliveryListener, spec: TransportSubscribeSpec): Promise<number | void> | number | void {
     let source = member.sources.get(entry.topic);
     if (!source) member.sources.set(entry.topic, (source = Object.freeze({ transport: 'memory', topic: entry.topic, group: spec.group, ...(spec.pattern ? { pattern: spec.topic } : {}) })));
     const delivery = new MemoryDelivery(entry, source);
-    await listener(delivery);
+    const running = listener(delivery);
+    if (running !== undefined) return running.then(() => this.afterDelivery(member, entry, delivery));
+    return this.afterDelivery(member, entry, delivery);
+  }
+
+  /** What a settled (or unsettled) delivery leaves: done, a held retry (its delay), or an entry handed back. */
+  private afterDelivery(member: Member, entry: Entry, delivery: MemoryDelivery): number | void {
     if (delivery.settled === 'ack') return this.finished(member.group, 1);
     entry.attempt = delivery.nextAttempt;
     if (typeof delivery.settled === 'number' && member.accepting) return delivery.settled; // stays queued in its lane
@@ -219,7 +228,8 @@ class MemoryDelivery implements Delivery {
     this.nextAttempt = entry.attempt + 1;
   }
 
-  async ack(): Promise<boolean> {
+  /** Settles at once: there is nothing to wait for in memory. */
+  ack(): boolean {
     if (this.settled !== undefined) return false;
     this.settled = 'ack';
     return true;
