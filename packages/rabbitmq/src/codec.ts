@@ -7,7 +7,10 @@ export const AmqpHeaders = {
   key: 'x-sb-key',
   /** Milliseconds (the AMQP timestamp property has seconds). */
   timestamp: 'x-sb-timestamp',
-  /** The core topic it was published to (routing keys change on the way through retry queues). */
+  /**
+   * The core topic it was published to, where the routing key does not say it: a route with its own
+   * routing key, a replay straight to a group's queue, a copy in a retry queue.
+   */
   topic: 'x-sb-topic',
   /** Delivery attempt of a message republished for a broker-side delayed retry. */
   attempt: 'x-sb-attempt',
@@ -28,18 +31,20 @@ function controlFields(topic: string, attempt: string, timestamp: string, key: s
 }
 
 /**
- * Publish properties: id -> messageId; key, ms timestamp, topic -> x-sb-* headers; guarantee "all" ->
- * persistent. With a signer, the control headers are signed (`x-sb-sig`). Headers named `x-sb-*` that
- * the application set are replaced: they are the adapter's.
+ * Publish properties: id -> messageId; key, ms timestamp -> x-sb-* headers; the topic -> `x-sb-topic`
+ * only with `carryTopic` (where the routing key is not the topic: every header entry costs the broker,
+ * about 5-8% of its publish rate each); guarantee "all" -> persistent. With a signer, the control
+ * headers are signed (`x-sb-sig`). Headers named `x-sb-*` that the application set are replaced: they
+ * are the adapter's.
  */
-export function toPublishOptions(topic: string, message: TransportMessage, guarantee: DeliveryGuarantee, signer?: ControlSigner, attempt = 1): Options.Publish {
+export function toPublishOptions(topic: string, message: TransportMessage, guarantee: DeliveryGuarantee, signer?: ControlSigner, attempt = 1, carryTopic = true): Options.Publish {
   const headers: Record<string, unknown> = {};
   for (const [name, value] of Object.entries(message.headers)) if (!OWN.has(name)) headers[name] = value;
   headers[AmqpHeaders.timestamp] = message.timestamp;
-  headers[AmqpHeaders.topic] = topic;
+  if (carryTopic) headers[AmqpHeaders.topic] = topic;
   if (attempt > 1) headers[AmqpHeaders.attempt] = attempt;
   if (message.key !== undefined) headers[AmqpHeaders.key] = message.key;
-  if (signer) headers[AmqpHeaders.signature] = signer.sign(message.id, controlFields(topic, attempt > 1 ? String(attempt) : '', String(message.timestamp), message.key ?? ''));
+  if (signer) headers[AmqpHeaders.signature] = signer.sign(message.id, controlFields(carryTopic ? topic : '', attempt > 1 ? String(attempt) : '', String(message.timestamp), message.key ?? ''));
   // The broker owns x-death; a copy carried in a dead letter travels under another name.
   if ('x-death' in headers) {
     headers['x-dlq-x-death'] = headers['x-death'];
@@ -103,7 +108,8 @@ export interface ReceivedMessage {
  * are taken from broker metadata and this subscription where possible, and read from headers only
  * defensively:
  * - topic: an exact subscription's own topic; for a pattern subscription, `x-sb-topic` when it matches
- *   the pattern (and verifies, with a signer), else the routing key;
+ *   the pattern (and verifies, with a signer), else the routing key (the publisher leaves the header
+ *   out where the routing key is the topic);
  * - attempt: `x-sb-attempt` (written by this adapter's retry queues) when it is a whole number in
  *   1..1000 (and verifies, with a signer), else 1; plus the broker's own count of redeliveries: quorum
  *   queues' `x-delivery-count` on a redelivered message, or 1 for the `redelivered` flag. The pipeline

@@ -202,9 +202,10 @@ export class RabbitTransport implements Transport {
       if (link.returned.delete(id)) unroutable++;
       if (--pending === 0) settle.resolve();
     };
+    const carryTopic = routingKey !== topic;
     for (const message of messages) {
       const content = Buffer.from(message.body.buffer, message.body.byteOffset, message.body.byteLength);
-      const written = link.channel.publish(exchange, routingKey, content, toPublishOptions(topic, message, guarantee, this.signer), onConfirm(message.id));
+      const written = link.channel.publish(exchange, routingKey, content, toPublishOptions(topic, message, guarantee, this.signer, 1, carryTopic), onConfirm(message.id));
       if (!written) {
         this.backpressureWaits++;
         await withDeadline(once(link.channel, 'drain'), deadline, () => new PublishError(`RabbitMQ applied backpressure for over ${this.options.publishTimeoutMs} ms`, topic));

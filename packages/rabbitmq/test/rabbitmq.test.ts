@@ -216,6 +216,28 @@ describe('rabbitmq publishing and config', () => {
     await expect(strict.publisher.publish(topic, { value: 1 })).rejects.toThrowError(/no receiver for ".*" on rabbitmq/);
   });
 
+  it('puts only what AMQP cannot carry in headers: key and ms timestamp; the topic only where the routing key is not it', async () => {
+    const bus = await openBus();
+    const topic = uniqueName('sb-rabbit.lean');
+    const connection = await amqplib.connect(RABBITMQ_URL);
+    cleanups.push(() => connection.close());
+    const channel = await connection.createChannel();
+    const { queue } = await channel.assertQueue('', { exclusive: true });
+    await channel.bindQueue(queue, 'switchboard', topic);
+    await bus.publisher.publish(topic, { id: 'lean-1', key: 'k-1', headers: { app: 'yes' }, value: { n: 1 }, timestamp: 1_764_600_000_123 });
+    let got: amqplib.GetMessage | false = false;
+    for (let i = 0; i < 50 && !got; i++) {
+      got = await channel.get(queue, { noAck: true });
+      if (!got) await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(got).not.toBe(false);
+    const message = got as amqplib.GetMessage;
+    expect(message.fields.routingKey).toBe(topic);
+    expect(message.properties.messageId).toBe('lean-1');
+    expect(Object.keys(message.properties.headers ?? {}).sort()).toEqual(['app', 'x-sb-key', 'x-sb-timestamp']);
+    expect(Number(message.properties.headers!['x-sb-timestamp'])).toBe(1_764_600_000_123);
+  });
+
   it('honours backpressure: a 20 MB batch waits for drain and arrives whole', async () => {
     const bus = await openBus();
     const topic = uniqueName('sb-rabbit.drain');
