@@ -15,6 +15,7 @@ import {
   type Delivery,
   type DeliveryGuarantee,
   type DeliveryListener,
+  type SourceMetadata,
   type Transport,
   type TransportMessage,
   type TransportPublishOptions,
@@ -117,7 +118,7 @@ export class KafkaTransport implements Transport {
     if (this.closed) throw new ClosedError('kafka transport is closed');
     const deadline = Date.now() + this.options.publishTimeoutMs;
     const timeoutError = () =>
-      new PublishError(`Kafka did not acknowledge ${messages.length} message(s) to "${topic}" (acks=${ACKS[options.guarantee]}) within ${this.options.publishTimeoutMs} ms`, topic);
+      new AckTimeoutError(`Kafka did not acknowledge ${messages.length} message(s) to "${topic}" (acks=${ACKS[options.guarantee]}) within ${this.options.publishTimeoutMs} ms`, topic);
     await withDeadline(this.ensureTopic(topic), deadline, timeoutError);
     const records = messages.map(toKafkaRecord);
     const acks = ACKS[options.guarantee];
@@ -251,10 +252,62 @@ interface HeldRetry {
 type KafkaRecordIn = Parameters<typeof fromKafkaRecord>[2];
 type Outcome = 'acked' | 'retry' | 'unsettled';
 
-/** What a delivery's ack and retryLater do: differs between partition order and side-by-side handling. */
+/**
+ * What a delivery's ack and retryLater do: differs between partition order and side-by-side handling.
+ * One object per subscription and mode (no closures per record). `ack` returns a promise only when the
+ * commit is written at once (`commitIntervalMs: 0`); otherwise it records the offset and returns.
+ */
 interface Settlement {
-  ack(): Promise<void>;
-  retry(delayMs: number, nextAttempt: number): void;
+  ack(delivery: KafkaDelivery): Promise<void> | void;
+  retry(delivery: KafkaDelivery, delayMs: number, nextAttempt: number): void;
+}
+
+/** The next offset after `offset` (what a commit stores), without BigInt while the offset is a safe integer. */
+function offsetAfter(offset: string): string {
+  const n = Number(offset);
+  return Number.isSafeInteger(n + 1) ? String(n + 1) : (BigInt(offset) + 1n).toString();
+}
+
+/** One delivery of a record: the record's message, where it came from, and how it settles. */
+class KafkaDelivery implements Delivery {
+  readonly id: string;
+  readonly key: string | undefined;
+  readonly headers: Delivery['headers'];
+  readonly body: Uint8Array;
+  readonly timestamp: number;
+  outcome: Outcome = 'unsettled';
+
+  constructor(
+    readonly topic: string,
+    readonly partition: number,
+    readonly record: KafkaRecordIn,
+    readonly attempt: number,
+    readonly source: SourceMetadata,
+    private readonly settlement: Settlement,
+    /** Side-by-side handling: the record's place in its partition's window. */
+    readonly item: WindowedRecord | undefined,
+  ) {
+    const message = fromKafkaRecord(topic, partition, record);
+    this.id = message.id;
+    this.key = message.key;
+    this.headers = message.headers;
+    this.body = message.body;
+    this.timestamp = message.timestamp;
+  }
+
+  ack(): Promise<boolean> | boolean {
+    if (this.outcome !== 'unsettled') return false;
+    this.outcome = 'acked';
+    const written = this.settlement.ack(this);
+    return written ? written.then(() => true) : true;
+  }
+
+  async retryLater(delayMs: number, nextAttempt = this.attempt + 1): Promise<boolean> {
+    if (this.outcome !== 'unsettled') return false;
+    this.outcome = 'retry';
+    this.settlement.retry(this, delayMs, nextAttempt);
+    return true;
+  }
 }
 
 /** A record handled side by side with others of its partition (`ordering` `key` or `none`). */
@@ -421,12 +474,13 @@ class KafkaSubscription implements TransportSubscription {
     for (const record of batch.messages) {
       if (this.stopping || !isRunning() || isStale() || this.held.has(tp)) break;
       if (this.scheduler) {
-        void this.acceptWindowed(topic, partition, record);
+        this.acceptWindowed(topic, partition, record);
         last = record.offset;
         if (this.windows.get(tp)?.paused) break;
         continue;
       }
-      await this.onMessage(topic, partition, record);
+      const handling = this.onMessage(topic, partition, record);
+      if (handling) await handling;
       if (this.held.has(tp)) break; // held at this record: not taken
       last = record.offset;
     }
@@ -546,28 +600,48 @@ class KafkaSubscription implements TransportSubscription {
     }
   }
 
-  private onMessage(topic: string, partition: number, record: KafkaRecordIn): Promise<void> {
-    if (this.stopping) return Promise.resolve(); // not committed: the group gets it again
-    return this.deliver(topic, partition, record, 1, this.inPartitionOrder(topic, partition, record)).then((outcome) => {
-      if (outcome === 'unsettled' && !this.stopping) this.hold(topic, partition, record, 1, 0); // handle it again
-    });
+  /** Hands a record to the listener (partition order); synchronous when the listener is. */
+  private onMessage(topic: string, partition: number, record: KafkaRecordIn): Promise<void> | undefined {
+    if (this.stopping) return undefined; // not committed: the group gets it again
+    const outcome = this.deliver(topic, partition, record, 1, this.inPartitionOrder, undefined);
+    if (typeof outcome === 'string') {
+      this.afterFirstDelivery(outcome, topic, partition, record);
+      return undefined;
+    }
+    return outcome.then((settled) => this.afterFirstDelivery(settled, topic, partition, record));
+  }
+
+  private afterFirstDelivery(outcome: Outcome, topic: string, partition: number, record: KafkaRecordIn): void {
+    if (outcome === 'unsettled' && !this.stopping) this.hold(topic, partition, record, 1, 0); // handle it again
   }
 
   /** Partition order: an ack commits the next offset, a retry pauses the partition at the record. */
-  private inPartitionOrder(topic: string, partition: number, record: KafkaRecordIn): Settlement {
-    return {
-      ack: () => this.commit(topic, partition, (BigInt(record.offset) + 1n).toString()),
-      retry: (delayMs, nextAttempt) => this.hold(topic, partition, record, nextAttempt, delayMs),
-    };
-  }
+  private readonly inPartitionOrder: Settlement = {
+    ack: (d) => this.commit(d.topic, d.partition, offsetAfter(d.record.offset)),
+    retry: (d, delayMs, nextAttempt) => this.hold(d.topic, d.partition, d.record, nextAttempt, delayMs),
+  };
+
+  /** Side by side: an ack finishes the record in its partition's window (committing what became contiguous); a retry holds its key. */
+  private readonly sideBySide: Settlement = {
+    ack: (d) => {
+      const window = d.item!.window;
+      if (window.revoked) return undefined;
+      const position = window.finish(Number(d.record.offset));
+      return position !== undefined ? this.commit(d.topic, d.partition, String(position)) : undefined;
+    },
+    retry: (d, delayMs, nextAttempt) => {
+      d.item!.attempt = nextAttempt;
+      d.item!.retryDelayMs = Math.max(0, delayMs);
+    },
+  };
 
   /** Side by side: queue the record behind its key (or nowhere, unordered); pause the partition when its window is full. */
-  private acceptWindowed(topic: string, partition: number, record: KafkaRecordIn): Promise<void> {
-    if (this.stopping) return Promise.resolve();
+  private acceptWindowed(topic: string, partition: number, record: KafkaRecordIn): void {
+    if (this.stopping) return;
     const tp = `${topic}|${partition}`;
     let window = this.windows.get(tp);
     if (!window) this.windows.set(tp, (window = new OffsetWindow()));
-    if (!window.accept(Number(record.offset))) return Promise.resolve(); // known already: fetched again after a rebalance
+    if (!window.accept(Number(record.offset))) return; // known already: fetched again after a rebalance
     // Keys are bytes; latin1 maps each byte to one character, so distinct keys stay distinct.
     const orderKey = this.spec.ordering === 'key' && record.key ? `${tp}|${record.key.toString('latin1')}` : undefined;
     this.scheduler!.push(orderKey, { topic, partition, record, window, attempt: 1, retryDelayMs: 0 });
@@ -575,57 +649,51 @@ class KafkaSubscription implements TransportSubscription {
       window.paused = true;
       this.onConsumer('pausing a partition whose window is full', () => this.consumer.pause([{ topic, partitions: [partition] }]));
     }
-    return Promise.resolve();
   }
 
-  /** Runs one windowed record; returns a delay to hold its key for a retry. */
-  private async runWindowed(item: WindowedRecord): Promise<number | void> {
+  /** Runs one windowed record; returns a delay to hold its key for a retry. Synchronous when the listener is. */
+  private runWindowed(item: WindowedRecord): Promise<number | void> | number | void {
     if (this.stopping || item.window.revoked) return; // handed back uncommitted
-    const { topic, partition, record, window } = item;
-    const outcome = await this.deliver(topic, partition, record, item.attempt, {
-      ack: async () => {
-        if (window.revoked) return;
-        const position = window.finish(Number(record.offset));
-        if (position !== undefined) await this.commit(topic, partition, String(position));
-      },
-      retry: (delayMs, nextAttempt) => {
-        item.attempt = nextAttempt;
-        item.retryDelayMs = Math.max(0, delayMs);
-      },
-    });
-    if (this.stopping || window.revoked) return;
+    const outcome = this.deliver(item.topic, item.partition, item.record, item.attempt, this.sideBySide, item);
+    if (typeof outcome === 'string') return this.afterWindowed(item, outcome);
+    return outcome.then((settled) => this.afterWindowed(item, settled));
+  }
+
+  private afterWindowed(item: WindowedRecord, outcome: Outcome): number | void {
+    if (this.stopping || item.window.revoked) return;
     if (outcome === 'retry') return item.retryDelayMs;
     if (outcome === 'unsettled') return 0; // handle it again, in its key's turn
   }
 
-  /** Hands one record to the listener as delivery `attempt`. */
-  private async deliver(topic: string, partition: number, record: KafkaRecordIn, attempt: number, settlement: Settlement): Promise<Outcome> {
-    const message = fromKafkaRecord(topic, partition, record);
-    let outcome: Outcome = 'unsettled';
-    const delivery: Delivery = {
-      ...message,
-      attempt,
-      source: { transport: 'kafka', topic, partition, offset: record.offset, group: this.spec.group },
-      ack: async () => {
-        if (outcome !== 'unsettled') return false;
-        outcome = 'acked';
-        await settlement.ack();
-        return true;
-      },
-      retryLater: async (delayMs: number, nextAttempt = attempt + 1) => {
-        if (outcome !== 'unsettled') return false;
-        outcome = 'retry';
-        settlement.retry(delayMs, nextAttempt);
-        return true;
-      },
-    };
+  /**
+   * Hands one record to the listener as delivery `attempt`; the outcome at once when the listener
+   * finished synchronously, else a promise of it. A listener that throws or rejects fails the batch
+   * (kafkajs' crash path; see runAgainLater).
+   */
+  private deliver(topic: string, partition: number, record: KafkaRecordIn, attempt: number, settlement: Settlement, item: WindowedRecord | undefined): Promise<Outcome> | Outcome {
+    const delivery = new KafkaDelivery(topic, partition, record, attempt, { transport: 'kafka', topic, partition, offset: record.offset, group: this.spec.group }, settlement, item);
     this.inFlight.begin();
+    let running: Promise<void> | void;
     try {
-      await this.listener(delivery);
-    } finally {
+      running = this.listener(delivery);
+    } catch (error) {
       this.inFlight.end();
+      throw error;
     }
-    return outcome;
+    if (!running) {
+      this.inFlight.end();
+      return delivery.outcome;
+    }
+    return running.then(
+      () => {
+        this.inFlight.end();
+        return delivery.outcome;
+      },
+      (error: unknown) => {
+        this.inFlight.end();
+        throw error;
+      },
+    );
   }
 
   /**
@@ -656,7 +724,7 @@ class KafkaSubscription implements TransportSubscription {
     held.timer = undefined;
     if (this.stopping || this.held.get(tp) !== held) return;
     const { topic, partition, record } = held;
-    const outcome = await this.deliver(topic, partition, record, held.attempt, this.inPartitionOrder(topic, partition, record));
+    const outcome = await this.deliver(topic, partition, record, held.attempt, this.inPartitionOrder, undefined);
     if (this.held.get(tp) !== held) return; // revoked, closed or re-held meanwhile
     if (outcome === 'retry') return; // deliver() held it again with the next attempt
     if (outcome === 'unsettled') {
@@ -668,7 +736,7 @@ class KafkaSubscription implements TransportSubscription {
     // While kafkajs restarts (broker lost) there is no consumer group to seek in: the next join resumes
     // from the committed offset instead (the ack above, or the record again: at least once).
     this.onConsumer('resuming a partition after a held retry', () => {
-      this.consumer.seek({ topic, partition, offset: (BigInt(record.offset) + 1n).toString() });
+      this.consumer.seek({ topic, partition, offset: offsetAfter(record.offset) });
       this.consumer.resume([{ topic, partitions: [partition] }]);
     });
   }
@@ -687,11 +755,13 @@ class KafkaSubscription implements TransportSubscription {
     }
   }
 
-  private async commit(topic: string, partition: number, offset: string): Promise<void> {
+  /** Records `offset` as the partition's next commit; written at once (a promise) with `commitIntervalMs: 0`, else within the interval. */
+  private commit(topic: string, partition: number, offset: string): Promise<void> | undefined {
     this.pendingCommits.set(`${topic}|${partition}`, { topic, partition, offset });
     const interval = this.transport.options.commitIntervalMs;
     if (interval === 0) return this.flushCommits();
     this.commitTimer ??= setTimeout(() => void this.flushCommits(), interval);
+    return undefined;
   }
 
   private async flushCommits(): Promise<void> {
@@ -802,9 +872,12 @@ class KafkaSubscription implements TransportSubscription {
 }
 
 /** A failure that says no broker answered (connection lost, request timed out, retries spent on those), not a refused request. */
+/** No acknowledgement within `publishTimeoutMs`: the producer counts as down (see {@link isBrokerUnreachable}). */
+class AckTimeoutError extends PublishError {}
+
 function isBrokerUnreachable(error: unknown): boolean {
   for (let e = error as { name?: string; cause?: unknown; retriable?: boolean } | undefined, depth = 0; e && depth < 5; e = e.cause as typeof e, depth++) {
-    if (e instanceof PublishError && /did not acknowledge/.test(String((e as Error).message))) return true;
+    if (e instanceof AckTimeoutError) return true;
     if (e.name && /KafkaJS(Connection|ConnectionClosed|RequestTimeout|BrokerNotFound|NumberOfRetriesExceeded|LockTimeout)Error/.test(e.name)) return true;
     const code = (e as { code?: unknown }).code;
     if (code === 'PLT_KFK_NETWORK' || code === 'PLT_KFK_TIMEOUT') return true; // @platformatic/kafka
