@@ -17,6 +17,7 @@ import {
   type ConnectionHealth,
   type Delivery,
   type DeliveryListener,
+  type SourceMetadata,
   type RawPublisher,
   type Transport,
   type TransportMessage,
@@ -389,6 +390,7 @@ class RabbitSubscription implements TransportSubscription {
     });
     await channel.prefetch(this.spec.concurrency);
     this.queue = await this.transport.declareGroupQueue(channel, this.spec);
+    this.sources.clear(); // they name the queue
     const { consumerTag } = await channel.consume(this.queue, (message) => this.onMessage(channel, message), { noAck: false });
     this.channel = channel;
     this.consumerTag = consumerTag;
@@ -453,67 +455,78 @@ class RabbitSubscription implements TransportSubscription {
     this.deliver(channel, message, received, received.attempt);
   }
 
-  /** Hands `message` to the listener as `attempt`; settles it on the channel afterwards. */
-  private deliver(channel: Channel, message: ConsumeMessage, received: ReceivedMessage, attempt: number): void {
-    let settled = false;
-    const delivery: Delivery = {
-      ...received.transport,
-      attempt,
-      source: {
+  /** Source metadata by exchange, routing key and topic, shared by the deliveries that have the same (read-only). */
+  private readonly sources = new Map<string, SourceMetadata>();
+
+  private sourceOf(message: ConsumeMessage, topic: string): SourceMetadata {
+    const { exchange, routingKey } = message.fields;
+    const id = `${exchange}\u0000${routingKey}\u0000${topic}`;
+    let source = this.sources.get(id);
+    if (!source) {
+      if (this.sources.size >= 1000) this.sources.clear(); // many topics through one pattern: keep it bounded
+      source = Object.freeze({
         transport: 'rabbitmq',
-        topic: received.topic,
+        topic,
         group: this.spec.group,
-        exchange: message.fields.exchange,
-        routingKey: message.fields.routingKey,
+        exchange,
+        routingKey,
         queue: this.queue,
         ...(this.spec.pattern ? { pattern: this.spec.topic } : {}),
-      },
-      // amqplib writes the ack at once: settled synchronously (the pipeline's fast path needs no promise).
-      ack: () => {
-        if (settled) return false;
-        settled = true;
-        channel.ack(message);
-        return true;
-      },
-      retryLater: async (delayMs: number, nextAttempt = attempt + 1) => {
-        if (settled) return false;
-        settled = true;
-        const delay = Math.max(0, Math.round(delayMs));
-        try {
-          await this.transport.sendToRetryQueue(this.queue, message, received, nextAttempt, delay);
-          channel.ack(message);
-        } catch (error) {
-          // The retry queue refused the copy (connection lost, a header table too large once our
-          // control headers are added...): wait in process instead, holding this prefetch slot, so the
-          // attempt count still advances and the message cannot loop.
-          this.observer().onEvent({ type: 'internal-error', topic: this.spec.topic, context: 'rabbitmq retry queue publish failed: retrying in process', error });
-          this.inFlight.begin();
-          setTimeout(() => {
-            this.inFlight.end();
-            if (this.state === 'closing' || this.state === 'ended') {
-              this.handedBackCount++;
-              this.nackQuietly(channel, message);
-              return;
-            }
-            this.deliver(channel, message, received, nextAttempt);
-          }, delay);
-        }
-        return true;
-      },
-    };
+      });
+      this.sources.set(id, source);
+    }
+    return source;
+  }
+
+  /** Hands `message` to the listener as `attempt`; settles it on the channel afterwards. */
+  private deliver(channel: Channel, message: ConsumeMessage, received: ReceivedMessage, attempt: number): void {
+    const delivery = new RabbitDelivery(this, channel, message, received, attempt, this.sourceOf(message, received.topic));
     this.inFlight.begin();
-    const finished = () => {
-      if (!settled) this.nackQuietly(channel, message);
-      this.inFlight.end();
-    };
     let running: Promise<void> | void;
     try {
       running = this.listener(delivery);
     } catch {
       running = undefined;
     }
-    if (running) running.then(finished, finished);
-    else finished();
+    if (running)
+      running.then(
+        () => this.afterDelivery(delivery),
+        () => this.afterDelivery(delivery),
+      );
+    else this.afterDelivery(delivery);
+  }
+
+  /** A delivery the listener left unsettled is handed back (requeued). */
+  private afterDelivery(delivery: RabbitDelivery): void {
+    if (!delivery.settled) this.nackQuietly(delivery.channel, delivery.message);
+    this.inFlight.end();
+  }
+
+  /**
+   * `retryLater` of a delivery: a copy to the per-delay retry queue, then the ack. If the retry queue
+   * refuses the copy (connection lost, a header table too large once our control headers are
+   * added...), waits in process instead, holding this prefetch slot, so the attempt count still
+   * advances and the message cannot loop.
+   */
+  async retryThroughQueue(delivery: RabbitDelivery, delayMs: number, nextAttempt: number): Promise<void> {
+    const { channel, message, received } = delivery;
+    const delay = Math.max(0, Math.round(delayMs));
+    try {
+      await this.transport.sendToRetryQueue(this.queue, message, received, nextAttempt, delay);
+      channel.ack(message);
+    } catch (error) {
+      this.observer().onEvent({ type: 'internal-error', topic: this.spec.topic, context: 'rabbitmq retry queue publish failed: retrying in process', error });
+      this.inFlight.begin();
+      setTimeout(() => {
+        this.inFlight.end();
+        if (this.state === 'closing' || this.state === 'ended') {
+          this.handedBackCount++;
+          this.nackQuietly(channel, message);
+          return;
+        }
+        this.deliver(channel, message, received, nextAttempt);
+      }, delay);
+    }
   }
 
   private nackQuietly(channel: Channel, message: ConsumeMessage): void {
@@ -554,5 +567,46 @@ class RabbitSubscription implements TransportSubscription {
       for (const callback of this.endedCallbacks) callback();
     })();
     return this.ending;
+  }
+}
+
+/** One delivery of an AMQP message; settles once, on the channel it arrived on. */
+class RabbitDelivery implements Delivery {
+  readonly id: string;
+  readonly key: string | undefined;
+  readonly headers: Delivery['headers'];
+  readonly body: Uint8Array;
+  readonly timestamp: number;
+  settled = false;
+
+  constructor(
+    private readonly subscription: RabbitSubscription,
+    readonly channel: Channel,
+    readonly message: ConsumeMessage,
+    readonly received: ReceivedMessage,
+    readonly attempt: number,
+    readonly source: SourceMetadata,
+  ) {
+    const m = received.transport;
+    this.id = m.id;
+    this.key = m.key;
+    this.headers = m.headers;
+    this.body = m.body;
+    this.timestamp = m.timestamp;
+  }
+
+  /** amqplib writes the ack at once: settled synchronously (the pipeline's fast path needs no promise). */
+  ack(): boolean {
+    if (this.settled) return false;
+    this.settled = true;
+    this.channel.ack(this.message);
+    return true;
+  }
+
+  async retryLater(delayMs: number, nextAttempt = this.attempt + 1): Promise<boolean> {
+    if (this.settled) return false;
+    this.settled = true;
+    await this.subscription.retryThroughQueue(this, delayMs, nextAttempt);
+    return true;
   }
 }
