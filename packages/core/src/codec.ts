@@ -57,3 +57,8 @@ export function decodeOrThrow(codec: Codec, bytes: Uint8Array): unknown {
     throw new DecodeError(`cannot decode payload as ${codec.contentType}: ${describeFailure(error, 1024).message}`, { cause: error });
   }
 }
+
+/** `bytes` as a Buffer: itself when it is one (no allocation), else a view of the same memory. */
+export function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}

@@ -254,8 +254,8 @@ export class OrderedLanes<T> {
 export function orderKeyOf(ordering: Ordering, key: string | undefined, lanes: number, roundRobin: number): string | number | undefined {
   if (ordering === 'none') return undefined;
   if (ordering === 'key') return key;
-  const count = Math.max(1, lanes);
-  return key === undefined ? roundRobin % count : hashKey(key) % count;
+  if (lanes <= 1) return 0;
+  return key === undefined ? roundRobin % lanes : hashKey(key) % lanes;
 }
 
 /** FNV-1a, 32 bit: stable across processes, so the same key maps to the same lane/member everywhere. */

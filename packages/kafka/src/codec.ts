@@ -1,5 +1,5 @@
 import type { IHeaders, KafkaMessage, Message as KafkaRecord } from 'kafkajs';
-import type { TransportMessage } from '@switchboard/core';
+import { asBuffer, type TransportMessage } from '@switchboard/core';
 
 /** Kafka header carrying the Switchboard message id (Kafka records have none). */
 export const ID_HEADER = 'x-sb-id';
@@ -8,7 +8,7 @@ export const ID_HEADER = 'x-sb-id';
 export function toKafkaRecord(message: TransportMessage): KafkaRecord {
   return {
     key: message.key ?? null,
-    value: Buffer.from(message.body.buffer, message.body.byteOffset, message.body.byteLength),
+    value: asBuffer(message.body),
     timestamp: String(message.timestamp),
     headers: { ...message.headers, [ID_HEADER]: message.id },
   };

@@ -2,6 +2,7 @@ import { once } from 'node:events';
 import * as amqplib from 'amqplib';
 import type { Channel, ConfirmChannel, ConsumeMessage, RecoveringChannelModel } from 'amqplib';
 import {
+  asBuffer,
   ClosedError,
   ConnectionState,
   InFlight,
@@ -205,7 +206,7 @@ export class RabbitTransport implements Transport {
     };
     const carryTopic = routingKey !== topic;
     for (const message of messages) {
-      const content = Buffer.from(message.body.buffer, message.body.byteOffset, message.body.byteLength);
+      const content = asBuffer(message.body);
       const written = link.channel.publish(exchange, routingKey, content, toPublishOptions(topic, message, guarantee, this.signer, 1, carryTopic), onConfirm(message.id));
       if (!written) {
         this.backpressureWaits++;

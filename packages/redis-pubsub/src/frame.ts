@@ -114,13 +114,14 @@ function decodeV2(frame: Buffer): TransportMessage | undefined {
     Object.defineProperty(headers, name, { value: frame.toString('utf8', at, at + valueLength), enumerable: true, writable: true, configurable: true });
     at += valueLength;
   }
-  return {
+  const message: { id: string; key?: string; headers: Record<string, string>; body: Buffer; timestamp: number } = {
     id: id !== '' ? id : newMessageId(),
-    ...(key !== undefined ? { key } : {}),
     headers,
     body: frame.subarray(at),
     timestamp: Number.isFinite(timestamp) ? safeTimestamp(timestamp) : Date.now(),
   };
+  if (key !== undefined) message.key = key;
+  return message;
 }
 
 /** Version 1 (JSON header), what 0.1.x producers write; undefined when it does not parse. */
