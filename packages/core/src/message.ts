@@ -81,6 +81,34 @@ export interface Delivery extends TransportMessage {
   retryLater(delayMs: number, nextAttempt?: number): Promise<boolean>;
 }
 
+/**
+ * The message part of a {@link Delivery}, copied once from a transport message: what a transport's
+ * own delivery class extends with its settlement (`ack`, `retryLater`). One object per delivery, no
+ * closures.
+ */
+export abstract class TransportDelivery implements Delivery {
+  readonly id: string;
+  readonly key: string | undefined;
+  readonly headers: Headers;
+  readonly body: Uint8Array;
+  readonly timestamp: number;
+
+  constructor(
+    message: TransportMessage,
+    readonly attempt: number,
+    readonly source: SourceMetadata,
+  ) {
+    this.id = message.id;
+    this.key = message.key;
+    this.headers = message.headers;
+    this.body = message.body;
+    this.timestamp = message.timestamp;
+  }
+
+  abstract ack(): Promise<boolean> | boolean;
+  abstract retryLater(delayMs: number, nextAttempt?: number): Promise<boolean>;
+}
+
 /** What a handler receives: the delivery, decoded. */
 export interface Message<T = unknown> {
   readonly id: string;

@@ -47,7 +47,10 @@ export async function platformaticSender(options: KafkaOptions): Promise<RecordS
     connectTimeout: options.connectTimeoutMs,
     requestTimeout: options.requestTimeoutMs,
     retries: options.retries,
-    retryDelay: 100,
+    // The same backoff as the kafkajs producer (100 ms doubling up to 1 s): ten retries span about
+    // 7.5 s, long enough for a leader election. A fixed 100 ms gave up within a second, and a leader
+    // kill on a 3-broker cluster rejected two thirds of a run (the cluster test measures it).
+    retryDelay: (_client: unknown, _operation: string, attempt: number) => Math.min(1000, 100 * 2 ** (attempt - 1)),
     metadataMaxAge: options.metadataMaxAgeMs,
     autocreateTopics: false,
     idempotent: options.idempotent,
@@ -62,23 +65,43 @@ export async function platformaticSender(options: KafkaOptions): Promise<RecordS
       await producer.metadata({ topics: [] });
     },
     send: async (topic, records, acks) => {
-      await producer.send({
-        acks,
-        messages: records.map((record) => {
-          // Header names and values are bytes for this client (no serializer configured).
-          const headers = new Map<Buffer, Buffer>();
-          for (const [name, value] of Object.entries(record.headers ?? {})) if (value !== undefined) headers.set(Buffer.from(name), Buffer.isBuffer(value) ? value : Buffer.from(String(value)));
-          return {
-            topic,
-            ...(record.key !== null && record.key !== undefined ? { key: Buffer.isBuffer(record.key) ? record.key : Buffer.from(record.key) } : {}),
-            value: Buffer.isBuffer(record.value) ? record.value : Buffer.from(record.value ?? ''),
-            headers,
-            ...(record.timestamp !== undefined ? { timestamp: BigInt(record.timestamp) } : {}),
-            ...(record.partition !== undefined ? { partition: record.partition } : {}),
-          };
-        }),
+      const messages = records.map((record) => {
+        // Header names and values are bytes for this client (no serializer configured).
+        const headers = new Map<Buffer, Buffer>();
+        for (const [name, value] of Object.entries(record.headers ?? {})) if (value !== undefined) headers.set(Buffer.from(name), Buffer.isBuffer(value) ? value : Buffer.from(String(value)));
+        return {
+          topic,
+          ...(record.key !== null && record.key !== undefined ? { key: Buffer.isBuffer(record.key) ? record.key : Buffer.from(record.key) } : {}),
+          value: Buffer.isBuffer(record.value) ? record.value : Buffer.from(record.value ?? ''),
+          headers,
+          ...(record.timestamp !== undefined ? { timestamp: BigInt(record.timestamp) } : {}),
+          ...(record.partition !== undefined ? { partition: record.partition } : {}),
+        };
       });
+      // This client retries a produce on the leader it looked up first, and looks leaders up again
+      // only after a protocol error or when its metadata is `metadataMaxAgeMs` old. A leader that
+      // died (connection refused, timeouts) therefore kept failing sends for up to a minute on the
+      // 3-broker cluster test. After such a failure: forget the metadata and send again, twice at most;
+      // the publish deadline bounds it all. A resend may duplicate (at least once, as kafkajs' retries).
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await producer.send({ acks, messages });
+          return;
+        } catch (error) {
+          if (attempt > 2 || !isPlatformaticNetworkError(error)) throw error;
+          producer.clearMetadata();
+        }
+      }
     },
     close: () => producer.close(),
   };
+}
+
+/** A network failure or timeout of @platformatic/kafka, alone or among the errors of its retries. */
+export function isPlatformaticNetworkError(error: unknown): boolean {
+  for (let e = error as { cause?: unknown; code?: unknown; errors?: unknown } | undefined, depth = 0; e && depth < 5; e = e.cause as typeof e, depth++) {
+    if (e.code === 'PLT_KFK_NETWORK' || e.code === 'PLT_KFK_TIMEOUT') return true;
+    if (e.code === 'PLT_KFK_MULTIPLE' && Array.isArray(e.errors) && e.errors.some(isPlatformaticNetworkError)) return true;
+  }
+  return false;
 }

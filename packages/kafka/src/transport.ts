@@ -2,6 +2,7 @@ import { Kafka, PartitionAssigners, Partitioners, logLevel, type Admin, type Con
 import { SubscriptionAwareAssigner } from './assigner.js';
 import {
   ClosedError,
+  TransportDelivery,
   ConnectionState,
   InFlight,
   KeyedScheduler,
@@ -12,7 +13,6 @@ import {
   type BusObserver,
   type Capabilities,
   type ConnectionHealth,
-  type Delivery,
   type DeliveryGuarantee,
   type DeliveryListener,
   type SourceMetadata,
@@ -26,7 +26,7 @@ import {
 } from '@switchboard/core';
 import { fromKafkaRecord, toKafkaRecord } from './codec.js';
 import { OffsetWindow } from './offset-window.js';
-import { kafkajsSender, platformaticSender, type RecordSender } from './producer.js';
+import { isPlatformaticNetworkError, kafkajsSender, platformaticSender, type RecordSender } from './producer.js';
 import type { KafkaOptions } from './options.js';
 
 /**
@@ -269,30 +269,20 @@ function offsetAfter(offset: string): string {
 }
 
 /** One delivery of a record: the record's message, where it came from, and how it settles. */
-class KafkaDelivery implements Delivery {
-  readonly id: string;
-  readonly key: string | undefined;
-  readonly headers: Delivery['headers'];
-  readonly body: Uint8Array;
-  readonly timestamp: number;
+class KafkaDelivery extends TransportDelivery {
   outcome: Outcome = 'unsettled';
 
   constructor(
     readonly topic: string,
     readonly partition: number,
     readonly record: KafkaRecordIn,
-    readonly attempt: number,
-    readonly source: SourceMetadata,
+    attempt: number,
+    source: SourceMetadata,
     private readonly settlement: Settlement,
     /** Side-by-side handling: the record's place in its partition's window. */
     readonly item: WindowedRecord | undefined,
   ) {
-    const message = fromKafkaRecord(topic, partition, record);
-    this.id = message.id;
-    this.key = message.key;
-    this.headers = message.headers;
-    this.body = message.body;
-    this.timestamp = message.timestamp;
+    super(fromKafkaRecord(topic, partition, record), attempt, source);
   }
 
   ack(): Promise<boolean> | boolean {
@@ -879,11 +869,8 @@ function isBrokerUnreachable(error: unknown): boolean {
   for (let e = error as { name?: string; cause?: unknown; retriable?: boolean } | undefined, depth = 0; e && depth < 5; e = e.cause as typeof e, depth++) {
     if (e instanceof AckTimeoutError) return true;
     if (e.name && /KafkaJS(Connection|ConnectionClosed|RequestTimeout|BrokerNotFound|NumberOfRetriesExceeded|LockTimeout)Error/.test(e.name)) return true;
-    const code = (e as { code?: unknown }).code;
-    if (code === 'PLT_KFK_NETWORK' || code === 'PLT_KFK_TIMEOUT') return true; // @platformatic/kafka
-    if (code === 'PLT_KFK_MULTIPLE' && Array.isArray((e as { errors?: unknown }).errors) && (e as { errors: unknown[] }).errors.some(isBrokerUnreachable)) return true;
   }
-  return false;
+  return isPlatformaticNetworkError(error);
 }
 
 /** kafkajs reports "no committed offset" as -1 (or an empty value). */

@@ -4,6 +4,7 @@ import type { Channel, ConfirmChannel, ConsumeMessage, RecoveringChannelModel } 
 import {
   asBuffer,
   ClosedError,
+  TransportDelivery,
   ConnectionState,
   InFlight,
   withDeadline,
@@ -16,7 +17,6 @@ import {
   type BusObserver,
   type Capabilities,
   type ConnectionHealth,
-  type Delivery,
   type DeliveryListener,
   type SourceMetadata,
   type RawPublisher,
@@ -572,12 +572,7 @@ class RabbitSubscription implements TransportSubscription {
 }
 
 /** One delivery of an AMQP message; settles once, on the channel it arrived on. */
-class RabbitDelivery implements Delivery {
-  readonly id: string;
-  readonly key: string | undefined;
-  readonly headers: Delivery['headers'];
-  readonly body: Uint8Array;
-  readonly timestamp: number;
+class RabbitDelivery extends TransportDelivery {
   settled = false;
 
   constructor(
@@ -585,15 +580,10 @@ class RabbitDelivery implements Delivery {
     readonly channel: Channel,
     readonly message: ConsumeMessage,
     readonly received: ReceivedMessage,
-    readonly attempt: number,
-    readonly source: SourceMetadata,
+    attempt: number,
+    source: SourceMetadata,
   ) {
-    const m = received.transport;
-    this.id = m.id;
-    this.key = m.key;
-    this.headers = m.headers;
-    this.body = m.body;
-    this.timestamp = m.timestamp;
+    super(received.transport, attempt, source);
   }
 
   /** amqplib writes the ack at once: settled synchronously (the pipeline's fast path needs no promise). */

@@ -1,7 +1,7 @@
 import type { Capabilities } from '../capabilities.js';
 import { ClosedError } from '../errors.js';
 import { OrderedLanes, hashKey } from '../lanes.js';
-import type { Delivery, SourceMetadata, TransportMessage } from '../message.js';
+import { TransportDelivery, type SourceMetadata, type TransportMessage } from '../message.js';
 import type { DeliveryListener, Transport, TransportPublishOptions, TransportPublishResult, TransportSubscribeSpec, TransportSubscription } from '../ports.js';
 import { compileTopicPattern } from '../topic-pattern.js';
 
@@ -203,28 +203,13 @@ export class MemoryBroker {
 }
 
 /** One delivery of a memory entry; settles once (ack, or a retry delay). */
-class MemoryDelivery implements Delivery {
-  readonly id: string;
-  readonly key: string | undefined;
-  readonly headers: Delivery['headers'];
-  readonly body: Uint8Array;
-  readonly timestamp: number;
-  readonly attempt: number;
+class MemoryDelivery extends TransportDelivery {
   settled: 'ack' | number | undefined;
   /** The attempt the next delivery carries. */
   nextAttempt: number;
 
-  constructor(
-    entry: Entry,
-    readonly source: SourceMetadata,
-  ) {
-    const m = entry.message;
-    this.id = m.id;
-    this.key = m.key;
-    this.headers = m.headers;
-    this.body = m.body;
-    this.timestamp = m.timestamp;
-    this.attempt = entry.attempt;
+  constructor(entry: Entry, source: SourceMetadata) {
+    super(entry.message, entry.attempt, source);
     this.nextAttempt = entry.attempt + 1;
   }
 

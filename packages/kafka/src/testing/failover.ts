@@ -16,10 +16,13 @@ export interface LeaderFailoverOptions {
   readonly replicationFactor?: number;
   /** Bound on each wait, ms (default 60000). */
   readonly waitMs?: number;
+  /** The publishing transport's producer driver (default `kafkajs`); the consumer is kafkajs either way. */
+  readonly producer?: 'kafkajs' | 'platformatic';
 }
 
 export interface LeaderFailoverReport {
   readonly guarantee: DeliveryGuarantee;
+  readonly producer: 'kafkajs' | 'platformatic';
   readonly acks: 0 | 1 | -1;
   /** Node id of the partition-0 leader that was SIGKILLed after a third of the messages were sent. */
   readonly killedNode: number;
@@ -72,11 +75,12 @@ export async function runLeaderFailover(options: LeaderFailoverOptions): Promise
     sessionTimeoutMs: 10_000,
     heartbeatIntervalMs: 1000,
   };
-  const producerTransport = await createKafkaTransport(transportOptions);
+  const producer = options.producer ?? 'kafkajs';
+  const producerTransport = await createKafkaTransport({ ...transportOptions, producer });
   const consumerCounts = new CountingObserver();
   const consumerBus = createBus({ transport: await createKafkaTransport(transportOptions), observer: consumerCounts });
   const bus = createBus({ transport: producerTransport, publisher: { guarantee: options.guarantee } });
-  const topic = `sb-failover.${options.guarantee}.${Date.now().toString(36)}`;
+  const topic = `sb-failover.${options.guarantee}.${producer}.${Date.now().toString(36)}`;
   let killedNode = -1;
   try {
     await producerTransport.ensureTopic(topic);
@@ -154,6 +158,7 @@ export async function runLeaderFailover(options: LeaderFailoverOptions): Promise
     const deliveries = [...received.values()].reduce((sum, n) => sum + n, 0);
     return {
       guarantee: options.guarantee,
+      producer,
       acks: ACKS[options.guarantee],
       killedNode,
       sent: total,
