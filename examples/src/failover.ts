@@ -4,7 +4,7 @@
  * the same producer publishes 20,000 messages while a consumer group reads them, and the leader of
  * partition 0 is SIGKILLed after a third was sent; then the broker is started again.
  *
- *   pnpm failover [--messages N] [--json]
+ *   pnpm failover [--messages N] [--producer kafkajs|platformatic] [--json]
  *
  * Env: KAFKA_CLUSTER_BROKERS (default 127.0.0.1:19091,127.0.0.1:19092,127.0.0.1:19093).
  */
@@ -19,18 +19,22 @@ const argv = process.argv.slice(2);
 const messagesFlag = argv.indexOf('--messages');
 const total = messagesFlag >= 0 ? Number(argv[messagesFlag + 1]) : 20_000;
 if (!Number.isInteger(total) || total < 300 || total > 1_000_000) throw new Error('--messages: an integer from 300 to 1000000');
+const producerFlag = argv.indexOf('--producer');
+const producer = producerFlag >= 0 ? argv[producerFlag + 1] : 'kafkajs';
+if (producer !== 'kafkajs' && producer !== 'platformatic') throw new Error('--producer: kafkajs or platformatic');
 const brokers = (process.env.KAFKA_CLUSTER_BROKERS ?? '127.0.0.1:19091,127.0.0.1:19092,127.0.0.1:19093').split(',');
 const script = fileURLToPath(new URL('../../scripts/kafka.sh', import.meta.url));
 const cluster = async (...args: string[]) => void (await run('bash', [script, 'cluster', ...args]));
 
 const reports: LeaderFailoverReport[] = [];
 for (const guarantee of ['none', 'leader', 'all'] as DeliveryGuarantee[]) {
-  process.stderr.write(`[failover] acks for "${guarantee}": ${total} messages, killing the partition-0 leader after ${Math.round(total / 3)}...\n`);
+  process.stderr.write(`[failover] acks for "${guarantee}", producer ${producer}: ${total} messages, killing the partition-0 leader after ${Math.round(total / 3)}...\n`);
   reports.push(
     await runLeaderFailover({
       brokers,
       guarantee,
       total,
+      producer,
       killBroker: (node) => cluster('kill', String(node)),
       startBroker: (node) => cluster('start', String(node)),
     }),
@@ -55,7 +59,7 @@ if (argv.includes('--json')) {
     ]),
   ];
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((row) => row[c]!.length)));
-  console.log(`Leader of partition 0 SIGKILLed after ${Math.round(total / 3)} of ${total} messages; 3 brokers, replication factor 3, min.insync.replicas 2.`);
+  console.log(`Leader of partition 0 SIGKILLed after ${Math.round(total / 3)} of ${total} messages; 3 brokers, replication factor 3, min.insync.replicas 2; producer ${producer}.`);
   for (const [i, row] of rows.entries()) {
     console.log(row.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  '));
     if (i === 0) console.log(widths.map((w) => '-'.repeat(w)).join('  '));
