@@ -31,13 +31,14 @@ function controlFields(topic: string, attempt: string, timestamp: string, key: s
 }
 
 /**
- * Publish properties: id -> messageId; key, ms timestamp -> x-sb-* headers; the topic -> `x-sb-topic`
- * only with `carryTopic` (where the routing key is not the topic: every header entry costs the broker,
- * about 5-8% of its publish rate each); guarantee "all" -> persistent. With a signer, the control
- * headers are signed (`x-sb-sig`). Headers named `x-sb-*` that the application set are replaced: they
- * are the adapter's.
+ * Publish properties for a message to `topic` sent with `routingKey`: id -> messageId; key, ms
+ * timestamp -> x-sb-* headers; the topic -> `x-sb-topic` only where the routing key is not the topic
+ * (every header entry costs the broker about 5-8% of its publish rate); guarantee "all" -> persistent.
+ * With a signer, the control headers are signed (`x-sb-sig`). Headers named `x-sb-*` that the
+ * application set are replaced: they are the adapter's.
  */
-export function toPublishOptions(topic: string, message: TransportMessage, guarantee: DeliveryGuarantee, signer?: ControlSigner, attempt = 1, carryTopic = true): Options.Publish {
+export function toPublishOptions(topic: string, routingKey: string, message: TransportMessage, guarantee: DeliveryGuarantee, signer?: ControlSigner, attempt = 1): Options.Publish {
+  const carryTopic = routingKey !== topic;
   const headers: Record<string, unknown> = {};
   for (const [name, value] of Object.entries(message.headers)) if (!OWN.has(name)) headers[name] = value;
   headers[AmqpHeaders.timestamp] = message.timestamp;

@@ -204,10 +204,9 @@ export class RabbitTransport implements Transport {
       if (link.returned.delete(id)) unroutable++;
       if (--pending === 0) settle.resolve();
     };
-    const carryTopic = routingKey !== topic;
     for (const message of messages) {
       const content = asBuffer(message.body);
-      const written = link.channel.publish(exchange, routingKey, content, toPublishOptions(topic, message, guarantee, this.signer, 1, carryTopic), onConfirm(message.id));
+      const written = link.channel.publish(exchange, routingKey, content, toPublishOptions(topic, routingKey, message, guarantee, this.signer), onConfirm(message.id));
       if (!written) {
         this.backpressureWaits++;
         await withDeadline(once(link.channel, 'drain'), deadline, () => new PublishError(`RabbitMQ applied backpressure for over ${this.options.publishTimeoutMs} ms`, topic));
@@ -250,7 +249,7 @@ export class RabbitTransport implements Transport {
     const headers = { ...(message.properties.headers ?? {}) } as Record<string, string>;
     delete headers['x-delivery-count'];
     delete headers['x-death'];
-    const properties = toPublishOptions(received.topic, { ...received.transport, headers }, message.properties.deliveryMode === 2 ? 'all' : 'leader', this.signer, nextAttempt);
+    const properties = toPublishOptions(received.topic, retryQueue, { ...received.transport, headers }, message.properties.deliveryMode === 2 ? 'all' : 'leader', this.signer, nextAttempt);
     await new Promise<void>((resolve, reject) => {
       link.channel.publish('', retryQueue, message.content, { ...properties, mandatory: false }, (error) => (error ? reject(error) : resolve()));
     });
