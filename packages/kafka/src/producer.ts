@@ -16,9 +16,20 @@ export interface RecordSender {
   close(): Promise<void>;
 }
 
+/**
+ * Both drivers' retry backoff: 100 ms, doubling, at most 1 s apart. Ten retries span about 7.5 s,
+ * long enough for a leader election on a cluster.
+ */
+const RETRY_INITIAL_MS = 100;
+const RETRY_MAX_MS = 1000;
+
 /** kafkajs' producer (the default). */
 export function kafkajsSender(kafka: Kafka, options: KafkaOptions): RecordSender {
-  const producer = kafka.producer({ idempotent: options.idempotent, allowAutoTopicCreation: false, retry: { retries: options.retries, initialRetryTime: 100, maxRetryTime: 1000 } });
+  const producer = kafka.producer({
+    idempotent: options.idempotent,
+    allowAutoTopicCreation: false,
+    retry: { retries: options.retries, initialRetryTime: RETRY_INITIAL_MS, maxRetryTime: RETRY_MAX_MS },
+  });
   return {
     driver: 'kafkajs',
     connect: () => producer.connect(),
@@ -47,10 +58,9 @@ export async function platformaticSender(options: KafkaOptions): Promise<RecordS
     connectTimeout: options.connectTimeoutMs,
     requestTimeout: options.requestTimeoutMs,
     retries: options.retries,
-    // The same backoff as the kafkajs producer (100 ms doubling up to 1 s): ten retries span about
-    // 7.5 s, long enough for a leader election. A fixed 100 ms gave up within a second, and a leader
-    // kill on a 3-broker cluster rejected two thirds of a run (the cluster test measures it).
-    retryDelay: (_client: unknown, _operation: string, attempt: number) => Math.min(1000, 100 * 2 ** (attempt - 1)),
+    // The kafkajs producer's backoff. A fixed 100 ms gave up within a second, and a leader kill on a
+    // 3-broker cluster rejected two thirds of a run (the cluster test measures it).
+    retryDelay: (_client: unknown, _operation: string, attempt: number) => Math.min(RETRY_MAX_MS, RETRY_INITIAL_MS * 2 ** (attempt - 1)),
     metadataMaxAge: options.metadataMaxAgeMs,
     autocreateTopics: false,
     idempotent: options.idempotent,
