@@ -72,3 +72,68 @@ describe('config', () => {
     );
   });
 });
+
+describe('config from hostile sources', () => {
+  const refused = async (sources: Parameters<typeof loadBusConfig>[0], pattern: RegExp) => {
+    const attempt = loadBusConfig(sources);
+    await expect(attempt).rejects.toThrowError(ConfigError);
+    await expect(attempt).rejects.toThrowError(pattern);
+  };
+  const file = async (name: string, text: string) => {
+    const dir = await mkdtemp(join(tmpdir(), 'sb-config-'));
+    await writeFile(join(dir, name), text);
+    return join(dir, name);
+  };
+
+  it('never writes into Object.prototype from an environment variable, and names the variable', async () => {
+    await refused({ env: { SWITCHBOARD__CONSTRUCTOR__PROTOTYPE__POLLUTED: 'yes' } }, /"constructor" is not a config field \(set by SWITCHBOARD__CONSTRUCTOR__PROTOTYPE__POLLUTED\)/);
+    await refused({ env: { SWITCHBOARD____PROTO____POLLUTED: 'yes' } }, /not a config field \(set by SWITCHBOARD____PROTO____POLLUTED\)/);
+    await refused({ env: { SWITCHBOARD__DEFAULTS__PROTOTYPE: 'yes' } }, /"prototype" is not a config field/);
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    expect(Object.hasOwn(Object.prototype, 'polluted')).toBe(false);
+  });
+
+  it('walks own properties only: an inherited member name is an unknown field, not a write into it', async () => {
+    await refused({ env: { SWITCHBOARD__TO_STRING__X: 'yes' } }, /unknown field\(s\) "toString" \(set by SWITCHBOARD__TO_STRING__X\)/);
+    expect((Object.prototype.toString as unknown as Record<string, unknown>).x).toBeUndefined();
+    await refused({ env: { SWITCHBOARD__DEFAULTS__HAS_OWN_PROPERTY: '1' } }, /defaults: unknown field\(s\) "hasOwnProperty"/);
+  });
+
+  it('names both variables when one sets a value where the other needs an object, in either order', async () => {
+    for (const env of [
+      { SWITCHBOARD__DEFAULTS: '5', SWITCHBOARD__DEFAULTS__CONCURRENCY: '3' },
+      { SWITCHBOARD__DEFAULTS__CONCURRENCY: '3', SWITCHBOARD__DEFAULTS: '5' },
+    ]) {
+      await refused({ env }, /defaults: SWITCHBOARD__DEFAULTS sets a value where SWITCHBOARD__DEFAULTS__CONCURRENCY needs an object/);
+    }
+  });
+
+  it('refuses a file whose top level is a list or a scalar instead of running on memory', async () => {
+    await refused({ env: {}, file: await file('list.json', '[{"transport":{"kind":"kafka"}}]') }, /list\.json: must hold an object of config fields at the top, not a list/);
+    await refused({ env: {}, file: await file('scalar.yaml', 'kafka\n') }, /scalar\.yaml: must hold an object of config fields at the top, not a string/);
+    await refused({ env: {}, file: await file('number.json', '5') }, /not a number/);
+  });
+
+  it('names the file when it is missing, a directory, or unparsable', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'sb-config-'));
+    await refused({ env: {}, file: join(dir, 'absent.json') }, /config file .*absent\.json: no such file/);
+    await refused({ env: {}, file: dir }, /is a directory, not a file/);
+    await refused({ env: {}, file: await file('broken.json', '{"transport":') }, /broken\.json: cannot parse/);
+    await refused({ env: { SWITCHBOARD_CONFIG: join(dir, 'nope.yaml') } }, /nope\.yaml: no such file/);
+  });
+
+  it('refuses a __proto__ (or constructor) key in a file as an unknown field, in JSON and YAML', async () => {
+    await refused({ env: {}, file: await file('proto.json', '{"transport":{"kind":"memory"},"__proto__":{"polluted":"yes"}}') }, /unknown field\(s\) "__proto__"/);
+    await refused({ env: {}, file: await file('proto.yaml', 'transport:\n  kind: memory\ndefaults:\n  __proto__:\n    concurrency: 9\n') }, /defaults: unknown field\(s\) "__proto__"/);
+    await refused({ env: {}, file: await file('ctor.json', '{"defaults":{"constructor":{"prototype":{"x":1}}}}') }, /defaults: unknown field\(s\) "constructor"/);
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+
+  it('says that steps belong in code when the config object holds a function', async () => {
+    await refused({ env: {}, object: { transport: { kind: 'memory' }, defaults: { use: [(_m: unknown, next: () => unknown) => next()] } } }, /defaults\.use\.0: the config object: a function is not config data; steps.*belong in code/);
+    await refused({ env: {}, object: [] }, /the config object must be an object of config fields, not a list/);
+    const cyclic: Record<string, unknown> = { transport: { kind: 'memory' } };
+    cyclic.defaults = cyclic;
+    await refused({ env: {}, object: cyclic }, /defaults: the config object: a cycle/);
+  });
+});
