@@ -359,7 +359,8 @@ export async function loadBusConfig(sources: ConfigSources = {}): Promise<BusCon
   const file = sources.file ?? env.SWITCHBOARD_CONFIG;
   const fromFile = file ? await configFromFile(file) : {};
   if (sources.object !== undefined) {
-    if (!isPlainObject(sources.object)) throw new ConfigError([{ path: '', message: `the config object must be an object of config fields, not ${Array.isArray(sources.object) ? 'a list' : typeof sources.object}` }]);
+    if (!isPlainObject(sources.object))
+      throw new ConfigError([{ path: '', message: `the config object must be an object of config fields, not ${Array.isArray(sources.object) ? 'a list' : typeof sources.object}` }]);
     assertConfigData(sources.object, 'the config object');
   }
   const origins = envOrigins(env);

@@ -130,7 +130,10 @@ describe('config from hostile sources', () => {
   });
 
   it('says that steps belong in code when the config object holds a function', async () => {
-    await refused({ env: {}, object: { transport: { kind: 'memory' }, defaults: { use: [(_m: unknown, next: () => unknown) => next()] } } }, /defaults\.use\.0: the config object: a function is not config data; steps.*belong in code/);
+    await refused(
+      { env: {}, object: { transport: { kind: 'memory' }, defaults: { use: [(_m: unknown, next: () => unknown) => next()] } } },
+      /defaults\.use\.0: the config object: a function is not config data; steps.*belong in code/,
+    );
     await refused({ env: {}, object: [] }, /the config object must be an object of config fields, not a list/);
     const cyclic: Record<string, unknown> = { transport: { kind: 'memory' } };
     cyclic.defaults = cyclic;
