@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // The `switchboard` command. A committed file (not in dist/), so package managers can link it at
 // install time, before the TypeScript build has produced dist/.
-import { main } from '../dist/main.js';
+import { exitAfterFlush, main } from '../dist/main.js';
 
-main(process.argv).then((code) => process.exit(code));
+main(process.argv).then(exitAfterFlush);

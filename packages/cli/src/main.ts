@@ -39,6 +39,7 @@ class UsageError extends Error {}
 interface GlobalOptions {
   config?: string;
   json?: boolean;
+  ndjson?: boolean;
   databaseUrl?: string;
   parkingTable?: string;
   transportModule?: string[];
@@ -147,8 +148,40 @@ async function transportRegistry(global: GlobalOptions): Promise<TransportRegist
   return defaultTransportRegistry.with(factories);
 }
 
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * A message body as JSON output shows it: the decoded JSON value when the bytes are JSON, the text
+ * when they are UTF-8, base64 otherwise; `encoding` says which. Never `{"type":"Buffer","data":[…]}`.
+ */
+export function bodyForJson(bytes: Uint8Array): { encoding: 'json'; value: unknown } | { encoding: 'utf8' | 'base64'; value: string } {
+  let text: string;
+  try {
+    text = strictUtf8.decode(bytes);
+  } catch {
+    return { encoding: 'base64', value: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64') };
+  }
+  try {
+    return { encoding: 'json', value: JSON.parse(text) as unknown };
+  } catch {
+    return { encoding: 'utf8', value: text };
+  }
+}
+
+/** JSON.stringify replacer: bytes are read before their toJSON() turns them into number arrays. */
+function bytesAsBodies(this: unknown, key: string, value: unknown): unknown {
+  const raw = (this as Record<string, unknown>)[key];
+  return raw instanceof Uint8Array ? bodyForJson(raw) : value;
+}
+
+/** `--json`: one document; `--ndjson` (lists): one compact JSON value per line; else the text form. */
 function print(global: GlobalOptions, data: unknown, text: () => string): void {
-  console.log(global.json ? JSON.stringify(data, (_k, v: unknown) => (v instanceof Uint8Array ? Buffer.from(v).toString('utf8') : v), 2) : text());
+  if (global.ndjson && Array.isArray(data)) {
+    for (const item of data) process.stdout.write(`${JSON.stringify(item, bytesAsBodies)}\n`);
+    return;
+  }
+  if (global.json || global.ndjson) process.stdout.write(`${JSON.stringify(data, bytesAsBodies, 2)}\n`);
+  else process.stdout.write(`${text()}\n`);
 }
 
 /** Left-aligned columns, two spaces apart; `empty` when there are no rows. */
@@ -195,7 +228,7 @@ async function withBus<R>(global: GlobalOptions, run: (bus: Awaited<ReturnType<t
 }
 
 function progressBar(global: GlobalOptions, total: number): { update(done: number): void; stop(): void } {
-  if (global.json || total < 2) return { update() {}, stop() {} };
+  if (global.json || global.ndjson || total < 2) return { update() {}, stop() {} };
   const bar = new cliProgress.SingleBar(
     { format: 'replaying [{bar}] {value}/{total} {eta_formatted} left', stream: process.stderr, noTTYOutput: true, notTTYSchedule: 2000 },
     cliProgress.Presets.shades_classic,
@@ -229,7 +262,8 @@ export function buildProgram(): Command {
     .option('--database-url <url>', 'parking lot database (default DATABASE_URL)')
     .option('--parking-table <name>', 'parking lot table (default switchboard_parked)')
     .option('--transport-module <package...>', 'extra adapter packages exporting transportFactory (also SWITCHBOARD_TRANSPORT_MODULES, comma-separated)')
-    .option('--json', 'machine-readable output')
+    .option('--json', 'machine-readable output: one JSON document; bodies decoded ({ encoding: json|utf8|base64, value })')
+    .option('--ndjson', 'like --json, but lists as one JSON value per line (for streams of letters)')
     .showHelpAfterError()
     .exitOverride();
   const global = () => program.opts<GlobalOptions>();
@@ -380,7 +414,7 @@ export function buildProgram(): Command {
         transport,
         leaseMs,
         batchSize,
-        observer: { onEvent: (e) => e.type === 'relayed' && !global().json && consoleLogger.info({ topic: e.topic, count: e.count, lagMs: e.lagMs }, 'relayed') },
+        observer: { onEvent: (e) => e.type === 'relayed' && !global().json && !global().ndjson && consoleLogger.info({ topic: e.topic, count: e.count, lagMs: e.lagMs }, 'relayed') },
       });
       try {
         if (options.once) {
@@ -419,8 +453,23 @@ export async function main(argv: readonly string[] = process.argv): Promise<numb
   }
 }
 
+/**
+ * Exits with `code` once everything written to stdout and stderr has been handed to the OS: a pipe to
+ * a slow reader gets the whole output (process.exit alone drops what is still queued). A reader that
+ * went away (EPIPE, `| head`) ends the wait.
+ */
+export async function exitAfterFlush(code: number): Promise<never> {
+  const flushed = (stream: NodeJS.WriteStream) =>
+    new Promise<void>((resolve) => {
+      stream.once('error', () => resolve());
+      stream.write('', () => resolve());
+    });
+  await Promise.all([flushed(process.stdout), flushed(process.stderr)]);
+  process.exit(code);
+}
+
 // Run by bin/switchboard.js (or `node dist/cli/main.js` directly).
-if (isMainModule()) main().then((code) => process.exit(code));
+if (isMainModule()) main().then(exitAfterFlush);
 
 function isMainModule(): boolean {
   try {

@@ -1,6 +1,10 @@
+import { spawn } from 'node:child_process';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import { runCli } from '@switchboard/cli/testing';
+import { CLI_PATH, runCli } from '@switchboard/cli/testing';
 import {
   CountingObserver,
   MemoryParkingLot,
@@ -126,4 +130,75 @@ describe('switchboard CLI', () => {
     expect(noDb.stderr).toContain('needs --database-url or DATABASE_URL');
     expect((await runCli(['dlq', 'purge', '--source', 'carrier-pigeon'], {})).code).toBe(2);
   });
+
+  it('exits 2 with a message naming the variable or the file for hostile or broken config', async () => {
+    const polluted = await runCli(['dlq', 'list', '--source', 'transport', '--dlq-topic', 'x-dlq'], { SWITCHBOARD__CONSTRUCTOR__PROTOTYPE__POLLUTED: 'yes' });
+    expect(polluted.code).toBe(2);
+    expect(polluted.stderr).toContain('SWITCHBOARD__CONSTRUCTOR__PROTOTYPE__POLLUTED');
+    const clash = await runCli(['dlq', 'list', '--source', 'transport', '--dlq-topic', 'x-dlq'], { SWITCHBOARD__DEFAULTS: '5', SWITCHBOARD__DEFAULTS__CONCURRENCY: '3' });
+    expect(clash.code).toBe(2);
+    expect(clash.stderr).toMatch(/SWITCHBOARD__DEFAULTS sets a value where SWITCHBOARD__DEFAULTS__CONCURRENCY needs an object/);
+    const dir = await mkdtemp(join(tmpdir(), 'sb-cli-'));
+    await writeFile(join(dir, 'list.yaml'), '- transport: kafka\n');
+    for (const [file, message] of [
+      [join(dir, 'list.yaml'), 'must hold an object of config fields at the top, not a list'],
+      [join(dir, 'absent.json'), 'absent.json: no such file'],
+      [dir, 'is a directory, not a file'],
+    ] as const) {
+      const run = await runCli(['--config', file, 'dlq', 'list', '--source', 'transport', '--dlq-topic', 'x-dlq'], {});
+      expect(run.code, file).toBe(2);
+      expect(run.stderr).toContain(message);
+    }
+  });
+
+  it('writes a multi-megabyte --json document whole into a slow pipe, bodies decoded; --ndjson one letter per line', async () => {
+    const table = uniqueTableName('sb_parked');
+    const lot = await PostgresParkingLot.open(pool, table);
+    const letters = 1000;
+    const filler = 'x'.repeat(4000);
+    for (let i = 0; i < letters; i += 100) {
+      await Promise.all(
+        Array.from({ length: 100 }, (_, j) =>
+          lot.park({
+            messageId: `m-${i + j}`,
+            originalTopic: 'mail',
+            headers: { 'x-dlq-reason': 'non-retryable' },
+            // Every third body is not UTF-8: it must come out as base64, the others as JSON / text.
+            payload: (i + j) % 3 === 2 ? new Uint8Array([0xff, 0xfe, i % 256, j]) : (i + j) % 3 === 1 ? Buffer.from(`plain ${filler}`) : Buffer.from(JSON.stringify({ n: i + j, filler })),
+            reason: 'non-retryable',
+            errorName: 'NonRetryableError',
+            errorMessage: 'bad address',
+            attempts: 1,
+          }),
+        ),
+      );
+    }
+    /** Runs the CLI with its stdout read slowly (a pause every chunk), as `| jq` on a busy machine would. */
+    const slowly = (args: string[]) =>
+      new Promise<{ code: number | null; stdout: string }>((resolve, reject) => {
+        const child = spawn(process.execPath, [CLI_PATH, '--parking-table', table, ...args], { env: { ...process.env, DATABASE_URL }, stdio: ['ignore', 'pipe', 'inherit'] });
+        const chunks: Buffer[] = [];
+        child.stdout.on('data', (chunk: Buffer) => {
+          chunks.push(chunk);
+          child.stdout.pause();
+          setTimeout(() => child.stdout.resume(), 2);
+        });
+        child.on('error', reject);
+        child.on('close', (code) => resolve({ code, stdout: Buffer.concat(chunks).toString('utf8') }));
+      });
+    const document = await slowly(['--json', 'dlq', 'list', '--limit', String(letters)]);
+    expect(document.code).toBe(0);
+    expect(document.stdout.length).toBeGreaterThan(2_500_000);
+    const parsed = JSON.parse(document.stdout) as { messageId: string; payload: { encoding: string; value: unknown } }[];
+    expect(parsed).toHaveLength(letters);
+    const byId = new Map(parsed.map((m) => [m.messageId, m.payload]));
+    expect(byId.get('m-0')).toEqual({ encoding: 'json', value: { n: 0, filler } });
+    expect(byId.get('m-1')).toEqual({ encoding: 'utf8', value: `plain ${filler}` });
+    expect(byId.get('m-2')).toEqual({ encoding: 'base64', value: Buffer.from([0xff, 0xfe, 0, 2]).toString('base64') });
+    const lines = await slowly(['--ndjson', 'dlq', 'list', '--limit', String(letters)]);
+    expect(lines.code).toBe(0);
+    const rows = lines.stdout.trimEnd().split('\n');
+    expect(rows).toHaveLength(letters);
+    expect(new Set(rows.map((row) => (JSON.parse(row) as { messageId: string }).messageId)).size).toBe(letters);
+  }, 120_000);
 });
