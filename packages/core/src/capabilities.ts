@@ -43,6 +43,14 @@ export interface Capabilities {
    */
   readonly maxHeaderBytes?: number;
   /**
+   * Largest message (body + headers + key, approximate encoded bytes) the transport accepts, where it
+   * has a limit: Kafka's broker default `message.max.bytes`, or the adapter's `maxMessageBytes` option
+   * (RabbitMQ's `max_message_size`, Redis' `proto-max-bulk-len`). A larger one is refused with a
+   * `MessageTooLargeError`; a dead letter that cannot fit even without its headers is sent without
+   * its body (see `bodilessDeadLetter`).
+   */
+  readonly maxMessageBytes?: number;
+  /**
    * The transport can make a fast publisher wait (pull-based brokers, queues with flow control).
    * False for Redis Pub/Sub: it pushes to subscribers whatever their pace, so a subscriber buffers in
    * process up to a high-water mark and applies its overflow policy beyond it.

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { FailureReason } from './observer.js';
 import { describeFailure, truncate } from './failure.js';
 import type { Delivery, TransportMessage } from './message.js';
@@ -26,6 +27,11 @@ export const DeadLetterHeaders = {
   lastFailureAt: 'x-dlq-last-failure-at',
   /** "true" when the last error was retryable (retries exhausted), "false" otherwise. */
   retryable: 'x-dlq-retryable',
+  /** Set when the body was left out because no letter with it fitted: why, in words. */
+  bodyDropped: 'x-dlq-body-dropped',
+  /** With {@link DeadLetterHeaders.bodyDropped}: the original body's size in bytes and its SHA-256 (hex). */
+  bodyBytes: 'x-dlq-body-bytes',
+  bodySha256: 'x-dlq-body-sha256',
 } as const;
 
 /** Default cap for the stack trace header: enough for a useful trace, small enough for any broker. */
@@ -181,4 +187,24 @@ export function minimalDeadLetter(letter: TransportMessage): TransportMessage {
   for (const name of keep) if (h[name] !== undefined) headers[name] = truncate(h[name]!, 256);
   headers[TRUNCATED_HEADERS_HEADER] = 'minimal letter: the full dead letter was refused by the transport';
   return { id: letter.id, ...(letter.key !== undefined ? { key: truncate(letter.key, 1024) } : {}), headers, body: letter.body, timestamp: safeTimestamp(letter.timestamp) };
+}
+
+/**
+ * The last resort when even the {@link minimalDeadLetter} is refused for its size: the minimal letter's
+ * headers, an empty body, and {@link DeadLetterHeaders.bodyDropped} / `bodyBytes` / `bodySha256` so an
+ * operator can find the original (still in the source log on Kafka, in the `onFinalFailure` hook's
+ * message, e.g. a parking lot) and check it is the same. It always fits, so the source moves on.
+ */
+export function bodilessDeadLetter(letter: TransportMessage): TransportMessage {
+  const minimal = minimalDeadLetter(letter);
+  return {
+    ...minimal,
+    headers: {
+      ...minimal.headers,
+      [DeadLetterHeaders.bodyDropped]: 'too large: the transport refused the dead letter even without its headers, so it is sent without its body',
+      [DeadLetterHeaders.bodyBytes]: String(letter.body.byteLength),
+      [DeadLetterHeaders.bodySha256]: createHash('sha256').update(letter.body).digest('hex'),
+    },
+    body: new Uint8Array(0),
+  };
 }

@@ -48,6 +48,31 @@ export class PublishError extends Error {
   }
 }
 
+/**
+ * The transport (or its broker) refused a message for its size: sending it again as it is can never
+ * succeed. `bytes` is the size the adapter measured (body + headers + key), `limit` the limit it knows
+ * of, where it knows them. Adapters map their broker's refusal to this class (Kafka MESSAGE_TOO_LARGE,
+ * a configured `maxMessageBytes`), so the dead-letter path can drop the body instead of looping.
+ */
+export class MessageTooLargeError extends PublishError {
+  override readonly name = 'MessageTooLargeError';
+  constructor(
+    message: string,
+    topic: string,
+    readonly bytes?: number,
+    readonly limit?: number,
+    options?: { cause?: unknown },
+  ) {
+    super(message, topic, options);
+  }
+}
+
+/** True when `error`, or one of its causes (five deep), is a {@link MessageTooLargeError}. */
+export function isMessageTooLarge(error: unknown): boolean {
+  for (let e = error, depth = 0; e !== null && typeof e === 'object' && depth < 5; e = (e as { cause?: unknown }).cause, depth++) if (e instanceof MessageTooLargeError) return true;
+  return false;
+}
+
 /** Operation on a closed publisher, subscriber, subscription or transport. */
 export class ClosedError extends Error {
   override readonly name = 'ClosedError';

@@ -12,6 +12,7 @@ export * from './codec.js';
 export * from './retry.js';
 export * from './observer.js';
 export * from './dead-letter.js';
+export * from './message-size.js';
 export * from './ports.js';
 export * from './contract.js';
 export * from './lifecycle.js';

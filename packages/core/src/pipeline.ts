@@ -1,12 +1,13 @@
 import type { ZodType } from 'zod';
 import { decodeOrThrow, type Codec } from './codec.js';
-import { REPLAY_GROUP_HEADER, buildDeadLetter, fitDeadLetter, minimalDeadLetter } from './dead-letter.js';
+import { REPLAY_GROUP_HEADER, bodilessDeadLetter, buildDeadLetter, fitDeadLetter, minimalDeadLetter } from './dead-letter.js';
 import { schemaValidationError } from './contract.js';
 import { inDeliverySpan, isTraced, type ServerAddress } from './observability/tracing.js';
 import type { Delivery, Message } from './message.js';
 import { observerWants, type BusEvent, type BusObserver, type FailureReason } from './observer.js';
 import type { DeliveryListener, FinalFailure, Handler, Middleware, RawPublisher } from './ports.js';
 import { backoffDelay, isRetryable, type ErrorClassifier, type RetryPolicy } from './retry.js';
+import { isMessageTooLarge } from './errors.js';
 
 /** Everything the pipeline needs for one subscription, resolved (no defaults left to apply). */
 export interface PipelineConfig<T> {
@@ -68,7 +69,9 @@ interface PendingGiveUp {
  * - Decode and schema errors, and errors classified non-retryable, skip the retries.
  * - Total: any thrown value (not an Error, `undefined`, cyclic, with throwing getters or `toString`)
  *   is described in bounded strings; building a dead letter never throws; a letter over the
- *   destination's header limit is cut to fit, and if the full letter is refused a minimal one is sent.
+ *   destination's header limit is cut to fit, and if the full letter is refused a minimal one is sent;
+ *   if that is refused for its size (`MessageTooLargeError`), one without its body (size and SHA-256 in
+ *   its headers), so a record at the broker's size limit never stops its partition.
  * - A failing dead-letter publish is never an ack: it is tried again every `maxIntervalMs` (an event
  *   each time) until the DLQ accepts it or the subscription closes (then it is handed back), without
  *   calling the handler again.
@@ -178,14 +181,17 @@ export function createDeliveryProcessor<T>(config: PipelineConfig<T>): DeliveryL
         buildDeadLetter(delivery, { reason, error, attempts: attempt, retryable: reason === 'retries-exhausted', firstFailureAt, lastFailureAt: now(), stackTraceLimit: config.stackTraceLimit }),
         config.maxDeadLetterHeaderBytes,
       );
+      // The full letter, then the minimal one; when that too is refused for its size (never for an
+      // outage: then the body must not be lost), one without its body, which always fits.
       let sent = false;
-      for (const candidate of [letter, minimalDeadLetter(letter)]) {
+      const candidates = [letter, minimalDeadLetter(letter)];
+      for (let i = 0; i < candidates.length && !sent; i++) {
         try {
-          await deadLetter.publisher.publish(deadLetterTopic, [candidate], { guarantee: 'all' });
+          await deadLetter.publisher.publish(deadLetterTopic, [candidates[i]!], { guarantee: 'all' });
           sent = true;
-          break;
         } catch (publishError) {
           emit({ type: 'publish-failed', topic: deadLetterTopic, count: 1, error: publishError });
+          if (i === 1 && isMessageTooLarge(publishError)) candidates.push(bodilessDeadLetter(letter));
         }
       }
       if (!sent) return false;

@@ -18,3 +18,11 @@ runConformanceSuite({
   waitMs: 5000,
   defaults: { ordering: 'key' },
 });
+
+// With a size limit, as a broker has one: the oversize dead-letter scenario runs too.
+runConformanceSuite({
+  name: 'memory, maxMessageBytes 256 KiB',
+  capabilities: { ...MEMORY_CAPABILITIES, maxMessageBytes: 256 * 1024 },
+  createTransport: async () => createMemoryTransport(broker, { maxMessageBytes: 256 * 1024 }),
+  waitMs: 5000,
+});

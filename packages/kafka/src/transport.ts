@@ -8,6 +8,7 @@ import {
   KeyedScheduler,
   withDeadline,
   PublishError,
+  MessageTooLargeError,
   ObserverSet,
   compileTopicPattern,
   type BusObserver,
@@ -49,6 +50,9 @@ export const KAFKA_CAPABILITIES: Capabilities = Object.freeze<Capabilities>({
   deliveryGuarantees: ['none', 'leader', 'all'],
   defaultGuarantee: 'all',
   backpressure: true,
+  // The broker's default message.max.bytes (a record batch). A topic configured otherwise refuses at its
+  // own limit: the broker's MESSAGE_TOO_LARGE is what counts, mapped to MessageTooLargeError.
+  maxMessageBytes: 1_048_588,
 });
 
 /** Delivery guarantee -> producer acks: none = 0, leader = 1, all = -1 (all in-sync replicas). */
@@ -128,6 +132,10 @@ export class KafkaTransport implements Transport {
       await withDeadline(Promise.all(sends.map((batch) => this.sender.send(topic, batch, acks, this.options.requestTimeoutMs))), deadline, timeoutError);
     } catch (error) {
       if (isBrokerUnreachable(error)) this.producerState.down();
+      if (isKafkaTooLarge(error))
+        throw new MessageTooLargeError(`Kafka refused ${messages.length} message(s) to "${topic}" as too large (MESSAGE_TOO_LARGE: over the topic's max.message.bytes)`, topic, undefined, undefined, {
+          cause: error,
+        });
       throw error;
     }
     this.producerState.up();
@@ -876,4 +884,15 @@ function isBrokerUnreachable(error: unknown): boolean {
 /** kafkajs reports "no committed offset" as -1 (or an empty value). */
 function isCommitted(offset: string | undefined): boolean {
   return offset !== undefined && offset !== '' && BigInt(offset) >= 0n;
+}
+
+const TOO_LARGE_CODES: ReadonlySet<unknown> = new Set(['MESSAGE_TOO_LARGE', 'RECORD_LIST_TOO_LARGE']);
+
+/** The broker refused a record (batch) for its size, with either driver: kafkajs' `type`, @platformatic/kafka's `apiId`, among causes and aggregated errors. */
+export function isKafkaTooLarge(error: unknown, depth = 0): boolean {
+  if (depth > 5 || typeof error !== 'object' || error === null) return false;
+  const e = error as { type?: unknown; apiId?: unknown; cause?: unknown; errors?: unknown };
+  if (TOO_LARGE_CODES.has(e.type) || TOO_LARGE_CODES.has(e.apiId)) return true;
+  if (Array.isArray(e.errors) && e.errors.some((inner) => isKafkaTooLarge(inner, depth + 1))) return true;
+  return isKafkaTooLarge(e.cause, depth + 1);
 }

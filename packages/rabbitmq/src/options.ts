@@ -59,6 +59,12 @@ export const rabbitOptionsSchema = z
      * ignored (counted as `untrusted-header`). Every Switchboard process of the deployment needs the same key.
      */
     signingKey: z.string().min(16).optional(),
+    /**
+     * Largest message (body + headers + key, bytes) a publish sends; a larger one is refused before it
+     * reaches the broker with a MessageTooLargeError (the server would close the channel on it). Set it
+     * to the server's `max_message_size`; default 134217728, RabbitMQ's own default (128 MiB).
+     */
+    maxMessageBytes: z.number().int().min(1024).max(536_870_912).default(134_217_728),
     /** First wait before reconnecting after a lost connection, ms (doubles up to reconnectMaxDelayMs). */
     reconnectInitialDelayMs: z.number().int().min(10).max(600_000).default(100),
     /** Longest wait between reconnect attempts, ms. */

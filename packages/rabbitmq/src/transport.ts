@@ -9,6 +9,7 @@ import {
   InFlight,
   withDeadline,
   PublishError,
+  refuseOversizeMessages,
   ObserverSet,
   createControlSigner,
   compileTopicPattern,
@@ -38,7 +39,7 @@ import type { RabbitOptions, RabbitRoute } from './options.js';
  * competing consumers interleave); unacked deliveries come back after a restart, so duplicates happen.
  * Delayed redelivery is broker-native in `retryMode: broker`.
  */
-export function rabbitCapabilities(options: Pick<RabbitOptions, 'retryMode'>): Capabilities {
+export function rabbitCapabilities(options: Pick<RabbitOptions, 'retryMode'> & { readonly maxMessageBytes?: number | undefined }): Capabilities {
   return {
     persistent: true,
     durableGroups: true,
@@ -53,6 +54,7 @@ export function rabbitCapabilities(options: Pick<RabbitOptions, 'retryMode'>): C
     deliveryGuarantees: ['none', 'leader', 'all'],
     defaultGuarantee: 'all',
     maxHeaderBytes: RABBIT_MAX_HEADER_BYTES,
+    maxMessageBytes: options.maxMessageBytes ?? 134_217_728,
     backpressure: true,
   };
 }
@@ -190,6 +192,7 @@ export class RabbitTransport implements Transport {
     guarantee: TransportPublishOptions['guarantee'],
   ): Promise<TransportPublishResult> {
     if (this.closed) throw new ClosedError('rabbitmq transport is closed');
+    refuseOversizeMessages(topic, messages, this.options.maxMessageBytes);
     const deadline = Date.now() + this.options.publishTimeoutMs;
     const link = await this.publishLink(deadline);
     if (type && exchange !== '') await this.declareExchange(link, exchange, type);

@@ -19,11 +19,14 @@ async function publishRaw(_transport: unknown, topic: string, message: RawMessag
   await channel.waitForConfirms();
 }
 
+// maxMessageBytes 1 MiB: the suite's size-limit scenario pushes a message of about that size (the
+// default, RabbitMQ's own 128 MiB max_message_size, would be too heavy for a test).
+const maxMessageBytes = 1024 * 1024;
 const modes = [
-  { name: 'retryMode broker', options: { retryMode: 'broker' as const } },
-  { name: 'retryMode in-process', options: { retryMode: 'in-process' as const } },
+  { name: 'retryMode broker', options: { retryMode: 'broker' as const, maxMessageBytes } },
+  { name: 'retryMode in-process', options: { retryMode: 'in-process' as const, maxMessageBytes } },
   // Untrusted producers: control headers signed and verified.
-  { name: 'retryMode broker, signed control headers', options: { retryMode: 'broker' as const, signingKey: 'conformance-signing-key-0123456789' } },
+  { name: 'retryMode broker, signed control headers', options: { retryMode: 'broker' as const, signingKey: 'conformance-signing-key-0123456789', maxMessageBytes } },
 ];
 for (const mode of modes) {
   runConformanceSuite({

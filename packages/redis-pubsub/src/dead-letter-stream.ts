@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import type { RawPublisher, TransportMessage, TransportPublishResult } from '@switchboard/core';
+import { refuseOversizeMessages, type RawPublisher, type TransportMessage, type TransportPublishResult } from '@switchboard/core';
 
 /**
  * Pub/Sub keeps nothing, so dead letters go to a Redis Stream named like the DLQ topic (`<channel>-dlq`).
@@ -9,9 +9,11 @@ export class DeadLetterStreamPublisher implements RawPublisher {
   constructor(
     private readonly redis: Redis,
     private readonly maxLen: number,
+    private readonly maxMessageBytes?: number,
   ) {}
 
   async publish(stream: string, messages: readonly TransportMessage[]): Promise<TransportPublishResult> {
+    refuseOversizeMessages(stream, messages, this.maxMessageBytes);
     const pipeline = this.redis.pipeline();
     for (const m of messages) {
       const fields: (string | Buffer)[] = ['id', m.id, 'headers', JSON.stringify(m.headers), 'timestamp', String(m.timestamp), 'body', Buffer.from(m.body)];

@@ -9,10 +9,10 @@ import { Redis } from 'ioredis';
 import { describeFailure, parseOptions, redactUrl, type TransportFactory } from '@switchboard/core';
 import { RedisFallbackStore } from './fallback-store.js';
 import { redisOptionsSchema, type RedisOptions } from './options.js';
-import { REDIS_PUBSUB_CAPABILITIES, RedisPubSubTransport } from './transport.js';
+import { RedisPubSubTransport, redisPubSubCapabilities } from './transport.js';
 
 export { redisOptionsSchema, type RedisOptions, type RedisOptionsInput } from './options.js';
-export { REDIS_PUBSUB_CAPABILITIES, RedisPubSubTransport, globForPattern } from './transport.js';
+export { REDIS_PUBSUB_CAPABILITIES, RedisPubSubTransport, globForPattern, redisPubSubCapabilities } from './transport.js';
 export { DeadLetterStreamPublisher, readDeadLetterStream, type StreamDeadLetter } from './dead-letter-stream.js';
 export { encodeFrame, decodeFrame, type WireFormat } from './frame.js';
 
@@ -28,7 +28,7 @@ export async function createRedisPubSubTransport(options: Partial<RedisOptions> 
 export const redisPubSubTransport: TransportFactory<RedisOptions> = {
   kind: 'redis',
   optionsSchema: redisOptionsSchema,
-  capabilities: () => REDIS_PUBSUB_CAPABILITIES,
+  capabilities: (options) => redisPubSubCapabilities(options),
   create: (options) => RedisPubSubTransport.connect(options),
 };
 export { RedisFallbackStore, type RedisFallbackStoreOptions } from './fallback-store.js';

@@ -31,6 +31,12 @@ export const redisOptionsSchema = z
      * would take a version 2 frame whole as a foreign payload), then remove it once all consumers are upgraded.
      */
     wireFormat: z.union([z.literal(1), z.literal(2)]).default(2),
+    /**
+     * Largest message (body + headers + key, bytes) a publish or a dead letter sends; a larger one is
+     * refused with a MessageTooLargeError before it reaches Redis. Default 536870912, Redis' own
+     * `proto-max-bulk-len` (512 MB); set it to your server's value.
+     */
+    maxMessageBytes: z.number().int().min(1024).max(536_870_912).default(536_870_912),
     /** Dead letters go to a Redis Stream `<channel>-dlq` on the same server; cap its length (approximate, 0 = no cap). */
     deadLetterMaxLen: z.number().int().min(0).default(0),
   })

@@ -24,6 +24,7 @@ import {
   type TransportSubscribeSpec,
   type TransportSubscription,
   type SubscriptionStatus,
+  refuseOversizeMessages,
 } from '@switchboard/core';
 import { DeadLetterStreamPublisher, readDeadLetterStreamRange } from './dead-letter-stream.js';
 import { decodeFrame, encodeFrame } from './frame.js';
@@ -49,7 +50,13 @@ export const REDIS_PUBSUB_CAPABILITIES: Capabilities = Object.freeze<Capabilitie
   backpressure: false,
   deliveryGuarantees: ['none'],
   defaultGuarantee: 'none',
+  maxMessageBytes: 536_870_912,
 });
+
+/** The capabilities of a transport with these options (the size limit is the `maxMessageBytes` option). */
+export function redisPubSubCapabilities(options: Pick<RedisOptions, 'maxMessageBytes'>): Capabilities {
+  return options.maxMessageBytes === REDIS_PUBSUB_CAPABILITIES.maxMessageBytes ? REDIS_PUBSUB_CAPABILITIES : Object.freeze({ ...REDIS_PUBSUB_CAPABILITIES, maxMessageBytes: options.maxMessageBytes });
+}
 
 /** Redis glob that over-matches a core pattern: the literal prefix up to the first wildcard, then `*`. */
 export function globForPattern(pattern: string): string {
@@ -62,7 +69,7 @@ export function globForPattern(pattern: string): string {
 
 export class RedisPubSubTransport implements Transport {
   readonly kind = 'redis';
-  readonly capabilities = REDIS_PUBSUB_CAPABILITIES;
+  readonly capabilities: Capabilities;
   /** Observers of every bus using this transport. */
   private readonly observer = new ObserverSet();
   private readonly subscriptions = new Set<TransportSubscription>();
@@ -77,7 +84,8 @@ export class RedisPubSubTransport implements Transport {
     /** Publishing connection (never in subscriber mode); also writes the DLQ streams. */
     readonly publisherConnection: Redis,
   ) {
-    this.deadLetters = new DeadLetterStreamPublisher(publisherConnection, options.deadLetterMaxLen);
+    this.capabilities = redisPubSubCapabilities(options);
+    this.deadLetters = new DeadLetterStreamPublisher(publisherConnection, options.deadLetterMaxLen, options.maxMessageBytes);
     this.publisherState = new ConnectionState('publisher', endpointOf(options.url));
     publisherConnection.on('close', () => this.publisherState.down());
     publisherConnection.on('ready', () => this.publisherState.up());
@@ -100,6 +108,7 @@ export class RedisPubSubTransport implements Transport {
   /** PUBLISH each message (pipelined); resolves with the fewest receivers any of them reached. */
   async publish(channel: string, messages: readonly TransportMessage[], _options: TransportPublishOptions): Promise<TransportPublishResult> {
     if (this.closed) throw new ClosedError('redis transport is closed');
+    refuseOversizeMessages(channel, messages, this.options.maxMessageBytes);
     let counts: number[];
     if (messages.length === 1) {
       counts = [await this.publisherConnection.publish(channel, encodeFrame(messages[0]!, this.options.wireFormat))];

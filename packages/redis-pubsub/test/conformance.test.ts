@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis';
 import { afterAll } from 'vitest';
 import { runConformanceSuite, type RawMessage } from '@switchboard/core/testing';
-import { REDIS_PUBSUB_CAPABILITIES, createRedisPubSubTransport } from '@switchboard/redis-pubsub';
+import { createRedisPubSubTransport, redisPubSubCapabilities } from '@switchboard/redis-pubsub';
 import { REDIS_URL, openStreamReader } from './helpers.js';
 
 /** A producer that does not use Switchboard: ioredis PUBLISH of a hand-made frame (a forged x-sb-timestamp goes into its time field). */
@@ -16,10 +16,13 @@ async function publishRaw(_transport: unknown, channel: string, message: RawMess
   await raw.publish(channel, Buffer.concat([Buffer.from('SB1'), length, header, Buffer.from(message.body)]));
 }
 
+// maxMessageBytes 1 MiB: the suite's size-limit scenario pushes a message of about that size (Redis' own
+// 512 MB proto-max-bulk-len would be too heavy for a test).
+const maxMessageBytes = 1024 * 1024;
 runConformanceSuite({
   name: 'redis-pubsub',
-  capabilities: REDIS_PUBSUB_CAPABILITIES,
-  createTransport: () => createRedisPubSubTransport({ url: REDIS_URL }),
+  capabilities: redisPubSubCapabilities({ maxMessageBytes }),
+  createTransport: () => createRedisPubSubTransport({ url: REDIS_URL, maxMessageBytes }),
   openDeadLetterReader: (_transport, stream) => openStreamReader(stream),
   publishRaw,
   waitMs: 10_000,

@@ -4,6 +4,7 @@ import { OrderedLanes, hashKey } from '../lanes.js';
 import { TransportDelivery, type SourceMetadata, type TransportMessage } from '../message.js';
 import type { DeliveryListener, Transport, TransportPublishOptions, TransportPublishResult, TransportSubscribeSpec, TransportSubscription } from '../ports.js';
 import { compileTopicPattern } from '../topic-pattern.js';
+import { refuseOversizeMessages } from '../message-size.js';
 
 /**
  * The embedded transport: a product feature, not a mock (Watermill's gochannel in spirit).
@@ -231,14 +232,22 @@ class MemoryDelivery extends TransportDelivery {
 /** A connection to a {@link MemoryBroker}. Closing it closes its subscriptions, not the broker. */
 export class MemoryTransport implements Transport {
   readonly kind = 'memory';
-  readonly capabilities = MEMORY_CAPABILITIES;
+  readonly capabilities: Capabilities;
   private readonly subscriptions = new Set<TransportSubscription>();
   private closed = false;
+  private readonly maxMessageBytes: number | undefined;
 
-  constructor(readonly broker: MemoryBroker = new MemoryBroker()) {}
+  constructor(
+    readonly broker: MemoryBroker = new MemoryBroker(),
+    options: MemoryTransportOptions = {},
+  ) {
+    this.maxMessageBytes = options.maxMessageBytes;
+    this.capabilities = options.maxMessageBytes === undefined ? MEMORY_CAPABILITIES : Object.freeze({ ...MEMORY_CAPABILITIES, maxMessageBytes: options.maxMessageBytes });
+  }
 
   async publish(topic: string, messages: readonly TransportMessage[], _options: TransportPublishOptions): Promise<TransportPublishResult> {
     if (this.closed) throw new ClosedError('memory transport is closed');
+    refuseOversizeMessages(topic, messages, this.maxMessageBytes);
     const { receivers, backpressure } = this.broker.publish(topic, messages);
     if (backpressure) await backpressure;
     return { receivers };
@@ -263,6 +272,15 @@ export class MemoryTransport implements Transport {
 }
 
 /** Creates an in-memory transport: on a broker of its own, or connected to `broker`. */
-export function createMemoryTransport(broker?: MemoryBroker): MemoryTransport {
-  return new MemoryTransport(broker);
+export interface MemoryTransportOptions {
+  /**
+   * Refuse messages over this many bytes (body + headers + key) with a `MessageTooLargeError`, as a
+   * broker's size limit would: to try an application's handling of oversize messages without a broker.
+   * Default: no limit.
+   */
+  readonly maxMessageBytes?: number;
+}
+
+export function createMemoryTransport(broker?: MemoryBroker, options?: MemoryTransportOptions): MemoryTransport {
+  return new MemoryTransport(broker, options);
 }

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { createBus, type Bus, type SubscriptionDefaults } from '../bus.js';
@@ -654,6 +655,40 @@ export function runConformanceSuite(target: ConformanceTarget): void {
       expect(letter!.headers[DeadLetterHeaders.reason]).toBe('retries-exhausted');
       if (caps.maxHeaderBytes !== undefined) expect(letter!.headers[TRUNCATED_HEADERS_HEADER]).toContain('x-big');
       expect(calls.count).toBeLessThanOrEqual(3);
+    });
+
+    needs(['maxMessageBytes'], 'a failing message at the size limit is dead-lettered without its body (size and SHA-256 in headers); the message behind it on the same key flows', async () => {
+      const limit = caps.maxMessageBytes!;
+      const bus = await openBus();
+      const [topic] = await topics('size-limit');
+      const reader = await openDeadLetters(bus, topic!);
+      const handled = new Recorder<string>();
+      await bus.subscriber.subscribe(
+        topic!,
+        (m) => {
+          if (m.id === 'big') throw new NonRetryableError('cannot handle it');
+          handled.add(m.id);
+        },
+        { ...groupOf('g'), startFrom, codec: bytesCodec, concurrency: 1 },
+      );
+      // As large as the source accepts: the dead-letter headers (even a minimal letter's) push it over.
+      const body = new Uint8Array(limit - 256).fill(0x61);
+      body[0] = 0x7b;
+      await bus.publisher.publish(topic!, { id: 'big', key: 'same-key', payload: body });
+      await bus.publisher.publish(topic!, { id: 'small', key: 'same-key', payload: new Uint8Array([1]) });
+      const [letter] = await reader.letters.waitFor(1, waitMs * 2, 'the dead letter');
+      expect(letter!.id).toBe('big');
+      expect(letter!.headers[DeadLetterHeaders.reason]).toBe('non-retryable');
+      expect(letter!.headers[DeadLetterHeaders.originalTopic]).toBe(topic);
+      expect(letter!.body.byteLength).toBe(0);
+      expect(letter!.headers[DeadLetterHeaders.bodyDropped]).toMatch(/too large/);
+      expect(letter!.headers[DeadLetterHeaders.bodyBytes]).toBe(String(body.byteLength));
+      expect(letter!.headers[DeadLetterHeaders.bodySha256]).toBe(createHash('sha256').update(body).digest('hex'));
+      await handled.waitFor(1, waitMs, 'the message behind the oversize one');
+      expect(handled.items).toEqual(['small']);
+      // The full letter and the minimal one were refused once each; nothing loops.
+      expect(bus.counts.count('publish-failed', `${topic}-dlq`)).toBe(2);
+      expect(bus.counts.count('dead-lettered')).toBe(1);
     });
 
     it('property: random raw header maps never add handler calls or leave a message unsettled', { timeout: timeout * 2 }, async () => {

@@ -1,0 +1,21 @@
+import { headerBytes } from './dead-letter.js';
+import { MessageTooLargeError } from './errors.js';
+import type { TransportMessage } from './message.js';
+
+/** Approximate encoded size of a message: body, headers (names, values, per-entry overhead) and key. */
+export function messageBytes(message: TransportMessage): number {
+  return message.body.byteLength + headerBytes(message.headers) + (message.key === undefined ? 0 : Buffer.byteLength(message.key));
+}
+
+/**
+ * For adapters with a configured `maxMessageBytes`: throws a {@link MessageTooLargeError} naming the
+ * first message over `limit`, before anything is sent (so a broker that would close the channel or
+ * the connection on it never sees it). Nothing is checked when `limit` is undefined.
+ */
+export function refuseOversizeMessages(topic: string, messages: readonly TransportMessage[], limit: number | undefined): void {
+  if (limit === undefined) return;
+  for (const message of messages) {
+    const bytes = messageBytes(message);
+    if (bytes > limit) throw new MessageTooLargeError(`message ${message.id} to "${topic}" is ${bytes} bytes, over the transport's maxMessageBytes (${limit})`, topic, bytes, limit);
+  }
+}
