@@ -65,6 +65,14 @@ export const rabbitOptionsSchema = z
      * to the server's `max_message_size`; default 134217728, RabbitMQ's own default (128 MiB).
      */
     maxMessageBytes: z.number().int().min(1024).max(536_870_912).default(134_217_728),
+    /**
+     * How often each subscription checks its topology, ms: that its exchange and queue exist (else it
+     * re-declares them, reporting subscription-interrupted / -resumed) and that its queue is bound
+     * (bound again, idempotently). 0 turns the check off. Independently of it, a message this
+     * transport publishes that comes back unroutable while a local subscription should have received
+     * it restores that subscription's topology at once.
+     */
+    topologyCheckIntervalMs: z.union([z.literal(0), z.number().int().min(100).max(3_600_000)]).default(10_000),
     /** First wait before reconnecting after a lost connection, ms (doubles up to reconnectMaxDelayMs). */
     reconnectInitialDelayMs: z.number().int().min(10).max(600_000).default(100),
     /** Longest wait between reconnect attempts, ms. */

@@ -93,6 +93,8 @@ export class RabbitTransport implements Transport {
   private closed = false;
   /** Signs and verifies control headers when a signing key is configured. */
   readonly signer: ControlSigner | undefined;
+  private checking: Promise<Channel> | undefined;
+  private topologyTimer: NodeJS.Timeout | undefined;
 
   /** The AMQP connection: down from a disconnect until the recovering model connects again. */
   private readonly connectionState: ConnectionState;
@@ -165,11 +167,21 @@ export class RabbitTransport implements Transport {
    * Publishes on a confirm channel. "none": transient, resolves once written. "leader": transient,
    * resolves on the broker's confirms. "all": persistent (delivery mode 2), resolves on confirms.
    * Confirms of a batch are awaited together, never one by one; `drain` is honoured. A message the
-   * broker returns as unroutable (mandatory) is reported as `receivers: 0` under "leader"/"all".
+   * broker returns as unroutable (mandatory) is reported as `receivers: 0` under "leader", and rejects
+   * the publish (a PublishError) under "all": nothing stored it.
    */
   async publish(topic: string, messages: readonly TransportMessage[], options: TransportPublishOptions): Promise<TransportPublishResult> {
     const route = this.routeFor(topic);
-    return this.publishTo(route.exchange, route.type, route.routingKey ?? topic, topic, messages, options.guarantee);
+    const result = await this.publishTo(route.exchange, route.type, route.routingKey ?? topic, topic, messages, options.guarantee);
+    // "all" promises the message was made durable; a returned one is stored nowhere, whatever the
+    // publisher's noReceivers policy says (that policy decides for "none" and "leader").
+    if (result.receivers === 0 && options.guarantee === 'all') {
+      throw new PublishError(
+        `RabbitMQ returned message(s) to "${topic}" as unroutable (no queue bound to "${route.exchange}" for it): nothing stored them, so guarantee "all" is not met. Subscribe once (that declares the group's queue), or publish with guarantee "leader" to accept the loss`,
+        topic,
+      );
+    }
+    return result;
   }
 
   /**
@@ -264,6 +276,7 @@ export class RabbitTransport implements Transport {
     await subscription.start();
     this.subscriptions.add(subscription);
     subscription.onEnded(() => this.subscriptions.delete(subscription));
+    this.checkTopologyPeriodically();
     return subscription;
   }
 
@@ -278,7 +291,7 @@ export class RabbitTransport implements Transport {
   /** Declares the group queue of `spec` with its bindings (and its DLQ for quorum delivery limits) on `channel`. */
   async declareGroupQueue(channel: Channel, spec: TransportSubscribeSpec): Promise<string> {
     const queue = queueNameFor(spec.topic, spec.group);
-    const route: RabbitRoute = spec.pattern ? { exchange: this.options.exchange, type: 'topic' } : this.routeFor(spec.topic);
+    const route = this.routeOfSubscription(spec);
     await channel.assertExchange(route.exchange, route.type, { durable: true });
     const args = this.queueArguments();
     if (this.options.deliveryLimit !== undefined) {
@@ -293,13 +306,62 @@ export class RabbitTransport implements Transport {
       });
     }
     await channel.assertQueue(queue, { durable: true, arguments: args });
+    await this.bindGroupQueue(channel, spec, queue);
+    return queue;
+  }
+
+  /** The exchange a subscription's queue is bound to: the main one for patterns, else the topic's route. */
+  routeOfSubscription(spec: TransportSubscribeSpec): RabbitRoute {
+    return spec.pattern ? { exchange: this.options.exchange, type: 'topic' } : this.routeFor(spec.topic);
+  }
+
+  /** Binds `queue` for `spec` (idempotent: binding again what exists changes nothing). */
+  async bindGroupQueue(channel: Channel, spec: TransportSubscribeSpec, queue: string): Promise<void> {
+    const route = this.routeOfSubscription(spec);
     if (route.type === 'headers') {
       const binding = route.headers?.[spec.group || 'default'] ?? route.headers?.default ?? { 'x-match': 'all' };
       await channel.bindQueue(queue, route.exchange, '', binding);
     } else {
       await channel.bindQueue(queue, route.exchange, route.type === 'fanout' ? '' : (route.routingKey ?? spec.topic));
     }
-    return queue;
+  }
+
+  /**
+   * A channel for topology checks (passive declares), shared by this transport's subscriptions and
+   * opened again after the broker closed it (a failed passive check closes its channel).
+   */
+  topologyChannel(): Promise<Channel> {
+    this.checking ??= this.model.createChannel().then(
+      (channel) => {
+        channel.on('error', () => undefined);
+        channel.on('close', () => (this.checking = undefined));
+        return channel;
+      },
+      (error: unknown) => {
+        this.checking = undefined;
+        throw error;
+      },
+    );
+    return this.checking;
+  }
+
+  /**
+   * Every `topologyCheckIntervalMs`: each subscription checks that its exchange and queue exist and binds
+   * its queue again (see {@link RabbitSubscription.checkTopology}). One subscription at a time.
+   */
+  private checkTopologyPeriodically(): void {
+    if (this.topologyTimer || this.options.topologyCheckIntervalMs === 0) return;
+    const round = async () => {
+      for (const subscription of [...this.subscriptions]) await subscription.checkTopology();
+      if (!this.closed) this.topologyTimer = setTimeout(() => void round(), this.options.topologyCheckIntervalMs).unref();
+    };
+    this.topologyTimer = setTimeout(() => void round(), this.options.topologyCheckIntervalMs).unref();
+  }
+
+  /** A message to `exchange` / `routingKey` came back unroutable: a local subscription that should have had it lost its binding. */
+  private onUnroutable(exchange: string, routingKey: string): void {
+    for (const subscription of this.subscriptions)
+      if (subscription.shouldReceive(exchange, routingKey)) subscription.topologyLost(new Error(`a message to "${exchange}" / "${routingKey}" was unroutable: the queue's binding is gone`));
   }
 
   /** A channel for a subscription (waits for the connection while it recovers). */
@@ -310,6 +372,7 @@ export class RabbitTransport implements Transport {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    clearTimeout(this.topologyTimer);
     await Promise.all([...this.subscriptions].map((s) => s.close()));
     await this.model.close().catch(() => undefined);
   }
@@ -337,6 +400,7 @@ export class RabbitTransport implements Transport {
       const link: PublishLink = { channel, declared: new Set(), returned: new Set() };
       channel.on('return', (message: ConsumeMessage) => {
         if (typeof message.properties.messageId === 'string') link.returned.add(message.properties.messageId);
+        this.onUnroutable(message.fields.exchange, message.fields.routingKey);
       });
       channel.on('error', () => undefined);
       channel.on('close', () => {
@@ -413,6 +477,51 @@ class RabbitSubscription implements TransportSubscription {
     if (this.state !== 'active' || this.interruptedAt !== undefined) return;
     this.interruptedAt = Date.now();
     this.observer().onEvent({ type: 'subscription-interrupted', topic: this.spec.topic, transport: 'rabbitmq', error });
+  }
+
+  /**
+   * True when a message published to `exchange` with `routingKey` should have reached this
+   * subscription's queue (direct/topic routes and patterns; fanout always; headers never: a headers
+   * exchange returns what matches no binding by design).
+   */
+  shouldReceive(exchange: string, routingKey: string): boolean {
+    if (this.state !== 'active' || this.interruptedAt !== undefined) return false;
+    const route = this.transport.routeOfSubscription(this.spec);
+    if (route.exchange !== exchange || route.type === 'headers') return false;
+    if (route.type === 'fanout') return true;
+    return this.receiveContext.pattern ? this.receiveContext.pattern.test(routingKey) : routingKey === (route.routingKey ?? this.spec.topic);
+  }
+
+  /**
+   * Checks that this subscription's exchange and queue still exist (passive declares) and binds the
+   * queue again (idempotent: it restores a binding that was removed while the exchange stayed). A
+   * missing exchange or queue is {@link topologyLost}. Never throws.
+   */
+  async checkTopology(): Promise<void> {
+    if (this.state !== 'active' || this.restarting || this.interruptedAt !== undefined || !this.channel) return;
+    const route = this.transport.routeOfSubscription(this.spec);
+    try {
+      const channel = await this.transport.topologyChannel();
+      await channel.checkExchange(route.exchange);
+      await channel.checkQueue(this.queue);
+      await this.transport.bindGroupQueue(channel, this.spec, this.queue);
+    } catch (error) {
+      if ((error as { code?: unknown } | undefined)?.code === 404) this.topologyLost(error);
+      // Anything else (connection lost...) is reported by the connection's own events.
+    }
+  }
+
+  /**
+   * The exchange, the queue or the binding is gone (deleted under us): reported as
+   * `subscription-interrupted`, then the consumer starts again on a new channel, declaring exchange,
+   * queue and binding anew, and reports `subscription-resumed`. Unacked deliveries are redelivered.
+   */
+  topologyLost(error: unknown): void {
+    if (this.state !== 'active' || this.restarting) return;
+    const channel = this.channel;
+    this.interrupted(error);
+    if (channel) void channel.close().catch(() => undefined);
+    this.restart();
   }
 
   /** Starts again on a new channel (after a reconnect or a server-side cancel). */

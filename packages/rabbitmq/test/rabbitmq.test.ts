@@ -205,15 +205,30 @@ describe('rabbitmq consumers', () => {
 });
 
 describe('rabbitmq publishing and config', () => {
-  it('reports unroutable messages (mandatory) instead of losing them silently', async () => {
-    const bus = await openBus();
+  it('reports unroutable messages (mandatory) instead of losing them silently: "leader" per the noReceivers policy, "all" always rejects', async () => {
+    const counts = new CountingObserver();
+    const bus = createBus({ transport: await testTransport(), publisher: { guarantee: 'leader' }, observer: counts });
+    cleanups.push(() => bus.close());
     const topic = uniqueName('sb-rabbit.nobody');
     const receipt = await bus.publisher.publish(topic, { value: 1 });
     expect(receipt.receivers).toBe(0);
-    expect(bus.counts.count('no-receivers', topic)).toBe(1);
-    const strict = createBus({ transport: await testTransport(), publisher: { noReceivers: 'reject' } });
+    expect(counts.count('no-receivers', topic)).toBe(1);
+    const strict = createBus({ transport: await testTransport(), publisher: { guarantee: 'leader', noReceivers: 'reject' } });
     cleanups.push(() => strict.close());
     await expect(strict.publisher.publish(topic, { value: 1 })).rejects.toThrowError(/no receiver for ".*" on rabbitmq/);
+    // "all" (the default): a returned message was stored nowhere, so the publish fails, even with noReceivers "ignore".
+    for (const noReceivers of ['warn', 'ignore'] as const) {
+      const durable = createBus({ transport: await testTransport(), publisher: { guarantee: 'all', noReceivers } });
+      cleanups.push(() => durable.close());
+      await expect(durable.publisher.publish(topic, { value: 1 })).rejects.toThrowError(/returned message\(s\) to ".*" as unroutable.*guarantee "all" is not met/);
+    }
+    // Once a group's queue exists, the same publish is confirmed and delivered.
+    const got = new Recorder<string>();
+    await bus.subscriber.subscribe(topic, (m) => got.add(m.id), { group: 'late' });
+    const durable = createBus({ transport: await testTransport(), publisher: { guarantee: 'all' } });
+    cleanups.push(() => durable.close());
+    await durable.publisher.publish(topic, { id: 'stored', value: 1 });
+    await got.waitFor(1, 10_000);
   });
 
   it('puts only what AMQP cannot carry in headers: key and ms timestamp; the topic only where the routing key is not it', async () => {
@@ -357,3 +372,94 @@ describe('rabbitmq: switchboard CLI over the transport DLQ and server-side cance
     expect(bus.counts.count('subscription-interrupted')).toBeGreaterThanOrEqual(1);
   });
 });
+
+describe('rabbitmq topology recovery: exchange, binding or queue deleted under live consumers', () => {
+  /** A raw amqplib channel, as an operator's tool or another service would use. */
+  async function rawChannel(): Promise<amqplib.Channel> {
+    const connection = await amqplib.connect(RABBITMQ_URL);
+    cleanups.push(() => connection.close().catch(() => undefined));
+    return connection.createChannel();
+  }
+
+  /**
+   * Publishes one message at a time (bounded: 300 of them, 30 s) until the handler saw one of them;
+   * failed publishes (the exchange gone, the message unroutable) are counted, not thrown.
+   */
+  async function publishUntilHandled(publish: (id: string) => Promise<unknown>, got: Recorder<string>, prefix: string) {
+    const deadline = Date.now() + 30_000;
+    let failed = 0;
+    for (let i = 0; i < 300 && Date.now() < deadline; i++) {
+      await publish(`${prefix}-${i}`).catch(() => failed++);
+      if (got.items.some((id) => id.startsWith(prefix))) return { sent: i + 1, failed };
+      await got.waitFor(got.count + 1, 100).catch(() => undefined);
+    }
+    throw new Error(`no ${prefix}-* message was handled again within 300 publishes / 30 s`);
+  }
+
+  it('exchange deleted: the first unroutable return re-declares exchange, queue and binding; interrupted, then resumed, then live', async () => {
+    const exchange = uniqueName('sb-rabbit.topo');
+    const bus = await openBus({ exchange, topologyCheckIntervalMs: 0 }); // the unroutable return alone must repair it
+    const topic = uniqueName('sb-rabbit.topo-a');
+    const got = new Recorder<string>();
+    await bus.subscriber.subscribe(topic, (m) => got.add(m.id), { group: 'g' });
+    await bus.publisher.publish(topic, { id: 'before', value: 0 });
+    await got.waitFor(1, 10_000);
+    await (await rawChannel()).deleteExchange(exchange);
+    const { sent, failed } = await publishUntilHandled((id) => bus.publisher.publish(topic, { id, value: 1 }), got, 'gap');
+    await bus.counts.waitFor('subscription-resumed', 1);
+    expect(bus.counts.count('subscription-interrupted')).toBeGreaterThanOrEqual(1);
+    // After the repair nothing more is lost: 100 of 100 handled.
+    await bus.publisher.publish(
+      topic,
+      Array.from({ length: 100 }, (_, i) => ({ id: `after-${i}`, value: i })),
+    );
+    await eventuallyHandled(got, 'after-', 100);
+    expect(bus.health().subscriptions).toEqual([{ topic, group: 'g', state: 'live' }]);
+    console.log(`[measure] rabbitmq exchange deleted: ${sent} publishes until handled again, ${failed} of them failed (exchange gone or unroutable)`);
+  });
+
+  it('exchange deleted and re-declared by another service (bindings gone): the periodic check binds the queue again', async () => {
+    const exchange = uniqueName('sb-rabbit.topo');
+    const bus = await openBus({ exchange, topologyCheckIntervalMs: 500 });
+    const topic = uniqueName('sb-rabbit.topo-b');
+    const got = new Recorder<string>();
+    await bus.subscriber.subscribe(topic, (m) => got.add(m.id), { group: 'g' });
+    await bus.publisher.publish(topic, { id: 'before', value: 0 });
+    await got.waitFor(1, 10_000);
+    const raw = await rawChannel();
+    await raw.deleteExchange(exchange);
+    await raw.assertExchange(exchange, 'topic', { durable: true }); // as another service's publisher does
+    const { sent } = await publishUntilHandled(async (id) => raw.publish(exchange, topic, Buffer.from('1'), { messageId: id, persistent: true }), got, 'raw');
+    expect(sent).toBeGreaterThan(0);
+    expect(bus.health().subscriptions).toEqual([{ topic, group: 'g', state: 'live' }]);
+  });
+
+  it('exchange and queue deleted while a publisher keeps sending: the consumer comes back and handles again', async () => {
+    const exchange = uniqueName('sb-rabbit.topo');
+    const bus = await openBus({ exchange });
+    const topic = uniqueName('sb-rabbit.topo-c');
+    const got = new Recorder<string>();
+    await bus.subscriber.subscribe(topic, (m) => got.add(m.id), { group: 'g' });
+    await bus.publisher.publish(topic, { id: 'before', value: 0 });
+    await got.waitFor(1, 10_000);
+    const raw = await rawChannel();
+    await raw.deleteExchange(exchange);
+    await raw.deleteQueue(`${topic}.g`);
+    await publishUntilHandled((id) => bus.publisher.publish(topic, { id, value: 1 }), got, 'gap');
+    await bus.counts.waitFor('subscription-resumed', 1);
+    await bus.publisher.publish(
+      topic,
+      Array.from({ length: 100 }, (_, i) => ({ id: `after-${i}`, value: i })),
+    );
+    await eventuallyHandled(got, 'after-', 100);
+    expect(bus.health().subscriptions).toEqual([{ topic, group: 'g', state: 'live' }]);
+  });
+});
+
+/** Waits (bounded, 15 s) until `count` distinct ids starting with `prefix` were handled. */
+async function eventuallyHandled(got: Recorder<string>, prefix: string, count: number): Promise<void> {
+  const distinct = () => new Set(got.items.filter((id) => id.startsWith(prefix))).size;
+  const deadline = Date.now() + 15_000;
+  while (distinct() < count && Date.now() < deadline) await got.waitFor(got.count + 1, 1000).catch(() => undefined);
+  expect(distinct()).toBe(count);
+}

@@ -361,7 +361,11 @@ export function runConformanceSuite(target: ConformanceTarget): void {
       await target.prepareTopics?.([...matching, other]);
       const received = new Recorder<Message>();
       await bus.subscriber.subscribe(`${base}.*.created`, (m) => received.add(m), { ...groupOf('g'), pattern: true, startFrom });
+      // Someone receives the non-matching topic, so its publish is routable (RabbitMQ rejects an unroutable one under "all").
+      const elsewhere = new Recorder<Message>();
+      await bus.subscriber.subscribe(other, (m) => elsewhere.add(m), { ...groupOf('other-listener'), startFrom });
       await bus.publisher.publish(other, { value: 'deleted' });
+      await elsewhere.waitFor(1, waitMs);
       for (const topic of matching) await bus.publisher.publish(topic, { value: topic });
       await received.waitFor(2, waitMs);
       expect(received.items.map((m) => m.value).sort()).toEqual([...matching].sort());
