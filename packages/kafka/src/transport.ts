@@ -469,8 +469,13 @@ class KafkaSubscription implements TransportSubscription {
     const { topic, partition } = batch;
     const tp = `${topic}|${partition}`;
     let last: string | undefined;
-    for (const record of batch.messages) {
-      if (this.stopping || !isRunning() || isStale() || this.held.has(tp)) break;
+    for (let index = 0; index < batch.messages.length; index++) {
+      const record = batch.messages[index]!;
+      if (this.stopping) {
+        this.handedBackCount += batch.messages.length - index; // fetched, never started: the group reads them again
+        break;
+      }
+      if (!isRunning() || isStale() || this.held.has(tp)) break;
       if (this.scheduler) {
         this.acceptWindowed(topic, partition, record);
         last = record.offset;
@@ -571,17 +576,36 @@ class KafkaSubscription implements TransportSubscription {
     for (const { topic, partitions } of assigned) {
       const committed = (await admin.fetchOffsets({ groupId, topics: [topic] }))[0]?.partitions ?? [];
       const ends = await admin.fetchTopicOffsets(topic);
+      const ahead: { topic: string; partition: number; offset: string }[] = [];
       for (const partition of partitions) {
+        const tp = `${topic}|${partition}`;
         const high = ends.find((e) => e.partition === partition)?.high;
-        if (high !== undefined) this.highWatermarks.set(`${topic}|${partition}`, Number(high));
+        if (high !== undefined) this.highWatermarks.set(tp, Number(high));
         const offset = committed.find((c) => c.partition === partition)?.offset;
-        if (isCommitted(offset)) this.committedOffsets.set(`${topic}|${partition}`, Number(offset));
+        if (isCommitted(offset)) this.committedOffsets.set(tp, Number(offset));
+        // An acknowledged position whose commit failed before this join (coordinator failover): commit
+        // it now if it is ahead of the broker's, so the group does not read those records again.
+        const kept = this.pendingCommits.get(tp);
+        if (kept && isCommitted(offset) && Number(kept.offset) > Number(offset)) ahead.push(kept);
+      }
+      if (ahead.length > 0) {
+        if (generation !== this.generation || this.stopping) return;
+        await this.consumer.commitOffsets(ahead);
+        for (const position of ahead) {
+          const tp = `${topic}|${position.partition}`;
+          if (this.pendingCommits.get(tp) === position) this.pendingCommits.delete(tp);
+          this.committedOffsets.set(tp, Number(position.offset));
+          this.consumer.seek(position);
+        }
+        if (this.scheduler) this.windowsCommitted(ahead);
       }
       const missing = partitions.filter((p) => !isCommitted(committed.find((c) => c.partition === p)?.offset));
       if (missing.length === 0) continue;
       const groupKnowsTopic = committed.some((c) => isCommitted(c.offset));
       const fromEnd = !groupKnowsTopic && this.spec.startFrom === 'latest';
       const positions = missing.map((partition) => {
+        const kept = this.pendingCommits.get(`${topic}|${partition}`); // acknowledged before, its commit failed
+        if (kept) return kept;
         const offsets = ends.find((e) => e.partition === partition);
         return { topic, partition, offset: (fromEnd ? offsets?.high : offsets?.low) ?? '0' };
       });
@@ -773,8 +797,17 @@ class KafkaSubscription implements TransportSubscription {
       for (const { topic, partition, offset } of offsets) this.committedOffsets.set(`${topic}|${partition}`, Number(offset));
       if (this.scheduler) this.windowsCommitted(offsets);
     } catch (error) {
-      // e.g. a rebalance: those messages come again (at-least-once), nothing is lost.
-      this.observer().onEvent({ type: 'internal-error', topic: this.spec.topic, context: 'kafka offset commit', error });
+      // e.g. the coordinator moved or the group is rebalancing. The offsets are kept (unless a newer
+      // one for the partition came meanwhile) and committed again: by the next flush, or on the rejoin
+      // if this member keeps the partition (fixPositions), so a failover re-reads at most what was not
+      // acknowledged. A revoked partition's offsets are dropped at the join: its new owner commits.
+      for (const retained of offsets) {
+        const tp = `${retained.topic}|${retained.partition}`;
+        const newer = this.pendingCommits.get(tp);
+        if (!newer || Number(newer.offset) < Number(retained.offset)) this.pendingCommits.set(tp, retained);
+      }
+      if (!this.stopping) this.commitTimer ??= setTimeout(() => void this.flushCommits(), Math.max(this.transport.options.commitIntervalMs, 1000));
+      this.observer().onEvent({ type: 'internal-error', topic: this.spec.topic, context: 'kafka offset commit (kept, committed again later)', error });
     }
   }
 

@@ -18,14 +18,21 @@ export interface LeaderFailoverOptions {
   readonly waitMs?: number;
   /** The publishing transport's producer driver (default `kafkajs`); the consumer is kafkajs either way. */
   readonly producer?: 'kafkajs' | 'platformatic';
+  /**
+   * Which broker is SIGKILLed: the leader of partition 0 (default), or the consumer group's
+   * coordinator (the leader of the group's `__consumer_offsets` partition), whose loss makes the
+   * consumer's commits fail while it finds the new coordinator and rejoins.
+   */
+  readonly kill?: 'partition-leader' | 'group-coordinator';
 }
 
 export interface LeaderFailoverReport {
   readonly guarantee: DeliveryGuarantee;
   readonly producer: 'kafkajs' | 'platformatic';
   readonly acks: 0 | 1 | -1;
-  /** Node id of the partition-0 leader that was SIGKILLed after a third of the messages were sent. */
+  /** Node id of the broker SIGKILLed after a third of the messages were sent, and what it was. */
   readonly killedNode: number;
+  readonly killed: 'partition-leader' | 'group-coordinator';
   readonly sent: number;
   /** Publishes that resolved: the guarantee was met (for acks 0: handed to the socket). */
   readonly acknowledged: number;
@@ -81,31 +88,41 @@ export async function runLeaderFailover(options: LeaderFailoverOptions): Promise
   const consumerBus = createBus({ transport: await createKafkaTransport(transportOptions), observer: consumerCounts });
   const bus = createBus({ transport: producerTransport, publisher: { guarantee: options.guarantee } });
   const topic = `sb-failover.${options.guarantee}.${producer}.${Date.now().toString(36)}`;
+  const kill = options.kill ?? 'partition-leader';
+  const group = `failover-${options.guarantee}-${kill}-${Date.now().toString(36)}`;
   let killedNode = -1;
   try {
     await producerTransport.ensureTopic(topic);
     const admin = await producerTransport.adminClient();
-    await until(
-      async () => {
-        try {
-          const metadata = await admin.fetchTopicMetadata({ topics: [topic] });
-          killedNode = metadata.topics[0]?.partitions.find((p) => p.partitionId === 0)?.leader ?? -1;
-        } catch {
-          killedNode = -1; // metadata not propagated to this broker yet
-        }
-        return killedNode >= 0;
-      },
-      waitMs,
-      'the leader of partition 0',
-    );
-
     const received = new Map<string, number>();
     await consumerBus.subscriber.subscribe(
       topic,
       (m) => {
         received.set(m.id, (received.get(m.id) ?? 0) + 1);
       },
-      { group: `failover-${options.guarantee}`, startFrom: 'earliest', concurrency: 3 },
+      { group, startFrom: 'earliest', concurrency: 3 },
+    );
+
+    // After the subscribe: the group has a coordinator (and __consumer_offsets exists) by then.
+    await until(
+      async () => {
+        try {
+          if (kill === 'partition-leader') {
+            const metadata = await admin.fetchTopicMetadata({ topics: [topic] });
+            killedNode = metadata.topics[0]?.partitions.find((p) => p.partitionId === 0)?.leader ?? -1;
+          } else {
+            const metadata = await admin.fetchTopicMetadata({ topics: ['__consumer_offsets'] });
+            const partitions = metadata.topics[0]?.partitions ?? [];
+            const partition = coordinatorPartition(group, partitions.length);
+            killedNode = partitions.find((p) => p.partitionId === partition)?.leader ?? -1;
+          }
+        } catch {
+          killedNode = -1; // metadata not propagated to this broker yet (__consumer_offsets: before the first group)
+        }
+        return killedNode >= 0;
+      },
+      waitMs,
+      kill === 'partition-leader' ? 'the leader of partition 0' : "the group coordinator (leader of the group's __consumer_offsets partition)",
     );
 
     const acknowledged = new Set<string>();
@@ -161,6 +178,7 @@ export async function runLeaderFailover(options: LeaderFailoverOptions): Promise
       producer,
       acks: ACKS[options.guarantee],
       killedNode,
+      killed: kill,
       sent: total,
       acknowledged: acknowledged.size,
       rejected,
@@ -216,4 +234,14 @@ async function waitForFullIsr(brokers: readonly string[], waitMs: number): Promi
   } finally {
     await transport.close();
   }
+}
+
+/**
+ * The `__consumer_offsets` partition that holds `groupId`'s offsets, as the broker computes it:
+ * `Utils.abs(groupId.hashCode()) % partitions` (Java's String.hashCode over UTF-16 code units).
+ */
+export function coordinatorPartition(groupId: string, partitions: number): number {
+  let hash = 0;
+  for (let i = 0; i < groupId.length; i++) hash = (Math.imul(hash, 31) + groupId.charCodeAt(i)) | 0;
+  return (hash & 0x7fffffff) % partitions;
 }
