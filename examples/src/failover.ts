@@ -4,7 +4,9 @@
  * the same producer publishes 20,000 messages while a consumer group reads them, and the leader of
  * partition 0 is SIGKILLed after a third was sent; then the broker is started again.
  *
- *   pnpm failover [--messages N] [--producer kafkajs|platformatic] [--json]
+ *   pnpm failover [--messages N] [--producer kafkajs|platformatic] [--kill partition-leader|group-coordinator] [--json]
+ *
+ * `--kill group-coordinator` SIGKILLs the consumer group's coordinator instead of the partition-0 leader.
  *
  * Env: KAFKA_CLUSTER_BROKERS (default 127.0.0.1:19091,127.0.0.1:19092,127.0.0.1:19093).
  */
@@ -22,19 +24,23 @@ if (!Number.isInteger(total) || total < 300 || total > 1_000_000) throw new Erro
 const producerFlag = argv.indexOf('--producer');
 const producer = producerFlag >= 0 ? argv[producerFlag + 1] : 'kafkajs';
 if (producer !== 'kafkajs' && producer !== 'platformatic') throw new Error('--producer: kafkajs or platformatic');
+const killFlag = argv.indexOf('--kill');
+const kill = killFlag >= 0 ? argv[killFlag + 1] : 'partition-leader';
+if (kill !== 'partition-leader' && kill !== 'group-coordinator') throw new Error('--kill: partition-leader or group-coordinator');
 const brokers = (process.env.KAFKA_CLUSTER_BROKERS ?? '127.0.0.1:19091,127.0.0.1:19092,127.0.0.1:19093').split(',');
 const script = fileURLToPath(new URL('../../scripts/kafka.sh', import.meta.url));
 const cluster = async (...args: string[]) => void (await run('bash', [script, 'cluster', ...args]));
 
 const reports: LeaderFailoverReport[] = [];
 for (const guarantee of ['none', 'leader', 'all'] as DeliveryGuarantee[]) {
-  process.stderr.write(`[failover] acks for "${guarantee}", producer ${producer}: ${total} messages, killing the partition-0 leader after ${Math.round(total / 3)}...\n`);
+  process.stderr.write(`[failover] acks for "${guarantee}", producer ${producer}: ${total} messages, killing the ${kill === 'partition-leader' ? 'partition-0 leader' : 'group coordinator'} after ${Math.round(total / 3)}...\n`);
   reports.push(
     await runLeaderFailover({
       brokers,
       guarantee,
       total,
       producer,
+      kill,
       killBroker: (node) => cluster('kill', String(node)),
       startBroker: (node) => cluster('start', String(node)),
     }),
@@ -59,7 +65,7 @@ if (argv.includes('--json')) {
     ]),
   ];
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((row) => row[c]!.length)));
-  console.log(`Leader of partition 0 SIGKILLed after ${Math.round(total / 3)} of ${total} messages; 3 brokers, replication factor 3, min.insync.replicas 2; producer ${producer}.`);
+  console.log(`${kill === 'partition-leader' ? 'Leader of partition 0' : 'The consumer group coordinator'} SIGKILLed after ${Math.round(total / 3)} of ${total} messages; 3 brokers, replication factor 3, min.insync.replicas 2; producer ${producer}.`);
   for (const [i, row] of rows.entries()) {
     console.log(row.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  '));
     if (i === 0) console.log(widths.map((w) => '-'.repeat(w)).join('  '));
