@@ -33,7 +33,9 @@ const cluster = async (...args: string[]) => void (await run('bash', [script, 'c
 
 const reports: LeaderFailoverReport[] = [];
 for (const guarantee of ['none', 'leader', 'all'] as DeliveryGuarantee[]) {
-  process.stderr.write(`[failover] acks for "${guarantee}", producer ${producer}: ${total} messages, killing the ${kill === 'partition-leader' ? 'partition-0 leader' : 'group coordinator'} after ${Math.round(total / 3)}...\n`);
+  process.stderr.write(
+    `[failover] acks for "${guarantee}", producer ${producer}: ${total} messages, killing the ${kill === 'partition-leader' ? 'partition-0 leader' : 'group coordinator'} after ${Math.round(total / 3)}...\n`,
+  );
   reports.push(
     await runLeaderFailover({
       brokers,
@@ -65,7 +67,9 @@ if (argv.includes('--json')) {
     ]),
   ];
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((row) => row[c]!.length)));
-  console.log(`${kill === 'partition-leader' ? 'Leader of partition 0' : 'The consumer group coordinator'} SIGKILLed after ${Math.round(total / 3)} of ${total} messages; 3 brokers, replication factor 3, min.insync.replicas 2; producer ${producer}.`);
+  console.log(
+    `${kill === 'partition-leader' ? 'Leader of partition 0' : 'The consumer group coordinator'} SIGKILLed after ${Math.round(total / 3)} of ${total} messages; 3 brokers, replication factor 3, min.insync.replicas 2; producer ${producer}.`,
+  );
   for (const [i, row] of rows.entries()) {
     console.log(row.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  '));
     if (i === 0) console.log(widths.map((w) => '-'.repeat(w)).join('  '));

@@ -66,6 +66,38 @@ describe('kafka positions', () => {
     expect(after.items.length).toBeGreaterThanOrEqual(report.messagesHandedBack);
   });
 
+  it('partition order: shutdownBus counts the fetched records of the batch it stopped in as handed back (it reported 0)', async () => {
+    const bus = await openBus();
+    const topic = uniqueName('sb-kafka.shutdown-partition');
+    await bus.kafka.ensureTopic(topic);
+    const hold = gate();
+    const started = new Recorder<string>();
+    await bus.subscriber.subscribe(
+      topic,
+      async (m) => {
+        started.add(m.id);
+        await hold.promise;
+      },
+      { group: 'shutdown-partition', startFrom: 'earliest', concurrency: 1 },
+    );
+    // One key: one partition, one batch; the first record runs, the other 19 wait behind it.
+    const ids = Array.from({ length: 20 }, (_, i) => `p-${i}`);
+    await bus.publisher.publish(
+      topic,
+      ids.map((id) => ({ id, key: 'one-key', value: id })),
+    );
+    await started.waitFor(1, 30_000);
+    const shutdown = shutdownBus(bus, { deadlineMs: 300 });
+    setTimeout(hold.open, 600);
+    const report = await shutdown;
+    expect(report.messagesHandedBack).toBe(19);
+    const next = await openBus();
+    const after = new Recorder<string>();
+    await next.subscriber.subscribe(topic, (m) => after.add(m.id), { group: 'shutdown-partition' });
+    await waitUntil(() => ids.slice(1).every((id) => after.items.includes(id)), 30_000, 'the 19 records handed back');
+    expect(after.items).not.toContain('p-0'); // finished and committed at close
+  });
+
   it('runs its consumer again after a crash kafkajs does not restart from (a listener that rejects): nothing skipped, resumed reported', async () => {
     const bus = await openBus();
     const topic = uniqueName('sb-kafka.crash');
