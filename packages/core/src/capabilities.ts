@@ -1,4 +1,15 @@
-import type { Ordering } from './lanes.js';
+/**
+ * How a subscription orders the handling of its messages.
+ * - `partition`: the transport's unit of order (a Kafka partition; on memory and Redis one of
+ *   `concurrency` lanes a key hashes to) is handled one message at a time; a retry backing off holds
+ *   the whole partition or lane.
+ * - `key`: messages sharing a key are handled one at a time in order; up to `concurrency` handlers run
+ *   across keys, also within one partition; a retry backing off holds only its key. Messages without a
+ *   key are not ordered.
+ * - `none`: up to `concurrency` handlers, no order; a retry holds nothing but its own message.
+ */
+export type Ordering = 'partition' | 'key' | 'none';
+export const ORDERINGS: readonly Ordering[] = ['partition', 'key', 'none'];
 
 /**
  * Publish delivery guarantee in broker-neutral words. A publish promise resolves only once the

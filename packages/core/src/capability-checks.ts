@@ -1,5 +1,5 @@
 import type { Capabilities, DeliveryGuarantee } from './capabilities.js';
-import type { Ordering } from './lanes.js';
+import type { Ordering } from './capabilities.js';
 
 export interface SubscriptionRequest {
   readonly group?: string | undefined;

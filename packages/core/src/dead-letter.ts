@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { FailureReason } from './observer.js';
+import type { FailureReason } from './events.js';
 import { describeFailure, truncate } from './failure.js';
 import type { Delivery, TransportMessage } from './message.js';
 

@@ -2,9 +2,36 @@ import { createBus, type Bus, type SubscriptionDefaults } from './bus.js';
 import type { DeliveryGuarantee } from './capabilities.js';
 import type { BusConfig, SubscriptionConfig } from './config.js';
 import { ConfigError } from './errors.js';
-import type { BusObserver, Logger } from './observer.js';
+import type { BusObserver } from './events.js';
+import type { Logger } from './observer.js';
 import type { SubscribeOptions } from './ports.js';
-import { defaultTransportRegistry, resolveTransportConfig, type AnyTransportFactory, type TransportRegistry } from './registry.js';
+import { memoryTransportFactory } from './memory/factory.js';
+import {
+  resolveTransportConfig as resolveIn,
+  resolveTransportFactory as resolveFactoryIn,
+  TransportRegistry,
+  type AnyTransportFactory,
+  type ResolvedTransportConfig,
+  type TransportFactory,
+} from './registry.js';
+
+/** The process-wide registry `createBusFromConfig` uses by default: memory, plus what `registerTransport` adds. */
+export const defaultTransportRegistry = new TransportRegistry([memoryTransportFactory]);
+
+/** Registers an adapter's factory process-wide, e.g. `registerTransport(kafkaTransport)`. */
+export function registerTransport(factory: AnyTransportFactory): void {
+  defaultTransportRegistry.register(factory);
+}
+
+/** The factory for `kind` in `registry` (default: the process-wide one), or a ConfigError naming the registered kinds. */
+export function resolveTransportFactory(kind: string, registry: TransportRegistry = defaultTransportRegistry): TransportFactory {
+  return resolveFactoryIn(kind, registry);
+}
+
+/** {@link resolveIn}: the config checked against its transport, in `registry` (default: the process-wide one). */
+export function resolveTransportConfig(config: BusConfig, registry: TransportRegistry = defaultTransportRegistry): ResolvedTransportConfig {
+  return resolveIn(config, registry);
+}
 
 export interface BusFromConfigOptions {
   readonly observer?: BusObserver;

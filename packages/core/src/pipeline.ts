@@ -4,7 +4,7 @@ import { REPLAY_GROUP_HEADER, bodilessDeadLetter, buildDeadLetter, fitDeadLetter
 import { schemaValidationError } from './contract.js';
 import { inDeliverySpan, isTraced, type ServerAddress } from './observability/tracing.js';
 import type { Delivery, Message } from './message.js';
-import { observerWants, type BusEvent, type BusObserver, type FailureReason } from './observer.js';
+import { observerWants, type BusEvent, type BusObserver, type FailureReason } from './events.js';
 import type { DeliveryListener, FinalFailure, Handler, Middleware, RawPublisher } from './ports.js';
 import { backoffDelay, isRetryable, type ErrorClassifier, type RetryPolicy } from './retry.js';
 import { isMessageTooLarge } from './errors.js';

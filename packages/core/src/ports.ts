@@ -2,11 +2,11 @@ import type { ZodType } from 'zod';
 import type { Capabilities, DeliveryGuarantee } from './capabilities.js';
 import type { Codec } from './codec.js';
 import type { ContractPublishOptions, TopicContract } from './contract.js';
-import type { Ordering } from './lanes.js';
+import type { Ordering } from './capabilities.js';
 import type { Delivery, Message, OutgoingMessage, TransportMessage } from './message.js';
 import type { ErrorClassifier, RetryPolicyInput } from './retry.js';
-import type { BusObserver, FailureReason } from './observer.js';
-import type { ConnectionHealth, SubscriptionStatus } from './lifecycle.js';
+import type { BusObserver, FailureReason } from './events.js';
+import type { ConnectionHealth, SubscriptionStatus } from './health.js';
 
 // ───────────────────────────── Application ports ─────────────────────────────
 // What application code injects. Two methods each; everything else wraps them.

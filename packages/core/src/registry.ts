@@ -1,10 +1,9 @@
-import { z, type ZodType } from 'zod';
+import type { ZodType } from 'zod';
 import type { Capabilities, DeliveryGuarantee } from './capabilities.js';
 import { guaranteeIssue, subscriptionCapabilityIssues } from './capability-checks.js';
 import type { BusConfig } from './config.js';
 import { envOriginsOf, parseWithEnv } from './config.js';
 import { CapabilityError, ConfigError } from './errors.js';
-import { MEMORY_CAPABILITIES, MemoryTransport } from './memory/memory-transport.js';
 import type { Transport } from './ports.js';
 
 /**
@@ -29,19 +28,11 @@ export interface TransportFactory<Options = unknown> {
 // biome-ignore lint/suspicious/noExplicitAny: a registry holds factories of unrelated option types
 export type AnyTransportFactory = TransportFactory<any>;
 
-/** The embedded transport, always registered. */
-export const memoryTransportFactory: TransportFactory<Record<string, never>> = {
-  kind: 'memory',
-  optionsSchema: z.object({}).strict() as unknown as ZodType<Record<string, never>>,
-  capabilities: () => MEMORY_CAPABILITIES,
-  create: async () => new MemoryTransport(),
-};
-
 /** Transport factories by kind. */
 export class TransportRegistry {
   private readonly factories = new Map<string, TransportFactory>();
 
-  constructor(factories: readonly AnyTransportFactory[] = [memoryTransportFactory]) {
+  constructor(factories: readonly AnyTransportFactory[] = []) {
     for (const factory of factories) this.register(factory);
   }
 
@@ -68,16 +59,8 @@ export class TransportRegistry {
   }
 }
 
-/** The process-wide registry `createBusFromConfig` uses by default: memory, plus what `registerTransport` adds. */
-export const defaultTransportRegistry = new TransportRegistry();
-
-/** Registers an adapter's factory process-wide, e.g. `registerTransport(kafkaTransport)`. */
-export function registerTransport(factory: AnyTransportFactory): void {
-  defaultTransportRegistry.register(factory);
-}
-
 /** The factory for `kind`, or a ConfigError naming the registered kinds and how to add one. */
-export function resolveTransportFactory(kind: string, registry: TransportRegistry = defaultTransportRegistry): TransportFactory {
+export function resolveTransportFactory(kind: string, registry: TransportRegistry): TransportFactory {
   const factory = registry.get(kind);
   if (factory) return factory;
   const known = registry
@@ -104,7 +87,7 @@ export interface ResolvedTransportConfig {
  * honour (a publish guarantee it lacks, groups on a transport without them, ...). Throws ConfigError /
  * CapabilityError naming the field paths (and the environment variables that set them).
  */
-export function resolveTransportConfig(config: BusConfig, registry: TransportRegistry = defaultTransportRegistry): ResolvedTransportConfig {
+export function resolveTransportConfig(config: BusConfig, registry: TransportRegistry): ResolvedTransportConfig {
   const { kind, ...rawOptions } = config.transport;
   const factory = resolveTransportFactory(kind, registry);
   const options = parseWithEnv(factory.optionsSchema, rawOptions, envOriginsOf(config), 'transport');

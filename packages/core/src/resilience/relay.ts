@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { combineObservers, type BusObserver } from '../observer.js';
+import { combineObservers } from '../observer.js';
+import { type BusObserver } from '../events.js';
 import type { RawPublisher, Transport } from '../ports.js';
 import { backoffDelay } from '../retry.js';
 import type { FallbackStore, StoredRecord } from './fallback-store.js';
