@@ -34,7 +34,7 @@ const transports = [
   { kind: 'rabbitmq', schema: rabbitOptionsSchema, comments: fieldComments('packages/rabbitmq/src/options.ts') },
   { kind: 'redis', schema: redisOptionsSchema, comments: fieldComments('packages/redis-pubsub/src/options.ts') },
 ];
-const coreComments = new Map([...fieldComments('packages/core/src/retry.ts'), ...fieldComments('packages/core/src/ports.ts'), ...fieldComments('packages/core/src/bus.ts')]);
+const coreComments = new Map([...fieldComments('packages/core/src/ports/retry.ts'), ...fieldComments('packages/core/src/ports/ports.ts'), ...fieldComments('packages/core/src/bus/bus.ts')]);
 
 const toJson = (schema) => z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' });
 

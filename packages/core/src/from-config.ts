@@ -1,11 +1,11 @@
-import { createBus, type Bus, type SubscriptionDefaults } from './bus.js';
-import type { DeliveryGuarantee } from './capabilities.js';
-import type { BusConfig, SubscriptionConfig } from './config.js';
-import { ConfigError } from './errors.js';
-import type { BusObserver } from './events.js';
-import type { Logger } from './observer.js';
-import type { SubscribeOptions } from './ports.js';
-import { memoryTransportFactory } from './memory/factory.js';
+import { createBus, type Bus, type SubscriptionDefaults } from './bus/bus.js';
+import type { DeliveryGuarantee } from './ports/capabilities.js';
+import type { BusConfig, SubscriptionConfig } from './config/config.js';
+import { ConfigError } from './ports/errors.js';
+import type { BusObserver } from './ports/events.js';
+import type { Logger } from './observability/observer.js';
+import type { SubscribeOptions } from './ports/ports.js';
+import { memoryTransportFactory } from './transports/memory/factory.js';
 import {
   resolveTransportConfig as resolveIn,
   resolveTransportFactory as resolveFactoryIn,
@@ -13,7 +13,7 @@ import {
   type AnyTransportFactory,
   type ResolvedTransportConfig,
   type TransportFactory,
-} from './registry.js';
+} from './config/registry.js';
 
 /** The process-wide registry `createBusFromConfig` uses by default: memory, plus what `registerTransport` adds. */
 export const defaultTransportRegistry = new TransportRegistry([memoryTransportFactory]);

@@ -1,5 +1,5 @@
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, context, isSpanContextValid, propagation, trace, type Attributes, type Context, type Span } from '@opentelemetry/api';
-import { describeFailure } from '../failure.js';
+import { describeFailure } from '../util/failure.js';
 
 /** The W3C trace-context header. */
 export const TRACEPARENT = 'traceparent';

@@ -1,8 +1,8 @@
-import { describeFailure } from '../failure.js';
-import { DeadLetterHeaders, defaultDeadLetterTopic } from '../dead-letter.js';
-import type { OutgoingMessage } from '../message.js';
-import type { FinalFailure, GroupPublisher, Handler, Publisher, SubscribeOptions, Subscriber, Subscription } from '../ports.js';
-import type { RetryPolicyInput } from '../retry.js';
+import { describeFailure } from '../util/failure.js';
+import { DeadLetterHeaders, defaultDeadLetterTopic } from '../pipeline/dead-letter.js';
+import type { OutgoingMessage } from '../ports/message.js';
+import type { FinalFailure, GroupPublisher, Handler, Publisher, SubscribeOptions, Subscriber, Subscription } from '../ports/ports.js';
+import type { RetryPolicyInput } from '../ports/retry.js';
 import type { NewParkedMessage, ParkedMessage, ParkingFilter, ParkingLot } from './parking-lot.js';
 
 /** Header carrying earlier trips through the parking lot (JSON array), so a replayed message keeps its history. */

@@ -1,5 +1,5 @@
-import type { DeliveryGuarantee } from '../capabilities.js';
-import type { TransportMessage } from '../message.js';
+import type { DeliveryGuarantee } from '../ports/capabilities.js';
+import type { TransportMessage } from '../ports/message.js';
 
 /** A message that could not be published, kept for the relay. The message id is kept, so consumers can deduplicate. */
 export interface FallbackRecord {

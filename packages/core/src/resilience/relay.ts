@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { combineObservers } from '../observer.js';
-import { type BusObserver } from '../events.js';
-import type { RawPublisher, Transport } from '../ports.js';
-import { backoffDelay } from '../retry.js';
+import { combineObservers } from '../observability/observer.js';
+import type { BusObserver } from '../ports/events.js';
+import type { RawPublisher, Transport } from '../ports/ports.js';
+import { backoffDelay } from '../ports/retry.js';
 import type { FallbackStore, StoredRecord } from './fallback-store.js';
 
 export interface RelayOptions {

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { createBus } from '../bus.js';
-import { DuplicateInProgressError, deduplicate, type DeduplicationStore } from '../dedup.js';
-import { createMemoryTransport } from '../memory/memory-transport.js';
-import { CountingObserver } from '../observer.js';
+import { createBus } from '../bus/bus.js';
+import { DuplicateInProgressError, deduplicate, type DeduplicationStore } from '../pipeline/dedup.js';
+import { createMemoryTransport } from '../transports/memory/memory-transport.js';
+import { CountingObserver } from '../observability/observer.js';
 import { Recorder, uniqueName } from './recorder.js';
 
 /** The contract every deduplication store keeps, run against each real store (memory, Redis, PostgreSQL). */

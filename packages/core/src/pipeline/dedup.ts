@@ -1,5 +1,5 @@
-import type { Message } from './message.js';
-import type { Handler, Middleware } from './ports.js';
+import type { Message } from '../ports/message.js';
+import type { Handler, Middleware } from '../ports/ports.js';
 
 /**
  * Where a deduplicating consumer records which messages it handled. Keys are message ids (or what

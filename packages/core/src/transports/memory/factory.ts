@@ -1,5 +1,5 @@
 import { z, type ZodType } from 'zod';
-import type { TransportFactory } from '../registry.js';
+import type { TransportFactory } from '../../config/registry.js';
 import { MEMORY_CAPABILITIES, MemoryTransport } from './memory-transport.js';
 
 /** The embedded transport, always registered. */

@@ -1,5 +1,5 @@
 import { Buffer } from 'node:buffer';
-import { describeFailure } from './failure.js';
+import { describeFailure } from '../util/failure.js';
 import { DecodeError } from './errors.js';
 
 /** Turns values into bytes and back. `decode` throws on bad input; the pipeline wraps that in a DecodeError. */

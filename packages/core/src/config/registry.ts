@@ -1,10 +1,10 @@
 import type { ZodType } from 'zod';
-import type { Capabilities, DeliveryGuarantee } from './capabilities.js';
-import { guaranteeIssue, subscriptionCapabilityIssues } from './capability-checks.js';
+import type { Capabilities, DeliveryGuarantee } from '../ports/capabilities.js';
+import { guaranteeIssue, subscriptionCapabilityIssues } from '../kit/capability-checks.js';
 import type { BusConfig } from './config.js';
 import { envOriginsOf, parseWithEnv } from './config.js';
-import { CapabilityError, ConfigError } from './errors.js';
-import type { Transport } from './ports.js';
+import { CapabilityError, ConfigError } from '../ports/errors.js';
+import type { Transport } from '../ports/ports.js';
 
 /**
  * How a transport plugs in. Each adapter package exports one; the application (or a tool such as the

@@ -1,4 +1,4 @@
-import type { Ordering } from './capabilities.js';
+import type { Ordering } from '../ports/capabilities.js';
 
 /**
  * Ordered concurrency: up to `concurrency` items run at once. Items pushed with the same order key run

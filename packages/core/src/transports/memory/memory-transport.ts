@@ -1,10 +1,10 @@
-import type { Capabilities } from '../capabilities.js';
-import { ClosedError } from '../errors.js';
-import { OrderedLanes, hashKey } from '../lanes.js';
-import { TransportDelivery, type SourceMetadata, type TransportMessage } from '../message.js';
-import type { DeliveryListener, Transport, TransportPublishOptions, TransportPublishResult, TransportSubscribeSpec, TransportSubscription } from '../ports.js';
-import { compileTopicPattern } from '../topic-pattern.js';
-import { refuseOversizeMessages } from '../message-size.js';
+import type { Capabilities } from '../../ports/capabilities.js';
+import { ClosedError } from '../../ports/errors.js';
+import { OrderedLanes, hashKey } from '../../kit/lanes.js';
+import { TransportDelivery, type SourceMetadata, type TransportMessage } from '../../ports/message.js';
+import type { DeliveryListener, Transport, TransportPublishOptions, TransportPublishResult, TransportSubscribeSpec, TransportSubscription } from '../../ports/ports.js';
+import { compileTopicPattern } from '../../util/topic-pattern.js';
+import { refuseOversizeMessages } from '../../kit/message-size.js';
 
 /**
  * The embedded transport: a product feature, not a mock (Watermill's gochannel in spirit).

@@ -1,23 +1,23 @@
-import type { DeliveryGuarantee } from './capabilities.js';
-import { jsonCodec, type Codec } from './codec.js';
-import { DEFAULT_STACK_TRACE_LIMIT, REPLAY_GROUP_HEADER, defaultDeadLetterTopic } from './dead-letter.js';
-import { guaranteeIssue, subscriptionCapabilityIssues } from './capability-checks.js';
-import { CapabilityError, ClosedError, ConfigError, PublishError } from './errors.js';
-import { subscribeOptionsSchema } from './subscribe-options.js';
-import { toConfigError } from './config.js';
-import { newMessageId, type OutgoingMessage, type TransportMessage } from './message.js';
-import { combineObservers, loggingObserver, type Logger } from './observer.js';
-import { type BusObserver } from './events.js';
-import { createDeliveryProcessor } from './pipeline.js';
+import type { DeliveryGuarantee } from '../ports/capabilities.js';
+import { jsonCodec, type Codec } from '../ports/codec.js';
+import { DEFAULT_STACK_TRACE_LIMIT, REPLAY_GROUP_HEADER, defaultDeadLetterTopic } from '../pipeline/dead-letter.js';
+import { guaranteeIssue, subscriptionCapabilityIssues } from '../kit/capability-checks.js';
+import { CapabilityError, ClosedError, ConfigError, PublishError } from '../ports/errors.js';
+import { subscribeOptionsSchema } from '../ports/subscribe-options.js';
+import { configErrorFromZod } from '../kit/parse-options.js';
+import { newMessageId, type OutgoingMessage, type TransportMessage } from '../ports/message.js';
+import { combineObservers, loggingObserver, type Logger } from '../observability/observer.js';
+import type { BusObserver } from '../ports/events.js';
+import { createDeliveryProcessor } from '../pipeline/pipeline.js';
 import type { Span } from '@opentelemetry/api';
 import { PublishCoalescer } from './coalesce.js';
 import { HealthTracker, type ObservedSubscription } from './lifecycle.js';
-import { type BusHealth } from './health.js';
-import { assertValidForContract, isTopicContract, type ContractPublishOptions, type TopicContract } from './contract.js';
-import { InFlight } from './in-flight.js';
-import { endSpan, serverOf, startPublishSpan, withTraceHeaders, type ServerAddress } from './observability/tracing.js';
-import type { GroupPublisher, Handler, Middleware, Publisher, PublishReceipt, RawPublisher, SubscribeOptions, Subscriber, Subscription, Transport, TransportSubscription } from './ports.js';
-import { retryPolicySchema } from './retry.js';
+import type { BusHealth } from '../ports/health.js';
+import { assertValidForContract, isTopicContract, type ContractPublishOptions, type TopicContract } from '../ports/contract.js';
+import { InFlight } from '../util/in-flight.js';
+import { endSpan, serverOf, startPublishSpan, withTraceHeaders, type ServerAddress } from '../observability/tracing.js';
+import type { GroupPublisher, Handler, Middleware, Publisher, PublishReceipt, RawPublisher, SubscribeOptions, Subscriber, Subscription, Transport, TransportSubscription } from '../ports/ports.js';
+import { retryPolicySchema } from '../ports/retry.js';
 
 export interface PublisherOptions {
   /** Default: the transport's `capabilities.defaultGuarantee`. Refused if the transport cannot meet it. */
@@ -184,13 +184,13 @@ export class PipelineSubscriber implements Subscriber {
     const use = [...((defaults.use ?? []) as readonly Middleware<T>[]), ...(options.use ?? [])];
     const merged: SubscribeOptions<T> = { ...(defaults as SubscribeOptions<T>), ...options, retry: { ...defaults.retry, ...options.retry }, ...(use.length > 0 ? { use } : {}) };
     const checked = subscribeOptionsSchema.safeParse(merged);
-    if (!checked.success) throw toConfigError(checked.error);
+    if (!checked.success) throw configErrorFromZod(checked.error);
     const caps = this.transport.capabilities;
     const problems = subscriptionCapabilityIssues(this.transport.kind, caps, merged);
     if (problems.length > 0) throw new CapabilityError(problems);
 
     const parsedRetry = retryPolicySchema.safeParse(merged.retry ?? {});
-    if (!parsedRetry.success) throw toConfigError(parsedRetry.error, 'retry');
+    if (!parsedRetry.success) throw configErrorFromZod(parsedRetry.error, 'retry');
     const retry = parsedRetry.data;
     const group = merged.group ?? (caps.consumerGroups ? 'default' : undefined);
     const pattern = merged.pattern ?? false;

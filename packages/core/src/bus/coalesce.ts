@@ -1,5 +1,5 @@
-import type { TransportMessage } from './message.js';
-import type { RawPublisher, TransportPublishOptions, TransportPublishResult } from './ports.js';
+import type { TransportMessage } from '../ports/message.js';
+import type { RawPublisher, TransportPublishOptions, TransportPublishResult } from '../ports/ports.js';
 
 /**
  * Batches small publishes automatically: publishes to the same topic with the same guarantee issued

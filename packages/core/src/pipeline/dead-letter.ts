@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
-import type { FailureReason } from './events.js';
-import { describeFailure, truncate } from './failure.js';
-import type { Delivery, TransportMessage } from './message.js';
+import type { FailureReason } from '../ports/events.js';
+import { describeFailure, truncate } from '../util/failure.js';
+import type { Delivery, TransportMessage } from '../ports/message.js';
+import { headerBytes } from '../kit/message-size.js';
 
 /**
  * Standard headers stamped on every dead letter, on every transport. The original message's id, key,
@@ -119,13 +120,6 @@ const DEAD_LETTER_PREFIX = 'x-dlq-';
 /** A timestamp a transport can encode: the given one when it is a sane epoch time, else now. */
 export function safeTimestamp(ms: number): number {
   return Number.isSafeInteger(ms) && ms >= 0 && ms <= 8_640_000_000_000_000 ? ms : Date.now();
-}
-
-/** Approximate encoded size of a header map (UTF-8 names and values plus a per-entry overhead). */
-export function headerBytes(headers: Readonly<Record<string, string>>): number {
-  let bytes = 0;
-  for (const [name, value] of Object.entries(headers)) bytes += Buffer.byteLength(name) + Buffer.byteLength(value) + 8;
-  return bytes;
 }
 
 /**

@@ -1,4 +1,4 @@
-import type { ConnectionHealth } from './health.js';
+import type { ConnectionHealth } from '../ports/health.js';
 
 /**
  * One connection's state and since when, for adapters: `up()` / `down()` record changes only, so

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { NonRetryableError } from './errors.js';
-import { safeGet } from './failure.js';
+import { safeGet } from '../util/failure.js';
 
 /** Bounds of each retry field, written once; the two schemas below differ only in defaults. */
 const retryFields = {

@@ -1,13 +1,13 @@
 import type { ZodType } from 'zod';
-import { decodeOrThrow, type Codec } from './codec.js';
+import { decodeOrThrow, type Codec } from '../ports/codec.js';
 import { REPLAY_GROUP_HEADER, bodilessDeadLetter, buildDeadLetter, fitDeadLetter, minimalDeadLetter } from './dead-letter.js';
-import { schemaValidationError } from './contract.js';
-import { inDeliverySpan, isTraced, type ServerAddress } from './observability/tracing.js';
-import type { Delivery, Message } from './message.js';
-import { observerWants, type BusEvent, type BusObserver, type FailureReason } from './events.js';
-import type { DeliveryListener, FinalFailure, Handler, Middleware, RawPublisher } from './ports.js';
-import { backoffDelay, isRetryable, type ErrorClassifier, type RetryPolicy } from './retry.js';
-import { isMessageTooLarge } from './errors.js';
+import { schemaValidationError } from '../ports/contract.js';
+import { inDeliverySpan, isTraced, type ServerAddress } from '../observability/tracing.js';
+import type { Delivery, Message } from '../ports/message.js';
+import { observerWants, type BusEvent, type BusObserver, type FailureReason } from '../ports/events.js';
+import type { DeliveryListener, FinalFailure, Handler, Middleware, RawPublisher } from '../ports/ports.js';
+import { backoffDelay, isRetryable, type ErrorClassifier, type RetryPolicy } from '../ports/retry.js';
+import { isMessageTooLarge } from '../ports/errors.js';
 
 /** Everything the pipeline needs for one subscription, resolved (no defaults left to apply). */
 export interface PipelineConfig<T> {

@@ -1,5 +1,5 @@
-import type { Capabilities, DeliveryGuarantee } from './capabilities.js';
-import type { Ordering } from './capabilities.js';
+import type { Capabilities, DeliveryGuarantee } from '../ports/capabilities.js';
+import type { Ordering } from '../ports/capabilities.js';
 
 export interface SubscriptionRequest {
   readonly group?: string | undefined;

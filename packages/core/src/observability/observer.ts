@@ -1,5 +1,5 @@
-import { describeFailure } from './failure.js';
-import { observerWants, type BusEvent, type BusEventType, type BusObserver } from './events.js';
+import { describeFailure } from '../util/failure.js';
+import { observerWants, type BusEvent, type BusEventType, type BusObserver } from '../ports/events.js';
 
 /** Fans one event out to several observers; a throwing observer does not stop the others. */
 export function combineObservers(...observers: (BusObserver | undefined)[]): BusObserver {

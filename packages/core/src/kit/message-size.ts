@@ -1,6 +1,12 @@
-import { headerBytes } from './dead-letter.js';
-import { MessageTooLargeError } from './errors.js';
-import type { TransportMessage } from './message.js';
+import { MessageTooLargeError } from '../ports/errors.js';
+import type { TransportMessage } from '../ports/message.js';
+
+/** Approximate encoded size of a header map (UTF-8 names and values plus a per-entry overhead). */
+export function headerBytes(headers: Readonly<Record<string, string>>): number {
+  let bytes = 0;
+  for (const [name, value] of Object.entries(headers)) bytes += Buffer.byteLength(name) + Buffer.byteLength(value) + 8;
+  return bytes;
+}
 
 /** Approximate encoded size of a message: body, headers (names, values, per-entry overhead) and key. */
 export function messageBytes(message: TransportMessage): number {

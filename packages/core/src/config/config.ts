@@ -1,9 +1,10 @@
 import { readFile } from 'node:fs/promises';
 import { z, type ZodType } from 'zod';
-import { DELIVERY_GUARANTEES } from './capabilities.js';
-import { ConfigError } from './errors.js';
-import { describeFailure } from './failure.js';
-import { subscriptionPolicyShape } from './subscribe-options.js';
+import { DELIVERY_GUARANTEES } from '../ports/capabilities.js';
+import { ConfigError } from '../ports/errors.js';
+import { configErrorFromZod } from '../kit/parse-options.js';
+import { describeFailure } from '../util/failure.js';
+import { subscriptionPolicyShape } from '../ports/subscribe-options.js';
 
 export const subscriptionConfigSchema = z
   .object({
@@ -38,29 +39,9 @@ export type BusConfig = z.output<typeof busConfigSchema>;
 export type BusConfigInput = z.input<typeof busConfigSchema>;
 export type SubscriptionConfig = z.output<typeof subscriptionConfigSchema>;
 
-/**
- * Parses options with `schema`; refused values become a {@link ConfigError} naming each field (under
- * `pathPrefix`), not a raw ZodError. For an adapter's `create…Transport(options)`.
- */
-export function parseOptions<T>(schema: ZodType<T>, input: unknown, pathPrefix = ''): T {
-  const parsed = schema.safeParse(input);
-  if (!parsed.success) throw toConfigError(parsed.error, pathPrefix);
-  return parsed.data;
-}
-
-/** Turns zod issues into a {@link ConfigError} naming each field path and, for enums, the allowed values. */
+/** Turns zod issues into a {@link ConfigError} naming each field path and the variables that set the values. */
 export function toConfigError(error: z.ZodError, pathPrefix = '', origins: ReadonlyMap<string, EnvOrigin> = new Map()): ConfigError {
-  return new ConfigError(
-    error.issues.map((issue) => {
-      const path = [pathPrefix, ...issue.path.map(String)].filter(Boolean).join('.');
-      let message = issue.message;
-      const variables = issue.code === 'unrecognized_keys' ? issue.keys.flatMap((k) => originsUnder(origins, [path, k].filter(Boolean).join('.'))) : [originFor(origins, path)?.[1].variable];
-      if (issue.code === 'unrecognized_keys') message = `unknown field(s) ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
-      const named = variables.filter((v): v is string => v !== undefined);
-      if (named.length > 0) message += ` (set by ${named.join(', ')})`;
-      return { path, message };
-    }),
-  );
+  return configErrorFromZod(error, pathPrefix, (path) => originsUnder(origins, path));
 }
 
 /** Validates a config object. Throws {@link ConfigError} naming every bad field. */
