@@ -6,6 +6,7 @@ const src = (path: string) => fileURLToPath(new URL(path, import.meta.url));
 /** `@switchboard/<name>[/<subpath>]` -> its source file, so tests run against the sources (no stale dist). */
 const packages: Record<string, string> = {
   '@switchboard/core/testing': './packages/core/src/testing/index.ts',
+  '@switchboard/core/transport': './packages/core/src/transport.ts',
   '@switchboard/core': './packages/core/src/index.ts',
   '@switchboard/postgres/testing': './packages/postgres/src/testing.ts',
   '@switchboard/postgres': './packages/postgres/src/index.ts',

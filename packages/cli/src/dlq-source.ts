@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { DeadLetterHeaders, type DeadLetterSource, type ParkingFilter, type Transport, type TransportMessage } from '@switchboard/core';
+import { DeadLetterHeaders, type DeadLetterSource, type ParkingFilter, type Transport } from '@switchboard/core';
+import type { TransportMessage } from '@switchboard/core/transport';
 
 /** A dead letter as read from a transport's DLQ. */
 export interface TransportDeadLetter extends TransportMessage {

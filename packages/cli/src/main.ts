@@ -17,14 +17,12 @@ import {
   createBusFromConfig,
   DeadLetterHeaders,
   defaultTransportRegistry,
-  describeFailure,
   FallbackRelay,
   type FallbackStore,
   loadBusConfig,
   type ParkedMessage,
   type ParkingFilter,
   type ParkingLot,
-  redactUrl,
   replayParked,
   replayTo,
   resolveTransportConfig,
@@ -32,6 +30,7 @@ import {
   type AnyTransportFactory,
   type TransportRegistry,
 } from '@switchboard/core';
+import { describeFailure, redactUrl } from '@switchboard/core/transport';
 import { walkTransportDeadLetters, type TransportDeadLetter } from './dlq-source.js';
 
 class UsageError extends Error {}

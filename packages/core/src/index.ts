@@ -1,45 +1,62 @@
 /**
- * @switchboard/core — broker-agnostic publish/subscribe.
+ * @switchboard/core — broker-agnostic publish/subscribe: the application API.
  *
- * Application ports: {@link Publisher}, {@link Subscriber}, {@link Subscription}.
- * Transport SPI (for adapters): {@link Transport}, {@link Delivery}, {@link Capabilities}.
- * The one consumer pipeline: {@link createDeliveryProcessor} (used by {@link PipelineSubscriber}).
+ * Ports: {@link Publisher}, {@link Subscriber}, {@link Subscription}; {@link createBus} and
+ * {@link createBusFromConfig}; codecs, contracts, retry policy, errors, events and observers, health and
+ * shutdown, dead-letter operations, fallback and relay, deduplication, the in-memory transport.
+ *
+ * Transport authors: the SPI and its helpers are at `@switchboard/core/transport`; the conformance
+ * suite at `@switchboard/core/testing`.
  */
-export * from './ports/message.js';
+export { newMessageId, type Headers, type Message, type OutgoingMessage, type SourceMetadata } from './ports/message.js';
 export * from './ports/capabilities.js';
 export * from './ports/errors.js';
-export * from './ports/codec.js';
-export * from './ports/retry.js';
-export * from './observability/observer.js';
-export * from './pipeline/dead-letter.js';
-export * from './kit/message-size.js';
-export * from './ports/ports.js';
-export * from './ports/contract.js';
-export * from './bus/lifecycle.js';
+export { bytesCodec, jsonCodec, textCodec, type Codec } from './ports/codec.js';
+export { backoffDelay, DEFAULT_RETRY_POLICY, fixedBackoff, isRetryable, retryPolicySchema, type ErrorClassifier, type RetryPolicy, type RetryPolicyInput } from './ports/retry.js';
+export type {
+  DeadLetterSource,
+  FinalFailure,
+  GroupPublisher,
+  Handler,
+  Middleware,
+  PublishReceipt,
+  Publisher,
+  StoredDeadLetter,
+  SubscribeOptions,
+  Subscriber,
+  Subscription,
+  Transport,
+} from './ports/ports.js';
+export { defineTopic, isTopicContract, type ContractPublishOptions, type TopicContract } from './ports/contract.js';
+export * from './ports/events.js';
+export * from './ports/health.js';
+export { combineObservers, consoleLogger, CountingObserver, loggingObserver, silentLogger, type Logger } from './observability/observer.js';
+export { TRACEPARENT, TRACESTATE } from './observability/tracing.js';
+export { DEAD_LETTER_SUFFIX, DeadLetterHeaders, DEFAULT_STACK_TRACE_LIMIT, defaultDeadLetterTopic, REPLAY_GROUP_HEADER, TRUNCATED_HEADERS_HEADER } from './pipeline/dead-letter.js';
 export * from './pipeline/dedup.js';
-export * from './pipeline/pipeline.js';
-export * from './kit/lanes.js';
-export * from './util/topic-pattern.js';
-export * from './kit/capability-checks.js';
-export * from './bus/bus.js';
-export * from './config/config.js';
+export { createBus, type Bus, type BusOptions, type NoReceiversPolicy, type PublisherOptions, type SubscriberOptions, type SubscriptionDefaults } from './bus/bus.js';
+export { closeOnSignals, healthHandler, shutdownBus, type Closable, type ShutdownReport } from './bus/lifecycle.js';
+export {
+  assertConfigData,
+  busConfigSchema,
+  configFromEnv,
+  configFromFile,
+  envOriginsOf,
+  loadBusConfig,
+  mergeConfig,
+  parseBusConfig,
+  subscriptionConfigSchema,
+  type BusConfig,
+  type BusConfigInput,
+  type ConfigSources,
+  type EnvOrigin,
+  type SubscriptionConfig,
+} from './config/config.js';
 export { TransportRegistry, type AnyTransportFactory, type ResolvedTransportConfig, type TransportFactory } from './config/registry.js';
 export * from './from-config.js';
 export * from './transports/memory/memory-transport.js';
-export * from './util/redact.js';
-export * from './util/deadline.js';
-export * from './bus/coalesce.js';
+export * from './transports/memory/factory.js';
 export * from './resilience/fallback-store.js';
 export * from './resilience/relay.js';
-export * from './operations/parking-lot.js';
+export { MemoryParkingLot, type NewParkedMessage, type ParkedMessage, type ParkingFilter, type ParkingLot } from './operations/parking-lot.js';
 export * from './operations/dead-letter-consumer.js';
-export * from './observability/tracing.js';
-export * from './util/in-flight.js';
-export * from './util/failure.js';
-export * from './util/signing.js';
-export * from './ports/events.js';
-export * from './ports/health.js';
-export * from './kit/connection-state.js';
-export * from './ports/subscribe-options.js';
-export * from './transports/memory/factory.js';
-export * from './kit/parse-options.js';

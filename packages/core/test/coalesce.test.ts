@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { PublishCoalescer, type RawPublisher, type TransportMessage } from '@switchboard/core';
+import { PublishCoalescer, type RawPublisher, type TransportMessage } from '@switchboard/core/transport';
 
 const message = (id: string): TransportMessage => ({ id, headers: {}, body: new Uint8Array(), timestamp: 0 });
 

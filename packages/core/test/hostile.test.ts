@@ -1,21 +1,7 @@
 import * as fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  ConfigError,
-  CountingObserver,
-  DeadLetterHeaders,
-  TRUNCATED_HEADERS_HEADER,
-  buildDeadLetter,
-  createBus,
-  createDeliveryProcessor,
-  createMemoryTransport,
-  describeFailure,
-  fitDeadLetter,
-  jsonCodec,
-  type Delivery,
-  type RawPublisher,
-  type TransportMessage,
-} from '@switchboard/core';
+import { ConfigError, CountingObserver, DeadLetterHeaders, TRUNCATED_HEADERS_HEADER, createBus, createMemoryTransport, jsonCodec } from '@switchboard/core';
+import { buildDeadLetter, createDeliveryProcessor, describeFailure, fitDeadLetter, type Delivery, type RawPublisher, type TransportMessage } from '@switchboard/core/transport';
 import { hostileThrownValues } from '@switchboard/core/testing';
 
 /** Any value a handler may throw: fast-check's `anything`, plus the hand-made hostile ones. */

@@ -2,7 +2,6 @@ import { afterEach, describe, expect, it } from 'vitest';
 import {
   ConfigError,
   CountingObserver,
-  KeyedScheduler,
   MemoryDeduplicationStore,
   NonRetryableError,
   createBus,
@@ -14,6 +13,7 @@ import {
   type Message,
   type Middleware,
 } from '@switchboard/core';
+import { KeyedScheduler } from '@switchboard/core/transport';
 import { Recorder, waitUntil } from '@switchboard/core/testing';
 
 const buses: Bus[] = [];

@@ -1,20 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
-import {
-  CountingObserver,
-  DEFAULT_RETRY_POLICY,
-  DecodeError,
-  NonRetryableError,
-  SchemaValidationError,
-  backoffDelay,
-  createDeliveryProcessor,
-  fixedBackoff,
-  isRetryable,
-  jsonCodec,
-  type Delivery,
-  type RawPublisher,
-  type TransportMessage,
-} from '@switchboard/core';
+import { CountingObserver, DEFAULT_RETRY_POLICY, DecodeError, NonRetryableError, SchemaValidationError, backoffDelay, fixedBackoff, isRetryable, jsonCodec } from '@switchboard/core';
+import { createDeliveryProcessor, type Delivery, type RawPublisher, type TransportMessage } from '@switchboard/core/transport';
 
 describe('backoffDelay', () => {
   it('defaults to the seed: 3 attempts, 1000 ms, x2.0, capped at 10000 ms', () => {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { MEMORY_CAPABILITIES, MemoryBroker, MemoryTransport, TransportRegistry, createBusFromConfig, parseBusConfig, type Delivery, type Transport, type TransportFactory } from '@switchboard/core';
+import { MEMORY_CAPABILITIES, MemoryBroker, MemoryTransport, TransportRegistry, createBusFromConfig, parseBusConfig, type Transport, type TransportFactory } from '@switchboard/core';
+import type { Delivery } from '@switchboard/core/transport';
 import { runConformanceSuite } from '@switchboard/core/testing';
 
 /**

@@ -1,5 +1,5 @@
 import type { IHeaders, KafkaMessage, Message as KafkaRecord } from 'kafkajs';
-import { asBuffer, type TransportMessage } from '@switchboard/core';
+import { asBuffer, type TransportMessage } from '@switchboard/core/transport';
 
 /** Kafka header carrying the Switchboard message id (Kafka records have none). */
 export const ID_HEADER = 'x-sb-id';

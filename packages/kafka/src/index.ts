@@ -6,7 +6,8 @@
  * `x-sb-id`; guarantee none / leader / all = acks 0 / 1 / -1; group = consumer group; offsets
  * committed only after success or a confirmed dead letter; retries pause only the affected partition.
  */
-import { parseOptions, type TransportFactory } from '@switchboard/core';
+import type { TransportFactory } from '@switchboard/core';
+import { parseOptions } from '@switchboard/core/transport';
 import { kafkaOptionsSchema, type KafkaOptions } from './options.js';
 import { KAFKA_CAPABILITIES, KafkaTransport } from './transport.js';
 

@@ -2,29 +2,31 @@ import { Kafka, PartitionAssigners, Partitioners, logLevel, type Admin, type Con
 import { SubscriptionAwareAssigner } from './assigner.js';
 import {
   ClosedError,
+  PublishError,
+  MessageTooLargeError,
+  type BusObserver,
+  type Capabilities,
+  type ConnectionHealth,
+  type DeliveryGuarantee,
+  type SourceMetadata,
+  type Transport,
+  type SubscriptionStatus,
+} from '@switchboard/core';
+import {
   TransportDelivery,
   ConnectionState,
   InFlight,
   KeyedScheduler,
   withDeadline,
-  PublishError,
-  MessageTooLargeError,
   ObserverSet,
   compileTopicPattern,
-  type BusObserver,
-  type Capabilities,
-  type ConnectionHealth,
-  type DeliveryGuarantee,
   type DeliveryListener,
-  type SourceMetadata,
-  type Transport,
   type TransportMessage,
   type TransportPublishOptions,
   type TransportPublishResult,
   type TransportSubscribeSpec,
   type TransportSubscription,
-  type SubscriptionStatus,
-} from '@switchboard/core';
+} from '@switchboard/core/transport';
 import { fromKafkaRecord, toKafkaRecord } from './codec.js';
 import { OffsetWindow } from './offset-window.js';
 import { isPlatformaticNetworkError, kafkajsSender, platformaticSender, type RecordSender } from './producer.js';

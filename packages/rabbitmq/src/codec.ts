@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { ConsumeMessage, Options } from 'amqplib';
-import { SIGNATURE_HEADER, type ControlSigner, type DeliveryGuarantee, type TransportMessage } from '@switchboard/core';
+import type { DeliveryGuarantee } from '@switchboard/core';
+import { SIGNATURE_HEADER, type ControlSigner, type TransportMessage } from '@switchboard/core/transport';
 
 /** Headers Switchboard adds to AMQP messages for what AMQP properties cannot carry exactly. */
 export const AmqpHeaders = {

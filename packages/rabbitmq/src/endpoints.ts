@@ -1,5 +1,5 @@
 import type { Options } from 'amqplib';
-import { redactUrl } from '@switchboard/core';
+import { redactUrl } from '@switchboard/core/transport';
 
 /**
  * The broker addresses of one transport. With one URL, amqplib gets that string. With several (the

@@ -14,7 +14,8 @@
  * - dead letters: durable queue `<topic>-dlq` bound to the main exchange (the broker's own x-death
  *   history travels as `x-dlq-x-death`).
  */
-import { parseOptions, type TransportFactory } from '@switchboard/core';
+import type { TransportFactory } from '@switchboard/core';
+import { parseOptions } from '@switchboard/core/transport';
 import { rabbitOptionsSchema, type RabbitOptions, type RabbitOptionsInput } from './options.js';
 import { RabbitTransport, rabbitCapabilities } from './transport.js';
 

@@ -2,33 +2,35 @@ import { once } from 'node:events';
 import * as amqplib from 'amqplib';
 import type { Channel, ConfirmChannel, ConsumeMessage, RecoveringChannelModel } from 'amqplib';
 import {
-  asBuffer,
   ClosedError,
+  PublishError,
+  DEAD_LETTER_SUFFIX,
+  type BusObserver,
+  type Capabilities,
+  type ConnectionHealth,
+  type SourceMetadata,
+  type Transport,
+  type SubscriptionStatus,
+} from '@switchboard/core';
+import {
+  asBuffer,
   TransportDelivery,
   ConnectionState,
   InFlight,
   withDeadline,
-  PublishError,
   refuseOversizeMessages,
   ObserverSet,
   createControlSigner,
   compileTopicPattern,
-  DEAD_LETTER_SUFFIX,
   type ControlSigner,
-  type BusObserver,
-  type Capabilities,
-  type ConnectionHealth,
   type DeliveryListener,
-  type SourceMetadata,
   type RawPublisher,
-  type Transport,
   type TransportMessage,
   type TransportPublishOptions,
   type TransportPublishResult,
   type TransportSubscribeSpec,
   type TransportSubscription,
-  type SubscriptionStatus,
-} from '@switchboard/core';
+} from '@switchboard/core/transport';
 import { fromConsumeMessage, toPublishOptions, type ReceivedMessage, type ReceiveContext } from './codec.js';
 import { Endpoints } from './endpoints.js';
 import type { RabbitOptions, RabbitRoute } from './options.js';

@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { refuseOversizeMessages, type RawPublisher, type TransportMessage, type TransportPublishResult } from '@switchboard/core';
+import { refuseOversizeMessages, type RawPublisher, type TransportMessage, type TransportPublishResult } from '@switchboard/core/transport';
 
 /**
  * Pub/Sub keeps nothing, so dead letters go to a Redis Stream named like the DLQ topic (`<channel>-dlq`).

@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
-import { describeFailure, type FallbackRecord, type FallbackStore, type StoredRecord } from '@switchboard/core';
+import type { FallbackRecord, FallbackStore, StoredRecord } from '@switchboard/core';
+import { describeFailure } from '@switchboard/core/transport';
 
 export interface RedisFallbackStoreOptions {
   /**

@@ -1,4 +1,5 @@
-import { newMessageId, safeTimestamp, type TransportMessage } from '@switchboard/core';
+import { newMessageId } from '@switchboard/core';
+import { safeTimestamp, type TransportMessage } from '@switchboard/core/transport';
 
 /**
  * Redis Pub/Sub carries one string per message, so Switchboard frames the envelope. Two versions;

@@ -6,7 +6,8 @@
  * dead letters: a Redis Stream `<channel>-dlq`; retries: in-process.
  */
 import { Redis } from 'ioredis';
-import { describeFailure, parseOptions, redactUrl, type TransportFactory } from '@switchboard/core';
+import type { TransportFactory } from '@switchboard/core';
+import { describeFailure, parseOptions, redactUrl } from '@switchboard/core/transport';
 import { RedisFallbackStore } from './fallback-store.js';
 import { redisOptionsSchema, type RedisOptions } from './options.js';
 import { RedisPubSubTransport, redisPubSubCapabilities } from './transport.js';

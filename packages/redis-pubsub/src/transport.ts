@@ -1,6 +1,16 @@
 import { Redis } from 'ioredis';
 import {
   ClosedError,
+  defaultDeadLetterTopic,
+  type BusObserver,
+  type Capabilities,
+  type ConnectionHealth,
+  type SourceMetadata,
+  type DeadLetterSource,
+  type Transport,
+  type SubscriptionStatus,
+} from '@switchboard/core';
+import {
   ConnectionState,
   OrderedLanes,
   ObserverSet,
@@ -8,24 +18,16 @@ import {
   redactUrl,
   endpointOf,
   buildDeadLetter,
-  defaultDeadLetterTopic,
-  type BusObserver,
-  type Capabilities,
-  type ConnectionHealth,
   type Delivery,
-  type SourceMetadata,
-  type DeadLetterSource,
   type DeliveryListener,
   type RawPublisher,
-  type Transport,
   type TransportMessage,
   type TransportPublishOptions,
   type TransportPublishResult,
   type TransportSubscribeSpec,
   type TransportSubscription,
-  type SubscriptionStatus,
   refuseOversizeMessages,
-} from '@switchboard/core';
+} from '@switchboard/core/transport';
 import { DeadLetterStreamPublisher, readDeadLetterStreamRange } from './dead-letter-stream.js';
 import { decodeFrame, encodeFrame } from './frame.js';
 import type { RedisOptions } from './options.js';

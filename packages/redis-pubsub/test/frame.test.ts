@@ -1,7 +1,8 @@
 import * as fc from 'fast-check';
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createBus, type Message, type TransportMessage } from '@switchboard/core';
+import { createBus, type Message } from '@switchboard/core';
+import type { TransportMessage } from '@switchboard/core/transport';
 import { Recorder, uniqueName } from '@switchboard/core/testing';
 import { createRedisPubSubTransport, decodeFrame, encodeFrame } from '@switchboard/redis-pubsub';
 import { REDIS_URL } from './helpers.js';

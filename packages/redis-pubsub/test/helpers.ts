@@ -1,5 +1,5 @@
 import { Redis } from 'ioredis';
-import type { TransportMessage } from '@switchboard/core';
+import type { TransportMessage } from '@switchboard/core/transport';
 import { type DeadLetterReader, Recorder } from '@switchboard/core/testing';
 import { readDeadLetterStream } from '@switchboard/redis-pubsub';
 

@@ -1,21 +1,16 @@
 import { BrokenCircuitError, CircuitState, ConsecutiveBreaker, SamplingBreaker, circuitBreaker, handleAll, type CircuitBreakerPolicy } from 'cockatiel';
+import { type BusObserver, type DeadLetterSource, type FallbackRecord, type FallbackStore, PublishError, type Transport } from '@switchboard/core';
 import {
-  type BusObserver,
-  type DeadLetterSource,
   type DeliveryListener,
-  type FallbackRecord,
-  type FallbackStore,
   ObserverSet,
-  PublishError,
   type RawPublisher,
-  type Transport,
   type TransportMessage,
   type TransportPublishOptions,
   type TransportPublishResult,
   type TransportSubscribeSpec,
   type TransportSubscription,
   withDeadline,
-} from '@switchboard/core';
+} from '@switchboard/core/transport';
 
 export type BreakerState = 'closed' | 'open' | 'half-open';
 
