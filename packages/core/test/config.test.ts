@@ -140,3 +140,32 @@ describe('config from hostile sources', () => {
     await refused({ env: {}, object: cyclic }, /defaults: the config object: a cycle/);
   });
 });
+
+describe('errors with stable codes', () => {
+  it('names each error as itself and gives it a code to match on', async () => {
+    const {
+      CapabilityError: Capability,
+      ConfigError: Config,
+      NonRetryableError,
+      DecodeError,
+      PublishError,
+      MessageTooLargeError,
+      ClosedError,
+      ConnectError,
+      ErrorCodes,
+    } = await import('@switchboard/core');
+    const errors = [
+      [new Config([]), 'ConfigError', ErrorCodes.configInvalid],
+      [new Capability([]), 'CapabilityError', ErrorCodes.capability],
+      [new NonRetryableError('x'), 'NonRetryableError', ErrorCodes.nonRetryable],
+      [new DecodeError('x'), 'DecodeError', ErrorCodes.decode],
+      [new PublishError('x', 't'), 'PublishError', ErrorCodes.publish],
+      [new MessageTooLargeError('x', 't'), 'MessageTooLargeError', ErrorCodes.messageTooLarge],
+      [new ClosedError('x'), 'ClosedError', ErrorCodes.closed],
+      [new ConnectError('x', 'h:1'), 'ConnectError', ErrorCodes.connect],
+    ] as const;
+    for (const [error, name, code] of errors) expect({ name: error.name, code: error.code }).toEqual({ name, code });
+    expect(new Capability([])).toBeInstanceOf(Config);
+    await expect(loadBusConfig({ env: { SWITCHBOARD__X: '1' } })).rejects.toMatchObject({ code: 'SB_CONFIG_INVALID' });
+  });
+});

@@ -26,6 +26,7 @@ import {
   type TransportPublishResult,
   type TransportSubscribeSpec,
   type TransportSubscription,
+  ConnectError,
 } from '@switchboard/core/transport';
 import { fromKafkaRecord, toKafkaRecord } from './codec.js';
 import { OffsetWindow } from './offset-window.js';
@@ -107,7 +108,9 @@ export class KafkaTransport implements Transport {
       await withDeadline(sender.connect(), Date.now() + options.connectTimeoutMs + 1000, () => new Error('no broker answered'));
     } catch (error) {
       await sender.close().catch(() => undefined);
-      throw new Error(`cannot connect to Kafka at ${options.brokers.join(',')} (connect timeout ${options.connectTimeoutMs} ms): ${(error as Error).message}`, { cause: error });
+      throw new ConnectError(`cannot connect to Kafka at ${options.brokers.join(',')} (connect timeout ${options.connectTimeoutMs} ms): ${(error as Error).message}`, options.brokers.join(','), {
+        cause: error,
+      });
     }
     return new KafkaTransport(options, kafka, sender);
   }

@@ -67,7 +67,9 @@ describe('kafka publishing', () => {
 
   it('fails fast with a clear error when no broker answers (connect timeout)', async () => {
     const started = Date.now();
-    await expect(testTransport({ brokers: ['127.0.0.1:1'], connectTimeoutMs: 300, retries: 0 })).rejects.toThrowError(/cannot connect to Kafka at 127\.0\.0\.1:1 \(connect timeout 300 ms\)/);
+    const refused = testTransport({ brokers: ['127.0.0.1:1'], connectTimeoutMs: 300, retries: 0 });
+    await expect(refused).rejects.toThrowError(/cannot connect to Kafka at 127\.0\.0\.1:1 \(connect timeout 300 ms\)/);
+    await expect(refused).rejects.toMatchObject({ name: 'ConnectError', code: 'SB_CONNECT', endpoint: '127.0.0.1:1' });
     expect(Date.now() - started).toBeLessThan(10_000);
   });
 

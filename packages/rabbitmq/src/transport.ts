@@ -30,6 +30,7 @@ import {
   type TransportPublishResult,
   type TransportSubscribeSpec,
   type TransportSubscription,
+  ConnectError,
 } from '@switchboard/core/transport';
 import { fromConsumeMessage, toPublishOptions, type ReceivedMessage, type ReceiveContext } from './codec.js';
 import { Endpoints } from './endpoints.js';
@@ -145,7 +146,7 @@ export class RabbitTransport implements Transport {
       }
       await model.waitForConnect();
     } catch (error) {
-      throw new Error(`cannot connect to RabbitMQ at ${endpoints.describe()}: ${(error as Error).message}`, { cause: error });
+      throw new ConnectError(`cannot connect to RabbitMQ at ${endpoints.describe()}: ${(error as Error).message}`, endpoints.describe(), { cause: error });
     }
     return new RabbitTransport(options, model, endpoints);
   }

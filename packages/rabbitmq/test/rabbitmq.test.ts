@@ -271,6 +271,7 @@ describe('rabbitmq publishing and config', () => {
   it('fails fast with a clear error, password redacted, when the broker does not answer', async () => {
     const attempt = testTransport({ url: 'amqp://guest:s3cret@127.0.0.1:1', connectTimeoutMs: 500 });
     await expect(attempt).rejects.toThrowError(/cannot connect to RabbitMQ at amqp:\/\/guest:\*\*\*@127\.0\.0\.1:1/);
+    await expect(attempt).rejects.toMatchObject({ name: 'ConnectError', code: 'SB_CONNECT' });
     await expect(attempt).rejects.not.toThrowError(/s3cret/);
   });
 

@@ -7,7 +7,7 @@
  */
 import { Redis } from 'ioredis';
 import type { TransportFactory } from '@switchboard/core';
-import { describeFailure, parseOptions, redactUrl } from '@switchboard/core/transport';
+import { describeFailure, parseOptions, redactUrl, ConnectError, endpointOf } from '@switchboard/core/transport';
 import { RedisFallbackStore } from './fallback-store.js';
 import { redisOptionsSchema, type RedisOptions } from './options.js';
 import { RedisPubSubTransport, redisPubSubCapabilities } from './transport.js';
@@ -43,7 +43,7 @@ export async function openRedisFallbackStore(url: string, key?: string): Promise
     await redis.connect();
   } catch (error) {
     redis.disconnect();
-    throw new Error(`cannot connect to the Redis fallback store at ${redactUrl(url)}: ${describeFailure(error, 300).message}`, { cause: error });
+    throw new ConnectError(`cannot connect to the Redis fallback store at ${redactUrl(url)}: ${describeFailure(error, 300).message}`, endpointOf(url), { cause: error });
   }
   return Object.assign(store, { close: async () => void (await redis.quit()) });
 }

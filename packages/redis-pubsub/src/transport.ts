@@ -27,6 +27,7 @@ import {
   type TransportSubscribeSpec,
   type TransportSubscription,
   refuseOversizeMessages,
+  ConnectError,
 } from '@switchboard/core/transport';
 import { DeadLetterStreamPublisher, readDeadLetterStreamRange } from './dead-letter-stream.js';
 import { decodeFrame, encodeFrame } from './frame.js';
@@ -269,7 +270,7 @@ async function openConnection(options: RedisOptions, role: 'publisher' | 'subscr
     await connection.connect();
   } catch (error) {
     connection.disconnect();
-    throw new Error(`cannot connect to Redis at ${redactUrl(options.url)} within ${options.connectTimeoutMs} ms: ${(error as Error).message}`, { cause: error });
+    throw new ConnectError(`cannot connect to Redis at ${redactUrl(options.url)} within ${options.connectTimeoutMs} ms: ${(error as Error).message}`, endpointOf(options.url), { cause: error });
   }
   return connection;
 }

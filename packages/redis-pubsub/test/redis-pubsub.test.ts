@@ -171,7 +171,9 @@ describe('redis pub/sub semantics', () => {
   });
 
   it('fails fast with a clear error, password redacted, when Redis does not answer', async () => {
-    await expect(createRedisPubSubTransport({ url: 'redis://user:s3cret@127.0.0.1:1', connectTimeoutMs: 500 })).rejects.toThrowError(/cannot connect to Redis at redis:\/\/user:\*\*\*@127\.0\.0\.1:1/);
+    const refused = createRedisPubSubTransport({ url: 'redis://user:s3cret@127.0.0.1:1', connectTimeoutMs: 500 });
+    await expect(refused).rejects.toThrowError(/cannot connect to Redis at redis:\/\/user:\*\*\*@127\.0\.0\.1:1/);
+    await expect(refused).rejects.toMatchObject({ name: 'ConnectError', code: 'SB_CONNECT', endpoint: '127.0.0.1:1' });
     await expect(createRedisPubSubTransport({ url: 'redis://user:s3cret@127.0.0.1:1', connectTimeoutMs: 500 })).rejects.not.toThrowError(/s3cret/);
   });
 });

@@ -1,8 +1,26 @@
-/** Errors with a contract: what they mean to the pipeline, config loading and publishers. */
+/**
+ * Errors with a contract: what they mean to the pipeline, config loading and publishers. Each carries a
+ * stable `code` (`SB_…`): match on it, not on the message text, which may change.
+ */
+
+/** The stable codes of Switchboard's errors. */
+export const ErrorCodes = {
+  nonRetryable: 'SB_NON_RETRYABLE',
+  decode: 'SB_DECODE',
+  schemaValidation: 'SB_SCHEMA_VALIDATION',
+  configInvalid: 'SB_CONFIG_INVALID',
+  capability: 'SB_CAPABILITY',
+  publish: 'SB_PUBLISH',
+  messageTooLarge: 'SB_MESSAGE_TOO_LARGE',
+  connect: 'SB_CONNECT',
+  closed: 'SB_CLOSED',
+} as const;
+export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
 
 /** Throw from a handler to say "retrying will not help": the message goes straight to the DLQ. */
 export class NonRetryableError extends Error {
   override readonly name: string = 'NonRetryableError';
+  readonly code: ErrorCode = ErrorCodes.nonRetryable;
   readonly retryable = false;
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
@@ -12,11 +30,13 @@ export class NonRetryableError extends Error {
 /** The payload could not be decoded by the subscription's codec. Never retried. */
 export class DecodeError extends NonRetryableError {
   override readonly name = 'DecodeError';
+  override readonly code: ErrorCode = ErrorCodes.decode;
 }
 
 /** The decoded payload failed the subscription's schema. Never retried. */
 export class SchemaValidationError extends NonRetryableError {
   override readonly name = 'SchemaValidationError';
+  override readonly code: ErrorCode = ErrorCodes.schemaValidation;
   constructor(
     message: string,
     readonly issues: readonly { path: string; message: string }[],
@@ -27,18 +47,23 @@ export class SchemaValidationError extends NonRetryableError {
 
 /** Invalid configuration, found at startup. `issues` name each field path and what is allowed. */
 export class ConfigError extends Error {
-  override readonly name = 'ConfigError';
+  override readonly name: string = 'ConfigError';
+  readonly code: ErrorCode = ErrorCodes.configInvalid;
   constructor(readonly issues: readonly { path: string; message: string }[]) {
     super(`Invalid Switchboard config:\n${issues.map((i) => `  - ${i.path || '(root)'}: ${i.message}`).join('\n')}`);
   }
 }
 
 /** A transport was asked for something it cannot do (e.g. a durable guarantee on Redis Pub/Sub). */
-export class CapabilityError extends ConfigError {}
+export class CapabilityError extends ConfigError {
+  override readonly name: string = 'CapabilityError';
+  override readonly code: ErrorCode = ErrorCodes.capability;
+}
 
 /** A publish did not meet its delivery guarantee. `cause` holds the transport's error. */
 export class PublishError extends Error {
   override readonly name: string = 'PublishError';
+  readonly code: ErrorCode = ErrorCodes.publish;
   constructor(
     message: string,
     readonly topic: string,
@@ -56,6 +81,7 @@ export class PublishError extends Error {
  */
 export class MessageTooLargeError extends PublishError {
   override readonly name = 'MessageTooLargeError';
+  override readonly code: ErrorCode = ErrorCodes.messageTooLarge;
   constructor(
     message: string,
     topic: string,
@@ -76,4 +102,22 @@ export function isMessageTooLarge(error: unknown): boolean {
 /** Operation on a closed publisher, subscriber, subscription or transport. */
 export class ClosedError extends Error {
   override readonly name = 'ClosedError';
+  readonly code: ErrorCode = ErrorCodes.closed;
+}
+
+/**
+ * A transport (or a store) could not connect to its broker at startup: unreachable, refused, timed out,
+ * or the credentials were refused. `endpoint` names where (credentials never included); `cause` holds
+ * the client's error.
+ */
+export class ConnectError extends Error {
+  override readonly name = 'ConnectError';
+  readonly code: ErrorCode = ErrorCodes.connect;
+  constructor(
+    message: string,
+    readonly endpoint: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
 }
