@@ -942,10 +942,10 @@ class KafkaSubscription implements TransportSubscription {
   }
 }
 
-/** A failure that says no broker answered (connection lost, request timed out, retries spent on those), not a refused request. */
 /** No acknowledgement within `publishTimeoutMs`: the producer counts as down (see {@link isBrokerUnreachable}). */
 class AckTimeoutError extends PublishError {}
 
+/** A failure that says no broker answered (connection lost, request timed out, retries spent on those), not a refused request. */
 function isBrokerUnreachable(error: unknown): boolean {
   for (let e = error as { name?: string; cause?: unknown; retriable?: boolean } | undefined, depth = 0; e && depth < 5; e = e.cause as typeof e, depth++) {
     if (e instanceof AckTimeoutError) return true;

@@ -82,9 +82,13 @@ interface PendingGiveUp {
 export function createDeliveryProcessor<T>(config: PipelineConfig<T>): DeliveryListener {
   const now = config.now ?? Date.now;
   const { topic, group, retry } = config;
-  /** First failure time of messages waiting for a transport redelivery, by message id. */
-  const firstFailures = new Map<string, number>();
-  const pendingGiveUps = new Map<string, PendingGiveUp>();
+  /**
+   * First failure time of messages waiting for a transport redelivery, and given-up messages whose dead
+   * letter failed, by message id. Bounded: a redelivery that never comes back here (its partition was
+   * revoked and another member has it) must not keep its entry for the life of the process.
+   */
+  const firstFailures = new RecentById<number>();
+  const pendingGiveUps = new RecentById<PendingGiveUp>();
 
   /** Observers must not throw; one that does is not allowed to break a delivery. */
   const emit = (event: BusEvent) => {
@@ -406,6 +410,35 @@ function isFailure(value: unknown): value is Failure {
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
   return value !== null && (typeof value === 'object' || typeof value === 'function') && typeof (value as PromiseLike<unknown>).then === 'function';
+}
+
+/**
+ * A map by message id that keeps at most `limit` entries, dropping the oldest first. For state a later
+ * redelivery may need and that nothing else clears when the redelivery goes elsewhere (a revoked
+ * partition): an entry dropped early costs only precision (a first-failure time restarts, a failed
+ * dead letter is retried through the handler path again), never a message.
+ */
+export class RecentById<V> {
+  private readonly entries = new Map<string, V>();
+  constructor(readonly limit = 10_000) {}
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  get(id: string): V | undefined {
+    return this.entries.get(id);
+  }
+
+  set(id: string, value: V): void {
+    this.entries.delete(id); // a re-set entry counts as the newest
+    this.entries.set(id, value);
+    if (this.entries.size > this.limit) this.entries.delete(this.entries.keys().next().value!);
+  }
+
+  delete(id: string): void {
+    this.entries.delete(id);
+  }
 }
 
 /** Composes middleware steps around the handler once per subscription (see {@link Middleware}). */

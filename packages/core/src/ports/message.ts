@@ -126,7 +126,7 @@ export interface Message<T = unknown> {
 
 /** What application code publishes. Give `value` (encoded by the codec) or raw `payload` bytes. */
 export type OutgoingMessage<T = unknown> = {
-  /** Defaults to a random UUID. */
+  /** Defaults to {@link newMessageId}: unique, opaque. */
   readonly id?: string;
   readonly key?: string;
   readonly headers?: Record<string, string>;

@@ -109,7 +109,7 @@ export interface SubscribeOptions<T = unknown> {
   readonly pattern?: boolean;
   /** Handler calls running at once. Default 1. Per-key order is kept where the transport promises it. */
   readonly concurrency?: number;
-  /** Steps around the handler, in order (see {@link Middleware}); after the subscriber's own (`subscriber.use`). */
+  /** Steps around the handler, in order (see {@link Middleware}); after the bus defaults' `use` steps. */
   readonly use?: readonly Middleware<T>[];
   /**
    * What `concurrency` may run side by side (see {@link Ordering}): `partition` (one message at a time
