@@ -1,25 +1,9 @@
-import { Kafka, PartitionAssigners, Partitioners, logLevel, type Admin, type Consumer, type EachBatchPayload, type Message as KafkaRecordOut } from 'kafkajs';
-import { SubscriptionAwareAssigner } from './assigner.js';
+import { Kafka, logLevel, type Admin } from 'kafkajs';
+import { ClosedError, PublishError, MessageTooLargeError, type BusObserver, type Capabilities, type ConnectionHealth, type DeliveryGuarantee, type Transport } from '@switchboard/core';
 import {
-  ClosedError,
-  PublishError,
-  MessageTooLargeError,
-  type BusObserver,
-  type Capabilities,
-  type ConnectionHealth,
-  type DeliveryGuarantee,
-  type SourceMetadata,
-  type Transport,
-  type SubscriptionStatus,
-} from '@switchboard/core';
-import {
-  TransportDelivery,
   ConnectionState,
-  InFlight,
-  KeyedScheduler,
   withDeadline,
   ObserverSet,
-  compileTopicPattern,
   type DeliveryListener,
   type TransportMessage,
   type TransportPublishOptions,
@@ -28,8 +12,9 @@ import {
   type TransportSubscription,
   ConnectError,
 } from '@switchboard/core/transport';
-import { fromKafkaRecord, toKafkaRecord } from './codec.js';
-import { OffsetWindow } from './offset-window.js';
+import { toKafkaRecord } from './codec.js';
+import { KafkaSubscription } from './subscription.js';
+import { KafkaTopics } from './topics.js';
 import { isPlatformaticNetworkError, kafkajsSender, platformaticSender, type RecordSender } from './producer.js';
 import type { KafkaOptions } from './options.js';
 
@@ -65,16 +50,12 @@ export class KafkaTransport implements Transport {
   readonly kind = 'kafka';
   readonly capabilities = KAFKA_CAPABILITIES;
   private readonly observers = new ObserverSet();
-  private readonly topicsReady = new Map<string, Promise<void>>();
-  /** Partition count per topic when the cluster has several brokers (undefined: one broker), refreshed every metadataMaxAgeMs. */
-  private readonly layouts = new Map<string, { partitions: number | undefined; at: number }>();
-  private readonly partitioner = Partitioners.DefaultPartitioner();
-  private roundRobin = 0;
-  private admin: Promise<Admin> | undefined;
   private readonly subscriptions = new Set<KafkaSubscription>();
   private closed = false;
   /** Up after a connect or an acknowledged send; down when a send failed for want of a broker. */
   private readonly producerState: ConnectionState;
+  /** Topic administration and the shared admin client. */
+  readonly topics: KafkaTopics;
 
   private constructor(
     readonly options: KafkaOptions,
@@ -84,6 +65,7 @@ export class KafkaTransport implements Transport {
     readonly sender: RecordSender,
   ) {
     this.producerState = new ConnectionState('producer', options.brokers.join(','));
+    this.topics = new KafkaTopics(kafka, options);
   }
 
   /** The producer, and one consumer per subscription (down while it restarts after losing its broker). */
@@ -131,8 +113,8 @@ export class KafkaTransport implements Transport {
     await withDeadline(this.ensureTopic(topic), deadline, timeoutError);
     const records = messages.map(toKafkaRecord);
     const acks = ACKS[options.guarantee];
-    const partitions = await withDeadline(this.partitionsToSplit(topic), deadline, timeoutError);
-    const sends = partitions === undefined ? [records] : this.byPartition(topic, records, partitions);
+    const partitions = await withDeadline(this.topics.partitionsToSplit(topic), deadline, timeoutError);
+    const sends = partitions === undefined ? [records] : this.topics.byPartition(topic, records, partitions);
     try {
       await withDeadline(Promise.all(sends.map((batch) => this.sender.send(topic, batch, acks, this.options.requestTimeoutMs))), deadline, timeoutError);
     } catch (error) {
@@ -147,81 +129,24 @@ export class KafkaTransport implements Transport {
     return {};
   }
 
-  /**
-   * On a cluster, one send per partition. kafkajs (2.2.4, issue #1303) loses messages when a send spans
-   * several leaders and one of them fails: its retry skips every broker that already answered, so the
-   * failed partitions' messages are dropped when their new leader is one of those, and the send still
-   * resolves. A send with one partition has one leader at a time, so its retry always reaches the new
-   * one. Keys map to partitions exactly as kafkajs' default partitioner (murmur2, Java-compatible) maps
-   * them; keyless messages go round-robin. With one broker there is nothing to fail over to: one send.
-   */
-  private async partitionsToSplit(topic: string): Promise<number | undefined> {
-    const known = this.layouts.get(topic);
-    if (known && Date.now() - known.at < this.options.metadataMaxAgeMs) return known.partitions;
-    const admin = await this.adminClient();
-    const brokers = (await admin.describeCluster()).brokers.length;
-    const partitions = brokers > 1 ? ((await admin.fetchTopicMetadata({ topics: [topic] })).topics[0]?.partitions.length ?? undefined) : undefined;
-    this.layouts.set(topic, { partitions, at: Date.now() });
-    return partitions;
-  }
-
-  private byPartition(topic: string, records: KafkaRecordOut[], count: number): KafkaRecordOut[][] {
-    const partitionMetadata = Array.from({ length: count }, (_, partitionId) => ({ partitionId, partitionErrorCode: 0, leader: 0, replicas: [], isr: [] }));
-    const groups = new Map<number, KafkaRecordOut[]>();
-    for (const record of records) {
-      const partition = record.key === null || record.key === undefined ? this.roundRobin++ % count : this.partitioner({ topic, partitionMetadata, message: record });
-      let group = groups.get(partition);
-      if (!group) groups.set(partition, (group = []));
-      group.push({ ...record, partition });
-    }
-    return [...groups.values()];
-  }
-
   /** Creates `topic` (partitions, replication factor from options) unless it exists; once per topic per transport. */
   ensureTopic(topic: string): Promise<void> {
-    if (!this.options.createTopics) return Promise.resolve();
-    let ready = this.topicsReady.get(topic);
-    if (!ready) {
-      ready = (async () => {
-        const admin = await this.adminClient();
-        const partitions = this.options.partitions === 'brokers' ? (await admin.describeCluster()).brokers.length : this.options.partitions;
-        try {
-          await admin.createTopics({ topics: [{ topic, numPartitions: partitions, replicationFactor: this.options.replicationFactor }], waitForLeaders: true });
-        } catch (error) {
-          // On a cluster, the broker asked for leaders may not know the new topic yet (kafkajs waits only
-          // on LEADER_NOT_AVAILABLE): wait for leaders through the metadata of any broker, bounded.
-          if ((error as { type?: string }).type !== 'UNKNOWN_TOPIC_OR_PARTITION') throw error;
-          await this.waitForLeaders(admin, topic);
-        }
-      })();
-      ready.catch(() => this.topicsReady.delete(topic));
-      this.topicsReady.set(topic, ready);
-    }
-    return ready;
+    return this.topics.ensureTopic(topic);
   }
 
-  private async waitForLeaders(admin: Admin, topic: string): Promise<void> {
-    const deadline = Date.now() + this.options.requestTimeoutMs;
-    for (;;) {
-      try {
-        const partitions = (await admin.fetchTopicMetadata({ topics: [topic] })).topics[0]?.partitions ?? [];
-        if (partitions.length > 0 && partitions.every((p) => p.leader >= 0)) return;
-      } catch (error) {
-        if (Date.now() > deadline) throw error;
-      }
-      if (Date.now() > deadline) throw new Error(`kafka: topic ${topic} has no leader for every partition after ${this.options.requestTimeoutMs} ms`);
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+  /** Creates several topics (used by tests and tooling). */
+  ensureTopics(topics: readonly string[]): Promise<void> {
+    return this.topics.ensureTopics(topics);
   }
 
   /** Topics this transport created or confirmed (through `ensureTopic`). */
   knownTopics(): string[] {
-    return [...this.topicsReady.keys()];
+    return this.topics.knownTopics();
   }
 
-  /** Creates several topics (used by tests and tooling). */
-  async ensureTopics(topics: readonly string[]): Promise<void> {
-    await Promise.all(topics.map((t) => this.ensureTopic(t)));
+  /** The transport's admin client (shared, connected on first use). */
+  adminClient(): Promise<Admin> {
+    return this.topics.adminClient();
   }
 
   async subscribe(spec: TransportSubscribeSpec, listener: DeliveryListener): Promise<TransportSubscription> {
@@ -239,706 +164,7 @@ export class KafkaTransport implements Transport {
     this.closed = true;
     await Promise.all([...this.subscriptions].map((s) => s.close()));
     await this.sender.close().catch(() => undefined);
-    if (this.admin) await (await this.admin).disconnect().catch(() => undefined);
-  }
-
-  /** The transport's admin client (shared, connected on first use). */
-  adminClient(): Promise<Admin> {
-    this.admin ??= (async () => {
-      const admin = this.kafka.admin({ retry: { retries: this.options.retries } });
-      await admin.connect();
-      return admin;
-    })();
-    this.admin.catch(() => (this.admin = undefined));
-    return this.admin;
-  }
-}
-
-interface HeldRetry {
-  readonly topic: string;
-  readonly partition: number;
-  readonly record: KafkaRecordIn;
-  readonly attempt: number;
-  timer: ReturnType<typeof setTimeout> | undefined;
-}
-
-type KafkaRecordIn = Parameters<typeof fromKafkaRecord>[2];
-type Outcome = 'acked' | 'retry' | 'unsettled';
-
-/**
- * What a delivery's ack and retryLater do: differs between partition order and side-by-side handling.
- * One object per subscription and mode (no closures per record). `ack` returns a promise only when the
- * commit is written at once (`commitIntervalMs: 0`); otherwise it records the offset and returns.
- */
-interface Settlement {
-  ack(delivery: KafkaDelivery): Promise<void> | void;
-  retry(delivery: KafkaDelivery, delayMs: number, nextAttempt: number): void;
-}
-
-/** The next offset after `offset` (what a commit stores), without BigInt while the offset is a safe integer. */
-function offsetAfter(offset: string): string {
-  const n = Number(offset);
-  return Number.isSafeInteger(n + 1) ? String(n + 1) : (BigInt(offset) + 1n).toString();
-}
-
-/** One delivery of a record: the record's message, where it came from, and how it settles. */
-class KafkaDelivery extends TransportDelivery {
-  outcome: Outcome = 'unsettled';
-
-  constructor(
-    readonly topic: string,
-    readonly partition: number,
-    readonly record: KafkaRecordIn,
-    attempt: number,
-    source: SourceMetadata,
-    private readonly settlement: Settlement,
-    /** Side-by-side handling: the record's place in its partition's window. */
-    readonly item: WindowedRecord | undefined,
-  ) {
-    super(fromKafkaRecord(topic, partition, record), attempt, source);
-  }
-
-  ack(): Promise<boolean> | boolean {
-    if (this.outcome !== 'unsettled') return false;
-    this.outcome = 'acked';
-    const written = this.settlement.ack(this);
-    return written ? written.then(() => true) : true;
-  }
-
-  async retryLater(delayMs: number, nextAttempt = this.attempt + 1): Promise<boolean> {
-    if (this.outcome !== 'unsettled') return false;
-    this.outcome = 'retry';
-    this.settlement.retry(this, delayMs, nextAttempt);
-    return true;
-  }
-}
-
-/** A record handled side by side with others of its partition (`ordering` `key` or `none`). */
-interface WindowedRecord {
-  readonly topic: string;
-  readonly partition: number;
-  readonly record: KafkaRecordIn;
-  readonly window: OffsetWindow;
-  attempt: number;
-  retryDelayMs: number;
-}
-
-/**
- * One kafkajs consumer in the subscription's group. Contracts:
- * - positions: when partitions are assigned (first join, rebalance, partitions added, restart after a
- *   broker outage) they are paused until their position is fixed. A partition with a committed offset
- *   resumes there. A partition without one starts, for a group that has no committed offset on the
- *   topic at all (it subscribes to it for the first time), at the end of the log (`latest`) or the
- *   beginning (`earliest`); for a group that already has offsets on the topic (the partition appeared
- *   later), at the beginning. That position is committed (and read back) before fetching starts, so
- *   later members, restarts and reconnects resume from it: `latest` means "from the moment this group
- *   first subscribed", and nothing published after `subscribe()` resolved is skipped;
- * - offsets are committed (offset + 1) only for acknowledged messages, in order per partition
- *   (processing within a partition is sequential), in batches every `commitIntervalMs`, and flushed
- *   before `close`/`drain` leave the group;
- * - `retryLater` pauses only that partition; when the delay is over the held message is handed to
- *   the listener again from memory (no re-fetch, so the delay is kept to the timer's accuracy), and
- *   the partition resumes after it. Other partitions keep flowing, per-key order holds, and no
- *   eachMessage call sleeps (kafkajs keeps heartbeating, so long backoffs cause no rebalance);
- * - on a rebalance, retries held for revoked partitions are dropped uncommitted (the new owner gets
- *   the message again);
- * - records arrive a fetched batch at a time (kafkajs `eachBatch`), in offset order per partition;
- * - `ordering: 'key'` / `'none'`: each batch is queued as fast as it is fetched; a scheduler runs
- *   up to `concurrency` handlers across the subscription's partitions, one at a time per key (`key`) or
- *   in any order (`none`). Each partition's records wait in an {@link OffsetWindow}: the commit is the
- *   lowest unfinished offset, a retry holds only its key (its offset stays unfinished, so commits of
- *   that partition stop there), and a partition whose window holds `maxUncommittedPerPartition`
- *   records is paused until commits bring it down to half. On a rebalance, records of revoked
- *   partitions are handed back uncommitted (running handlers finish, their acks commit nothing);
- *   records of partitions kept are not handled twice when kafkajs fetches them again;
- * - a consumer crash (broker lost) is reported as `subscription-interrupted` (with the time of the
- *   last successful fetch) and, once the group is joined and positions are fixed again,
- *   `subscription-resumed` with the gap.
- */
-class KafkaSubscription implements TransportSubscription {
-  private readonly consumer: Consumer;
-  /** Retries held in this process, by topic|partition. */
-  private readonly held = new Map<string, HeldRetry>();
-  private readonly pendingCommits = new Map<string, { topic: string; partition: number; offset: string }>();
-  private commitTimer: ReturnType<typeof setTimeout> | undefined;
-  private readonly inFlight = new InFlight();
-  /** Side-by-side handling (`ordering` `key` / `none`); undefined for partition order. */
-  private readonly scheduler: KeyedScheduler<WindowedRecord> | undefined;
-  /** Uncommitted records by topic|partition, side-by-side handling only. */
-  private readonly windows = new Map<string, OffsetWindow>();
-  private stopping = false;
-  private ending: Promise<void> | undefined;
-  private endedCallbacks: (() => void)[] = [];
-  /** Incremented on every join: positioning work of an older join is abandoned. */
-  private generation = 0;
-  /** topic|partition currently assigned to this member. */
-  private owned = new Set<string>();
-  private lastFetchAt = Date.now();
-  private interruptedSince: number | undefined;
-  private connectedSince = Date.now();
-  private handedBackCount = 0;
-  /** Per topic|partition, as last seen: the log's end (fetch responses, joins) and this group's committed offset. */
-  private readonly highWatermarks = new Map<string, number>();
-  private readonly committedOffsets = new Map<string, number>();
-  private highWatermarksAskedAt = 0;
-  private firstPositioned: { promise: Promise<void>; resolve: () => void; reject: (error: unknown) => void };
-
-  constructor(
-    private readonly transport: KafkaTransport,
-    private readonly spec: TransportSubscribeSpec,
-    private readonly listener: DeliveryListener,
-    private readonly observer: () => BusObserver,
-  ) {
-    const o = transport.options;
-    this.consumer = transport.kafka.consumer({
-      groupId: spec.group || 'default',
-      partitionAssigners: [SubscriptionAwareAssigner, PartitionAssigners.roundRobin],
-      sessionTimeout: o.sessionTimeoutMs,
-      heartbeatInterval: o.heartbeatIntervalMs,
-      rebalanceTimeout: o.rebalanceTimeoutMs,
-      maxWaitTimeInMs: o.maxWaitTimeMs,
-      metadataMaxAge: o.metadataMaxAgeMs,
-      allowAutoTopicCreation: false,
-      // Short, bounded retries: a lost broker is noticed (and reported) within seconds and the
-      // consumer restarts every second or so until the broker answers again.
-      retry: { retries: Math.max(o.retries, 5), initialRetryTime: 100, maxRetryTime: 1000 },
-    });
-    if (spec.ordering !== 'partition') {
-      this.scheduler = new KeyedScheduler<WindowedRecord>(
-        spec.concurrency,
-        (item) => this.runWindowed(item),
-        (error) => this.observer().onEvent({ type: 'internal-error', topic: spec.topic, context: 'kafka: handling a record', error }),
-      );
-    }
-    let resolve!: () => void;
-    let reject!: (error: unknown) => void;
-    const promise = new Promise<void>((res, rej) => ((resolve = res), (reject = rej)));
-    promise.catch(() => undefined);
-    this.firstPositioned = { promise, resolve, reject };
-  }
-
-  /** Resolves once this member has joined the group and every partition assigned to it has a fixed, committed position. */
-  async start(): Promise<void> {
-    const consumer = this.consumer;
-    await consumer.connect();
-    // Positions are fixed by this class (see the class comment); kafkajs' own fallback for a partition
-    // without a committed offset is "earliest", which never skips anything.
-    await consumer.subscribe({ topics: [this.spec.pattern ? compileTopicPattern(this.spec.topic) : this.spec.topic], fromBeginning: true });
-    consumer.on(consumer.events.GROUP_JOIN, (event) => this.onGroupJoin(event.payload.memberAssignment));
-    // A rebalance is starting: commit what was acknowledged while this generation may still commit,
-    // so the next owner of a partition does not handle it again.
-    consumer.on(consumer.events.REBALANCING, () => void this.flushCommits());
-    consumer.on(consumer.events.FETCH, () => {
-      this.lastFetchAt = Date.now();
-    });
-    consumer.on(consumer.events.START_BATCH_PROCESS, ({ payload }) => {
-      this.highWatermarks.set(`${payload.topic}|${payload.partition}`, Number(payload.highWatermark));
-    });
-    consumer.on(consumer.events.CRASH, (event) => {
-      const { error, restart } = event.payload;
-      if (this.interruptedSince === undefined && !this.stopping) {
-        this.interruptedSince = this.lastFetchAt;
-        this.observer().onEvent({ type: 'subscription-interrupted', topic: this.spec.topic, transport: 'kafka', since: this.lastFetchAt, error });
-      }
-      if (!restart && !this.stopping) {
-        this.observer().onEvent({ type: 'internal-error', topic: this.spec.topic, context: 'kafka consumer crashed on an error kafkajs does not retry; running it again', error });
-        this.runAgainLater();
-      }
-    });
-    await this.run();
-    await withDeadline(
-      this.firstPositioned.promise,
-      Date.now() + this.transport.options.rebalanceTimeoutMs + 10_000,
-      () => new Error(`kafka consumer of group "${this.spec.group}" did not join and position its partitions within the rebalance timeout`),
-    );
-    await this.nextFetch();
-  }
-
-  /**
-   * Resolves at kafkajs' next fetch (at most 2 × maxWaitTimeMs + 1 s): while every partition was paused
-   * for positioning, its fetcher sleeps `maxWaitTimeMs` between rounds, so the first messages published
-   * after subscribe() waited up to that long (the low-rate end-to-end p99 of ~215 ms against a p50 of
-   * ~2 ms). After this, the fetcher is in a long poll that the broker answers as soon as a record comes.
-   */
-  private nextFetch(): Promise<void> {
-    const { FETCH } = this.consumer.events;
-    return new Promise<void>((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        stop();
-        resolve();
-      };
-      const stop = this.consumer.on(FETCH, done);
-      const timer = setTimeout(done, this.transport.options.maxWaitTimeMs * 2 + 1000);
-    });
-  }
-
-  private run(): Promise<void> {
-    return this.consumer.run({
-      autoCommit: false,
-      eachBatchAutoResolve: false,
-      // Side by side, a batch is only queued: one kafkajs worker is enough.
-      partitionsConsumedConcurrently: this.scheduler ? 1 : this.spec.concurrency,
-      eachBatch: (payload) => this.onBatch(payload),
-    });
-  }
-
-  /**
-   * One fetched batch (one partition), in offset order: each record is handled (partition order) or
-   * queued (side by side), then kafkajs' position is moved past the last one taken, once per batch
-   * (kafkajs' per-message path adds a heartbeat check and an offset resolution per record). Stops at
-   * a record held for a retry (the partition is paused and sought back to it), at a full window
-   * (paused; fetched again from there on resume), or when the batch went stale (a seek, a rebalance).
-   */
-  private async onBatch({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload): Promise<void> {
-    const { topic, partition } = batch;
-    const tp = `${topic}|${partition}`;
-    let last: string | undefined;
-    for (let index = 0; index < batch.messages.length; index++) {
-      const record = batch.messages[index]!;
-      if (this.stopping) {
-        this.countHandedBack(tp, batch.messages.slice(index)); // fetched, never started: the group reads them again
-        break;
-      }
-      if (!isRunning() || isStale() || this.held.has(tp)) break;
-      if (this.scheduler) {
-        this.acceptWindowed(topic, partition, record);
-        last = record.offset;
-        if (this.windows.get(tp)?.paused) break;
-        continue;
-      }
-      const handling = this.onMessage(topic, partition, record);
-      if (handling) await handling;
-      if (this.held.has(tp)) break; // held at this record: not taken
-      last = record.offset;
-    }
-    if (last !== undefined && isRunning() && !isStale()) resolveOffset(last);
-    await heartbeat();
-  }
-
-  /** Offset up to which records of a partition were counted as handed back (kafkajs may offer a batch again while closing). */
-  private readonly handedBackUpTo = new Map<string, number>();
-
-  private countHandedBack(tp: string, records: readonly KafkaRecordIn[]): void {
-    const counted = this.handedBackUpTo.get(tp) ?? -1;
-    for (const record of records) if (Number(record.offset) > counted) this.handedBackCount++;
-    const last = records[records.length - 1];
-    if (last) this.handedBackUpTo.set(tp, Math.max(counted, Number(last.offset)));
-  }
-
-  /**
-   * kafkajs restarts its consumer after retriable errors only. After any other (a TypeError in its
-   * offset manager when a rebalance lands mid-batch, kafkajs #1366; a listener that rejects) it stays
-   * stopped for good. This subscription must not: it runs the consumer again, every second until that
-   * works. The next join fixes positions from the committed offsets and reports `subscription-resumed`.
-   */
-  private runAgainLater(): void {
-    setTimeout(() => {
-      if (this.stopping) return;
-      void (async () => {
-        await this.consumer.connect();
-        await this.run();
-      })().catch((error: unknown) => {
-        this.observer().onEvent({ type: 'internal-error', topic: this.spec.topic, context: 'kafka: running the consumer again after a crash (trying again)', error });
-        this.runAgainLater();
-      });
-    }, 1000);
-  }
-
-  /**
-   * A (re)join: drop held retries of revoked partitions, pause every assigned partition at once (this
-   * runs before kafkajs' next fetch), fix positions, then resume.
-   */
-  private onGroupJoin(assignment: Record<string, number[]>): void {
-    const generation = ++this.generation;
-    this.owned = new Set(Object.entries(assignment).flatMap(([topic, partitions]) => partitions.map((p) => `${topic}|${p}`)));
-    for (const [tp, held] of this.held) {
-      if (this.owned.has(tp)) continue;
-      if (held.timer) clearTimeout(held.timer); // revoked: the new owner reads it from the committed offset
-      this.held.delete(tp);
-    }
-    // Acks of revoked partitions are not committed by this member any more: the new owner commits.
-    for (const tp of this.pendingCommits.keys()) if (!this.owned.has(tp)) this.pendingCommits.delete(tp);
-    for (const tp of this.committedOffsets.keys()) if (!this.owned.has(tp)) this.committedOffsets.delete(tp);
-    for (const [tp, window] of this.windows) {
-      if (this.owned.has(tp)) continue;
-      window.revoked = true; // its queued records are dropped when their turn comes; nothing of it is committed
-      this.windows.delete(tp);
-      this.pendingCommits.delete(tp);
-    }
-    const assigned = Object.entries(assignment)
-      .filter(([, partitions]) => partitions.length > 0)
-      .map(([topic, partitions]) => ({ topic, partitions }));
-    if (assigned.length > 0) this.consumer.pause(assigned);
-    this.positionAndResume(generation, assigned);
-  }
-
-  /** Fixes positions for this generation, then resumes; on failure tries again every second while the generation lasts. */
-  private positionAndResume(generation: number, assigned: { topic: string; partitions: number[] }[]): void {
-    void this.fixPositions(generation, assigned).then(
-      () => {
-        if (generation !== this.generation || this.stopping) return;
-        // Resume what we do not hold a retry for (pauses survive rebalances in kafkajs: lift stale ones too).
-        const resumed = this.onConsumer('resuming partitions after a join', () => {
-          const resumable = this.consumer
-            .paused()
-            .flatMap(({ topic, partitions }) => partitions.filter((p) => !this.held.has(`${topic}|${p}`) && !this.windows.get(`${topic}|${p}`)?.paused).map((p) => ({ topic, partitions: [p] })));
-          if (resumable.length > 0) this.consumer.resume(resumable);
-        });
-        if (!resumed) return; // the consumer is restarting: its next join positions and resumes
-        if (this.interruptedSince !== undefined) {
-          this.connectedSince = Date.now();
-          this.observer().onEvent({ type: 'subscription-resumed', topic: this.spec.topic, transport: 'kafka', gapMs: Date.now() - this.interruptedSince });
-          this.interruptedSince = undefined;
-        }
-        this.firstPositioned.resolve();
-      },
-      (error: unknown) => {
-        if (generation !== this.generation || this.stopping) return;
-        this.observer().onEvent({ type: 'internal-error', topic: this.spec.topic, context: 'kafka: fixing partition positions after a join (trying again)', error });
-        // Partitions stay paused: nothing is read from an unknown position. A rebalance (a new
-        // generation) starts over; otherwise try again. `subscribe()` is bounded by its own deadline.
-        setTimeout(() => {
-          if (generation === this.generation && !this.stopping) this.positionAndResume(generation, assigned);
-        }, 1000);
-      },
-    );
-  }
-
-  /** Commits a start position for every assigned partition that has none, reads it back, and seeks there. */
-  private async fixPositions(generation: number, assigned: { topic: string; partitions: number[] }[]): Promise<void> {
-    const groupId = this.spec.group || 'default';
-    const admin = await this.transport.adminClient();
-    for (const { topic, partitions } of assigned) {
-      const committed = (await admin.fetchOffsets({ groupId, topics: [topic] }))[0]?.partitions ?? [];
-      const ends = await admin.fetchTopicOffsets(topic);
-      const ahead: { topic: string; partition: number; offset: string }[] = [];
-      for (const partition of partitions) {
-        const tp = `${topic}|${partition}`;
-        const high = ends.find((e) => e.partition === partition)?.high;
-        if (high !== undefined) this.highWatermarks.set(tp, Number(high));
-        const offset = committed.find((c) => c.partition === partition)?.offset;
-        // What this member acknowledged before the join and the broker does not have: a commit that
-        // failed (kept in pendingCommits), or one kafkajs resolved without sending while its runner
-        // restarted (a coordinator failover, a broker restart). Committed now when ahead of the
-        // broker's, so the group does not read those records again.
-        const kept = this.pendingCommits.get(tp);
-        const believed = Math.max(kept ? Number(kept.offset) : -1, this.committedOffsets.get(tp) ?? -1);
-        if (isCommitted(offset) && believed > Number(offset)) ahead.push({ topic, partition, offset: String(believed) });
-        else if (isCommitted(offset)) this.committedOffsets.set(tp, Number(offset));
-      }
-      if (ahead.length > 0) {
-        if (generation !== this.generation || this.stopping) return;
-        await this.consumer.commitOffsets(ahead);
-        for (const position of ahead) {
-          const tp = `${topic}|${position.partition}`;
-          const kept = this.pendingCommits.get(tp);
-          if (kept && Number(kept.offset) <= Number(position.offset)) this.pendingCommits.delete(tp);
-          this.committedOffsets.set(tp, Number(position.offset));
-          this.consumer.seek(position);
-        }
-        if (this.scheduler) this.windowsCommitted(ahead);
-      }
-      const missing = partitions.filter((p) => !isCommitted(committed.find((c) => c.partition === p)?.offset));
-      if (missing.length === 0) continue;
-      const groupKnowsTopic = committed.some((c) => isCommitted(c.offset));
-      const fromEnd = !groupKnowsTopic && this.spec.startFrom === 'latest';
-      const positions = missing.map((partition) => {
-        const kept = this.pendingCommits.get(`${topic}|${partition}`); // acknowledged before, its commit failed
-        if (kept) return kept;
-        const offsets = ends.find((e) => e.partition === partition);
-        return { topic, partition, offset: (fromEnd ? offsets?.high : offsets?.low) ?? '0' };
-      });
-      if (generation !== this.generation || this.stopping) return;
-      await this.consumer.commitOffsets(positions);
-      // kafkajs drops a commit silently while its runner restarts: read it back, so the position
-      // survives this member (later members and restarts start from it, never from a later "latest").
-      const after = (await admin.fetchOffsets({ groupId, topics: [topic] }))[0]?.partitions ?? [];
-      const lost = positions.filter((p) => !isCommitted(after.find((c) => c.partition === p.partition)?.offset));
-      for (const position of positions) if (!lost.includes(position)) this.committedOffsets.set(`${topic}|${position.partition}`, Number(position.offset));
-      if (lost.length > 0) throw new Error(`kafka: start positions of ${topic} partitions ${lost.map((p) => p.partition).join(',')} were not committed (group rebalancing?)`);
-      if (generation !== this.generation || this.stopping) return;
-      for (const position of positions) this.consumer.seek(position);
-    }
-  }
-
-  /** Hands a record to the listener (partition order); synchronous when the listener is. */
-  private onMessage(topic: string, partition: number, record: KafkaRecordIn): Promise<void> | undefined {
-    if (this.stopping) return undefined; // not committed: the group gets it again
-    const outcome = this.deliver(topic, partition, record, 1, this.inPartitionOrder, undefined);
-    if (typeof outcome === 'string') {
-      this.afterFirstDelivery(outcome, topic, partition, record);
-      return undefined;
-    }
-    return outcome.then((settled) => this.afterFirstDelivery(settled, topic, partition, record));
-  }
-
-  private afterFirstDelivery(outcome: Outcome, topic: string, partition: number, record: KafkaRecordIn): void {
-    if (outcome === 'unsettled' && !this.stopping) this.hold(topic, partition, record, 1, 0); // handle it again
-  }
-
-  /** Partition order: an ack commits the next offset, a retry pauses the partition at the record. */
-  private readonly inPartitionOrder: Settlement = {
-    ack: (d) => this.commit(d.topic, d.partition, offsetAfter(d.record.offset)),
-    retry: (d, delayMs, nextAttempt) => this.hold(d.topic, d.partition, d.record, nextAttempt, delayMs),
-  };
-
-  /** Side by side: an ack finishes the record in its partition's window (committing what became contiguous); a retry holds its key. */
-  private readonly sideBySide: Settlement = {
-    ack: (d) => {
-      const window = d.item!.window;
-      if (window.revoked) return undefined;
-      const position = window.finish(Number(d.record.offset));
-      return position !== undefined ? this.commit(d.topic, d.partition, String(position)) : undefined;
-    },
-    retry: (d, delayMs, nextAttempt) => {
-      d.item!.attempt = nextAttempt;
-      d.item!.retryDelayMs = Math.max(0, delayMs);
-    },
-  };
-
-  /** Side by side: queue the record behind its key (or nowhere, unordered); pause the partition when its window is full. */
-  private acceptWindowed(topic: string, partition: number, record: KafkaRecordIn): void {
-    if (this.stopping) return;
-    const tp = `${topic}|${partition}`;
-    let window = this.windows.get(tp);
-    if (!window) this.windows.set(tp, (window = new OffsetWindow()));
-    if (!window.accept(Number(record.offset))) return; // known already: fetched again after a rebalance
-    // Keys are bytes; latin1 maps each byte to one character, so distinct keys stay distinct.
-    const orderKey = this.spec.ordering === 'key' && record.key ? `${tp}|${record.key.toString('latin1')}` : undefined;
-    this.scheduler!.push(orderKey, { topic, partition, record, window, attempt: 1, retryDelayMs: 0 });
-    if (!window.paused && window.size >= this.transport.options.maxUncommittedPerPartition) {
-      window.paused = true;
-      this.onConsumer('pausing a partition whose window is full', () => this.consumer.pause([{ topic, partitions: [partition] }]));
-    }
-  }
-
-  /** Runs one windowed record; returns a delay to hold its key for a retry. Synchronous when the listener is. */
-  private runWindowed(item: WindowedRecord): Promise<number | void> | number | void {
-    if (this.stopping || item.window.revoked) return; // handed back uncommitted
-    const outcome = this.deliver(item.topic, item.partition, item.record, item.attempt, this.sideBySide, item);
-    if (typeof outcome === 'string') return this.afterWindowed(item, outcome);
-    return outcome.then((settled) => this.afterWindowed(item, settled));
-  }
-
-  private afterWindowed(item: WindowedRecord, outcome: Outcome): number | void {
-    if (this.stopping || item.window.revoked) return;
-    if (outcome === 'retry') return item.retryDelayMs;
-    if (outcome === 'unsettled') return 0; // handle it again, in its key's turn
-  }
-
-  /**
-   * Hands one record to the listener as delivery `attempt`; the outcome at once when the listener
-   * finished synchronously, else a promise of it. A listener that throws or rejects fails the batch
-   * (kafkajs' crash path; see runAgainLater).
-   */
-  private deliver(topic: string, partition: number, record: KafkaRecordIn, attempt: number, settlement: Settlement, item: WindowedRecord | undefined): Promise<Outcome> | Outcome {
-    const delivery = new KafkaDelivery(topic, partition, record, attempt, { transport: 'kafka', topic, partition, offset: record.offset, group: this.spec.group }, settlement, item);
-    this.inFlight.begin();
-    let running: Promise<void> | void;
-    try {
-      running = this.listener(delivery);
-    } catch (error) {
-      this.inFlight.end();
-      throw error;
-    }
-    if (!running) {
-      this.inFlight.end();
-      return delivery.outcome;
-    }
-    return running.then(
-      () => {
-        this.inFlight.end();
-        return delivery.outcome;
-      },
-      (error: unknown) => {
-        this.inFlight.end();
-        throw error;
-      },
-    );
-  }
-
-  /**
-   * Pauses the partition at the record (kafkajs stops its batch there and will fetch from the record
-   * again if the hold is lost) and hands the record to the listener again as `attempt` after `delayMs`.
-   */
-  private hold(topic: string, partition: number, record: KafkaRecordIn, attempt: number, delayMs: number): void {
-    const tp = `${topic}|${partition}`;
-    if (!this.owned.has(tp)) return; // revoked meanwhile: the new owner reads it from the committed offset
-    // During a kafkajs restart this fails; the restart's join pauses every held partition again.
-    this.onConsumer('pausing a partition for a retry', () => {
-      this.consumer.pause([{ topic, partitions: [partition] }]);
-      this.consumer.seek({ topic, partition, offset: record.offset });
-    });
-    const previous = this.held.get(tp);
-    if (previous?.timer) clearTimeout(previous.timer);
-    const held: HeldRetry = { topic, partition, record, attempt, timer: undefined };
-    held.timer = setTimeout(
-      () => {
-        this.redeliver(tp, held).catch((error: unknown) => this.observer().onEvent({ type: 'internal-error', topic: this.spec.topic, context: 'kafka: redelivering a held retry', error }));
-      },
-      Math.max(0, delayMs),
-    );
-    this.held.set(tp, held);
-  }
-
-  private async redeliver(tp: string, held: HeldRetry): Promise<void> {
-    held.timer = undefined;
-    if (this.stopping || this.held.get(tp) !== held) return;
-    const { topic, partition, record } = held;
-    const outcome = await this.deliver(topic, partition, record, held.attempt, this.inPartitionOrder, undefined);
-    if (this.held.get(tp) !== held) return; // revoked, closed or re-held meanwhile
-    if (outcome === 'retry') return; // deliver() held it again with the next attempt
-    if (outcome === 'unsettled') {
-      if (!this.stopping) this.hold(topic, partition, record, held.attempt + 1, 0);
-      return;
-    }
-    this.held.delete(tp);
-    if (this.stopping || !this.owned.has(tp)) return;
-    // While kafkajs restarts (broker lost) there is no consumer group to seek in: the next join resumes
-    // from the committed offset instead (the ack above, or the record again: at least once).
-    this.onConsumer('resuming a partition after a held retry', () => {
-      this.consumer.seek({ topic, partition, offset: offsetAfter(record.offset) });
-      this.consumer.resume([{ topic, partitions: [partition] }]);
-    });
-  }
-
-  /**
-   * Runs a pause / seek / resume on the kafkajs consumer, which throws while it restarts after a crash
-   * (no consumer group then). Returns false, reported, when it did.
-   */
-  private onConsumer(what: string, action: () => void): boolean {
-    try {
-      action();
-      return true;
-    } catch (error) {
-      this.observer().onEvent({ type: 'internal-error', topic: this.spec.topic, context: `kafka: ${what}`, error });
-      return false;
-    }
-  }
-
-  /** Records `offset` as the partition's next commit; written at once (a promise) with `commitIntervalMs: 0`, else within the interval. */
-  private commit(topic: string, partition: number, offset: string): Promise<void> | undefined {
-    this.pendingCommits.set(`${topic}|${partition}`, { topic, partition, offset });
-    const interval = this.transport.options.commitIntervalMs;
-    if (interval === 0) return this.flushCommits();
-    this.commitTimer ??= setTimeout(() => void this.flushCommits(), interval);
-    return undefined;
-  }
-
-  private async flushCommits(): Promise<void> {
-    if (this.commitTimer) clearTimeout(this.commitTimer);
-    this.commitTimer = undefined;
-    if (this.pendingCommits.size === 0) return;
-    const offsets = [...this.pendingCommits.values()];
-    this.pendingCommits.clear();
-    try {
-      await this.consumer.commitOffsets(offsets);
-      for (const { topic, partition, offset } of offsets) this.committedOffsets.set(`${topic}|${partition}`, Number(offset));
-      if (this.scheduler) this.windowsCommitted(offsets);
-    } catch (error) {
-      // e.g. the coordinator moved or the group is rebalancing. The offsets are kept (unless a newer
-      // one for the partition came meanwhile) and committed again: by the next flush, or on the rejoin
-      // if this member keeps the partition (fixPositions), so a failover re-reads at most what was not
-      // acknowledged. A revoked partition's offsets are dropped at the join: its new owner commits.
-      for (const retained of offsets) {
-        const tp = `${retained.topic}|${retained.partition}`;
-        const newer = this.pendingCommits.get(tp);
-        if (!newer || Number(newer.offset) < Number(retained.offset)) this.pendingCommits.set(tp, retained);
-      }
-      if (!this.stopping) this.commitTimer ??= setTimeout(() => void this.flushCommits(), Math.max(this.transport.options.commitIntervalMs, 1000));
-      this.observer().onEvent({ type: 'internal-error', topic: this.spec.topic, context: 'kafka offset commit (kept, committed again later)', error });
-    }
-  }
-
-  /** Commits confirmed: shrink the windows; resume partitions paused full once down to half. */
-  private windowsCommitted(offsets: readonly { topic: string; partition: number; offset: string }[]): void {
-    const resume: { topic: string; partitions: number[] }[] = [];
-    for (const { topic, partition, offset } of offsets) {
-      const window = this.windows.get(`${topic}|${partition}`);
-      if (!window) continue;
-      window.committed(Number(offset));
-      if (window.paused && window.size <= this.transport.options.maxUncommittedPerPartition / 2) {
-        window.paused = false;
-        resume.push({ topic, partitions: [partition] });
-      }
-    }
-    if (resume.length > 0 && !this.stopping) this.onConsumer('resuming partitions whose window emptied', () => this.consumer.resume(resume));
-  }
-
-  onEnded(callback: () => void): void {
-    this.endedCallbacks.push(callback);
-  }
-
-  /** Held retries and queued records handed back uncommitted at close (kafkajs' own prefetched records are not counted). */
-  handedBack(): number {
-    return this.handedBackCount;
-  }
-
-  /**
-   * Live or interrupted, and the group's lag on the partitions this member reads: high watermark minus
-   * committed offset, summed; absent until both are known for one. High watermarks come from fetches
-   * and joins, and from the broker in the background when this is called and they are older than a
-   * second (a paused or busy partition is fetched rarely): health probes that poll read a lag at most
-   * one poll old, and a process nobody probes sends nothing extra.
-   */
-  status(): SubscriptionStatus {
-    if (Date.now() - this.highWatermarksAskedAt >= 1000 && !this.stopping) this.refreshHighWatermarks();
-    let lag: number | undefined;
-    for (const tp of this.owned) {
-      const high = this.highWatermarks.get(tp);
-      const committed = this.committedOffsets.get(tp);
-      if (high !== undefined && committed !== undefined) lag = (lag ?? 0) + Math.max(0, high - committed);
-    }
-    return {
-      ...(this.interruptedSince !== undefined ? { state: 'interrupted' as const, since: this.interruptedSince } : { state: 'live' as const }),
-      ...(lag !== undefined ? { lag } : {}),
-      // Records queued for a handler (side by side) or held for a retry (partition order).
-      buffered: this.scheduler ? this.scheduler.pending : this.held.size,
-    };
-  }
-
-  private refreshHighWatermarks(): void {
-    this.highWatermarksAskedAt = Date.now();
-    const topics = new Set([...this.owned].map((tp) => tp.slice(0, tp.lastIndexOf('|'))));
-    void (async () => {
-      const admin = await this.transport.adminClient();
-      for (const topic of topics) {
-        for (const { partition, high } of await admin.fetchTopicOffsets(topic)) this.highWatermarks.set(`${topic}|${partition}`, Number(high));
-      }
-    })().catch(() => undefined); // unreachable broker: the subscription reports interrupted; the lag stays as last seen
-  }
-
-  /** This subscription's consumer as a connection: down while kafkajs restarts it after losing its broker. */
-  connection(): ConnectionHealth {
-    const name = `consumer ${this.spec.topic} (group ${this.spec.group || 'default'})`;
-    const endpoint = this.transport.options.brokers.join(',');
-    return this.interruptedSince !== undefined ? { name, state: 'down', since: this.interruptedSince, endpoint } : { name, state: 'up', since: this.connectedSince, endpoint };
-  }
-
-  /**
-   * Stops fetching, lets running handlers finish, commits every acknowledged offset, hands back held
-   * retries uncommitted, then leaves the group.
-   */
-  close(): Promise<void> {
-    this.ending ??= (async () => {
-      this.stopping = true;
-      for (const held of this.held.values()) if (held.timer) clearTimeout(held.timer);
-      this.handedBackCount += this.held.size;
-      this.held.clear();
-      this.handedBackCount += this.scheduler?.takePending().length ?? 0; // not started: handed back uncommitted
-      await this.inFlight.idle();
-      await this.flushCommits();
-      await this.consumer.disconnect().catch(() => undefined);
-      this.firstPositioned.reject(new ClosedError('kafka subscription closed'));
-      for (const callback of this.endedCallbacks) callback();
-    })();
-    return this.ending;
-  }
-
-  /** Kafka hands back what it fetched but did not start (uncommitted), so drain is close. */
-  drain(): Promise<void> {
-    return this.close();
+    await this.topics.close();
   }
 }
 
@@ -952,11 +178,6 @@ function isBrokerUnreachable(error: unknown): boolean {
     if (e.name && /KafkaJS(Connection|ConnectionClosed|RequestTimeout|BrokerNotFound|NumberOfRetriesExceeded|LockTimeout)Error/.test(e.name)) return true;
   }
   return isPlatformaticNetworkError(error);
-}
-
-/** kafkajs reports "no committed offset" as -1 (or an empty value). */
-function isCommitted(offset: string | undefined): boolean {
-  return offset !== undefined && offset !== '' && BigInt(offset) >= 0n;
 }
 
 const TOO_LARGE_CODES: ReadonlySet<unknown> = new Set(['MESSAGE_TOO_LARGE', 'RECORD_LIST_TOO_LARGE']);
