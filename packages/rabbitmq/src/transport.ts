@@ -1,27 +1,14 @@
 import { once } from 'node:events';
 import * as amqplib from 'amqplib';
 import type { Channel, ConfirmChannel, ConsumeMessage, RecoveringChannelModel } from 'amqplib';
-import {
-  ClosedError,
-  PublishError,
-  DEAD_LETTER_SUFFIX,
-  type BusObserver,
-  type Capabilities,
-  type ConnectionHealth,
-  type SourceMetadata,
-  type Transport,
-  type SubscriptionStatus,
-} from '@switchboard/core';
+import { ClosedError, PublishError, type BusObserver, type Capabilities, type ConnectionHealth, type Transport } from '@switchboard/core';
 import {
   asBuffer,
-  TransportDelivery,
   ConnectionState,
-  InFlight,
   withDeadline,
   refuseOversizeMessages,
   ObserverSet,
   createControlSigner,
-  compileTopicPattern,
   type ControlSigner,
   type DeliveryListener,
   type RawPublisher,
@@ -32,8 +19,12 @@ import {
   type TransportSubscription,
   ConnectError,
 } from '@switchboard/core/transport';
-import { fromConsumeMessage, toPublishOptions, type ReceivedMessage, type ReceiveContext } from './codec.js';
+import { toPublishOptions, type ReceivedMessage } from './codec.js';
 import { Endpoints } from './endpoints.js';
+import { RabbitSubscription } from './subscription.js';
+import { RabbitTopology } from './topology.js';
+import { queueNameFor, retryQueueName } from './names.js';
+export { queueNameFor, retryQueueName } from './names.js';
 import type { RabbitOptions, RabbitRoute } from './options.js';
 
 /**
@@ -65,16 +56,6 @@ export function rabbitCapabilities(options: Pick<RabbitOptions, 'retryMode'> & {
 /** amqplib encodes a header table into a 64 KiB buffer; this leaves room for its encoding and our own headers. */
 export const RABBIT_MAX_HEADER_BYTES = 60_000;
 
-/** Queue of a consumer group: the topic itself for the default group, `<topic>.<group>` otherwise. */
-export function queueNameFor(topic: string, group: string): string {
-  return group === '' || group === 'default' ? topic : `${topic}.${group}`;
-}
-
-/** Per-delay retry queue of a work queue: messages wait `delayMs` there, then dead-letter back. */
-export function retryQueueName(queue: string, delayMs: number): string {
-  return `${queue}.retry.${delayMs}`;
-}
-
 interface PublishLink {
   readonly channel: ConfirmChannel;
   /** Exchanges and queues already declared on this connection. */
@@ -96,7 +77,8 @@ export class RabbitTransport implements Transport {
   private closed = false;
   /** Signs and verifies control headers when a signing key is configured. */
   readonly signer: ControlSigner | undefined;
-  private checking: Promise<Channel> | undefined;
+  /** Routes, queue arguments, group queues and their bindings, the channel for passive checks. */
+  readonly topology: RabbitTopology;
   private topologyTimer: NodeJS.Timeout | undefined;
 
   /** The AMQP connection: down from a disconnect until the recovering model connects again. */
@@ -108,6 +90,7 @@ export class RabbitTransport implements Transport {
     private readonly endpoints: Endpoints,
   ) {
     this.capabilities = rabbitCapabilities(options);
+    this.topology = new RabbitTopology(options, model);
     this.connectionState = new ConnectionState('connection', endpoints.current());
     this.signer = options.signingKey !== undefined ? createControlSigner(options.signingKey) : undefined;
     model.on('disconnect', (error: Error) => {
@@ -159,11 +142,6 @@ export class RabbitTransport implements Transport {
 
   observe(observer: BusObserver): () => void {
     return this.observer.add(observer);
-  }
-
-  /** Route of a core topic: its configured route, else the main topic exchange with the topic as routing key. */
-  routeFor(topic: string): RabbitRoute {
-    return this.options.routes[topic] ?? { exchange: this.options.exchange, type: 'topic' };
   }
 
   /**
@@ -283,75 +261,35 @@ export class RabbitTransport implements Transport {
     return subscription;
   }
 
-  /** Arguments of the queues this transport declares (queue type, expiry). */
-  queueArguments(): Record<string, unknown> {
-    const args: Record<string, unknown> = {};
-    if (this.options.queueType === 'quorum') args['x-queue-type'] = 'quorum';
-    if (this.options.queueExpiresMs !== undefined) args['x-expires'] = this.options.queueExpiresMs;
-    return args;
-  }
-
-  /** Declares the group queue of `spec` with its bindings (and its DLQ for quorum delivery limits) on `channel`. */
-  async declareGroupQueue(channel: Channel, spec: TransportSubscribeSpec): Promise<string> {
-    const queue = queueNameFor(spec.topic, spec.group);
-    const route = this.routeOfSubscription(spec);
-    await channel.assertExchange(route.exchange, route.type, { durable: true });
-    const args = this.queueArguments();
-    if (this.options.deliveryLimit !== undefined) {
-      const dlq = `${queue}-dlq`;
-      await channel.assertQueue(dlq, { durable: true, arguments: this.queueArguments() });
-      Object.assign(args, {
-        'x-delivery-limit': this.options.deliveryLimit,
-        'x-dead-letter-exchange': '',
-        'x-dead-letter-routing-key': dlq,
-        'x-dead-letter-strategy': 'at-least-once',
-        'x-overflow': 'reject-publish',
-      });
-    }
-    await channel.assertQueue(queue, { durable: true, arguments: args });
-    await this.bindGroupQueue(channel, spec, queue);
-    return queue;
-  }
-
-  /** The exchange a subscription's queue is bound to: the main one for patterns, else the topic's route. */
-  routeOfSubscription(spec: TransportSubscribeSpec): RabbitRoute {
-    return spec.pattern ? { exchange: this.options.exchange, type: 'topic' } : this.routeFor(spec.topic);
-  }
-
-  /** Binds `queue` for `spec` (idempotent: binding again what exists changes nothing). */
-  async bindGroupQueue(channel: Channel, spec: TransportSubscribeSpec, queue: string): Promise<void> {
-    const route = this.routeOfSubscription(spec);
-    if (route.type === 'headers') {
-      const binding = route.headers?.[spec.group || 'default'] ?? route.headers?.default ?? { 'x-match': 'all' };
-      await channel.bindQueue(queue, route.exchange, '', binding);
-    } else {
-      await channel.bindQueue(queue, route.exchange, route.type === 'fanout' ? '' : (route.routingKey ?? spec.topic));
-    }
-  }
-
-  /**
-   * A channel for topology checks (passive declares), shared by this transport's subscriptions and
-   * opened again after the broker closed it (a failed passive check closes its channel).
-   */
-  topologyChannel(): Promise<Channel> {
-    this.checking ??= this.model.createChannel().then(
-      (channel) => {
-        channel.on('error', () => undefined);
-        channel.on('close', () => (this.checking = undefined));
-        return channel;
-      },
-      (error: unknown) => {
-        this.checking = undefined;
-        throw error;
-      },
-    );
-    return this.checking;
-  }
-
   /**
    * Every `topologyCheckIntervalMs`: each subscription checks that its exchange and queue exist and binds
    * its queue again (see {@link RabbitSubscription.checkTopology}). One subscription at a time.
    */
+  /** Route of a core topic: its configured route, else the main topic exchange with the topic as routing key. */
+  routeFor(topic: string): RabbitRoute {
+    return this.topology.routeFor(topic);
+  }
+
+  queueArguments(): Record<string, unknown> {
+    return this.topology.queueArguments();
+  }
+
+  declareGroupQueue(channel: Channel, spec: TransportSubscribeSpec): Promise<string> {
+    return this.topology.declareGroupQueue(channel, spec);
+  }
+
+  routeOfSubscription(spec: TransportSubscribeSpec): RabbitRoute {
+    return this.topology.routeOfSubscription(spec);
+  }
+
+  bindGroupQueue(channel: Channel, spec: TransportSubscribeSpec, queue: string): Promise<void> {
+    return this.topology.bindGroupQueue(channel, spec, queue);
+  }
+
+  topologyChannel(): Promise<Channel> {
+    return this.topology.topologyChannel();
+  }
+
   private checkTopologyPeriodically(): void {
     if (this.topologyTimer || this.options.topologyCheckIntervalMs === 0) return;
     const round = async () => {
@@ -417,301 +355,5 @@ export class RabbitTransport implements Transport {
       throw error;
     });
     return withDeadline(this.linking, deadline, () => new PublishError(`RabbitMQ unreachable: no connection within ${this.options.publishTimeoutMs} ms`, ''));
-  }
-}
-
-/**
- * One consumer on a group queue, on its own channel (prefetch = concurrency). Survives connection
- * loss and server-side cancels by starting again on a new channel; deliveries unacked at that moment
- * are redelivered by the broker.
- */
-class RabbitSubscription implements TransportSubscription {
-  private channel: Channel | undefined;
-  private consumerTag: string | undefined;
-  private queue = '';
-  private readonly inFlight = new InFlight();
-  private state: 'active' | 'closing' | 'draining' | 'ended' = 'active';
-  private ending: Promise<void> | undefined;
-  private interruptedAt: number | undefined;
-  private handedBackCount = 0;
-  private restarting: Promise<void> | undefined;
-  private endedCallbacks: (() => void)[] = [];
-  private readonly receiveContext: ReceiveContext;
-
-  constructor(
-    private readonly transport: RabbitTransport,
-    private readonly spec: TransportSubscribeSpec,
-    private readonly listener: DeliveryListener,
-    private readonly observer: () => BusObserver,
-  ) {
-    this.receiveContext = {
-      subscribedTopic: spec.topic,
-      pattern: spec.pattern ? compileTopicPattern(spec.topic) : undefined,
-      quorum: transport.options.queueType === 'quorum',
-      signer: transport.signer,
-    };
-  }
-
-  async start(): Promise<void> {
-    const channel = await this.transport.createChannel();
-    channel.on('error', () => undefined);
-    channel.on('close', () => {
-      if (this.channel === channel) this.channel = undefined;
-    });
-    await channel.prefetch(this.spec.concurrency);
-    this.queue = await this.transport.declareGroupQueue(channel, this.spec);
-    this.sources.clear(); // they name the queue
-    const { consumerTag } = await channel.consume(this.queue, (message) => this.onMessage(channel, message), { noAck: false });
-    this.channel = channel;
-    this.consumerTag = consumerTag;
-    if (this.interruptedAt !== undefined) {
-      this.observer().onEvent({ type: 'subscription-resumed', topic: this.spec.topic, transport: 'rabbitmq', gapMs: Date.now() - this.interruptedAt });
-      this.interruptedAt = undefined;
-    }
-  }
-
-  /** Live, or interrupted since the connection or the consumer was lost. RabbitMQ tells queue depth only on request: no lag. */
-  status(): SubscriptionStatus {
-    return this.interruptedAt !== undefined ? { state: 'interrupted', since: this.interruptedAt } : { state: 'live' };
-  }
-
-  interrupted(error: unknown): void {
-    this.channel = undefined;
-    if (this.state !== 'active' || this.interruptedAt !== undefined) return;
-    this.interruptedAt = Date.now();
-    this.observer().onEvent({ type: 'subscription-interrupted', topic: this.spec.topic, transport: 'rabbitmq', error });
-  }
-
-  /**
-   * True when a message published to `exchange` with `routingKey` should have reached this
-   * subscription's queue (direct/topic routes and patterns; fanout always; headers never: a headers
-   * exchange returns what matches no binding by design).
-   */
-  shouldReceive(exchange: string, routingKey: string): boolean {
-    if (this.state !== 'active' || this.interruptedAt !== undefined) return false;
-    const route = this.transport.routeOfSubscription(this.spec);
-    if (route.exchange !== exchange || route.type === 'headers') return false;
-    if (route.type === 'fanout') return true;
-    return this.receiveContext.pattern ? this.receiveContext.pattern.test(routingKey) : routingKey === (route.routingKey ?? this.spec.topic);
-  }
-
-  /**
-   * Checks that this subscription's exchange and queue still exist (passive declares) and binds the
-   * queue again (idempotent: it restores a binding that was removed while the exchange stayed). A
-   * missing exchange or queue is {@link topologyLost}. Never throws.
-   */
-  async checkTopology(): Promise<void> {
-    if (this.state !== 'active' || this.restarting || this.interruptedAt !== undefined || !this.channel) return;
-    const route = this.transport.routeOfSubscription(this.spec);
-    try {
-      const channel = await this.transport.topologyChannel();
-      await channel.checkExchange(route.exchange);
-      await channel.checkQueue(this.queue);
-      await this.transport.bindGroupQueue(channel, this.spec, this.queue);
-    } catch (error) {
-      if ((error as { code?: unknown } | undefined)?.code === 404) this.topologyLost(error);
-      // Anything else (connection lost...) is reported by the connection's own events.
-    }
-  }
-
-  /**
-   * The exchange, the queue or the binding is gone (deleted under us): reported as
-   * `subscription-interrupted`, then the consumer starts again on a new channel, declaring exchange,
-   * queue and binding anew, and reports `subscription-resumed`. Unacked deliveries are redelivered.
-   */
-  topologyLost(error: unknown): void {
-    if (this.state !== 'active' || this.restarting) return;
-    const channel = this.channel;
-    this.interrupted(error);
-    if (channel) void channel.close().catch(() => undefined);
-    this.restart();
-  }
-
-  /** Starts again on a new channel (after a reconnect or a server-side cancel). */
-  restart(): void {
-    if (this.state !== 'active' || this.restarting) return;
-    this.restarting = (async () => {
-      for (let delay = 100; this.state === 'active'; delay = Math.min(delay * 2, 5000)) {
-        try {
-          await this.start();
-          return;
-        } catch (error) {
-          this.observer().onEvent({ type: 'internal-error', topic: this.spec.topic, context: 'rabbitmq resubscribe', error });
-          await new Promise((resolve) => setTimeout(resolve, delay));
-        }
-      }
-    })().finally(() => (this.restarting = undefined));
-  }
-
-  private onMessage(channel: Channel, message: ConsumeMessage | null): void {
-    if (message === null) {
-      // The server cancelled the consumer (queue deleted, node down...): start again.
-      if (this.channel === channel) this.channel = undefined;
-      void channel.close().catch(() => undefined);
-      this.interrupted(new Error('consumer cancelled by the server'));
-      this.restart();
-      return;
-    }
-    if (this.state === 'closing' || this.state === 'ended') {
-      this.handedBackCount++;
-      channel.nack(message, false, true); // received but not started: hand it back
-      return;
-    }
-    if (this.receiveContext.pattern && message.fields.routingKey.endsWith(DEAD_LETTER_SUFFIX) && !this.spec.topic.endsWith(DEAD_LETTER_SUFFIX)) {
-      // A dead letter published through the main exchange also matches the pattern's binding; the
-      // DLQ queue has its own copy, and a pattern subscription never consumes dead letters.
-      channel.ack(message);
-      return;
-    }
-    const received = fromConsumeMessage(message, this.receiveContext);
-    for (const { header, value } of received.untrusted) {
-      this.observer().onEvent({ type: 'untrusted-header', topic: this.spec.topic, transport: 'rabbitmq', header, value, messageId: received.transport.id });
-    }
-    this.deliver(channel, message, received, received.attempt);
-  }
-
-  /** Source metadata by exchange, routing key and topic, shared by the deliveries that have the same (read-only). */
-  private readonly sources = new Map<string, SourceMetadata>();
-
-  private sourceOf(message: ConsumeMessage, topic: string): SourceMetadata {
-    const { exchange, routingKey } = message.fields;
-    const id = `${exchange}\u0000${routingKey}\u0000${topic}`;
-    let source = this.sources.get(id);
-    if (!source) {
-      if (this.sources.size >= 1000) this.sources.clear(); // many topics through one pattern: keep it bounded
-      source = Object.freeze({
-        transport: 'rabbitmq',
-        topic,
-        group: this.spec.group,
-        exchange,
-        routingKey,
-        queue: this.queue,
-        ...(this.spec.pattern ? { pattern: this.spec.topic } : {}),
-      });
-      this.sources.set(id, source);
-    }
-    return source;
-  }
-
-  /** Hands `message` to the listener as `attempt`; settles it on the channel afterwards. */
-  private deliver(channel: Channel, message: ConsumeMessage, received: ReceivedMessage, attempt: number): void {
-    const delivery = new RabbitDelivery(this, channel, message, received, attempt, this.sourceOf(message, received.topic));
-    this.inFlight.begin();
-    let running: Promise<void> | void;
-    try {
-      running = this.listener(delivery);
-    } catch {
-      running = undefined;
-    }
-    if (running)
-      running.then(
-        () => this.afterDelivery(delivery),
-        () => this.afterDelivery(delivery),
-      );
-    else this.afterDelivery(delivery);
-  }
-
-  /** A delivery the listener left unsettled is handed back (requeued). */
-  private afterDelivery(delivery: RabbitDelivery): void {
-    if (!delivery.settled) this.nackQuietly(delivery.channel, delivery.message);
-    this.inFlight.end();
-  }
-
-  /**
-   * `retryLater` of a delivery: a copy to the per-delay retry queue, then the ack. If the retry queue
-   * refuses the copy (connection lost, a header table too large once our control headers are
-   * added...), waits in process instead, holding this prefetch slot, so the attempt count still
-   * advances and the message cannot loop.
-   */
-  async retryThroughQueue(delivery: RabbitDelivery, delayMs: number, nextAttempt: number): Promise<void> {
-    const { channel, message, received } = delivery;
-    const delay = Math.max(0, Math.round(delayMs));
-    try {
-      await this.transport.sendToRetryQueue(this.queue, message, received, nextAttempt, delay);
-      channel.ack(message);
-    } catch (error) {
-      this.observer().onEvent({ type: 'internal-error', topic: this.spec.topic, context: 'rabbitmq retry queue publish failed: retrying in process', error });
-      this.inFlight.begin();
-      setTimeout(() => {
-        this.inFlight.end();
-        if (this.state === 'closing' || this.state === 'ended') {
-          this.handedBackCount++;
-          this.nackQuietly(channel, message);
-          return;
-        }
-        this.deliver(channel, message, received, nextAttempt);
-      }, delay);
-    }
-  }
-
-  private nackQuietly(channel: Channel, message: ConsumeMessage): void {
-    try {
-      channel.nack(message, false, true);
-    } catch {
-      // channel gone: the broker requeues it
-    }
-  }
-
-  onEnded(callback: () => void): void {
-    this.endedCallbacks.push(callback);
-  }
-
-  /** Deliveries requeued because this subscription was closing when they arrived or were to be retried. */
-  handedBack(): number {
-    return this.handedBackCount;
-  }
-
-  close(): Promise<void> {
-    return this.end('closing');
-  }
-
-  drain(): Promise<void> {
-    return this.end('draining');
-  }
-
-  private end(mode: 'closing' | 'draining'): Promise<void> {
-    // close() during a drain: deliveries arriving from now on are handed back.
-    if (mode === 'closing' && this.state === 'draining') this.state = 'closing';
-    this.ending ??= (async () => {
-      this.state = mode;
-      const channel = this.channel;
-      if (channel && this.consumerTag) await channel.cancel(this.consumerTag).catch(() => undefined);
-      await this.inFlight.idle();
-      this.state = 'ended';
-      if (channel) await channel.close().catch(() => undefined);
-      for (const callback of this.endedCallbacks) callback();
-    })();
-    return this.ending;
-  }
-}
-
-/** One delivery of an AMQP message; settles once, on the channel it arrived on. */
-class RabbitDelivery extends TransportDelivery {
-  settled = false;
-
-  constructor(
-    private readonly subscription: RabbitSubscription,
-    readonly channel: Channel,
-    readonly message: ConsumeMessage,
-    readonly received: ReceivedMessage,
-    attempt: number,
-    source: SourceMetadata,
-  ) {
-    super(received.transport, attempt, source);
-  }
-
-  /** amqplib writes the ack at once: settled synchronously (the pipeline's fast path needs no promise). */
-  ack(): boolean {
-    if (this.settled) return false;
-    this.settled = true;
-    this.channel.ack(this.message);
-    return true;
-  }
-
-  async retryLater(delayMs: number, nextAttempt = this.attempt + 1): Promise<boolean> {
-    if (this.settled) return false;
-    this.settled = true;
-    await this.subscription.retryThroughQueue(this, delayMs, nextAttempt);
-    return true;
   }
 }

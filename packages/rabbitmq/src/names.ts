@@ -1,0 +1,9 @@
+/** Queue of a consumer group: the topic itself for the default group, `<topic>.<group>` otherwise. */
+export function queueNameFor(topic: string, group: string): string {
+  return group === '' || group === 'default' ? topic : `${topic}.${group}`;
+}
+
+/** Per-delay retry queue of a work queue: messages wait `delayMs` there, then dead-letter back. */
+export function retryQueueName(queue: string, delayMs: number): string {
+  return `${queue}.retry.${delayMs}`;
+}

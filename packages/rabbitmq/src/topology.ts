@@ -1,0 +1,88 @@
+import type { Channel, RecoveringChannelModel } from 'amqplib';
+import type { TransportSubscribeSpec } from '@switchboard/core/transport';
+import type { RabbitOptions, RabbitRoute } from './options.js';
+import { queueNameFor } from './names.js';
+
+/**
+ * The RabbitMQ topology of a transport: which exchange a topic is routed through, the arguments of the
+ * queues it declares, the group queues with their bindings, and the shared channel for passive
+ * checks. Every declare is idempotent: declaring again what exists changes nothing.
+ */
+export class RabbitTopology {
+  private checking: Promise<Channel> | undefined;
+
+  constructor(
+    private readonly options: RabbitOptions,
+    private readonly model: RecoveringChannelModel,
+  ) {}
+
+  /** Route of a core topic: its configured route, else the main topic exchange with the topic as routing key. */
+  routeFor(topic: string): RabbitRoute {
+    return this.options.routes[topic] ?? { exchange: this.options.exchange, type: 'topic' };
+  }
+
+  /** Arguments of the queues this transport declares (queue type, expiry). */
+  queueArguments(): Record<string, unknown> {
+    const args: Record<string, unknown> = {};
+    if (this.options.queueType === 'quorum') args['x-queue-type'] = 'quorum';
+    if (this.options.queueExpiresMs !== undefined) args['x-expires'] = this.options.queueExpiresMs;
+    return args;
+  }
+
+  /** Declares the group queue of `spec` with its bindings (and its DLQ for quorum delivery limits) on `channel`. */
+  async declareGroupQueue(channel: Channel, spec: TransportSubscribeSpec): Promise<string> {
+    const queue = queueNameFor(spec.topic, spec.group);
+    const route = this.routeOfSubscription(spec);
+    await channel.assertExchange(route.exchange, route.type, { durable: true });
+    const args = this.queueArguments();
+    if (this.options.deliveryLimit !== undefined) {
+      const dlq = `${queue}-dlq`;
+      await channel.assertQueue(dlq, { durable: true, arguments: this.queueArguments() });
+      Object.assign(args, {
+        'x-delivery-limit': this.options.deliveryLimit,
+        'x-dead-letter-exchange': '',
+        'x-dead-letter-routing-key': dlq,
+        'x-dead-letter-strategy': 'at-least-once',
+        'x-overflow': 'reject-publish',
+      });
+    }
+    await channel.assertQueue(queue, { durable: true, arguments: args });
+    await this.bindGroupQueue(channel, spec, queue);
+    return queue;
+  }
+
+  /** The exchange a subscription's queue is bound to: the main one for patterns, else the topic's route. */
+  routeOfSubscription(spec: TransportSubscribeSpec): RabbitRoute {
+    return spec.pattern ? { exchange: this.options.exchange, type: 'topic' } : this.routeFor(spec.topic);
+  }
+
+  /** Binds `queue` for `spec` (idempotent: binding again what exists changes nothing). */
+  async bindGroupQueue(channel: Channel, spec: TransportSubscribeSpec, queue: string): Promise<void> {
+    const route = this.routeOfSubscription(spec);
+    if (route.type === 'headers') {
+      const binding = route.headers?.[spec.group || 'default'] ?? route.headers?.default ?? { 'x-match': 'all' };
+      await channel.bindQueue(queue, route.exchange, '', binding);
+    } else {
+      await channel.bindQueue(queue, route.exchange, route.type === 'fanout' ? '' : (route.routingKey ?? spec.topic));
+    }
+  }
+
+  /**
+   * A channel for topology checks (passive declares), shared by this transport's subscriptions and
+   * opened again after the broker closed it (a failed passive check closes its channel).
+   */
+  topologyChannel(): Promise<Channel> {
+    this.checking ??= this.model.createChannel().then(
+      (channel) => {
+        channel.on('error', () => undefined);
+        channel.on('close', () => (this.checking = undefined));
+        return channel;
+      },
+      (error: unknown) => {
+        this.checking = undefined;
+        throw error;
+      },
+    );
+    return this.checking;
+  }
+}
