@@ -1,0 +1,36 @@
+import { describe, expect, it } from 'vitest';
+import { ClosedError, ConfigError, CountingObserver, PublishError, createBus, createMemoryTransport } from '@switchboard/core';
+import { Recorder } from '@switchboard/core/testing';
+
+describe('bus (bus/bus)', () => {
+  it('publish resolves with the ids and the receivers reached; a subscriber gets the message', async () => {
+    const bus = createBus({ transport: createMemoryTransport() });
+    const got = new Recorder<string>();
+    await bus.subscriber.subscribe('orders', (m) => got.add(m.id), { group: 'g' });
+    const receipt = await bus.publisher.publish('orders', [{ id: 'a', value: 1 }, { value: 2 }]);
+    expect(receipt.ids[0]).toBe('a');
+    expect(receipt.ids).toHaveLength(2);
+    expect(receipt.receivers).toBe(1);
+    await got.waitFor(2, 5000);
+    await bus.close();
+  });
+
+  it('no receivers: warn (an event), reject (a PublishError) or ignore, as the publisher is told', async () => {
+    const counts = new CountingObserver();
+    const warn = createBus({ transport: createMemoryTransport(), observer: counts });
+    await warn.publisher.publish('nobody', { value: 1 });
+    expect(counts.count('no-receivers')).toBe(1);
+    const reject = createBus({ transport: createMemoryTransport(), publisher: { noReceivers: 'reject' } });
+    await expect(reject.publisher.publish('nobody', { value: 1 })).rejects.toBeInstanceOf(PublishError);
+    await Promise.all([warn.close(), reject.close()]);
+  });
+
+  it('refuses bad subscribe options naming the field, and anything after close with a ClosedError', async () => {
+    const bus = createBus({ transport: createMemoryTransport() });
+    await expect(bus.subscriber.subscribe('t', () => undefined, { concurrency: 0 })).rejects.toThrowError(ConfigError);
+    await expect(bus.subscriber.subscribe('t', () => undefined, { retry: { maxAttempts: -1 } })).rejects.toThrowError(/retry\.maxAttempts/);
+    await bus.close();
+    await bus.close(); // idempotent
+    await expect(bus.publisher.publish('t', { value: 1 })).rejects.toBeInstanceOf(ClosedError);
+  });
+});
