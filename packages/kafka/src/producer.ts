@@ -42,7 +42,7 @@ export function kafkajsSender(kafka: Kafka, options: KafkaOptions): RecordSender
 
 /**
  * @platformatic/kafka's producer (an optional peer dependency): about twice kafkajs' produce
- * throughput on the same broker (README, Benchmark). Same record shape on the wire: key, value,
+ * throughput on the same broker (docs/benchmarks.md). Same record shape on the wire: key, value,
  * headers, timestamp. Connections open lazily; `connect` asks the cluster for metadata to fail fast.
  */
 export async function platformaticSender(options: KafkaOptions): Promise<RecordSender> {
