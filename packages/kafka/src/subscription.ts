@@ -14,6 +14,8 @@ import {
 import { SubscriptionAwareAssigner } from './assigner.js';
 import { fromKafkaRecord } from './codec.js';
 import { OffsetWindow } from './offset-window.js';
+import { OffsetCommits } from './commits.js';
+import { fixPositions } from './positions.js';
 import type { KafkaOptions } from './options.js';
 
 /**
@@ -131,9 +133,9 @@ export class KafkaSubscription implements TransportSubscription {
   private readonly consumer: Consumer;
   /** Retries held in this process, by topic|partition. */
   private readonly held = new Map<string, HeldRetry>();
-  private readonly pendingCommits = new Map<string, { topic: string; partition: number; offset: string }>();
-  private commitTimer: ReturnType<typeof setTimeout> | undefined;
   private readonly inFlight = new InFlight();
+  /** Acknowledged offsets: recorded, written in batches, kept when a write fails. */
+  private readonly commits: OffsetCommits;
   /** Side-by-side handling (`ordering` `key` / `none`); undefined for partition order. */
   private readonly scheduler: KeyedScheduler<WindowedRecord> | undefined;
   /** Uncommitted records by topic|partition, side-by-side handling only. */
@@ -151,7 +153,6 @@ export class KafkaSubscription implements TransportSubscription {
   private handedBackCount = 0;
   /** Per topic|partition, as last seen: the log's end (fetch responses, joins) and this group's committed offset. */
   private readonly highWatermarks = new Map<string, number>();
-  private readonly committedOffsets = new Map<string, number>();
   private highWatermarksAskedAt = 0;
   private firstPositioned: { promise: Promise<void>; resolve: () => void; reject: (error: unknown) => void };
 
@@ -174,6 +175,15 @@ export class KafkaSubscription implements TransportSubscription {
       // Short, bounded retries: a lost broker is noticed (and reported) within seconds and the
       // consumer restarts every second or so until the broker answers again.
       retry: { retries: Math.max(o.retries, 5), initialRetryTime: 100, maxRetryTime: 1000 },
+    });
+    this.commits = new OffsetCommits({
+      commitOffsets: (offsets) => this.consumer.commitOffsets(offsets),
+      intervalMs: o.commitIntervalMs,
+      onCommitted: (offsets) => {
+        if (this.scheduler) this.windowsCommitted(offsets);
+      },
+      onFailed: (error) => this.observer().onEvent({ type: 'internal-error', topic: this.spec.topic, context: 'kafka offset commit (kept, committed again later)', error }),
+      isStopping: () => this.stopping,
     });
     if (spec.ordering !== 'partition') {
       this.scheduler = new KeyedScheduler<WindowedRecord>(
@@ -199,7 +209,7 @@ export class KafkaSubscription implements TransportSubscription {
     consumer.on(consumer.events.GROUP_JOIN, (event) => this.onGroupJoin(event.payload.memberAssignment));
     // A rebalance is starting: commit what was acknowledged while this generation may still commit,
     // so the next owner of a partition does not handle it again.
-    consumer.on(consumer.events.REBALANCING, () => void this.flushCommits());
+    consumer.on(consumer.events.REBALANCING, () => void this.commits.flush());
     consumer.on(consumer.events.FETCH, () => {
       this.lastFetchAt = Date.now();
     });
@@ -330,13 +340,12 @@ export class KafkaSubscription implements TransportSubscription {
       this.held.delete(tp);
     }
     // Acks of revoked partitions are not committed by this member any more: the new owner commits.
-    for (const tp of this.pendingCommits.keys()) if (!this.owned.has(tp)) this.pendingCommits.delete(tp);
-    for (const tp of this.committedOffsets.keys()) if (!this.owned.has(tp)) this.committedOffsets.delete(tp);
+    this.commits.keepOnly(this.owned);
     for (const [tp, window] of this.windows) {
       if (this.owned.has(tp)) continue;
       window.revoked = true; // its queued records are dropped when their turn comes; nothing of it is committed
       this.windows.delete(tp);
-      this.pendingCommits.delete(tp);
+      this.commits.drop(tp);
     }
     const assigned = Object.entries(assignment)
       .filter(([, partitions]) => partitions.length > 0)
@@ -377,61 +386,24 @@ export class KafkaSubscription implements TransportSubscription {
     );
   }
 
-  /** Commits a start position for every assigned partition that has none, reads it back, and seeks there. */
+  /** Commits a start position for every assigned partition that has none (or a kept one ahead of the broker's), reads it back, and seeks there. */
   private async fixPositions(generation: number, assigned: { topic: string; partitions: number[] }[]): Promise<void> {
-    const groupId = this.spec.group || 'default';
-    const admin = await this.context.adminClient();
-    for (const { topic, partitions } of assigned) {
-      const committed = (await admin.fetchOffsets({ groupId, topics: [topic] }))[0]?.partitions ?? [];
-      const ends = await admin.fetchTopicOffsets(topic);
-      const ahead: { topic: string; partition: number; offset: string }[] = [];
-      for (const partition of partitions) {
-        const tp = `${topic}|${partition}`;
-        const high = ends.find((e) => e.partition === partition)?.high;
-        if (high !== undefined) this.highWatermarks.set(tp, Number(high));
-        const offset = committed.find((c) => c.partition === partition)?.offset;
-        // What this member acknowledged before the join and the broker does not have: a commit that
-        // failed (kept in pendingCommits), or one kafkajs resolved without sending while its runner
-        // restarted (a coordinator failover, a broker restart). Committed now when ahead of the
-        // broker's, so the group does not read those records again.
-        const kept = this.pendingCommits.get(tp);
-        const believed = Math.max(kept ? Number(kept.offset) : -1, this.committedOffsets.get(tp) ?? -1);
-        if (isCommitted(offset) && believed > Number(offset)) ahead.push({ topic, partition, offset: String(believed) });
-        else if (isCommitted(offset)) this.committedOffsets.set(tp, Number(offset));
-      }
-      if (ahead.length > 0) {
-        if (generation !== this.generation || this.stopping) return;
-        await this.consumer.commitOffsets(ahead);
-        for (const position of ahead) {
-          const tp = `${topic}|${position.partition}`;
-          const kept = this.pendingCommits.get(tp);
-          if (kept && Number(kept.offset) <= Number(position.offset)) this.pendingCommits.delete(tp);
-          this.committedOffsets.set(tp, Number(position.offset));
-          this.consumer.seek(position);
-        }
-        if (this.scheduler) this.windowsCommitted(ahead);
-      }
-      const missing = partitions.filter((p) => !isCommitted(committed.find((c) => c.partition === p)?.offset));
-      if (missing.length === 0) continue;
-      const groupKnowsTopic = committed.some((c) => isCommitted(c.offset));
-      const fromEnd = !groupKnowsTopic && this.spec.startFrom === 'latest';
-      const positions = missing.map((partition) => {
-        const kept = this.pendingCommits.get(`${topic}|${partition}`); // acknowledged before, its commit failed
-        if (kept) return kept;
-        const offsets = ends.find((e) => e.partition === partition);
-        return { topic, partition, offset: (fromEnd ? offsets?.high : offsets?.low) ?? '0' };
-      });
-      if (generation !== this.generation || this.stopping) return;
-      await this.consumer.commitOffsets(positions);
-      // kafkajs drops a commit silently while its runner restarts: read it back, so the position
-      // survives this member (later members and restarts start from it, never from a later "latest").
-      const after = (await admin.fetchOffsets({ groupId, topics: [topic] }))[0]?.partitions ?? [];
-      const lost = positions.filter((p) => !isCommitted(after.find((c) => c.partition === p.partition)?.offset));
-      for (const position of positions) if (!lost.includes(position)) this.committedOffsets.set(`${topic}|${position.partition}`, Number(position.offset));
-      if (lost.length > 0) throw new Error(`kafka: start positions of ${topic} partitions ${lost.map((p) => p.partition).join(',')} were not committed (group rebalancing?)`);
-      if (generation !== this.generation || this.stopping) return;
-      for (const position of positions) this.consumer.seek(position);
-    }
+    await fixPositions(
+      {
+        groupId: this.spec.group || 'default',
+        startFrom: this.spec.startFrom,
+        admin: await this.context.adminClient(),
+        commits: this.commits,
+        highWatermarks: this.highWatermarks,
+        commitOffsets: (offsets) => this.consumer.commitOffsets(offsets),
+        seek: (position) => this.consumer.seek(position),
+        isCurrent: () => generation === this.generation && !this.stopping,
+        onRecommitted: (offsets) => {
+          if (this.scheduler) this.windowsCommitted(offsets);
+        },
+      },
+      assigned,
+    );
   }
 
   /** Hands a record to the listener (partition order); synchronous when the listener is. */
@@ -451,7 +423,7 @@ export class KafkaSubscription implements TransportSubscription {
 
   /** Partition order: an ack commits the next offset, a retry pauses the partition at the record. */
   private readonly inPartitionOrder: Settlement = {
-    ack: (d) => this.commit(d.topic, d.partition, offsetAfter(d.record.offset)),
+    ack: (d) => this.commits.record(d.topic, d.partition, offsetAfter(d.record.offset)),
     retry: (d, delayMs, nextAttempt) => this.hold(d.topic, d.partition, d.record, nextAttempt, delayMs),
   };
 
@@ -461,7 +433,7 @@ export class KafkaSubscription implements TransportSubscription {
       const window = d.item!.window;
       if (window.revoked) return undefined;
       const position = window.finish(Number(d.record.offset));
-      return position !== undefined ? this.commit(d.topic, d.partition, String(position)) : undefined;
+      return position !== undefined ? this.commits.record(d.topic, d.partition, String(position)) : undefined;
     },
     retry: (d, delayMs, nextAttempt) => {
       d.item!.attempt = nextAttempt;
@@ -589,40 +561,6 @@ export class KafkaSubscription implements TransportSubscription {
     }
   }
 
-  /** Records `offset` as the partition's next commit; written at once (a promise) with `commitIntervalMs: 0`, else within the interval. */
-  private commit(topic: string, partition: number, offset: string): Promise<void> | undefined {
-    this.pendingCommits.set(`${topic}|${partition}`, { topic, partition, offset });
-    const interval = this.context.options.commitIntervalMs;
-    if (interval === 0) return this.flushCommits();
-    this.commitTimer ??= setTimeout(() => void this.flushCommits(), interval);
-    return undefined;
-  }
-
-  private async flushCommits(): Promise<void> {
-    if (this.commitTimer) clearTimeout(this.commitTimer);
-    this.commitTimer = undefined;
-    if (this.pendingCommits.size === 0) return;
-    const offsets = [...this.pendingCommits.values()];
-    this.pendingCommits.clear();
-    try {
-      await this.consumer.commitOffsets(offsets);
-      for (const { topic, partition, offset } of offsets) this.committedOffsets.set(`${topic}|${partition}`, Number(offset));
-      if (this.scheduler) this.windowsCommitted(offsets);
-    } catch (error) {
-      // e.g. the coordinator moved or the group is rebalancing. The offsets are kept (unless a newer
-      // one for the partition came meanwhile) and committed again: by the next flush, or on the rejoin
-      // if this member keeps the partition (fixPositions), so a failover re-reads at most what was not
-      // acknowledged. A revoked partition's offsets are dropped at the join: its new owner commits.
-      for (const retained of offsets) {
-        const tp = `${retained.topic}|${retained.partition}`;
-        const newer = this.pendingCommits.get(tp);
-        if (!newer || Number(newer.offset) < Number(retained.offset)) this.pendingCommits.set(tp, retained);
-      }
-      if (!this.stopping) this.commitTimer ??= setTimeout(() => void this.flushCommits(), Math.max(this.context.options.commitIntervalMs, 1000));
-      this.observer().onEvent({ type: 'internal-error', topic: this.spec.topic, context: 'kafka offset commit (kept, committed again later)', error });
-    }
-  }
-
   /** Commits confirmed: shrink the windows; resume partitions paused full once down to half. */
   private windowsCommitted(offsets: readonly { topic: string; partition: number; offset: string }[]): void {
     const resume: { topic: string; partitions: number[] }[] = [];
@@ -659,7 +597,7 @@ export class KafkaSubscription implements TransportSubscription {
     let lag: number | undefined;
     for (const tp of this.owned) {
       const high = this.highWatermarks.get(tp);
-      const committed = this.committedOffsets.get(tp);
+      const committed = this.commits.committedOffset(tp);
       if (high !== undefined && committed !== undefined) lag = (lag ?? 0) + Math.max(0, high - committed);
     }
     return {
@@ -700,7 +638,7 @@ export class KafkaSubscription implements TransportSubscription {
       this.held.clear();
       this.handedBackCount += this.scheduler?.takePending().length ?? 0; // not started: handed back uncommitted
       await this.inFlight.idle();
-      await this.flushCommits();
+      await this.commits.flush();
       await this.consumer.disconnect().catch(() => undefined);
       this.firstPositioned.reject(new ClosedError('kafka subscription closed'));
       for (const callback of this.endedCallbacks) callback();
@@ -712,9 +650,4 @@ export class KafkaSubscription implements TransportSubscription {
   drain(): Promise<void> {
     return this.close();
   }
-}
-
-/** kafkajs reports "no committed offset" as -1 (or an empty value). */
-function isCommitted(offset: string | undefined): boolean {
-  return offset !== undefined && offset !== '' && BigInt(offset) >= 0n;
 }

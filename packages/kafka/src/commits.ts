@@ -1,0 +1,102 @@
+/** A partition's position to commit: the offset of the next record to read. */
+export interface PartitionOffset {
+  readonly topic: string;
+  readonly partition: number;
+  readonly offset: string;
+}
+
+/** What the commit bookkeeping needs from its subscription. */
+export interface CommitsContext {
+  /** Writes offsets to the group (kafkajs `commitOffsets`). */
+  commitOffsets(offsets: PartitionOffset[]): Promise<void>;
+  /** 0: every recorded offset is written at once; else within this many ms. */
+  readonly intervalMs: number;
+  /** The broker confirmed these offsets. */
+  onCommitted(offsets: readonly PartitionOffset[]): void;
+  /** A write failed; the offsets are kept and written again. */
+  onFailed(error: unknown): void;
+  isStopping(): boolean;
+}
+
+/**
+ * The offsets a subscription acknowledged, by topic|partition: recorded at each ack, written in
+ * batches, kept when a write fails (committed again by the next flush, or at the rejoin when the member
+ * keeps the partition: see {@link believed}), and what the broker is known to have.
+ */
+export class OffsetCommits {
+  private readonly pending = new Map<string, PartitionOffset>();
+  private readonly committed = new Map<string, number>();
+  private timer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(private readonly context: CommitsContext) {}
+
+  /** Records `offset` as the partition's next commit; written at once (a promise) with `intervalMs` 0, else within the interval. */
+  record(topic: string, partition: number, offset: string): Promise<void> | undefined {
+    this.pending.set(`${topic}|${partition}`, { topic, partition, offset });
+    if (this.context.intervalMs === 0) return this.flush();
+    this.timer ??= setTimeout(() => void this.flush(), this.context.intervalMs);
+    return undefined;
+  }
+
+  /** Writes what is pending. A failure keeps the offsets (unless a newer one for the partition came meanwhile) and tries again later; never rejects. */
+  async flush(): Promise<void> {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.pending.size === 0) return;
+    const offsets = [...this.pending.values()];
+    this.pending.clear();
+    try {
+      await this.context.commitOffsets(offsets);
+      for (const { topic, partition, offset } of offsets) this.committed.set(`${topic}|${partition}`, Number(offset));
+      this.context.onCommitted(offsets);
+    } catch (error) {
+      // e.g. the coordinator moved or the group is rebalancing: a failover then re-reads at most what
+      // was not acknowledged. A revoked partition's offsets are dropped at the join: its new owner commits.
+      for (const retained of offsets) {
+        const tp = `${retained.topic}|${retained.partition}`;
+        const newer = this.pending.get(tp);
+        if (!newer || Number(newer.offset) < Number(retained.offset)) this.pending.set(tp, retained);
+      }
+      if (!this.context.isStopping()) this.timer ??= setTimeout(() => void this.flush(), Math.max(this.context.intervalMs, 1000));
+      this.context.onFailed(error);
+    }
+  }
+
+  /** The offset recorded and not yet written (or whose write failed) for `tp`. */
+  kept(tp: string): PartitionOffset | undefined {
+    return this.pending.get(tp);
+  }
+
+  /** The offset the broker is known to have for `tp` (from a confirmed write or a join). */
+  committedOffset(tp: string): number | undefined {
+    return this.committed.get(tp);
+  }
+
+  /**
+   * What this member acknowledged for `tp`, written or not: a commit that failed, or one kafkajs
+   * resolved without sending while its runner restarted (a coordinator failover, a broker restart).
+   * -1 when nothing.
+   */
+  believed(tp: string): number {
+    const kept = this.pending.get(tp);
+    return Math.max(kept ? Number(kept.offset) : -1, this.committed.get(tp) ?? -1);
+  }
+
+  /** The broker has `offset` for `tp` (read at a join, or written now). A kept offset at or below it is done. */
+  confirm(tp: string, offset: number): void {
+    this.committed.set(tp, offset);
+    const kept = this.pending.get(tp);
+    if (kept && Number(kept.offset) <= offset) this.pending.delete(tp);
+  }
+
+  /** Forgets the partitions not in `owned` (revoked: their new owner commits). */
+  keepOnly(owned: ReadonlySet<string>): void {
+    for (const tp of this.pending.keys()) if (!owned.has(tp)) this.pending.delete(tp);
+    for (const tp of this.committed.keys()) if (!owned.has(tp)) this.committed.delete(tp);
+  }
+
+  /** Forgets what is pending for `tp` (its window was revoked). */
+  drop(tp: string): void {
+    this.pending.delete(tp);
+  }
+}
