@@ -382,6 +382,18 @@ describe('rabbitmq topology recovery: exchange, binding or queue deleted under l
     return connection.createChannel();
   }
 
+  /** A bus on its own exchange (so deleting it touches no other test), a group 'g' subscribed, one message handled. */
+  async function liveSubscription(name: string, options: RabbitOptionsInput) {
+    const exchange = uniqueName('sb-rabbit.topo');
+    const bus = await openBus({ exchange, ...options });
+    const topic = uniqueName(name);
+    const got = new Recorder<string>();
+    await bus.subscriber.subscribe(topic, (m) => got.add(m.id), { group: 'g' });
+    await bus.publisher.publish(topic, { id: 'before', value: 0 });
+    await got.waitFor(1, 10_000);
+    return { exchange, bus, topic, got };
+  }
+
   /**
    * Publishes one message at a time (bounded: 300 of them, 30 s) until the handler saw one of them;
    * failed publishes (the exchange gone, the message unroutable) are counted, not thrown.
@@ -398,13 +410,7 @@ describe('rabbitmq topology recovery: exchange, binding or queue deleted under l
   }
 
   it('exchange deleted: the first unroutable return re-declares exchange, queue and binding; interrupted, then resumed, then live', async () => {
-    const exchange = uniqueName('sb-rabbit.topo');
-    const bus = await openBus({ exchange, topologyCheckIntervalMs: 0 }); // the unroutable return alone must repair it
-    const topic = uniqueName('sb-rabbit.topo-a');
-    const got = new Recorder<string>();
-    await bus.subscriber.subscribe(topic, (m) => got.add(m.id), { group: 'g' });
-    await bus.publisher.publish(topic, { id: 'before', value: 0 });
-    await got.waitFor(1, 10_000);
+    const { exchange, bus, topic, got } = await liveSubscription('sb-rabbit.topo-a', { topologyCheckIntervalMs: 0 }); // the unroutable return alone must repair it
     await (await rawChannel()).deleteExchange(exchange);
     const { sent, failed } = await publishUntilHandled((id) => bus.publisher.publish(topic, { id, value: 1 }), got, 'gap');
     await bus.counts.waitFor('subscription-resumed', 1);
@@ -420,13 +426,7 @@ describe('rabbitmq topology recovery: exchange, binding or queue deleted under l
   });
 
   it('exchange deleted and re-declared by another service (bindings gone): the periodic check binds the queue again', async () => {
-    const exchange = uniqueName('sb-rabbit.topo');
-    const bus = await openBus({ exchange, topologyCheckIntervalMs: 500 });
-    const topic = uniqueName('sb-rabbit.topo-b');
-    const got = new Recorder<string>();
-    await bus.subscriber.subscribe(topic, (m) => got.add(m.id), { group: 'g' });
-    await bus.publisher.publish(topic, { id: 'before', value: 0 });
-    await got.waitFor(1, 10_000);
+    const { exchange, bus, topic, got } = await liveSubscription('sb-rabbit.topo-b', { topologyCheckIntervalMs: 500 });
     const raw = await rawChannel();
     await raw.deleteExchange(exchange);
     await raw.assertExchange(exchange, 'topic', { durable: true }); // as another service's publisher does
@@ -436,13 +436,7 @@ describe('rabbitmq topology recovery: exchange, binding or queue deleted under l
   });
 
   it('exchange and queue deleted while a publisher keeps sending: the consumer comes back and handles again', async () => {
-    const exchange = uniqueName('sb-rabbit.topo');
-    const bus = await openBus({ exchange });
-    const topic = uniqueName('sb-rabbit.topo-c');
-    const got = new Recorder<string>();
-    await bus.subscriber.subscribe(topic, (m) => got.add(m.id), { group: 'g' });
-    await bus.publisher.publish(topic, { id: 'before', value: 0 });
-    await got.waitFor(1, 10_000);
+    const { exchange, bus, topic, got } = await liveSubscription('sb-rabbit.topo-c', {});
     const raw = await rawChannel();
     await raw.deleteExchange(exchange);
     await raw.deleteQueue(`${topic}.g`);
