@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { BusEvent, BusEventType, BusObserver } from '../ports/events.js';
 import type { Subscription, Transport } from '../ports/ports.js';
-import type { BusHealth, ConnectionHealth, SubscriptionHealth, SubscriptionStatus } from '../ports/health.js';
+import type { BusHealth, SubscriptionHealth, SubscriptionStatus } from '../ports/health.js';
 
 /** A subscription as the health report reads it: the port, and what its transport says about it. */
 export interface ObservedSubscription extends Subscription {
