@@ -1,12 +1,8 @@
-import { once } from 'node:events';
 import * as amqplib from 'amqplib';
-import type { Channel, ConfirmChannel, ConsumeMessage, RecoveringChannelModel } from 'amqplib';
+import type { Channel, ConsumeMessage, RecoveringChannelModel } from 'amqplib';
 import { ClosedError, PublishError, type BusObserver, type Capabilities, type ConnectionHealth, type Transport } from '@switchboard/core';
 import {
-  asBuffer,
   ConnectionState,
-  withDeadline,
-  refuseOversizeMessages,
   ObserverSet,
   createControlSigner,
   type ControlSigner,
@@ -19,11 +15,12 @@ import {
   type TransportSubscription,
   ConnectError,
 } from '@switchboard/core/transport';
-import { toPublishOptions, type ReceivedMessage } from './codec.js';
+import type { ReceivedMessage } from './codec.js';
 import { Endpoints } from './endpoints.js';
 import { RabbitSubscription } from './subscription.js';
 import { RabbitTopology } from './topology.js';
-import { queueNameFor, retryQueueName } from './names.js';
+import { ConfirmPublisher } from './publisher.js';
+import { queueNameFor } from './names.js';
 export { queueNameFor, retryQueueName } from './names.js';
 import type { RabbitOptions, RabbitRoute } from './options.js';
 
@@ -56,23 +53,13 @@ export function rabbitCapabilities(options: Pick<RabbitOptions, 'retryMode'> & {
 /** amqplib encodes a header table into a 64 KiB buffer; this leaves room for its encoding and our own headers. */
 export const RABBIT_MAX_HEADER_BYTES = 60_000;
 
-interface PublishLink {
-  readonly channel: ConfirmChannel;
-  /** Exchanges and queues already declared on this connection. */
-  readonly declared: Set<string>;
-  /** messageIds the broker returned as unroutable (basic.return precedes the confirm). */
-  readonly returned: Set<string>;
-}
-
 export class RabbitTransport implements Transport {
   readonly kind = 'rabbitmq';
   readonly capabilities: Capabilities;
   /** Observers of every bus using this transport. */
   private readonly observer = new ObserverSet();
-  /** Times a publish waited for the channel's `drain` (amqplib's write buffer was full). */
-  backpressureWaits = 0;
-  private link: PublishLink | undefined;
-  private linking: Promise<PublishLink> | undefined;
+  /** The confirm publisher (one confirm channel per connection). */
+  private readonly publisher: ConfirmPublisher;
   private readonly subscriptions = new Set<RabbitSubscription>();
   private closed = false;
   /** Signs and verifies control headers when a signing key is configured. */
@@ -93,10 +80,17 @@ export class RabbitTransport implements Transport {
     this.topology = new RabbitTopology(options, model);
     this.connectionState = new ConnectionState('connection', endpoints.current());
     this.signer = options.signingKey !== undefined ? createControlSigner(options.signingKey) : undefined;
+    this.publisher = new ConfirmPublisher({
+      options,
+      model,
+      signer: this.signer,
+      isClosed: () => this.closed,
+      queueArguments: () => this.queueArguments(),
+      onUnroutable: (exchange, routingKey) => this.onUnroutable(exchange, routingKey),
+    });
     model.on('disconnect', (error: Error) => {
       this.connectionState.down();
-      this.link = undefined;
-      this.linking = undefined;
+      this.publisher.reset();
       for (const subscription of this.subscriptions) subscription.interrupted(error);
     });
     model.on('connect', () => {
@@ -153,7 +147,7 @@ export class RabbitTransport implements Transport {
    */
   async publish(topic: string, messages: readonly TransportMessage[], options: TransportPublishOptions): Promise<TransportPublishResult> {
     const route = this.routeFor(topic);
-    const result = await this.publishTo(route.exchange, route.type, route.routingKey ?? topic, topic, messages, options.guarantee);
+    const result = await this.publisher.publishTo(route.exchange, route.type, route.routingKey ?? topic, topic, messages, options.guarantee);
     // "all" promises the message was made durable; a returned one is stored nowhere, whatever the
     // publisher's noReceivers policy says (that policy decides for "none" and "leader").
     if (result.receivers === 0 && options.guarantee === 'all') {
@@ -171,84 +165,24 @@ export class RabbitTransport implements Transport {
    * its pattern), through the topic's route instead; the replay-target header makes other groups skip it.
    */
   async publishToGroup(topic: string, group: string, messages: readonly TransportMessage[], options: TransportPublishOptions): Promise<TransportPublishResult> {
-    const direct = await this.publishTo('', undefined, queueNameFor(topic, group), topic, messages, options.guarantee === 'none' ? 'leader' : options.guarantee);
+    const direct = await this.publisher.publishTo('', undefined, queueNameFor(topic, group), topic, messages, options.guarantee === 'none' ? 'leader' : options.guarantee);
     if (direct.receivers !== 0) return direct;
     return this.publish(topic, messages, options);
   }
 
-  private async publishTo(
-    exchange: string,
-    type: RabbitRoute['type'] | undefined,
-    routingKey: string,
-    topic: string,
-    messages: readonly TransportMessage[],
-    guarantee: TransportPublishOptions['guarantee'],
-  ): Promise<TransportPublishResult> {
-    if (this.closed) throw new ClosedError('rabbitmq transport is closed');
-    refuseOversizeMessages(topic, messages, this.options.maxMessageBytes);
-    const deadline = Date.now() + this.options.publishTimeoutMs;
-    const link = await this.publishLink(deadline);
-    if (type && exchange !== '') await this.declareExchange(link, exchange, type);
-    // One promise per batch, settled by counting the broker's confirms (no promise per message).
-    let unroutable = 0;
-    let pending = messages.length;
-    let settle!: { resolve: () => void; reject: (error: Error) => void };
-    const confirmed = new Promise<void>((resolve, reject) => (settle = { resolve, reject }));
-    if (pending === 0) settle.resolve();
-    const onConfirm = (id: string) => (error: unknown) => {
-      if (error) return settle.reject(new PublishError(`RabbitMQ nacked message ${id} on "${exchange}" / "${routingKey}"`, topic, { cause: error }));
-      if (link.returned.delete(id)) unroutable++;
-      if (--pending === 0) settle.resolve();
-    };
-    for (const message of messages) {
-      const content = asBuffer(message.body);
-      const written = link.channel.publish(exchange, routingKey, content, toPublishOptions(topic, routingKey, message, guarantee, this.signer), onConfirm(message.id));
-      if (!written) {
-        this.backpressureWaits++;
-        await withDeadline(once(link.channel, 'drain'), deadline, () => new PublishError(`RabbitMQ applied backpressure for over ${this.options.publishTimeoutMs} ms`, topic));
-      }
-    }
-    if (guarantee === 'none') {
-      confirmed.catch(() => undefined);
-      return {};
-    }
-    await withDeadline(confirmed, deadline, () => new PublishError(`no confirm from RabbitMQ within ${this.options.publishTimeoutMs} ms for ${messages.length} message(s) to "${topic}"`, topic));
-    // Unroutable (mandatory + basic.return): nobody got it; the publisher's noReceivers policy decides.
-    return unroutable === 0 ? {} : { receivers: 0 };
+  /** Times a publish waited for the channel's `drain` (amqplib's write buffer was full). */
+  get backpressureWaits(): number {
+    return this.publisher.backpressureWaits;
   }
 
   /** Dead letters: durable queue named like the DLQ topic, bound to the main exchange, then a confirmed persistent publish. */
   deadLetterPublisher(): RawPublisher {
-    return {
-      publish: async (dlqTopic, messages) => {
-        const link = await this.publishLink(Date.now() + this.options.publishTimeoutMs);
-        await this.declareExchange(link, this.options.exchange, 'topic');
-        await this.declareQueue(link, dlqTopic, this.queueArguments(), [this.options.exchange, dlqTopic]);
-        return this.publishTo(this.options.exchange, undefined, dlqTopic, dlqTopic, messages, 'all');
-      },
-    };
+    return this.publisher.deadLetterPublisher();
   }
 
-  /**
-   * Sends a copy of `message` to the per-delay retry queue of `queue` (confirmed), to come back after
-   * `delayMs` as `nextAttempt`. Control headers are written from the verified values in `received`.
-   */
-  async sendToRetryQueue(queue: string, message: ConsumeMessage, received: ReceivedMessage, nextAttempt: number, delayMs: number): Promise<void> {
-    const link = await this.publishLink(Date.now() + this.options.publishTimeoutMs);
-    const retryQueue = retryQueueName(queue, delayMs);
-    await this.declareQueue(link, retryQueue, {
-      'x-message-ttl': delayMs,
-      'x-dead-letter-exchange': '',
-      'x-dead-letter-routing-key': queue,
-      'x-expires': Math.max(delayMs * 2 + 60_000, 600_000),
-    });
-    const headers = { ...(message.properties.headers ?? {}) } as Record<string, string>;
-    delete headers['x-delivery-count'];
-    delete headers['x-death'];
-    const properties = toPublishOptions(received.topic, retryQueue, { ...received.transport, headers }, message.properties.deliveryMode === 2 ? 'all' : 'leader', this.signer, nextAttempt);
-    await new Promise<void>((resolve, reject) => {
-      link.channel.publish('', retryQueue, message.content, { ...properties, mandatory: false }, (error) => (error ? reject(error) : resolve()));
-    });
+  /** A copy of `message` to the per-delay retry queue of `queue` (see {@link ConfirmPublisher.sendToRetryQueue}). */
+  sendToRetryQueue(queue: string, message: ConsumeMessage, received: ReceivedMessage, nextAttempt: number, delayMs: number): Promise<void> {
+    return this.publisher.sendToRetryQueue(queue, message, received, nextAttempt, delayMs);
   }
 
   async subscribe(spec: TransportSubscribeSpec, listener: DeliveryListener): Promise<TransportSubscription> {
@@ -316,44 +250,5 @@ export class RabbitTransport implements Transport {
     clearTimeout(this.topologyTimer);
     await Promise.all([...this.subscriptions].map((s) => s.close()));
     await this.model.close().catch(() => undefined);
-  }
-
-  private async declareExchange(link: PublishLink, exchange: string, type: RabbitRoute['type']): Promise<void> {
-    const id = `exchange:${exchange}`;
-    if (link.declared.has(id)) return;
-    await link.channel.assertExchange(exchange, type, { durable: true });
-    link.declared.add(id);
-  }
-
-  private async declareQueue(link: PublishLink, queue: string, args: Record<string, unknown>, binding?: [exchange: string, routingKey: string]): Promise<void> {
-    const id = `queue:${queue}`;
-    if (link.declared.has(id)) return;
-    await link.channel.assertQueue(queue, { durable: true, arguments: args });
-    if (binding) await link.channel.bindQueue(queue, binding[0], binding[1]);
-    link.declared.add(id);
-  }
-
-  /** The confirm channel of the current connection, created on demand; waits while reconnecting, up to `deadline`. */
-  private publishLink(deadline: number): Promise<PublishLink> {
-    if (this.link) return Promise.resolve(this.link);
-    this.linking ??= (async () => {
-      const channel = await this.model.createConfirmChannel();
-      const link: PublishLink = { channel, declared: new Set(), returned: new Set() };
-      channel.on('return', (message: ConsumeMessage) => {
-        if (typeof message.properties.messageId === 'string') link.returned.add(message.properties.messageId);
-        this.onUnroutable(message.fields.exchange, message.fields.routingKey);
-      });
-      channel.on('error', () => undefined);
-      channel.on('close', () => {
-        if (this.link === link) this.link = undefined;
-        this.linking = undefined;
-      });
-      this.link = link;
-      return link;
-    })().catch((error: unknown) => {
-      this.linking = undefined;
-      throw error;
-    });
-    return withDeadline(this.linking, deadline, () => new PublishError(`RabbitMQ unreachable: no connection within ${this.options.publishTimeoutMs} ms`, ''));
   }
 }

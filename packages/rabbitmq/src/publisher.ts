@@ -1,0 +1,173 @@
+import { once } from 'node:events';
+import type { ConfirmChannel, ConsumeMessage, RecoveringChannelModel } from 'amqplib';
+import { ClosedError, PublishError } from '@switchboard/core';
+import {
+  asBuffer,
+  refuseOversizeMessages,
+  withDeadline,
+  type ControlSigner,
+  type RawPublisher,
+  type TransportMessage,
+  type TransportPublishOptions,
+  type TransportPublishResult,
+} from '@switchboard/core/transport';
+import { toPublishOptions, type ReceivedMessage } from './codec.js';
+import { retryQueueName } from './names.js';
+import type { RabbitOptions, RabbitRoute } from './options.js';
+
+interface PublishLink {
+  readonly channel: ConfirmChannel;
+  /** Exchanges and queues already declared on this connection. */
+  readonly declared: Set<string>;
+  /** messageIds the broker returned as unroutable (basic.return precedes the confirm). */
+  readonly returned: Set<string>;
+}
+
+/** What the publisher needs from its transport. */
+export interface PublisherContext {
+  readonly options: RabbitOptions;
+  readonly model: RecoveringChannelModel;
+  readonly signer: ControlSigner | undefined;
+  isClosed(): boolean;
+  queueArguments(): Record<string, unknown>;
+  /** A message came back unroutable (basic.return) from `exchange` / `routingKey`. */
+  onUnroutable(exchange: string, routingKey: string): void;
+}
+
+/**
+ * The confirm publisher of a transport: one confirm channel per connection (opened on demand, waited
+ * for while reconnecting), confirms counted per batch (no promise per message), `drain` honoured,
+ * unroutable returns reported, dead letters and retry copies sent on the same channel.
+ */
+export class ConfirmPublisher {
+  /** Times a publish waited for the channel's `drain` (amqplib's write buffer was full). */
+  backpressureWaits = 0;
+  private link: PublishLink | undefined;
+  private linking: Promise<PublishLink> | undefined;
+
+  constructor(private readonly context: PublisherContext) {}
+
+  /** The connection was lost: the next publish opens a channel on the new one. */
+  reset(): void {
+    this.link = undefined;
+    this.linking = undefined;
+  }
+
+  async publishTo(
+    exchange: string,
+    type: RabbitRoute['type'] | undefined,
+    routingKey: string,
+    topic: string,
+    messages: readonly TransportMessage[],
+    guarantee: TransportPublishOptions['guarantee'],
+  ): Promise<TransportPublishResult> {
+    if (this.context.isClosed()) throw new ClosedError('rabbitmq transport is closed');
+    refuseOversizeMessages(topic, messages, this.context.options.maxMessageBytes);
+    const deadline = Date.now() + this.context.options.publishTimeoutMs;
+    const link = await this.publishLink(deadline);
+    if (type && exchange !== '') await this.declareExchange(link, exchange, type);
+    // One promise per batch, settled by counting the broker's confirms (no promise per message).
+    let unroutable = 0;
+    let pending = messages.length;
+    let settle!: { resolve: () => void; reject: (error: Error) => void };
+    const confirmed = new Promise<void>((resolve, reject) => (settle = { resolve, reject }));
+    if (pending === 0) settle.resolve();
+    const onConfirm = (id: string) => (error: unknown) => {
+      if (error) return settle.reject(new PublishError(`RabbitMQ nacked message ${id} on "${exchange}" / "${routingKey}"`, topic, { cause: error }));
+      if (link.returned.delete(id)) unroutable++;
+      if (--pending === 0) settle.resolve();
+    };
+    for (const message of messages) {
+      const content = asBuffer(message.body);
+      const written = link.channel.publish(exchange, routingKey, content, toPublishOptions(topic, routingKey, message, guarantee, this.context.signer), onConfirm(message.id));
+      if (!written) {
+        this.backpressureWaits++;
+        await withDeadline(once(link.channel, 'drain'), deadline, () => new PublishError(`RabbitMQ applied backpressure for over ${this.context.options.publishTimeoutMs} ms`, topic));
+      }
+    }
+    if (guarantee === 'none') {
+      confirmed.catch(() => undefined);
+      return {};
+    }
+    await withDeadline(
+      confirmed,
+      deadline,
+      () => new PublishError(`no confirm from RabbitMQ within ${this.context.options.publishTimeoutMs} ms for ${messages.length} message(s) to "${topic}"`, topic),
+    );
+    // Unroutable (mandatory + basic.return): nobody got it; the publisher's noReceivers policy decides.
+    return unroutable === 0 ? {} : { receivers: 0 };
+  }
+
+  /** Dead letters: durable queue named like the DLQ topic, bound to the main exchange, then a confirmed persistent publish. */
+  deadLetterPublisher(): RawPublisher {
+    return {
+      publish: async (dlqTopic, messages) => {
+        const link = await this.publishLink(Date.now() + this.context.options.publishTimeoutMs);
+        await this.declareExchange(link, this.context.options.exchange, 'topic');
+        await this.declareQueue(link, dlqTopic, this.context.queueArguments(), [this.context.options.exchange, dlqTopic]);
+        return this.publishTo(this.context.options.exchange, undefined, dlqTopic, dlqTopic, messages, 'all');
+      },
+    };
+  }
+
+  /**
+   * Sends a copy of `message` to the per-delay retry queue of `queue` (confirmed), to come back after
+   * `delayMs` as `nextAttempt`. Control headers are written from the verified values in `received`.
+   */
+  async sendToRetryQueue(queue: string, message: ConsumeMessage, received: ReceivedMessage, nextAttempt: number, delayMs: number): Promise<void> {
+    const link = await this.publishLink(Date.now() + this.context.options.publishTimeoutMs);
+    const retryQueue = retryQueueName(queue, delayMs);
+    await this.declareQueue(link, retryQueue, {
+      'x-message-ttl': delayMs,
+      'x-dead-letter-exchange': '',
+      'x-dead-letter-routing-key': queue,
+      'x-expires': Math.max(delayMs * 2 + 60_000, 600_000),
+    });
+    const headers = { ...(message.properties.headers ?? {}) } as Record<string, string>;
+    delete headers['x-delivery-count'];
+    delete headers['x-death'];
+    const properties = toPublishOptions(received.topic, retryQueue, { ...received.transport, headers }, message.properties.deliveryMode === 2 ? 'all' : 'leader', this.context.signer, nextAttempt);
+    await new Promise<void>((resolve, reject) => {
+      link.channel.publish('', retryQueue, message.content, { ...properties, mandatory: false }, (error) => (error ? reject(error) : resolve()));
+    });
+  }
+
+  private async declareExchange(link: PublishLink, exchange: string, type: RabbitRoute['type']): Promise<void> {
+    const id = `exchange:${exchange}`;
+    if (link.declared.has(id)) return;
+    await link.channel.assertExchange(exchange, type, { durable: true });
+    link.declared.add(id);
+  }
+
+  private async declareQueue(link: PublishLink, queue: string, args: Record<string, unknown>, binding?: [exchange: string, routingKey: string]): Promise<void> {
+    const id = `queue:${queue}`;
+    if (link.declared.has(id)) return;
+    await link.channel.assertQueue(queue, { durable: true, arguments: args });
+    if (binding) await link.channel.bindQueue(queue, binding[0], binding[1]);
+    link.declared.add(id);
+  }
+
+  /** The confirm channel of the current connection, created on demand; waits while reconnecting, up to `deadline`. */
+  private publishLink(deadline: number): Promise<PublishLink> {
+    if (this.link) return Promise.resolve(this.link);
+    this.linking ??= (async () => {
+      const channel = await this.context.model.createConfirmChannel();
+      const link: PublishLink = { channel, declared: new Set(), returned: new Set() };
+      channel.on('return', (message: ConsumeMessage) => {
+        if (typeof message.properties.messageId === 'string') link.returned.add(message.properties.messageId);
+        this.context.onUnroutable(message.fields.exchange, message.fields.routingKey);
+      });
+      channel.on('error', () => undefined);
+      channel.on('close', () => {
+        if (this.link === link) this.link = undefined;
+        this.linking = undefined;
+      });
+      this.link = link;
+      return link;
+    })().catch((error: unknown) => {
+      this.linking = undefined;
+      throw error;
+    });
+    return withDeadline(this.linking, deadline, () => new PublishError(`RabbitMQ unreachable: no connection within ${this.context.options.publishTimeoutMs} ms`, ''));
+  }
+}
