@@ -26,6 +26,12 @@ export interface CommitsContext {
 export class OffsetCommits {
   private readonly pending = new Map<string, PartitionOffset>();
   private readonly committed = new Map<string, number>();
+  /**
+   * Acknowledged here but not known committed, for partitions this member lost at a join (its commits
+   * failed, then a rebalance moved the partition, e.g. to this member's own stale incarnation after a
+   * broker restart). Never written while not owned; used if the partition comes back (see {@link believed}).
+   */
+  private readonly acknowledged = new Map<string, number>();
   private timer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(private readonly context: CommitsContext) {}
@@ -79,20 +85,30 @@ export class OffsetCommits {
    */
   believed(tp: string): number {
     const kept = this.pending.get(tp);
-    return Math.max(kept ? Number(kept.offset) : -1, this.committed.get(tp) ?? -1);
+    return Math.max(kept ? Number(kept.offset) : -1, this.committed.get(tp) ?? -1, this.acknowledged.get(tp) ?? -1);
   }
 
   /** The broker has `offset` for `tp` (read at a join, or written now). A kept offset at or below it is done. */
   confirm(tp: string, offset: number): void {
     this.committed.set(tp, offset);
+    if ((this.acknowledged.get(tp) ?? -1) <= offset) this.acknowledged.delete(tp);
     const kept = this.pending.get(tp);
     if (kept && Number(kept.offset) <= offset) this.pending.delete(tp);
   }
 
-  /** Forgets the partitions not in `owned` (revoked: their new owner commits). */
+  /**
+   * Stops writing for the partitions not in `owned` (revoked: their new owner commits). What this member
+   * acknowledged for them is remembered, so that if one comes back with an older committed offset
+   * (commits failed around a rebalance) the records this member handled are not read again.
+   */
   keepOnly(owned: ReadonlySet<string>): void {
-    for (const tp of this.pending.keys()) if (!owned.has(tp)) this.pending.delete(tp);
-    for (const tp of this.committed.keys()) if (!owned.has(tp)) this.committed.delete(tp);
+    for (const tp of new Set([...this.pending.keys(), ...this.committed.keys()])) {
+      if (owned.has(tp)) continue;
+      const believed = this.believed(tp);
+      if (believed >= 0) this.acknowledged.set(tp, believed);
+      this.pending.delete(tp);
+      this.committed.delete(tp);
+    }
   }
 
   /** Forgets what is pending for `tp` (its window was revoked). */
