@@ -68,11 +68,6 @@ export class OffsetCommits {
     }
   }
 
-  /** The offset recorded and not yet written (or whose write failed) for `tp`. */
-  kept(tp: string): PartitionOffset | undefined {
-    return this.pending.get(tp);
-  }
-
   /** The offset the broker is known to have for `tp` (from a confirmed write or a join). */
   committedOffset(tp: string): number | undefined {
     return this.committed.get(tp);

@@ -64,8 +64,8 @@ export async function fixPositions(context: PositionsContext, assigned: readonly
     const groupKnowsTopic = committed.some((c) => isCommitted(c.offset));
     const fromEnd = !groupKnowsTopic && context.startFrom === 'latest';
     const positions = missing.map((partition) => {
-      const kept = commits.kept(`${topic}|${partition}`); // acknowledged before, its commit failed
-      if (kept) return kept;
+      const believed = commits.believed(`${topic}|${partition}`); // acknowledged before, its commit failed or was dropped
+      if (believed >= 0) return { topic, partition, offset: String(believed) };
       const offsets = ends.find((e) => e.partition === partition);
       return { topic, partition, offset: (fromEnd ? offsets?.high : offsets?.low) ?? '0' };
     });
