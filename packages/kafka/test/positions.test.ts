@@ -1,6 +1,6 @@
 import { Kafka, logLevel } from 'kafkajs';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { CountingObserver, createBus, shutdownBus, type Bus, type Message } from '@switchboard/core';
+import { CountingObserver, createBus, shutdownBus, type Bus, type Message, type SubscribeOptions } from '@switchboard/core';
 import { Recorder, gate, uniqueName, waitUntil } from '@switchboard/core/testing';
 import type { KafkaTransport } from '@switchboard/kafka';
 import { KAFKA_BROKERS, testTransport } from './helpers.js';
@@ -30,21 +30,27 @@ async function openBus(): Promise<Bus & { counts: CountingObserver; kafka: Kafka
   return Object.assign(bus, { counts, kafka: transport });
 }
 
+/** A bus subscribed to a fresh topic from its start, whose handler records each message and then waits for `hold`. */
+async function blockedSubscription(name: string, options: SubscribeOptions) {
+  const bus = await openBus();
+  const topic = uniqueName(name);
+  await bus.kafka.ensureTopic(topic);
+  const hold = gate();
+  const started = new Recorder<string>();
+  await bus.subscriber.subscribe(
+    topic,
+    async (m) => {
+      started.add(m.id);
+      await hold.promise;
+    },
+    { startFrom: 'earliest', ...options },
+  );
+  return { bus, topic, hold, started };
+}
+
 describe('kafka positions', () => {
   it('shutdownBus past its deadline hands back the queued records uncommitted, counts them, and the group gets them again', async () => {
-    const bus = await openBus();
-    const topic = uniqueName('sb-kafka.shutdown');
-    await bus.kafka.ensureTopic(topic);
-    const hold = gate();
-    const started = new Recorder<string>();
-    await bus.subscriber.subscribe(
-      topic,
-      async (m) => {
-        started.add(m.id);
-        await hold.promise;
-      },
-      { group: 'shutdown', startFrom: 'earliest', ordering: 'key', concurrency: 2 },
-    );
+    const { bus, topic, hold, started } = await blockedSubscription('sb-kafka.shutdown', { group: 'shutdown', ordering: 'key', concurrency: 2 });
     const ids = Array.from({ length: 20 }, (_, i) => `s-${i}`);
     await bus.publisher.publish(
       topic,
@@ -67,19 +73,7 @@ describe('kafka positions', () => {
   });
 
   it('partition order: shutdownBus counts the fetched records of the batch it stopped in as handed back (it reported 0)', async () => {
-    const bus = await openBus();
-    const topic = uniqueName('sb-kafka.shutdown-partition');
-    await bus.kafka.ensureTopic(topic);
-    const hold = gate();
-    const started = new Recorder<string>();
-    await bus.subscriber.subscribe(
-      topic,
-      async (m) => {
-        started.add(m.id);
-        await hold.promise;
-      },
-      { group: 'shutdown-partition', startFrom: 'earliest', concurrency: 1 },
-    );
+    const { bus, topic, hold, started } = await blockedSubscription('sb-kafka.shutdown-partition', { group: 'shutdown-partition', concurrency: 1 });
     // One key: one partition, one batch; the first record runs, the other 19 wait behind it.
     const ids = Array.from({ length: 20 }, (_, i) => `p-${i}`);
     await bus.publisher.publish(
