@@ -21,6 +21,7 @@ const packages: Record<string, string> = {
   '@switchboard/kafka': './packages/kafka/src/index.ts',
   '@switchboard/rabbitmq': './packages/rabbitmq/src/index.ts',
   '@switchboard/redis-pubsub': './packages/redis-pubsub/src/index.ts',
+  '@switchboard/redis-streams': './packages/redis-streams/src/index.ts',
 };
 
 // `pnpm test` still builds first: types are checked, and the CLI the tests run is the built one.
@@ -49,6 +50,7 @@ export default defineConfig({
         test: { name: 'rabbitmq', include: ['packages/rabbitmq/test/**/*.test.ts', 'examples/test/**/*.rabbitmq.test.ts'], testTimeout: 120_000, hookTimeout: 180_000, fileParallelism: false },
       },
       { extends: true, test: { name: 'redis', include: ['packages/redis-pubsub/test/**/*.test.ts'], testTimeout: 60_000, hookTimeout: 60_000 } },
+      { extends: true, test: { name: 'redis-streams', include: ['packages/redis-streams/test/**/*.test.ts'], testTimeout: 60_000, hookTimeout: 60_000 } },
     ],
   },
 });

@@ -9,6 +9,7 @@ import { busConfigSchema, retryPolicySchema } from '@switchboard/core';
 import { kafkaOptionsSchema } from '@switchboard/kafka';
 import { rabbitOptionsSchema } from '@switchboard/rabbitmq';
 import { redisOptionsSchema } from '@switchboard/redis-pubsub';
+import { redisStreamsOptionsSchema } from '@switchboard/redis-streams';
 
 const root = new URL('..', import.meta.url);
 const file = (path) => fileURLToPath(new URL(path, root));
@@ -33,6 +34,7 @@ const transports = [
   { kind: 'kafka', schema: kafkaOptionsSchema, comments: fieldComments('packages/kafka/src/options.ts') },
   { kind: 'rabbitmq', schema: rabbitOptionsSchema, comments: fieldComments('packages/rabbitmq/src/options.ts') },
   { kind: 'redis', schema: redisOptionsSchema, comments: fieldComments('packages/redis-pubsub/src/options.ts') },
+  { kind: 'redis-streams', schema: redisStreamsOptionsSchema, comments: fieldComments('packages/redis-streams/src/options.ts') },
 ];
 const coreComments = new Map([...fieldComments('packages/core/src/ports/retry.ts'), ...fieldComments('packages/core/src/ports/ports.ts'), ...fieldComments('packages/core/src/bus/bus.ts')]);
 

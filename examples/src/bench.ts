@@ -2,7 +2,7 @@
  * `pnpm bench`: throughput and latency through Switchboard and through the raw client (kafkajs,
  * amqplib, ioredis) with the same payloads and equivalent guarantees, in the same run, as ratios.
  *
- *   pnpm bench [--only memory,kafka,rabbitmq,redis] [--messages N] [--rounds R] [--json]
+ *   pnpm bench [--only memory,kafka,rabbitmq,redis,redis-streams] [--messages N] [--rounds R] [--json]
  *
  * Bounded: N messages per measurement (default 20000), R rounds (default 3), every wait capped at
  * 60 s; loopback brokers only (scripts/brokers.sh up). Progress goes to stderr.
@@ -23,6 +23,7 @@ import { bytesCodec, createBus, createMemoryTransport, newMessageId, type Bus, t
 import { createKafkaTransport } from '@switchboard/kafka';
 import { createRabbitTransport } from '@switchboard/rabbitmq';
 import { createRedisPubSubTransport, encodeFrame } from '@switchboard/redis-pubsub';
+import { createRedisStreamsTransport } from '@switchboard/redis-streams';
 
 const argv = process.argv.slice(2);
 const arg = (flag: string) => {
@@ -32,7 +33,7 @@ const arg = (flag: string) => {
 const N = Number(arg('--messages') ?? 20_000);
 const ROUNDS = Number(arg('--rounds') ?? 3);
 const JSON_OUT = argv.includes('--json');
-const ONLY = (arg('--only') ?? 'memory,kafka,rabbitmq,redis').split(',');
+const ONLY = (arg('--only') ?? 'memory,kafka,rabbitmq,redis,redis-streams').split(',');
 const KAFKA_BROKERS = (process.env.KAFKA_BROKERS ?? '127.0.0.1:9092').split(',');
 const RABBITMQ_URL = process.env.RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -776,11 +777,91 @@ async function benchRedis(): Promise<void> {
   }
 }
 
+// ───────────── redis streams ─────────────
+async function benchRedisStreams(): Promise<void> {
+  const publisher = new Redis(REDIS_URL);
+  /** The fields Switchboard writes per entry (id, headers, timestamp, body), so both sides send the same bytes. */
+  const fields = (i: number) => ['id', newMessageId(), 'headers', '{}', 'timestamp', String(Date.now()), 'body', Buffer.from(JSON.stringify(payload(i)))];
+  /** Raw: pipelined XADD per batch of 1000, each answered (guarantee leader). */
+  const rawPublish = async (stream: string) => {
+    const started = now();
+    for (let i = 0; i < N; i += 1000) {
+      const pipeline = publisher.pipeline();
+      for (let j = 0; j < Math.min(1000, N - i); j++) pipeline.xadd(stream, '*', ...fields(i + j));
+      await pipeline.exec();
+    }
+    return started;
+  };
+  /** Raw, one XADD call per message, a batch's worth in flight at once. */
+  const rawPublishOneAtATime = async (stream: string) => {
+    const started = now();
+    for (let i = 0; i < N; i += 1000) await Promise.all(Array.from({ length: Math.min(1000, N - i) }, (_, j) => publisher.xadd(stream, '*', ...fields(i + j))));
+    return started;
+  };
+  const rawPublishRound = rawPublishRounds('streams');
+  const sbTransport = () => createRedisStreamsTransport({ url: REDIS_URL });
+  const streams: string[] = [];
+  const track = async (stream: string) => void streams.push(stream);
+  try {
+    await publishRows(
+      'redis-streams',
+      'leader',
+      { batch: rawPublishRound('rawpub', (t) => (streams.push(t), rawPublish(t))), oneAtATime: rawPublishRound('rawone', (t) => (streams.push(t), rawPublishOneAtATime(t))) },
+      sbTransport,
+      track,
+    );
+    /** Raw consumer: one group member, XREADGROUP COUNT 64 (Switchboard's default prefetch), XACK per read batch. */
+    const rawE2e = async (r: number): Promise<Sample> => {
+      const stream = `bench.${run}.streams.rawe2e.${r}`;
+      streams.push(stream);
+      const reader = new Redis(REDIS_URL);
+      await reader.xgroup('CREATE', stream, 'raw', '0', 'MKSTREAM');
+      const arrivals = new Arrivals();
+      let reading = true;
+      const loop = (async () => {
+        while (reading) {
+          const reply = (await reader.xreadgroup('GROUP', 'raw', 'c', 'COUNT', 64, 'BLOCK', 200, 'STREAMS', stream, '>')) as [string, [string, string[]][]][] | null;
+          if (!reply) continue;
+          const ids: string[] = [];
+          for (const [, entries] of reply)
+            for (const [id, entryFields] of entries) {
+              ids.push(id);
+              arrivals.arrive((JSON.parse(entryFields[7]!) as { sentAt: number }).sentAt);
+            }
+          if (ids.length) await reader.xack(stream, 'raw', ...ids);
+        }
+      })();
+      try {
+        const started = await rawPublish(stream);
+        await arrivals.wait(N);
+        return arrivals.sample(started);
+      } finally {
+        reading = false;
+        await loop;
+        reader.disconnect();
+      }
+    };
+    rows.push({
+      transport: 'redis-streams',
+      scenario: 'end to end (one member, prefetch 64)',
+      target: '>= 0.90',
+      ...(await paired(
+        rawE2e,
+        sbEndToEnd(sbTransport, (r) => `bench.${run}.streams.sbe2e.${r}`, 1, track),
+      )),
+    });
+    await lowRateRows('redis-streams', (stream, i) => publisher.xadd(stream, '*', ...fields(i)), sbTransport, track);
+  } finally {
+    if (streams.length) await publisher.del(...streams).catch(() => undefined);
+    publisher.disconnect();
+  }
+}
+
 if (argv.includes('--burst-child')) {
   await burstChild();
   process.exit(0);
 }
-const suites: Record<string, () => Promise<void>> = { memory: benchMemory, kafka: benchKafka, rabbitmq: benchRabbit, redis: benchRedis };
+const suites: Record<string, () => Promise<void>> = { memory: benchMemory, kafka: benchKafka, rabbitmq: benchRabbit, redis: benchRedis, 'redis-streams': benchRedisStreams };
 for (const name of ONLY) {
   const suite = suites[name];
   if (!suite) throw new Error(`--only: unknown "${name}"`);

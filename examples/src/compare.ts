@@ -4,11 +4,12 @@ import { createSwitchboardContainer } from '@switchboard/inversify';
 import { kafkaTransport } from '@switchboard/kafka';
 import { rabbitmqTransport } from '@switchboard/rabbitmq';
 import { redisPubSubTransport } from '@switchboard/redis-pubsub';
+import { redisStreamsTransport } from '@switchboard/redis-streams';
 
 /** The transports the demo compares; the application registers the adapters it uses (core names none). */
-export const TRANSPORT_KINDS = ['memory', 'kafka', 'rabbitmq', 'redis'] as const;
+export const TRANSPORT_KINDS = ['memory', 'kafka', 'rabbitmq', 'redis', 'redis-streams'] as const;
 export type TransportKind = (typeof TRANSPORT_KINDS)[number];
-const ADAPTERS = [kafkaTransport, rabbitmqTransport, redisPubSubTransport];
+const ADAPTERS = [kafkaTransport, rabbitmqTransport, redisPubSubTransport, redisStreamsTransport];
 import type { MailRequested, ProductSalesUpdated } from './app/events.js';
 import { FlakyDatabase, Notifier, OrderService, SalesCounter } from './app/services.js';
 
@@ -37,6 +38,7 @@ export function transportConfig(kind: TransportKind): Record<string, unknown> {
     case 'rabbitmq':
       return { kind, url: process.env.RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672', queueExpiresMs: 600_000, connectTimeoutMs: 2000 };
     case 'redis':
+    case 'redis-streams':
       return { kind, url: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', connectTimeoutMs: 2000 };
     default:
       return { kind };

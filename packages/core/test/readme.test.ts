@@ -17,6 +17,7 @@ import { FallbackRelay, MemoryFallbackStore, consumeDeadLetters, createBus, crea
 import { kafkaTransport } from '@switchboard/kafka';
 import { rabbitmqTransport } from '@switchboard/rabbitmq';
 import { RedisFallbackStore, redisPubSubTransport } from '@switchboard/redis-pubsub';
+import { redisStreamsTransport } from '@switchboard/redis-streams';
 import { PostgresFallbackStore, PostgresParkingLot } from '@switchboard/postgres';
 import { PrometheusObserver, startMetricsServer } from '@switchboard/prometheus';
 import { withFallback } from '@switchboard/resilience';

@@ -217,3 +217,47 @@ describe('pipeline timing (fake timers)', () => {
     expect(settled).toEqual([]);
   });
 });
+
+describe('broker-kept delivery count', () => {
+  function processorFor(handler: () => void, published: TransportMessage[], guarantees: string[]) {
+    const dlq: RawPublisher = { publish: async (_t, m, o) => (guarantees.push(o.guarantee), published.push(...m), {}) };
+    return createDeliveryProcessor({
+      topic: 't',
+      handler,
+      codec: jsonCodec,
+      retry: { ...DEFAULT_RETRY_POLICY, maxAttempts: 3 },
+      retryMode: 'transport',
+      deadLetter: { topic: 't-dlq', publisher: dlq, guarantee: 'leader' },
+      stackTraceLimit: 100,
+      observer: new CountingObserver(),
+      signal: new AbortController().signal,
+    });
+  }
+
+  it('gives up a delivery the broker handed out more than maxAttempts times without calling the handler', async () => {
+    const calls: number[] = [];
+    const published: TransportMessage[] = [];
+    const guarantees: string[] = [];
+    const process = processorFor(() => void calls.push(1), published, guarantees);
+    const { delivery, settled } = fakeDelivery({ a: 1 }, 1);
+    await process({ ...delivery, deliveryCount: 4 });
+    expect(calls).toEqual([]);
+    expect(settled).toEqual(['ack']);
+    expect(published).toHaveLength(1);
+    expect(published[0]!.headers['x-dlq-reason']).toBe('retries-exhausted');
+    expect(published[0]!.headers['x-dlq-attempts']).toBe('4');
+    expect(published[0]!.headers['x-dlq-error-message']).toContain('delivered 4 times');
+    expect(guarantees).toEqual(['leader']);
+  });
+
+  it('calls the handler while the count is within maxAttempts', async () => {
+    const calls: number[] = [];
+    const published: TransportMessage[] = [];
+    const process = processorFor(() => void calls.push(1), published, []);
+    const { delivery, settled } = fakeDelivery({ a: 1 }, 3);
+    await process({ ...delivery, deliveryCount: 3 });
+    expect(calls).toEqual([1]);
+    expect(settled).toEqual(['ack']);
+    expect(published).toEqual([]);
+  });
+});

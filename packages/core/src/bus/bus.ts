@@ -211,7 +211,7 @@ export class PipelineSubscriber implements Subscriber {
       // the transport orders by key; elsewhere (competing consumers) it waits in its slot.
       deadLetterRetryMode: retryMode === 'transport' && caps.perKeyOrder ? 'transport' : 'in-process',
       ...(merged.classify ? { classify: merged.classify } : {}),
-      deadLetter: deadLetterTopic === false ? false : { topic: deadLetterTopic, publisher: this.transport.deadLetterPublisher?.() ?? this.transport },
+      deadLetter: deadLetterTopic === false ? false : this.deadLetterDestination(deadLetterTopic),
       ...(caps.maxHeaderBytes !== undefined ? { maxDeadLetterHeaderBytes: caps.maxHeaderBytes } : {}),
       ...(merged.onFinalFailure ? { onFinalFailure: merged.onFinalFailure } : {}),
       stackTraceLimit: merged.stackTraceLimit ?? DEFAULT_STACK_TRACE_LIMIT,
@@ -249,6 +249,18 @@ export class PipelineSubscriber implements Subscriber {
     };
     this.subscriptions.add(subscription);
     return subscription;
+  }
+
+  /**
+   * Where this transport's dead letters go: its own dead-letter publisher when it has one (that one
+   * takes `all`), else the transport with the strongest guarantee it declares.
+   */
+  private deadLetterDestination(topic: string | ((concreteTopic: string) => string)) {
+    const own = this.transport.deadLetterPublisher?.();
+    if (own) return { topic, publisher: own, guarantee: 'all' as const };
+    const offered = this.transport.capabilities.deliveryGuarantees;
+    const guarantee = (['all', 'leader', 'none'] as const).find((g) => offered.includes(g)) ?? 'all';
+    return { topic, publisher: this.transport, guarantee };
   }
 
   /** The subscriptions made through this subscriber and not closed yet. */

@@ -4,6 +4,7 @@ import { REPLAY_GROUP_HEADER, bodilessDeadLetter, buildDeadLetter, fitDeadLetter
 import { schemaValidationError } from '../ports/contract.js';
 import { inDeliverySpan, isTraced, type ServerAddress } from '../observability/tracing.js';
 import type { Delivery, Message } from '../ports/message.js';
+import type { DeliveryGuarantee } from '../ports/capabilities.js';
 import { observerWants, type BusEvent, type BusObserver, type FailureReason } from '../ports/events.js';
 import type { DeliveryListener, FinalFailure, Handler, Middleware, RawPublisher } from '../ports/ports.js';
 import { backoffDelay, isRetryable, type ErrorClassifier, type RetryPolicy } from '../ports/retry.js';
@@ -26,7 +27,14 @@ export interface PipelineConfig<T> {
    * Where dead letters go: a fixed topic, or (pattern subscriptions) one derived from the concrete
    * topic of each delivery. False: no DLQ.
    */
-  readonly deadLetter: { readonly topic: string | ((concreteTopic: string) => string); readonly publisher: RawPublisher } | false;
+  readonly deadLetter:
+    | {
+        readonly topic: string | ((concreteTopic: string) => string);
+        readonly publisher: RawPublisher;
+        /** The guarantee dead letters are published with: the strongest the destination offers. Default `all`. */
+        readonly guarantee?: DeliveryGuarantee;
+      }
+    | false;
   /** Largest header map (bytes) the dead-letter destination accepts; letters are cut to fit. */
   readonly maxDeadLetterHeaderBytes?: number;
   /**
@@ -66,6 +74,8 @@ interface PendingGiveUp {
  * - The handler is called at most `retry.maxAttempts` times per delivery sequence. An attempt number
  *   the transport reports outside `1..maxAttempts` (a forged or corrupted header) is ignored (counted
  *   as `untrusted-header`) and the count starts at 1: nothing from the wire can add attempts.
+ * - A delivery whose broker-kept `deliveryCount` exceeds `maxAttempts` (it crashed or stalled its
+ *   consumers that often) is given up without a handler call: dead letter `retries-exhausted`.
  * - Decode and schema errors, and errors classified non-retryable, skip the retries.
  * - Total: any thrown value (not an Error, `undefined`, cyclic, with throwing getters or `toString`)
  *   is described in bounded strings; building a dead letter never throws; a letter over the
@@ -191,7 +201,7 @@ export function createDeliveryProcessor<T>(config: PipelineConfig<T>): DeliveryL
       const candidates = [letter, minimalDeadLetter(letter)];
       for (let i = 0; i < candidates.length && !sent; i++) {
         try {
-          await deadLetter.publisher.publish(deadLetterTopic, [candidates[i]!], { guarantee: 'all' });
+          await deadLetter.publisher.publish(deadLetterTopic, [candidates[i]!], { guarantee: deadLetter.guarantee ?? 'all' });
           sent = true;
         } catch (publishError) {
           emit({ type: 'publish-failed', topic: deadLetterTopic, count: 1, error: publishError });
@@ -363,6 +373,15 @@ export function createDeliveryProcessor<T>(config: PipelineConfig<T>): DeliveryL
         await settleGivenUp(delivery, pending);
         return;
       }
+      const deliveries = delivery.deliveryCount;
+      if (deliveries !== undefined && deliveries > retry.maxAttempts) {
+        const at = now();
+        const error = new Error(`delivered ${deliveries} times without being settled (its consumers crashed or stalled while handling it); maxAttempts is ${retry.maxAttempts}`);
+        const givenUp: PendingGiveUp = { attempt: deliveries, error, reason: 'retries-exhausted', firstFailureAt: firstFailures.get(delivery.id) ?? at };
+        finalFailureEvent(delivery, givenUp);
+        await settleGivenUp(delivery, givenUp);
+        return;
+      }
     } catch (error) {
       report('settling a delivery', error);
       return;
@@ -373,12 +392,12 @@ export function createDeliveryProcessor<T>(config: PipelineConfig<T>): DeliveryL
   }
 
   /**
-   * The fast path: a first delivery (attempt 1, no replay target) is decoded, handled and acked with no
+   * The fast path: a first delivery (attempt 1, no replay target, a broker count within bounds) is decoded, handled and acked with no
    * extra promise when the handler returns none, and no event object when no observer reads `success`.
    * Anything else, or any failure, continues on the general path with the same outcome.
    */
   return function processDelivery(delivery: Delivery): Promise<void> | undefined {
-    if (delivery.attempt !== 1 || delivery.headers[REPLAY_GROUP_HEADER] !== undefined) return processOther(delivery);
+    if (delivery.attempt !== 1 || delivery.headers[REPLAY_GROUP_HEADER] !== undefined || (delivery.deliveryCount ?? 0) > retry.maxAttempts) return processOther(delivery);
     const message = decodeMessage(delivery, 1);
     if (isFailure(message)) return handleFrom(delivery, 1, message, undefined);
     const started = timed ? now() : 0;

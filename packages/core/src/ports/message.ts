@@ -67,6 +67,14 @@ export interface Delivery extends TransportMessage {
   readonly attempt: number;
   readonly source: SourceMetadata;
   /**
+   * How many times the broker has handed this message to a consumer, from the broker's own
+   * bookkeeping (never from a header): Redis Streams' pending entry list, JetStream's delivery
+   * metadata. Optional: set only by transports that keep such a count. A count above the retry
+   * policy's `maxAttempts` means consumers crashed or stalled while handling it (a poison message):
+   * the pipeline then gives it up without calling the handler again.
+   */
+  readonly deliveryCount?: number;
+  /**
    * Marks the message done (ack / offset commit). Resolves once the transport has recorded it; a
    * transport that records it at once may return the boolean itself (no promise on the fast path).
    * Returns false if the delivery was already settled.

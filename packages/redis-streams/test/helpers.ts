@@ -1,0 +1,106 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { waitUntil } from '@switchboard/core/testing';
+import { createRedisStreamsTransport, type RedisStreamsOptionsInput } from '@switchboard/redis-streams';
+
+export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+/** A transport on the test server; claims and refreshes fast enough for tests to see them in seconds. */
+export function testTransport(options: RedisStreamsOptionsInput = {}) {
+  return createRedisStreamsTransport({ url: REDIS_URL, claimIntervalMs: 200, blockMs: 500, ...options });
+}
+
+/** A free TCP port on loopback (the OS picks it). */
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * A redis-server of the test's own (loopback, a free port, its own directory, AOF fsynced on every
+ * write), so an outage test stops a server no other test uses. `stop()` is SHUTDOWN (the AOF is on
+ * disk), `start()` brings it back on the same port and data; `dispose()` stops it and removes its data.
+ */
+export interface OwnRedis {
+  readonly url: string;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  dispose(): Promise<void>;
+}
+
+export async function startOwnRedis(): Promise<OwnRedis> {
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'sb-redis-streams-'));
+  const url = `redis://127.0.0.1:${port}`;
+  let server: ChildProcess | undefined;
+  const ping = async () => {
+    const probe = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null });
+    probe.on('error', () => undefined);
+    try {
+      await probe.connect();
+      return (await probe.ping()) === 'PONG';
+    } catch {
+      return false;
+    } finally {
+      probe.disconnect();
+    }
+  };
+  const start = async () => {
+    server = spawn('redis-server', ['--bind', '127.0.0.1', '--port', String(port), '--dir', dir, '--appendonly', 'yes', '--appendfsync', 'always', '--save', ''], { stdio: 'ignore' });
+    const deadline = Date.now() + 10_000;
+    while (!(await ping())) {
+      if (Date.now() > deadline) throw new Error(`own redis-server on port ${port} did not answer within 10 s`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  };
+  const stop = async () => {
+    const running = server;
+    if (!running || running.exitCode !== null) return;
+    const exited = new Promise((resolve) => running.once('exit', resolve));
+    const admin = new Redis(url, { maxRetriesPerRequest: 0, retryStrategy: () => null });
+    admin.on('error', () => undefined);
+    await admin.call('SHUTDOWN').catch(() => undefined); // the server closes the connection as it exits
+    admin.disconnect();
+    await exited;
+  };
+  await start();
+  return {
+    url,
+    start,
+    stop,
+    dispose: async () => {
+      await stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Pending entries of `group` on `stream` (XPENDING summary count). */
+export async function pendingCount(redis: Redis, stream: string, group: string): Promise<number> {
+  const [count] = (await redis.xpending(stream, group)) as [number, ...unknown[]];
+  return Number(count);
+}
+
+/** Waits until `group` has nothing pending on `stream`. */
+export async function waitForNothingPending(redis: Redis, stream: string, group: string, timeoutMs = 15_000): Promise<void> {
+  let pending = -1;
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    pending = await pendingCount(redis, stream, group);
+    if (pending === 0) return;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${stream}/${group} to have nothing pending; ${pending} pending`);
+}
+
+export { waitUntil };
