@@ -22,6 +22,7 @@ const packages: Record<string, string> = {
   '@switchboard/rabbitmq': './packages/rabbitmq/src/index.ts',
   '@switchboard/redis-pubsub': './packages/redis-pubsub/src/index.ts',
   '@switchboard/redis-streams': './packages/redis-streams/src/index.ts',
+  '@switchboard/nats': './packages/nats/src/index.ts',
 };
 
 // `pnpm test` still builds first: types are checked, and the CLI the tests run is the built one.
@@ -51,6 +52,7 @@ export default defineConfig({
       },
       { extends: true, test: { name: 'redis', include: ['packages/redis-pubsub/test/**/*.test.ts'], testTimeout: 60_000, hookTimeout: 60_000 } },
       { extends: true, test: { name: 'redis-streams', include: ['packages/redis-streams/test/**/*.test.ts'], testTimeout: 60_000, hookTimeout: 60_000 } },
+      { extends: true, test: { name: 'nats', include: ['packages/nats/test/**/*.test.ts'], testTimeout: 60_000, hookTimeout: 60_000 } },
     ],
   },
 });

@@ -2,11 +2,11 @@
 # Makes sure every broker the tests, examples and benchmarks use answers on loopback, installing and
 # starting what is missing. Safe to run again: what already answers is left alone.
 #
-#   scripts/brokers.sh up [redis] [rabbitmq] [kafka] [postgres]   (default: all)
+#   scripts/brokers.sh up [redis] [rabbitmq] [kafka] [postgres] [nats]   (default: all)
 #   scripts/brokers.sh down rabbitmq|kafka                        (the outage tests stop and restart them)
 #   scripts/brokers.sh status
 #
-# Addresses are overridable: REDIS_URL, RABBITMQ_URL, KAFKA_BROKERS, DATABASE_URL (then nothing is started for it).
+# Addresses are overridable: REDIS_URL, RABBITMQ_URL, KAFKA_BROKERS, DATABASE_URL, NATS_URL (then nothing is started for it).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 
@@ -62,13 +62,25 @@ postgres_up() {
   echo "brokers.sh: postgres started on 127.0.0.1:5432"
 }
 
+nats_up() {
+  if [ -n "${NATS_URL:-}" ]; then echo "brokers.sh: nats from NATS_URL (not managed here)"; return; fi
+  if port_answers 127.0.0.1 4222; then echo "brokers.sh: nats answers on 127.0.0.1:4222"; return; fi
+  command -v nats-server >/dev/null || apt_install nats-server
+  # JetStream on, its storage in a directory this script owns; detached so it outlives the shell.
+  local dir="${XDG_CACHE_HOME:-$HOME/.cache}/switchboard/nats"
+  mkdir -p "$dir"
+  setsid nohup nats-server -a 127.0.0.1 -p 4222 -js -sd "$dir/jetstream" -l "$dir/nats-server.log" >/dev/null 2>&1 < /dev/null &
+  wait_for nats 127.0.0.1 4222 30
+  echo "brokers.sh: nats (JetStream) started on 127.0.0.1:4222, storage $dir/jetstream"
+}
+
 kafka_up() {
   if [ -n "${KAFKA_BROKERS:-}" ]; then echo "brokers.sh: kafka from KAFKA_BROKERS (not managed here)"; return; fi
   bash "$root/scripts/kafka.sh" up
 }
 
 cmd=${1:-up}; shift || true
-targets=("$@"); [ ${#targets[@]} -eq 0 ] && targets=(redis rabbitmq kafka postgres)
+targets=("$@"); [ ${#targets[@]} -eq 0 ] && targets=(redis rabbitmq kafka postgres nats)
 case "$cmd" in
   up) for t in "${targets[@]}"; do "${t}_up"; done ;;
   down) for t in "${targets[@]}"; do
@@ -78,6 +90,7 @@ case "$cmd" in
     port_answers 127.0.0.1 6379 && echo "redis: up" || echo "redis: down"
     port_answers 127.0.0.1 5672 && echo "rabbitmq: up" || echo "rabbitmq: down"
     bash "$root/scripts/kafka.sh" status && echo "kafka: up" || echo "kafka: down"
-    port_answers 127.0.0.1 5432 && echo "postgres: up" || echo "postgres: down" ;;
-  *) echo "usage: $0 up|down|status [redis] [rabbitmq] [kafka] [postgres]" >&2; exit 2 ;;
+    port_answers 127.0.0.1 5432 && echo "postgres: up" || echo "postgres: down"
+    port_answers 127.0.0.1 4222 && echo "nats: up" || echo "nats: down" ;;
+  *) echo "usage: $0 up|down|status [redis] [rabbitmq] [kafka] [postgres] [nats]" >&2; exit 2 ;;
 esac

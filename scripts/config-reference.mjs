@@ -10,6 +10,7 @@ import { kafkaOptionsSchema } from '@switchboard/kafka';
 import { rabbitOptionsSchema } from '@switchboard/rabbitmq';
 import { redisOptionsSchema } from '@switchboard/redis-pubsub';
 import { redisStreamsOptionsSchema } from '@switchboard/redis-streams';
+import { natsOptionsSchema } from '@switchboard/nats';
 
 const root = new URL('..', import.meta.url);
 const file = (path) => fileURLToPath(new URL(path, root));
@@ -35,6 +36,7 @@ const transports = [
   { kind: 'rabbitmq', schema: rabbitOptionsSchema, comments: fieldComments('packages/rabbitmq/src/options.ts') },
   { kind: 'redis', schema: redisOptionsSchema, comments: fieldComments('packages/redis-pubsub/src/options.ts') },
   { kind: 'redis-streams', schema: redisStreamsOptionsSchema, comments: fieldComments('packages/redis-streams/src/options.ts') },
+  { kind: 'nats', schema: natsOptionsSchema, comments: fieldComments('packages/nats/src/options.ts') },
 ];
 const coreComments = new Map([...fieldComments('packages/core/src/ports/retry.ts'), ...fieldComments('packages/core/src/ports/ports.ts'), ...fieldComments('packages/core/src/bus/bus.ts')]);
 

@@ -2,7 +2,7 @@
  * `pnpm bench`: throughput and latency through Switchboard and through the raw client (kafkajs,
  * amqplib, ioredis) with the same payloads and equivalent guarantees, in the same run, as ratios.
  *
- *   pnpm bench [--only memory,kafka,rabbitmq,redis,redis-streams] [--messages N] [--rounds R] [--json]
+ *   pnpm bench [--only memory,kafka,rabbitmq,redis,redis-streams,nats] [--messages N] [--rounds R] [--json]
  *
  * Bounded: N messages per measurement (default 20000), R rounds (default 3), every wait capped at
  * 60 s; loopback brokers only (scripts/brokers.sh up). Progress goes to stderr.
@@ -24,6 +24,9 @@ import { createKafkaTransport } from '@switchboard/kafka';
 import { createRabbitTransport } from '@switchboard/rabbitmq';
 import { createRedisPubSubTransport, encodeFrame } from '@switchboard/redis-pubsub';
 import { createRedisStreamsTransport } from '@switchboard/redis-streams';
+import { createNatsTransport } from '@switchboard/nats';
+import { connect as natsConnect, headers as natsHeaders } from '@nats-io/transport-node';
+import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 
 const argv = process.argv.slice(2);
 const arg = (flag: string) => {
@@ -33,7 +36,8 @@ const arg = (flag: string) => {
 const N = Number(arg('--messages') ?? 20_000);
 const ROUNDS = Number(arg('--rounds') ?? 3);
 const JSON_OUT = argv.includes('--json');
-const ONLY = (arg('--only') ?? 'memory,kafka,rabbitmq,redis,redis-streams').split(',');
+const ONLY = (arg('--only') ?? 'memory,kafka,rabbitmq,redis,redis-streams,nats').split(',');
+const NATS_URL = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
 const KAFKA_BROKERS = (process.env.KAFKA_BROKERS ?? '127.0.0.1:9092').split(',');
 const RABBITMQ_URL = process.env.RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -857,11 +861,80 @@ async function benchRedisStreams(): Promise<void> {
   }
 }
 
+// ───────────── nats jetstream ─────────────
+async function benchNats(): Promise<void> {
+  const stream = `BENCH_${run.replace(/[^A-Za-z0-9]/g, '_')}`;
+  const prefix = `bench${run.replace(/[^A-Za-z0-9]/g, '')}`;
+  const nc = await natsConnect({ servers: NATS_URL });
+  const jsm = await jetstreamManager(nc);
+  await jsm.streams.add({ name: stream, subjects: [`${prefix}.>`] });
+  const js = jetstream(nc);
+  /** The headers Switchboard sends (id, de-duplication id, time), so both sides send the same bytes. */
+  const headersFor = (subject: string) => {
+    const h = natsHeaders();
+    const id = newMessageId();
+    h.set('Nats-Msg-Id', `${subject}:${id}`);
+    h.set('x-sb-id', id);
+    h.set('x-sb-timestamp', String(Date.now()));
+    return h;
+  };
+  /** Raw: 1000 JetStream publishes in flight, each acknowledged by the stream (guarantee all). */
+  const rawPublish = async (subject: string) => {
+    const started = now();
+    for (let i = 0; i < N; i += 1000) {
+      await Promise.all(Array.from({ length: Math.min(1000, N - i) }, (_, j) => js.publish(`${prefix}.${subject}`, Buffer.from(JSON.stringify(payload(i + j))), { headers: headersFor(subject) })));
+    }
+    return started;
+  };
+  const rawPublishRound = rawPublishRounds('nats');
+  const sbTransport = () => createNatsTransport({ servers: NATS_URL, stream, subjectPrefix: prefix });
+  try {
+    await publishRows('nats', 'all', { batch: rawPublishRound('rawpub', rawPublish), oneAtATime: rawPublishRound('rawone', rawPublish) }, sbTransport);
+    /** Raw consumer: a durable pull consumer, consume() with 64 messages buffered, ack() each (not confirmed; Switchboard waits for the server's confirmation). */
+    const rawE2e = async (r: number): Promise<Sample> => {
+      const subject = `bench.${run}.nats.rawe2e.${r}`;
+      const durable = `raw_${r}_${Date.now()}`;
+      await jsm.consumers.add(stream, { durable_name: durable, ack_policy: AckPolicy.Explicit, deliver_policy: DeliverPolicy.All, filter_subject: `${prefix}.${subject}` });
+      const consumer = await js.consumers.get(stream, durable);
+      const arrivals = new Arrivals();
+      const messages = await consumer.consume({ max_messages: 64 });
+      const loop = (async () => {
+        for await (const m of messages) {
+          arrivals.arrive((JSON.parse(Buffer.from(m.data).toString()) as { sentAt: number }).sentAt);
+          m.ack();
+        }
+      })();
+      try {
+        const started = await rawPublish(subject);
+        await arrivals.wait(N);
+        return arrivals.sample(started);
+      } finally {
+        messages.stop();
+        await loop;
+      }
+    };
+    rows.push({
+      transport: 'nats',
+      scenario: 'end to end (one member, prefetch 64)',
+      target: '>= 0.90',
+      ...(await paired(
+        rawE2e,
+        sbEndToEnd(sbTransport, (r) => `bench.${run}.nats.sbe2e.${r}`, 1),
+      )),
+      note: 'raw: consume() (continuous pulls); Switchboard: fetches of half its prefetch window',
+    });
+    await lowRateRows('nats', (subject, i) => js.publish(`${prefix}.${subject}`, Buffer.from(JSON.stringify(payload(i))), { headers: headersFor(subject) }), sbTransport);
+  } finally {
+    await jsm.streams.delete(stream).catch(() => undefined);
+    await nc.close();
+  }
+}
+
 if (argv.includes('--burst-child')) {
   await burstChild();
   process.exit(0);
 }
-const suites: Record<string, () => Promise<void>> = { memory: benchMemory, kafka: benchKafka, rabbitmq: benchRabbit, redis: benchRedis, 'redis-streams': benchRedisStreams };
+const suites: Record<string, () => Promise<void>> = { memory: benchMemory, kafka: benchKafka, rabbitmq: benchRabbit, redis: benchRedis, 'redis-streams': benchRedisStreams, nats: benchNats };
 for (const name of ONLY) {
   const suite = suites[name];
   if (!suite) throw new Error(`--only: unknown "${name}"`);

@@ -5,11 +5,12 @@ import { kafkaTransport } from '@switchboard/kafka';
 import { rabbitmqTransport } from '@switchboard/rabbitmq';
 import { redisPubSubTransport } from '@switchboard/redis-pubsub';
 import { redisStreamsTransport } from '@switchboard/redis-streams';
+import { natsTransport } from '@switchboard/nats';
 
 /** The transports the demo compares; the application registers the adapters it uses (core names none). */
-export const TRANSPORT_KINDS = ['memory', 'kafka', 'rabbitmq', 'redis', 'redis-streams'] as const;
+export const TRANSPORT_KINDS = ['memory', 'kafka', 'rabbitmq', 'redis', 'redis-streams', 'nats'] as const;
 export type TransportKind = (typeof TRANSPORT_KINDS)[number];
-const ADAPTERS = [kafkaTransport, rabbitmqTransport, redisPubSubTransport, redisStreamsTransport];
+const ADAPTERS = [kafkaTransport, rabbitmqTransport, redisPubSubTransport, redisStreamsTransport, natsTransport];
 import type { MailRequested, ProductSalesUpdated } from './app/events.js';
 import { FlakyDatabase, Notifier, OrderService, SalesCounter } from './app/services.js';
 
@@ -40,6 +41,8 @@ export function transportConfig(kind: TransportKind): Record<string, unknown> {
     case 'redis':
     case 'redis-streams':
       return { kind, url: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', connectTimeoutMs: 2000 };
+    case 'nats':
+      return { kind, servers: process.env.NATS_URL ?? 'nats://127.0.0.1:4222', connectTimeoutMs: 2000, maxAgeMs: 3_600_000 };
     default:
       return { kind };
   }

@@ -22,6 +22,7 @@ function parseArgs(argv: readonly string[]) {
   if (process.env.KAFKA_BROKERS) configured.push('kafka');
   if (process.env.RABBITMQ_URL) configured.push('rabbitmq');
   if (process.env.REDIS_URL) configured.push('redis', 'redis-streams');
+  if (process.env.NATS_URL) configured.push('nats');
   const kinds = (only as TransportKind[] | undefined) ?? (argv.includes('--all') ? [...TRANSPORT_KINDS] : configured);
   return { kinds, messages, json: argv.includes('--json') };
 }
@@ -44,7 +45,7 @@ if (json) {
     print('\nOnly the in-memory transport ran. Start the brokers (bash scripts/brokers.sh up) and run `pnpm demo --all` to compare Kafka, RabbitMQ and Redis Pub/Sub.');
   }
   print(
-    "\nWhy: Redis Pub/Sub keeps nothing, so mails sent while nobody listens are lost; Kafka keeps a log per partition, so a key keeps its order and a group resumes where it committed; RabbitMQ keeps the group queue but spreads it over concurrent handlers round-robin, so order per key is not promised; Redis Streams keeps the stream and each group's position, and orders by key within one member (not across members of a group).",
+    "\nWhy: Redis Pub/Sub keeps nothing, so mails sent while nobody listens are lost; Kafka keeps a log per partition, so a key keeps its order and a group resumes where it committed; RabbitMQ keeps the group queue but spreads it over concurrent handlers round-robin, so order per key is not promised; Redis Streams keeps the stream and each group's position, and orders by key within one member (not across members of a group); NATS JetStream keeps the subject in a stream and each group's durable consumer, with the same per-member order.",
   );
 }
 process.exit(rows.some((r) => r.transport === 'memory' && r.error) ? 1 : 0);

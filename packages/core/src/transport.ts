@@ -39,6 +39,7 @@ export * from './kit/connection-state.js';
 export * from './kit/lanes.js';
 export * from './kit/message-size.js';
 export * from './kit/parse-options.js';
+export * from './kit/subscription-kit.js';
 export { ObserverSet } from './observability/observer.js';
 export * from './observability/tracing.js';
 export * from './pipeline/dead-letter.js';

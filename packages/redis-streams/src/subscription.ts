@@ -2,7 +2,16 @@ import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { BusObserver, SourceMetadata, SubscriptionStatus } from '@switchboard/core';
-import { OrderedLanes, TransportDelivery, type DeliveryListener, type TransportMessage, type TransportSubscribeSpec, type TransportSubscription } from '@switchboard/core/transport';
+import {
+  InterruptionTracker,
+  OrderedLanes,
+  TransportDelivery,
+  afterListener,
+  type DeliveryListener,
+  type TransportMessage,
+  type TransportSubscribeSpec,
+  type TransportSubscription,
+} from '@switchboard/core/transport';
 import { decodeEntry } from './entry.js';
 import type { RedisStreamsOptions } from './options.js';
 
@@ -61,7 +70,7 @@ export class StreamSubscription implements TransportSubscription {
   private slotWaiter: (() => void) | undefined;
   private ticker: NodeJS.Timeout | undefined;
   private ticking: Promise<void> | undefined;
-  private interruptedAt: number | undefined;
+  private readonly gap: InterruptionTracker;
   private lag: number | undefined;
   private handedBackCount = 0;
   /** Acknowledgements written on the next tick of the event loop, in one XACK. */
@@ -77,6 +86,7 @@ export class StreamSubscription implements TransportSubscription {
   ) {
     this.stream = spec.topic;
     this.group = spec.group || 'default';
+    this.gap = new InterruptionTracker(context.observer, spec.topic, 'redis-streams');
     this.limit = Math.max(context.options.prefetch, spec.concurrency);
     this.lanes = new OrderedLanes<HeldEntry>(
       spec.ordering,
@@ -92,9 +102,7 @@ export class StreamSubscription implements TransportSubscription {
     const reader = await this.context.openReader();
     this.reader = reader;
     reader.on('close', () => {
-      if (this.state !== 'active' || this.interruptedAt !== undefined) return;
-      this.interruptedAt = Date.now();
-      this.context.observer().onEvent({ type: 'subscription-interrupted', topic: this.spec.topic, transport: 'redis-streams' });
+      if (this.state === 'active') this.gap.interrupt();
     });
     this.reading = this.readLoop(reader);
     this.ticker = setInterval(() => {
@@ -104,8 +112,7 @@ export class StreamSubscription implements TransportSubscription {
   }
 
   status(): SubscriptionStatus {
-    const lag = this.lag !== undefined ? { lag: this.lag } : {};
-    return this.interruptedAt !== undefined ? { state: 'interrupted', since: this.interruptedAt, ...lag } : { state: 'live', ...lag, buffered: this.lanes.pending };
+    return this.gap.status(this.lag, this.lanes.pending);
   }
 
   handedBack(): number {
@@ -128,17 +135,11 @@ export class StreamSubscription implements TransportSubscription {
     }
   }
 
-  private resumed(): void {
-    if (this.interruptedAt === undefined) return;
-    const gapMs = Date.now() - this.interruptedAt;
-    this.interruptedAt = undefined;
-    this.context.observer().onEvent({ type: 'subscription-resumed', topic: this.spec.topic, transport: 'redis-streams', gapMs });
-  }
-
   private async readLoop(reader: Redis): Promise<void> {
     for (let backoff = 100; this.state === 'active'; ) {
       const free = this.limit - this.held.size;
-      if (free <= 0) {
+      // Reads again once half the window is free: a read per settled entrie would cost a round trip each.
+      if (free < Math.ceil(this.limit / 2)) {
         await new Promise<void>((resolve) => (this.slotWaiter = resolve));
         continue;
       }
@@ -150,10 +151,7 @@ export class StreamSubscription implements TransportSubscription {
         if (String((error as Error)?.message).startsWith('NOGROUP')) {
           // The stream or the group was deleted under us: what is in it now was not handled by this
           // group, so the group starts again from its beginning (duplicates rather than loss).
-          if (this.interruptedAt === undefined) {
-            this.interruptedAt = Date.now();
-            this.context.observer().onEvent({ type: 'subscription-interrupted', topic: this.spec.topic, transport: 'redis-streams', error });
-          }
+          this.gap.interrupt(error);
           await this.createGroup('0').catch((e: unknown) => this.report('redis-streams: creating the group again', e));
         } else this.report('redis-streams: reading', error);
         await new Promise((resolve) => setTimeout(resolve, backoff));
@@ -161,7 +159,7 @@ export class StreamSubscription implements TransportSubscription {
         continue;
       }
       backoff = 100;
-      this.resumed();
+      this.gap.resume();
       if (!reply) continue;
       for (const [id, fields] of streamEntries(reply)) if (fields) this.accept(id.toString('latin1'), fields, 1);
     }
@@ -199,18 +197,7 @@ export class StreamSubscription implements TransportSubscription {
     entry.started = true;
     const source: SourceMetadata = { transport: 'redis-streams', topic: this.stream, group: this.group, offset: entry.entryId };
     const delivery = new StreamDelivery(this, entry, source);
-    let running: Promise<void> | void;
-    try {
-      running = this.listener(delivery);
-    } catch {
-      running = undefined;
-    }
-    if (running)
-      return running.then(
-        () => this.afterDelivery(delivery),
-        () => this.afterDelivery(delivery),
-      );
-    return this.afterDelivery(delivery);
+    return afterListener(this.listener, delivery, () => this.afterDelivery(delivery));
   }
 
   private afterDelivery(delivery: StreamDelivery): number | void {
@@ -220,8 +207,13 @@ export class StreamSubscription implements TransportSubscription {
     return 0; // left unsettled while active: handled again in its key's turn
   }
 
-  /** XACK, batched per tick of the event loop; a failed write is kept and written again. */
-  acknowledge(entry: HeldEntry): Promise<void> {
+  /**
+   * Records the acknowledgement: XACK, batched per tick of the event loop, not awaited by the handler
+   * lane (a round trip per message would bound a lane to one message per round trip). A failed write
+   * is kept and written again on every tick and before the consumer leaves the group; a crash before
+   * it lands brings the entry back (duplicates, never loss).
+   */
+  acknowledge(entry: HeldEntry): boolean {
     this.release(entry);
     this.ackQueue.push(entry.entryId);
     this.ackFlush ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
@@ -232,11 +224,11 @@ export class StreamSubscription implements TransportSubscription {
         () => undefined,
         (error: unknown) => {
           for (const id of ids) this.unacked.add(id);
-          throw error;
+          this.report('redis-streams: acknowledging (written again on the next tick)', error);
         },
       );
     });
-    return this.ackFlush;
+    return true;
   }
 
   private release(entry: HeldEntry): void {
@@ -321,7 +313,7 @@ export class StreamSubscription implements TransportSubscription {
         await this.lanes.whenIdle(false);
       }
       this.state = 'ended';
-      await this.ackFlush?.catch(() => undefined);
+      await this.ackFlush;
       await this.handBack();
     })();
     return this.ending;
@@ -383,10 +375,10 @@ class StreamDelivery extends TransportDelivery {
     this.deliveryCount = entry.count;
   }
 
-  ack(): Promise<boolean> | boolean {
+  ack(): boolean {
     if (this.outcome) return false;
     this.outcome = 'acked';
-    return this.subscription.acknowledge(this.entry).then(() => true);
+    return this.subscription.acknowledge(this.entry);
   }
 
   async retryLater(delayMs: number, nextAttempt = this.attempt + 1): Promise<boolean> {

@@ -1,0 +1,58 @@
+import type { BusObserver } from '../ports/events.js';
+import type { SubscriptionStatus } from '../ports/health.js';
+import type { Delivery } from '../ports/message.js';
+import type { DeliveryListener } from '../ports/ports.js';
+
+/**
+ * Calls `listener` with `delivery`, then `after` once the call is over, whether it returned, threw or
+ * rejected (the pipeline reports its own failures; what matters here is how the delivery was
+ * settled). Synchronous when the listener is: no promise on the fast path.
+ */
+export function afterListener<R>(listener: DeliveryListener, delivery: Delivery, after: () => R): R | Promise<R> {
+  let running: Promise<void> | void;
+  try {
+    running = listener(delivery);
+  } catch {
+    running = undefined;
+  }
+  return running ? running.then(after, after) : after();
+}
+
+/**
+ * Whether a subscription is cut off from its broker, and since when: reports `subscription-interrupted`
+ * once per outage and `subscription-resumed` with the gap, and gives the `status()` a subscription
+ * reports (`lag` and `buffered` supplied by the adapter).
+ */
+export class InterruptionTracker {
+  private since: number | undefined;
+
+  constructor(
+    private readonly observer: () => BusObserver,
+    private readonly topic: string,
+    private readonly transport: string,
+  ) {}
+
+  get interrupted(): boolean {
+    return this.since !== undefined;
+  }
+
+  /** The broker was lost (reported once until {@link resume}). */
+  interrupt(error?: unknown): void {
+    if (this.since !== undefined) return;
+    this.since = Date.now();
+    this.observer().onEvent({ type: 'subscription-interrupted', topic: this.topic, transport: this.transport, ...(error !== undefined ? { error } : {}) });
+  }
+
+  /** The broker answers again. */
+  resume(): void {
+    if (this.since === undefined) return;
+    const gapMs = Date.now() - this.since;
+    this.since = undefined;
+    this.observer().onEvent({ type: 'subscription-resumed', topic: this.topic, transport: this.transport, gapMs });
+  }
+
+  status(lag: number | undefined, buffered: number): SubscriptionStatus {
+    const withLag = lag !== undefined ? { lag } : {};
+    return this.since !== undefined ? { state: 'interrupted', since: this.since, ...withLag } : { state: 'live', ...withLag, buffered };
+  }
+}
