@@ -71,3 +71,37 @@ export async function startOwnNats(): Promise<OwnNats> {
     },
   };
 }
+
+/**
+ * A loopback TCP proxy to a server: `cut()` destroys every connection through it (a connection kill:
+ * the server stays up, the client must reconnect), `close()` stops it.
+ */
+export async function startProxy(target: URL): Promise<{ url: string; cut(): number; close(): Promise<void> }> {
+  const sockets = new Set<import('node:net').Socket>();
+  const server = createServer((client) => {
+    const upstream = createConnection({ host: target.hostname, port: Number(target.port) });
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('close', () => sockets.delete(s));
+      s.on('error', () => undefined);
+    }
+    client.pipe(upstream).pipe(client);
+    client.on('close', () => upstream.destroy());
+    upstream.on('close', () => client.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  return {
+    url: `nats://127.0.0.1:${port}`,
+    cut: () => {
+      const count = sockets.size;
+      for (const s of sockets) s.destroy();
+      return count;
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}

@@ -8,7 +8,7 @@ import { ConfigError, CountingObserver, DeadLetterHeaders, createBus, registerTr
 import { Recorder, recordLines, uniqueName, waitUntil } from '@switchboard/core/testing';
 import { createSwitchboardContainer } from '@switchboard/inversify';
 import { createNatsTransport, durableName, filterOf, natsTransport, type NatsOptionsInput } from '@switchboard/nats';
-import { NATS_URL, startOwnNats, testTransport } from './helpers.js';
+import { NATS_URL, startOwnNats, startProxy, testTransport } from './helpers.js';
 
 registerTransport(natsTransport);
 
@@ -276,6 +276,24 @@ describe('nats jetstream crashes and outages', () => {
     expect(failFastMs).toBeLessThan(1000);
     expect(handled.items).not.toContain('during');
   }, 90_000);
+
+  it('connection killed (proxy cut, server up): the client reconnects, the subscription reports the gap and later messages flow', async () => {
+    const proxy = await startProxy(new URL(NATS_URL));
+    cleanups.push(() => proxy.close());
+    const topic = uniqueName('sb-nats.cut');
+    const bus = await openBus({ servers: proxy.url });
+    const received = new Recorder<string>();
+    await bus.subscriber.subscribe(topic, (m) => received.add(m.value as string), { group: 'g' });
+    await bus.publisher.publish(topic, { value: 'before' });
+    await received.waitFor(1, 5000);
+    expect(proxy.cut()).toBeGreaterThanOrEqual(2);
+    await bus.counts.waitFor('subscription-interrupted', 1);
+    await bus.counts.waitFor('subscription-resumed', 1);
+    await waitUntil(() => bus.health().connections.every((c) => c.state === 'up'), 10_000, 'the connection up again');
+    await bus.publisher.publish(topic, { value: 'after' });
+    await received.waitFor(2, 10_000);
+    expect(received.items).toEqual(['before', 'after']);
+  }, 60_000);
 
   it('fails fast with a clear error, password redacted, when the server does not answer', async () => {
     const attempt = createNatsTransport({ servers: 'nats://user:s3cret@127.0.0.1:1', connectTimeoutMs: 500 });

@@ -2,7 +2,8 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
-import { CapabilityError, ConfigError, CountingObserver, DeadLetterHeaders, createBus, registerTransport, type Bus, type Message } from '@switchboard/core';
+import { CapabilityError, ConfigError, CountingObserver, DeadLetterHeaders, NonRetryableError, createBus, registerTransport, type Bus, type Message } from '@switchboard/core';
+import { runCli } from '@switchboard/cli/testing';
 import { Recorder, recordLines, uniqueName } from '@switchboard/core/testing';
 import { createSwitchboardContainer } from '@switchboard/inversify';
 import { HANDED_BACK_CONSUMER, createRedisStreamsTransport, redisStreamsTransport, type RedisStreamsOptionsInput } from '@switchboard/redis-streams';
@@ -299,5 +300,42 @@ describe('redis streams config validation', () => {
     const direct = await createRedisStreamsTransport({ url: REDIS_URL, claimIdleMs: 5 }).catch((error: unknown) => error);
     expect(direct).toBeInstanceOf(ConfigError);
     expect((direct as Error).message).toMatch(/claimIdleMs/);
+  });
+});
+
+describe('switchboard CLI over a <stream>-dlq', () => {
+  it('lists dead letters and replays one to the group that failed it; purge is refused (a stream is a log here)', async () => {
+    const bus = await openBus();
+    const stream = uniqueName('sb-streams.cli');
+    const got = new Recorder<string>();
+    let fixed = false;
+    await bus.subscriber.subscribe(
+      stream,
+      (m) => {
+        if (!fixed) throw new NonRetryableError('unknown template');
+        got.add(m.id);
+      },
+      { group: 'mailer' },
+    );
+    await bus.publisher.publish(stream, [
+      { id: 'bad-1', value: 1 },
+      { id: 'bad-2', value: 2 },
+    ]);
+    await bus.counts.waitFor('dead-lettered', 2);
+    const env = { SWITCHBOARD__TRANSPORT__KIND: 'redis-streams', SWITCHBOARD__TRANSPORT__URL: REDIS_URL };
+    const dlq = ['--source', 'transport', '--dlq-topic', `${stream}-dlq`, '--idle-ms', '1500'];
+    const listed = await runCli(['--json', 'dlq', 'list', ...dlq], env);
+    expect(listed.code).toBe(0);
+    expect((JSON.parse(listed.stdout) as { id: string; originalTopic: string }[]).map((l) => [l.id, l.originalTopic])).toEqual([
+      ['bad-1', stream],
+      ['bad-2', stream],
+    ]);
+    fixed = true;
+    expect((await runCli(['--json', 'dlq', 'replay', 'bad-2', ...dlq], env)).code).toBe(0);
+    await got.waitFor(1, 10_000);
+    expect(got.items).toEqual(['bad-2']);
+    const purge = await runCli(['--json', 'dlq', 'purge', ...dlq], env);
+    expect(purge.code).not.toBe(0);
+    expect(purge.stderr).toMatch(/keeps dead letters in a log/);
   });
 });
