@@ -35,6 +35,12 @@ export const redisStreamsOptionsSchema = z
      */
     maxLen: z.number().int().min(0).default(0),
     /**
+     * Deletes entries older than this, ms, on each XADD (`MINID`, exact). 0 = no age limit (default).
+     * Like `maxLen`, it deletes whether or not every group has read them. Not together with `maxLen`
+     * (an XADD takes one trim rule).
+     */
+    maxAgeMs: z.number().int().min(0).default(0),
+    /**
      * Replicas `guarantee: 'all'` waits for (WAIT n): 0 (default) declares no `all` guarantee, since a
      * lone server cannot confirm a copy. Set it to the replicas your server has.
      */
@@ -48,7 +54,8 @@ export const redisStreamsOptionsSchema = z
      */
     maxMessageBytes: z.number().int().min(1024).max(536_870_912).default(536_870_912),
   })
-  .strict();
+  .strict()
+  .refine((o) => o.maxLen === 0 || o.maxAgeMs === 0, { path: ['maxAgeMs'], message: 'cannot be set together with maxLen (an XADD takes one trim rule)' });
 
 export type RedisStreamsOptions = z.output<typeof redisStreamsOptionsSchema>;
 export type RedisStreamsOptionsInput = z.input<typeof redisStreamsOptionsSchema>;

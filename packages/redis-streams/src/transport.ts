@@ -53,7 +53,6 @@ export class RedisStreamsTransport implements Transport {
   private readonly subscriptions = new Set<StreamSubscription>();
   private readonly commandsState: ConnectionState;
   private readonly readerStates = new Set<ConnectionState>();
-  private readonly trim: string[];
   private closed = false;
 
   private constructor(
@@ -62,7 +61,7 @@ export class RedisStreamsTransport implements Transport {
     readonly commands: Redis & { moveOwned(stream: string, ...args: (string | number)[]): Promise<number> },
   ) {
     this.capabilities = redisStreamsCapabilities(options);
-    this.trim = options.maxLen > 0 ? ['MAXLEN', '~', String(options.maxLen)] : [];
+
     this.commandsState = new ConnectionState('commands', endpointOf(options.url));
     commands.on('close', () => this.commandsState.down());
     commands.on('ready', () => this.commandsState.up());
@@ -106,13 +105,21 @@ export class RedisStreamsTransport implements Transport {
     return {};
   }
 
+  /** The XADD trim rule: `MAXLEN ~ n`, `MINID <now - maxAgeMs>`, or none. */
+  private trim(): string[] {
+    if (this.options.maxLen > 0) return ['MAXLEN', '~', String(this.options.maxLen)];
+    if (this.options.maxAgeMs > 0) return ['MINID', String(Date.now() - this.options.maxAgeMs)];
+    return [];
+  }
+
   private async append(stream: string, messages: readonly TransportMessage[]): Promise<void> {
     if (messages.length === 1) {
-      await this.commands.xadd(stream, ...this.trim, '*', ...entryFields(messages[0]!));
+      await this.commands.xadd(stream, ...this.trim(), '*', ...entryFields(messages[0]!));
       return;
     }
     const pipeline = this.commands.pipeline();
-    for (const message of messages) pipeline.xadd(stream, ...this.trim, '*', ...entryFields(message));
+    const trim = this.trim();
+    for (const message of messages) pipeline.xadd(stream, ...trim, '*', ...entryFields(message));
     const results = (await pipeline.exec()) ?? [];
     const failed = results.find(([error]) => error);
     if (failed) throw failed[0];

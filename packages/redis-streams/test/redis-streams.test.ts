@@ -293,6 +293,21 @@ describe('redis streams config validation', () => {
     await expect(bus.subscriber.subscribe('orders.*', () => undefined, { pattern: true })).rejects.toThrowError(CapabilityError);
   });
 
+  it('retention: maxAgeMs deletes entries older than it on each XADD (MINID), read or not; refused together with maxLen', async () => {
+    const stream = uniqueName('sb-streams.minid');
+    const bus = await openBus({ maxAgeMs: 300 });
+    const redis = await admin();
+    await bus.publisher.publish(stream, [{ value: 'old-1' }, { value: 'old-2' }]);
+    expect(await redis.xlen(stream)).toBe(2);
+    const oldEnough = Date.now() + 350;
+    await waitUntil(() => Date.now() > oldEnough, 2000, 'the first entries to be older than maxAgeMs'); // the condition itself is time
+    await bus.publisher.publish(stream, { value: 'new' });
+    expect(await redis.xlen(stream)).toBe(1);
+    const both = await createRedisStreamsTransport({ url: REDIS_URL, maxLen: 10, maxAgeMs: 1000 }).catch((error: unknown) => error);
+    expect(both).toBeInstanceOf(ConfigError);
+    expect((both as Error).message).toMatch(/maxAgeMs: cannot be set together with maxLen/);
+  });
+
   it('names a bad option', async () => {
     await expect(createSwitchboardContainer({ env: {}, object: { transport: { kind: 'redis-streams', url: 'http://127.0.0.1:6379' } } })).rejects.toThrowError(
       /transport\.url: must start with redis:\/\//,
