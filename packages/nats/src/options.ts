@@ -43,6 +43,13 @@ export const natsOptionsSchema = z
     subjectPrefix: subjectTokens.default('sb'),
     /** Create the stream when it does not exist (default). False: it must exist (startup fails naming `stream`). */
     createStream: z.boolean().default(true),
+    /**
+     * Retention of a created stream: `limits` (default) keeps messages until `maxAgeMs` / `maxBytes`,
+     * so a new group can read from the start; `interest` deletes a message once every group's
+     * consumer acknowledged it, and discards a message no group's consumer exists for yet (a group
+     * created later never sees it). `workqueue` is not offered: it allows one group per subject.
+     */
+    retention: z.enum(['limits', 'interest']).default('limits'),
     /** Where a created stream keeps messages. */
     storage: z.enum(['file', 'memory']).default('file'),
     /** Copies of a created stream (1, 3 or 5 on a cluster). */

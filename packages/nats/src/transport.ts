@@ -226,7 +226,7 @@ async function ensureStream(jsm: JetStreamManager, options: NatsOptions): Promis
     await jsm.streams.add({
       name: options.stream,
       subjects: [wanted],
-      retention: RetentionPolicy.Limits,
+      retention: options.retention === 'interest' ? RetentionPolicy.Interest : RetentionPolicy.Limits,
       storage: options.storage === 'memory' ? StorageType.Memory : StorageType.File,
       num_replicas: options.replicas,
       max_age: nanos(options.maxAgeMs),

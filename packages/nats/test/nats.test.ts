@@ -313,6 +313,28 @@ describe('nats config validation', () => {
     expect((other as Error).message).toMatch(/transport\.subjectPrefix: stream "SB_TEST" captures \["sbtest\.>"\]/);
   });
 
+  it('retention "interest": a created stream deletes a message once every group acknowledged it', async () => {
+    const { jsm } = await admin();
+    const options = { stream: 'SB_TEST_INTEREST', subjectPrefix: 'sbinterest', retention: 'interest' as const };
+    cleanups.push(async () => void (await jsm.streams.delete('SB_TEST_INTEREST').catch(() => undefined))); // after the bus closed
+    const bus = await openBus(options);
+    expect((await jsm.streams.info('SB_TEST_INTEREST')).config.retention).toBe('interest');
+    const topic = uniqueName('sb-nats.interest');
+    const [a, b] = [new Recorder<string>(), new Recorder<string>()];
+    await bus.subscriber.subscribe(topic, (m) => a.add(m.id), { group: 'a' });
+    await bus.subscriber.subscribe(topic, (m) => b.add(m.id), { group: 'b' });
+    await bus.publisher.publish(topic, [{ value: 1 }, { value: 2 }, { value: 3 }]);
+    await a.waitFor(3, 5000);
+    await b.waitFor(3, 5000);
+    let stored = -1;
+    const deadline = Date.now() + 10_000;
+    while (stored !== 0 && Date.now() < deadline) {
+      stored = (await jsm.streams.info('SB_TEST_INTEREST')).state.messages;
+      if (stored !== 0) await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    expect(stored).toBe(0);
+  });
+
   it('names a bad option, and connects from config alone (transport.kind is the only change)', async () => {
     await expect(createSwitchboardContainer({ env: {}, object: { transport: { kind: 'nats', servers: NATS_URL, ackWaitMs: 5 } } })).rejects.toThrowError(/transport\.ackWaitMs/);
     const { bus } = await createSwitchboardContainer({ env: {}, object: { transport: { kind: 'nats', servers: NATS_URL, stream: 'SB_TEST', subjectPrefix: 'sbtest' } } });
