@@ -57,7 +57,8 @@ export class NatsSubscription implements TransportSubscription {
   private slotWaiter: (() => void) | undefined;
   private ticker: NodeJS.Timeout | undefined;
   private readonly gap: InterruptionTracker;
-  private lag: number | undefined;
+  /** Messages the consumer had not delivered after the last one fetched (its metadata), undefined before one. */
+  private undelivered: number | undefined;
   private handedBackCount = 0;
 
   constructor(
@@ -87,7 +88,8 @@ export class NatsSubscription implements TransportSubscription {
   }
 
   status(): SubscriptionStatus {
-    return this.gap.status(this.lag, this.lanes.pending);
+    const lag = this.undelivered === undefined ? undefined : this.undelivered + this.held.size;
+    return this.gap.status(lag, this.lanes.pending);
   }
 
   handedBack(): number {
@@ -148,7 +150,7 @@ export class NatsSubscription implements TransportSubscription {
       return;
     }
     const info = msg.info;
-    this.lag = info.pending + this.held.size + 1;
+    this.undelivered = info.pending;
     this.resumed();
     const topic = topicOf(this.subjectPrefix, msg.subject) ?? msg.subject;
     if (this.spec.pattern && !matchesTopicPattern(this.spec.topic, topic)) {

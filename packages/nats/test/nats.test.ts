@@ -191,6 +191,30 @@ describe('nats jetstream semantics', () => {
     expect(calls.count).toBe(0);
   });
 
+  it("health(): lag counts what the group has not settled (the consumer's pending count plus what this member holds), 0 once all is handled", async () => {
+    const topic = uniqueName('sb-nats.lag');
+    const bus = await openBus({ prefetch: 4 });
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const handled = new Recorder<string>();
+    await bus.subscriber.subscribe(
+      topic,
+      async (m) => {
+        await gate;
+        handled.add(m.id);
+      },
+      { group: 'g', concurrency: 1 },
+    );
+    await bus.publisher.publish(
+      topic,
+      Array.from({ length: 30 }, (_, i) => ({ id: `l-${i}`, value: i })),
+    );
+    await waitUntil(() => bus.health().subscriptions[0]?.lag === 30, 5000, 'lag 30 while the handler is held');
+    release();
+    await handled.waitFor(30, 10_000);
+    await waitUntil(() => bus.health().subscriptions[0]?.lag === 0, 5000, 'lag 0 once all is handled');
+  });
+
   it('carries headers NATS cannot (line breaks, edge spaces, ":" in a name) and keys of any text unchanged', async () => {
     const topic = uniqueName('sb-nats.headers');
     const bus = await openBus();
