@@ -14,7 +14,6 @@ import { NatsTransport, natsCapabilities } from './transport.js';
 
 export { natsOptionsSchema, type NatsOptions, type NatsOptionsInput } from './options.js';
 export { NatsTransport, natsCapabilities } from './transport.js';
-export { decodeMessage, encodeHeaders, type DecodedMessage } from './codec.js';
 export { durableName, filterOf, subjectOf } from './subjects.js';
 
 /** Connects a NATS JetStream transport from (partial) options. */

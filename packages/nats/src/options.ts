@@ -67,6 +67,8 @@ export const natsOptionsSchema = z
     prefetch: z.number().int().min(1).max(10_000).default(64),
     /** How long one fetch waits for messages, ms (at least 1000: the client's minimum). */
     fetchExpiresMs: z.number().int().min(1000).max(60_000).default(2000),
+    /** How often a subscription reads its group's lag from the consumer info, ms. */
+    lagIntervalMs: z.number().int().min(50).max(600_000).default(5000),
     /**
      * The consumer's ack wait, ms: a message neither acknowledged nor refreshed for this long is
      * redelivered (to any member). Held messages are refreshed (`working`) every third of it, so only

@@ -57,8 +57,9 @@ export class NatsSubscription implements TransportSubscription {
   private slotWaiter: (() => void) | undefined;
   private ticker: NodeJS.Timeout | undefined;
   private readonly gap: InterruptionTracker;
-  /** Messages the consumer had not delivered after the last one fetched (its metadata), undefined before one. */
-  private undelivered: number | undefined;
+  /** The group's lag from the last consumer info: not yet delivered plus delivered and not acknowledged. */
+  private lag: number | undefined;
+  private lagTicker: NodeJS.Timeout | undefined;
   private handedBackCount = 0;
 
   constructor(
@@ -85,11 +86,22 @@ export class NatsSubscription implements TransportSubscription {
     this.ticker = setInterval(() => {
       for (const held of this.held.values()) held.msg.working();
     }, this.context.options.ackWaitMs / 3);
+    this.lagTicker = setInterval(() => void this.readLag(), this.context.options.lagIntervalMs);
+    void this.readLag();
+  }
+
+  /** The group's lag: messages not yet delivered to any member plus those delivered and not acknowledged. */
+  private async readLag(): Promise<void> {
+    try {
+      const info = await this.consumer.info(); // not cached: a request to the server
+      this.lag = info.num_pending + info.num_ack_pending;
+    } catch {
+      // unreachable or deleted: the fetch loop reports it; the last figure stays
+    }
   }
 
   status(): SubscriptionStatus {
-    const lag = this.undelivered === undefined ? undefined : this.undelivered + this.held.size;
-    return this.gap.status(lag, this.lanes.pending);
+    return this.gap.status(this.lag, this.lanes.pending);
   }
 
   handedBack(): number {
@@ -150,7 +162,6 @@ export class NatsSubscription implements TransportSubscription {
       return;
     }
     const info = msg.info;
-    this.undelivered = info.pending;
     this.resumed();
     const topic = topicOf(this.subjectPrefix, msg.subject) ?? msg.subject;
     if (this.spec.pattern && !matchesTopicPattern(this.spec.topic, topic)) {
@@ -220,6 +231,7 @@ export class NatsSubscription implements TransportSubscription {
     this.ending ??= (async () => {
       if (this.state === 'active') this.state = mode;
       clearInterval(this.ticker);
+      clearInterval(this.lagTicker);
       // The fetch in flight runs to its end (at most fetchExpiresMs): what the server sends meanwhile
       // is handed back at once. Stopping it would drop those messages in the client, to come again
       // only after ackWaitMs.

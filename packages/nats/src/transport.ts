@@ -61,10 +61,10 @@ export class NatsTransport implements Transport {
 
   private constructor(
     private readonly options: NatsOptions,
-    /** The connection: publishes, fetches and acknowledgements (NATS multiplexes them). */
-    readonly nc: NatsConnection,
-    readonly js: JetStreamClient,
-    readonly jsm: JetStreamManager,
+    /** The connection: publishes, fetches and acknowledgements (NATS multiplexes them). Private: no @nats-io type reaches this package's declarations. */
+    private readonly nc: NatsConnection,
+    private readonly js: JetStreamClient,
+    private readonly jsm: JetStreamManager,
   ) {
     this.capabilities = natsCapabilities(options);
     this.connection = new ConnectionState('connection', endpoints(options));

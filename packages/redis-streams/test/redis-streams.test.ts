@@ -208,7 +208,8 @@ describe('redis streams crashes and outages', () => {
     );
     expect(expected.filter((id) => !seen.has(id))).toEqual([]);
     expect(orphaned).toBeGreaterThan(0);
-    expect(orphaned).toBeLessThanOrEqual(8);
+    // Pending on it: what it held (prefetch 8) plus acknowledgements batched but not yet written (at most one window).
+    expect(orphaned).toBeLessThanOrEqual(16);
     expect(duplicates).toBeLessThanOrEqual(orphaned);
     expect(new Set(survivor.items).size).toBe(survivor.count); // the survivor handled nothing twice
   }, 90_000);

@@ -5,3 +5,4 @@ export * from './fallback-store-suite.js';
 export * from './tracing.js';
 export * from './hostile.js';
 export * from './dedup-store-suite.js';
+export * from './harness.js';
