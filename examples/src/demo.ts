@@ -42,7 +42,7 @@ if (json) {
   print('');
   print(formatTable(rows));
   if (kinds.length === 1 && kinds[0] === 'memory') {
-    print('\nOnly the in-memory transport ran. Start the brokers (bash scripts/brokers.sh up) and run `pnpm demo --all` to compare Kafka, RabbitMQ and Redis Pub/Sub.');
+    print('\nOnly the in-memory transport ran. Start the brokers (bash scripts/brokers.sh up) and run `pnpm demo --all` to compare Kafka, RabbitMQ, Redis Pub/Sub, Redis Streams and NATS JetStream.');
   }
   print(
     "\nWhy: Redis Pub/Sub keeps nothing, so mails sent while nobody listens are lost; Kafka keeps a log per partition, so a key keeps its order and a group resumes where it committed; RabbitMQ keeps the group queue but spreads it over concurrent handlers round-robin, so order per key is not promised; Redis Streams keeps the stream and each group's position, and orders by key within one member (not across members of a group); NATS JetStream keeps the subject in a stream and each group's durable consumer, with the same per-member order.",
