@@ -3,6 +3,7 @@ import type { BusObserver, SourceMetadata, SubscriptionStatus } from '@switchboa
 import {
   InterruptionTracker,
   OrderedLanes,
+  ReadWindow,
   TransportDelivery,
   afterListener,
   matchesTopicPattern,
@@ -30,6 +31,8 @@ interface HeldMessage {
   readonly msg: JsMsg;
   readonly message: TransportMessage;
   readonly topic: string;
+  /** Its stream sequence (read once from the reply subject). */
+  readonly seq: number;
   /** The attempt its next (or current) handler call is. */
   attempt: number;
   /** The server's delivery count of this delivery (metadata). */
@@ -47,14 +50,13 @@ interface HeldMessage {
  * frozen member's messages are redelivered. Closing hands back (`nak`, no delay) what it did not settle.
  */
 export class NatsSubscription implements TransportSubscription {
-  private readonly limit: number;
+  private readonly window: ReadWindow;
   private readonly held = new Map<number, HeldMessage>();
   private readonly lanes: OrderedLanes<HeldMessage>;
   private readonly group: string;
   private state: 'active' | 'closing' | 'draining' | 'ended' = 'active';
   private ending: Promise<void> | undefined;
   private reading: Promise<void> | undefined;
-  private slotWaiter: (() => void) | undefined;
   private ticker: NodeJS.Timeout | undefined;
   private readonly gap: InterruptionTracker;
   /** The group's lag from the last consumer info: not yet delivered plus delivered and not acknowledged. */
@@ -72,7 +74,7 @@ export class NatsSubscription implements TransportSubscription {
   ) {
     this.group = spec.group || 'default';
     this.gap = new InterruptionTracker(context.observer, spec.topic, 'nats');
-    this.limit = Math.max(context.options.prefetch, spec.concurrency);
+    this.window = new ReadWindow(Math.max(context.options.prefetch, spec.concurrency));
     this.lanes = new OrderedLanes<HeldMessage>(
       spec.ordering,
       spec.concurrency,
@@ -129,10 +131,9 @@ export class NatsSubscription implements TransportSubscription {
   private async readLoop(): Promise<void> {
     const { options } = this.context;
     for (let backoff = 100; this.state === 'active'; ) {
-      const free = this.limit - this.held.size;
-      // Reads again once half the window is free: a read per settled message would cost a round trip each.
-      if (free < Math.ceil(this.limit / 2)) {
-        await new Promise<void>((resolve) => (this.slotWaiter = resolve));
+      const free = this.window.room(this.held.size);
+      if (free === 0) {
+        await this.window.changed();
         continue;
       }
       try {
@@ -172,8 +173,8 @@ export class NatsSubscription implements TransportSubscription {
     for (const { header, value } of rejected) {
       this.context.observer().onEvent({ type: 'untrusted-header', topic: this.spec.topic, transport: 'nats', header, value, messageId: message.id });
     }
-    const held: HeldMessage = { msg, message, topic, attempt: info.deliveryCount, count: info.deliveryCount };
-    this.held.set(info.streamSequence, held);
+    const held: HeldMessage = { msg, message, topic, seq: info.streamSequence, attempt: info.deliveryCount, count: info.deliveryCount };
+    this.held.set(held.seq, held);
     this.lanes.push(message.key, held);
   }
 
@@ -183,7 +184,7 @@ export class NatsSubscription implements TransportSubscription {
       transport: 'nats',
       topic: held.topic,
       group: this.group,
-      offset: String(held.msg.info.streamSequence),
+      offset: String(held.seq),
       ...(this.spec.pattern ? { pattern: this.spec.topic } : {}),
     };
     const delivery = new NatsDelivery(this, held, source, this.spec.ordering === 'none');
@@ -216,10 +217,8 @@ export class NatsSubscription implements TransportSubscription {
   }
 
   private release(held: HeldMessage): void {
-    this.held.delete(held.msg.info.streamSequence);
-    const waiter = this.slotWaiter;
-    this.slotWaiter = undefined;
-    waiter?.();
+    this.held.delete(held.seq);
+    this.window.wake();
   }
 
   private report(context: string, error: unknown): void {
@@ -235,7 +234,7 @@ export class NatsSubscription implements TransportSubscription {
       // The fetch in flight runs to its end (at most fetchExpiresMs): what the server sends meanwhile
       // is handed back at once. Stopping it would drop those messages in the client, to come again
       // only after ackWaitMs.
-      this.slotWaiter?.();
+      this.window.wake();
       await this.reading;
       if (this.state === 'draining') await this.lanes.whenIdle(true);
       else {

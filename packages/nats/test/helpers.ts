@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort } from '@switchboard/core/testing';
 import { createNatsTransport, type NatsOptionsInput } from '@switchboard/nats';
 
 export const NATS_URL = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
@@ -10,17 +11,6 @@ export const NATS_URL = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
 /** A transport on the test server: its own stream and prefix per test file, short waits so tests see redeliveries in seconds. */
 export function testTransport(options: NatsOptionsInput = {}) {
   return createNatsTransport({ servers: NATS_URL, stream: 'SB_TEST', subjectPrefix: 'sbtest', fetchExpiresMs: 1000, maxAgeMs: 3_600_000, ...options });
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 const answers = (port: number) =>

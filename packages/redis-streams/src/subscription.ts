@@ -5,6 +5,7 @@ import type { BusObserver, SourceMetadata, SubscriptionStatus } from '@switchboa
 import {
   InterruptionTracker,
   OrderedLanes,
+  ReadWindow,
   TransportDelivery,
   afterListener,
   type DeliveryListener,
@@ -60,14 +61,13 @@ export class StreamSubscription implements TransportSubscription {
   readonly consumer = `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
   private readonly stream: string;
   private readonly group: string;
-  private readonly limit: number;
+  private readonly window: ReadWindow;
   private readonly held = new Map<string, HeldEntry>();
   private readonly lanes: OrderedLanes<HeldEntry>;
   private reader: Redis | undefined;
   private state: 'active' | 'closing' | 'draining' | 'ended' = 'active';
   private ending: Promise<void> | undefined;
   private reading: Promise<void> | undefined;
-  private slotWaiter: (() => void) | undefined;
   private ticker: NodeJS.Timeout | undefined;
   private ticking: Promise<void> | undefined;
   private readonly gap: InterruptionTracker;
@@ -87,7 +87,7 @@ export class StreamSubscription implements TransportSubscription {
     this.stream = spec.topic;
     this.group = spec.group || 'default';
     this.gap = new InterruptionTracker(context.observer, spec.topic, 'redis-streams');
-    this.limit = Math.max(context.options.prefetch, spec.concurrency);
+    this.window = new ReadWindow(Math.max(context.options.prefetch, spec.concurrency));
     this.lanes = new OrderedLanes<HeldEntry>(
       spec.ordering,
       spec.concurrency,
@@ -137,10 +137,9 @@ export class StreamSubscription implements TransportSubscription {
 
   private async readLoop(reader: Redis): Promise<void> {
     for (let backoff = 100; this.state === 'active'; ) {
-      const free = this.limit - this.held.size;
-      // Reads again once half the window is free: a read per settled entrie would cost a round trip each.
-      if (free < Math.ceil(this.limit / 2)) {
-        await new Promise<void>((resolve) => (this.slotWaiter = resolve));
+      const free = this.window.room(this.held.size);
+      if (free === 0) {
+        await this.window.changed();
         continue;
       }
       let reply: unknown;
@@ -233,9 +232,7 @@ export class StreamSubscription implements TransportSubscription {
 
   private release(entry: HeldEntry): void {
     this.held.delete(entry.entryId);
-    const waiter = this.slotWaiter;
-    this.slotWaiter = undefined;
-    waiter?.();
+    this.window.wake();
   }
 
   /** Moves `entries` this member still owns to `target` with `idleMs` and each one's count (see MOVE_OWNED_SCRIPT). */
@@ -278,7 +275,7 @@ export class StreamSubscription implements TransportSubscription {
 
   /** Claims entries of the group idle for `claimIdleMs` (a crashed member's, or handed back), as many as there is room for. */
   private async claimIdle(): Promise<void> {
-    const free = this.limit - this.held.size;
+    const free = this.window.limit - this.held.size;
     if (free <= 0) return;
     const { commands, options } = this.context;
     const idle = (await commands.xpending(this.stream, this.group, 'IDLE', options.claimIdleMs, '-', '+', free)) as [string, string, number, number][];
@@ -304,7 +301,7 @@ export class StreamSubscription implements TransportSubscription {
       clearInterval(this.ticker);
       // Stop reading at once (a reply lost on the way stays pending on this consumer: handed back below).
       this.reader?.disconnect();
-      this.slotWaiter?.();
+      this.window.wake();
       await this.reading;
       await this.ticking;
       if (this.state === 'draining') await this.lanes.whenIdle(true);

@@ -1,10 +1,9 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { waitUntil } from '@switchboard/core/testing';
+import { freePort, waitUntil } from '@switchboard/core/testing';
 import { createRedisStreamsTransport, type RedisStreamsOptionsInput } from '@switchboard/redis-streams';
 
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -15,17 +14,6 @@ export function testTransport(options: RedisStreamsOptionsInput = {}) {
 }
 
 /** A free TCP port on loopback (the OS picks it). */
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
-
 /**
  * A redis-server of the test's own (loopback, a free port, its own directory, AOF fsynced on every
  * write), so an outage test stops a server no other test uses. `stop()` is SHUTDOWN (the AOF is on

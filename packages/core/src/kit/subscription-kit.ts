@@ -56,3 +56,32 @@ export class InterruptionTracker {
     return this.since !== undefined ? { state: 'interrupted', since: this.since, ...withLag } : { state: 'live', ...withLag, buffered };
   }
 }
+
+/**
+ * The window of messages a pulling subscription may hold unsettled (backpressure): its reader reads
+ * `room()` more at once, and only once half the window is free — a read per settled message would
+ * cost a round trip each. `wake()` (a message settled, or the subscription is closing) lets a waiting
+ * reader look again.
+ */
+export class ReadWindow {
+  private waiter: (() => void) | undefined;
+
+  constructor(readonly limit: number) {}
+
+  /** How many to read now with `held` unsettled: 0 while less than half the window is free. */
+  room(held: number): number {
+    const free = this.limit - held;
+    return free < Math.ceil(this.limit / 2) ? 0 : free;
+  }
+
+  /** Resolves at the next `wake()`. */
+  changed(): Promise<void> {
+    return new Promise<void>((resolve) => (this.waiter = resolve));
+  }
+
+  wake(): void {
+    const waiter = this.waiter;
+    this.waiter = undefined;
+    waiter?.();
+  }
+}
