@@ -37,7 +37,7 @@ export default defineConfig({
         test: {
           name: 'core',
           include: ['packages/{core,postgres,prometheus,inversify,resilience,cli,nestjs}/test/**/*.test.ts', 'examples/test/**/*.test.ts'],
-          exclude: ['**/*.rabbitmq.test.ts', '**/node_modules/**'],
+          exclude: ['**/*.rabbitmq.test.ts', 'packages/postgres/test/queue/**', '**/node_modules/**'],
         },
       },
       // Kafka files run one at a time: the outage test stops and restarts the shared broker.
@@ -52,6 +52,7 @@ export default defineConfig({
       },
       { extends: true, test: { name: 'redis', include: ['packages/redis-pubsub/test/**/*.test.ts'], testTimeout: 60_000, hookTimeout: 60_000 } },
       { extends: true, test: { name: 'redis-streams', include: ['packages/redis-streams/test/**/*.test.ts'], testTimeout: 60_000, hookTimeout: 60_000 } },
+      { extends: true, test: { name: 'postgres', include: ['packages/postgres/test/queue/**/*.test.ts'], testTimeout: 60_000, hookTimeout: 60_000 } },
       { extends: true, test: { name: 'nats', include: ['packages/nats/test/**/*.test.ts'], testTimeout: 60_000, hookTimeout: 60_000 } },
     ],
   },

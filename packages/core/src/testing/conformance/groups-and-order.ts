@@ -40,7 +40,8 @@ export function groupsAndOrderScenarios(context: ConformanceContext): void {
         if (m.value.seq % 3 === 0) await new Promise((resolve) => setImmediate(resolve));
         received.add(m);
       },
-      { ...groupOf('g'), startFrom, concurrency: 4 },
+      // The default ordering, unless the suite runs with `none` (which orders nothing by definition).
+      { ...groupOf('g'), startFrom, concurrency: 4, ...(target.defaults?.ordering === 'none' ? { ordering: caps.orderings.find((o) => o !== 'none') ?? 'partition' } : {}) },
     );
     const keys = ['k0', 'k1', 'k2', 'k3', 'k4'];
     const perKey = 30;

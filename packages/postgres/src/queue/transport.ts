@@ -1,0 +1,307 @@
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { ClosedError, ConfigError, PublishError, type BusObserver, type Capabilities, type ConnectionHealth, type DeadLetterSource, type StoredDeadLetter, type Transport } from '@switchboard/core';
+import {
+  ConnectError,
+  ConnectionState,
+  ObserverSet,
+  compileTopicPattern,
+  matchesTopicPattern,
+  redactUrl,
+  refuseOversizeMessages,
+  type DeliveryListener,
+  type TransportMessage,
+  type TransportPublishOptions,
+  type TransportPublishResult,
+  type TransportSubscribeSpec,
+  type TransportSubscription,
+} from '@switchboard/core/transport';
+import { assertTableName } from '../migration.js';
+import { assertStorableText, decodeRow, encodeBatch } from './codec.js';
+import { migratePostgresQueue } from './migrate.js';
+import type { PostgresQueueOptions } from './options.js';
+import { queueStatements, type QueueStatements } from './sql.js';
+import { QueueSubscription } from './subscription.js';
+
+/**
+ * PostgreSQL as a queue, declared as it is: messages are rows (persistent), a group's subscription
+ * gets a delivery row per message and keeps them while no member runs (durable groups), members
+ * compete with `FOR UPDATE SKIP LOCKED` under leases, a new group can start at the earliest message
+ * kept (`retainMs`), a retry is a row due later (no handler slot held), and with `ordering: 'key'`
+ * a key's message is claimed only when its earlier ones are done — across members, so per-key order
+ * holds for the group. There is no partition, so no `partition` ordering. Guarantees: `none`
+ * (the statement is sent, not waited for), `leader` and `all` (the insert committed, as the server's
+ * `synchronous_commit` makes a commit durable: the same on PostgreSQL).
+ */
+export function postgresQueueCapabilities(options: Pick<PostgresQueueOptions, 'maxMessageBytes'>): Capabilities {
+  return Object.freeze<Capabilities>({
+    persistent: true,
+    durableGroups: true,
+    consumerGroups: true,
+    perKeyOrder: true,
+    orderings: ['key', 'none'],
+    acknowledgements: true,
+    delayedRedelivery: true,
+    replay: true,
+    patternSubscriptions: true,
+    duplicatesOnRestart: true,
+    backpressure: true,
+    deliveryGuarantees: ['none', 'leader', 'all'],
+    defaultGuarantee: 'all',
+    maxMessageBytes: options.maxMessageBytes,
+  });
+}
+
+interface LiveSubscription {
+  readonly subscription: QueueSubscription;
+  readonly topic: string;
+  readonly pattern: boolean;
+}
+
+export class PostgresQueueTransport implements Transport {
+  readonly kind = 'postgres';
+  readonly capabilities: Capabilities;
+  private readonly observer = new ObserverSet();
+  private readonly subscriptions = new Set<LiveSubscription>();
+  private readonly connection: ConnectionState;
+  private readonly sql: QueueStatements;
+  /** Lease owner name of this transport's members: host, pid and a random part. */
+  private readonly member = `${hostname()}-${process.pid}-${randomBytes(4).toString('hex')}`;
+  private closed = false;
+  private listener: pg.Client | undefined;
+  private listening: Promise<void> | undefined;
+  private retentionTimer: NodeJS.Timeout | undefined;
+  private retention: Promise<unknown> | undefined;
+
+  private constructor(
+    private readonly options: PostgresQueueOptions,
+    /** Publishes, claims, acknowledgements. Private: no pg type reaches callers through this class. */
+    private readonly pool: pg.Pool,
+  ) {
+    this.capabilities = postgresQueueCapabilities(options);
+    this.connection = new ConnectionState('database', redactUrl(options.url));
+    this.sql = queueStatements(options.tablePrefix);
+  }
+
+  /** Connects, migrates (unless `migrate: false`) and starts listening. Rejects with a clear error (credentials redacted) when the database does not answer. */
+  static async connect(options: PostgresQueueOptions): Promise<PostgresQueueTransport> {
+    assertTableName(options.tablePrefix);
+    const pool = new pg.Pool({
+      connectionString: options.url,
+      max: options.poolSize,
+      connectionTimeoutMillis: options.connectTimeoutMs,
+      query_timeout: options.queryTimeoutMs,
+      application_name: 'switchboard',
+    });
+    const transport = new PostgresQueueTransport(options, pool);
+    pool.on('error', (error) => transport.report('postgres: an idle pool connection failed', error));
+    try {
+      if (options.migrate) await migratePostgresQueue(pool, options.tablePrefix);
+      else await pool.query(`SELECT 1 FROM ${options.tablePrefix}_schema LIMIT 1`);
+      await transport.startListening();
+    } catch (error) {
+      await pool.end().catch(() => undefined);
+      if (/relation .* does not exist/.test(String((error as Error)?.message)))
+        throw new ConfigError([{ path: 'transport.migrate', message: `the queue tables "${options.tablePrefix}_*" do not exist and migrate is false` }]);
+      throw new ConnectError(`cannot use PostgreSQL at ${redactUrl(options.url)} within ${options.connectTimeoutMs} ms: ${(error as Error).message}`, redactUrl(options.url), { cause: error });
+    }
+    transport.retentionTimer = setInterval(() => {
+      transport.retention ??= transport.runRetention().finally(() => (transport.retention = undefined));
+    }, options.retentionIntervalMs);
+    return transport;
+  }
+
+  /** The LISTEN connection: the first connect is waited for; after a loss it reconnects (and wakes every member, since notifications may have been missed). */
+  private async startListening(): Promise<void> {
+    const first = await this.openListener();
+    this.listening = this.keepListening(first);
+  }
+
+  private async openListener(): Promise<{ client: pg.Client; ended: Promise<unknown> }> {
+    const client = new pg.Client({ connectionString: this.options.url, connectionTimeoutMillis: this.options.connectTimeoutMs, application_name: 'switchboard-listen' });
+    const ended = new Promise((resolve) => {
+      client.once('error', resolve);
+      client.once('end', resolve);
+    });
+    client.on('error', () => undefined);
+    client.on('notification', (notification) => this.notified(notification.payload));
+    try {
+      await client.connect();
+      await client.query(`LISTEN ${this.sql.channel}`);
+    } catch (error) {
+      await client.end().catch(() => undefined);
+      throw error;
+    }
+    this.listener = client;
+    return { client, ended };
+  }
+
+  private async keepListening(current: { client: pg.Client; ended: Promise<unknown> }): Promise<void> {
+    for (let backoff = 100; !this.closed; ) {
+      await current.ended;
+      this.listener = undefined;
+      await current.client.end().catch(() => undefined);
+      if (this.closed) return;
+      this.connection.down();
+      for (;;) {
+        await new Promise((resolve) => setTimeout(resolve, backoff));
+        if (this.closed) return;
+        try {
+          current = await this.openListener();
+          backoff = 100;
+          break;
+        } catch {
+          backoff = Math.min(backoff * 2, 2000);
+        }
+      }
+      this.connection.up();
+      for (const live of this.subscriptions) live.subscription.notify();
+    }
+  }
+
+  /** A publish to `topic` committed: wakes the members whose subscription it matches. */
+  private notified(topic: string | undefined): void {
+    for (const live of this.subscriptions) {
+      if (topic === undefined || (live.pattern ? matchesTopicPattern(live.topic, topic) : live.topic === topic)) live.subscription.notify();
+    }
+  }
+
+  observe(observer: BusObserver): () => void {
+    return this.observer.add(observer);
+  }
+
+  connections(): readonly ConnectionHealth[] {
+    return [this.connection.snapshot()];
+  }
+
+  /**
+   * Writes the messages (one statement: message rows, a delivery row per matching subscription, a
+   * notification at commit). `leader` / `all` resolve once committed; `none` does not wait (a failure
+   * is reported as an internal error).
+   */
+  async publish(topic: string, messages: readonly TransportMessage[], options: TransportPublishOptions): Promise<TransportPublishResult> {
+    return this.write(topic, undefined, messages, options);
+  }
+
+  /** As `publish`, delivered only to `group`'s subscriptions (replays): nothing reaches the groups that handled the message. */
+  async publishToGroup(topic: string, group: string, messages: readonly TransportMessage[], options: TransportPublishOptions): Promise<TransportPublishResult> {
+    return this.write(topic, group, messages, options);
+  }
+
+  private async write(topic: string, group: string | undefined, messages: readonly TransportMessage[], options: TransportPublishOptions): Promise<TransportPublishResult> {
+    if (this.closed) throw new ClosedError('postgres transport is closed');
+    if (messages.length === 0) return {};
+    checkTopic(topic);
+    refuseOversizeMessages(topic, messages, this.options.maxMessageBytes);
+    const batch = encodeBatch(messages);
+    const values: unknown[] = [topic, batch.ids, batch.keys, batch.headers, batch.bodies, batch.timestamps];
+    if (group !== undefined) values.push(group);
+    const running = this.pool.query(group === undefined ? this.sql.publish : this.sql.publishToGroup, values).then(
+      () => this.connection.up(),
+      (error: unknown) => {
+        this.connection.down();
+        throw new PublishError(`postgres: ${messages.length} message(s) to ${topic} not stored: ${(error as Error).message}`, topic, { cause: error });
+      },
+    );
+    if (options.guarantee === 'none') {
+      running.catch((error: unknown) => this.report('postgres: a publish with guarantee none failed', error));
+      return {};
+    }
+    await running;
+    return {};
+  }
+
+  /** One member of the group's subscription; resolves once the subscription row exists and claiming started. */
+  async subscribe(spec: TransportSubscribeSpec, listener: DeliveryListener): Promise<TransportSubscription> {
+    if (this.closed) throw new ClosedError('postgres transport is closed');
+    checkTopic(spec.topic);
+    const group = spec.group || 'default';
+    assertStorableText(group, 'group');
+    const matcher = spec.pattern ? compileTopicPattern(spec.topic).source : null;
+    const { rows } = await this.pool.query<{ sub_id: number; created: boolean }>(this.sql.subscribe, [group, spec.topic, matcher]);
+    const row = rows[0];
+    if (!row) throw new Error(`postgres: the subscription of ${group} to ${spec.topic} was neither created nor found`);
+    if (row.created && spec.startFrom === 'earliest') await this.pool.query(this.sql.backfill, [row.sub_id]);
+    const subscription = new QueueSubscription(
+      {
+        pool: this.pool,
+        sql: this.sql,
+        options: this.options,
+        member: this.member,
+        observer: () => this.observer,
+        reachable: (up) => (up ? this.connection.up() : this.connection.down()),
+      },
+      spec,
+      listener,
+      row.sub_id,
+    );
+    const live: LiveSubscription = { subscription, topic: spec.topic, pattern: spec.pattern };
+    this.subscriptions.add(live);
+    subscription.start();
+    const forget = () => this.subscriptions.delete(live);
+    return {
+      close: () => subscription.close().finally(forget),
+      drain: () => subscription.drain().finally(forget),
+      status: () => subscription.status(),
+      handedBack: () => subscription.handedBack(),
+    };
+  }
+
+  /**
+   * Dead letters are a queue like any other (`<topic>-dlq`, for the groups that subscribe to it);
+   * tooling (`switchboard dlq list / replay / purge`) reads the rows of that topic directly, oldest
+   * first, and removing one deletes it for every group.
+   */
+  deadLetterSource(deadLetterTopic: string): DeadLetterSource {
+    return {
+      read: async (afterCursor, limit): Promise<StoredDeadLetter[]> => {
+        const { rows } = await this.pool.query(this.sql.readTopic, [deadLetterTopic, afterCursor ?? '0', limit]);
+        return rows.map((row) => ({ ...decodeRow(row).message, cursor: String(row.seq) }));
+      },
+      remove: async (cursors) => {
+        if (cursors.length > 0) await this.pool.query(this.sql.removeMessages, [deadLetterTopic, [...cursors]]);
+      },
+    };
+  }
+
+  /**
+   * One retention run: deletes messages no subscription still has to handle, stored more than
+   * `retainMs` ago, `retentionBatch` rows per statement, at most 20 statements. Returns the rows
+   * deleted. Runs every `retentionIntervalMs` on every transport (members skip each other's rows).
+   */
+  async runRetention(): Promise<number> {
+    let deleted = 0;
+    try {
+      for (let i = 0; i < 20; i++) {
+        const result = await this.pool.query(this.sql.retention, [this.options.retainMs, this.options.retentionBatch]);
+        deleted += result.rowCount ?? 0;
+        if ((result.rowCount ?? 0) < this.options.retentionBatch) break;
+      }
+    } catch (error) {
+      this.report('postgres: retention', error);
+    }
+    return deleted;
+  }
+
+  private report(context: string, error: unknown): void {
+    this.observer.onEvent({ type: 'internal-error', context, error });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.retentionTimer);
+    await Promise.all([...this.subscriptions].map((live) => live.subscription.close()));
+    this.subscriptions.clear();
+    await this.retention;
+    await this.listener?.end().catch(() => undefined);
+    await this.listening?.catch(() => undefined);
+    await this.pool.end().catch(() => undefined);
+  }
+}
+
+function checkTopic(topic: string): void {
+  if (topic.length === 0) throw new ConfigError([{ path: 'topic', message: 'must not be empty' }]);
+  assertStorableText(topic, 'topic');
+}
