@@ -20,7 +20,7 @@ export interface QueueSubscriptionContext {
   readonly pool: Pool;
   readonly sql: QueueStatements;
   readonly options: PostgresQueueOptions;
-  /** This process's member name: the lease owner of what it claims. */
+  /** This transport's name (host, pid, random): each subscription's lease owner name starts with it. */
   readonly member: string;
   observer(): BusObserver;
   /** The database answered (or did not): the transport's connection state. */
@@ -107,12 +107,17 @@ export class QueueSubscription implements TransportSubscription {
   private readonly yielded = new Map<string, { seq: number; clock: number }>();
   private clock = 0;
 
+  /** This member's lease owner name: the transport's plus a number (two subscriptions of a process are two members). */
+  private readonly member: string;
+
   constructor(
     private readonly context: QueueSubscriptionContext,
     private readonly spec: TransportSubscribeSpec,
     private readonly listener: DeliveryListener,
     private readonly subId: number,
+    memberNumber: number,
   ) {
+    this.member = `${context.member}-${memberNumber}`;
     this.group = spec.group || 'default';
     this.keyOrder = spec.ordering !== 'none';
     this.gap = new InterruptionTracker(context.observer, spec.topic, 'postgres');
@@ -155,16 +160,18 @@ export class QueueSubscription implements TransportSubscription {
   }
 
   private async readLoop(): Promise<void> {
-    const { pool, sql, options, member } = this.context;
+    const { pool, sql, options } = this.context;
     for (let backoff = 100; this.state === 'active'; ) {
       const room = this.window.room(this.held.size);
       if (room === 0) {
         await this.window.changed();
         continue;
       }
+      // Half the window per claim: the other members of the group get a share of a burst.
+      const ask = Math.min(room, Math.ceil(this.window.limit / 2));
       const startedAt = this.clock;
       try {
-        const { rows } = await pool.query<ClaimedRow>(sql.claim, [this.subId, room, member, options.leaseMs, this.keyOrder]);
+        const { rows } = await pool.query<ClaimedRow>(sql.claim, [this.subId, ask, this.member, options.leaseMs, this.keyOrder]);
         this.context.reachable(true);
         this.gap.resume();
         rows.sort((a, b) => Number(a.seq) - Number(b.seq));
@@ -173,7 +180,7 @@ export class QueueSubscription implements TransportSubscription {
         backoff = 100;
         // Nothing due: wait for a notification, a retry coming due, or the poll. With per-key order a
         // partial claim may have left keys whose earlier messages only now became this member's: claim again.
-        if (rows.length === 0 || (!this.keyOrder && rows.length < room)) await this.wakeup.wait(options.pollIntervalMs);
+        if (rows.length === 0 || (!this.keyOrder && rows.length < ask)) await this.wakeup.wait(options.pollIntervalMs);
       } catch (error) {
         if (this.state !== 'active') return;
         this.context.reachable(false);
@@ -256,9 +263,11 @@ export class QueueSubscription implements TransportSubscription {
     const key = held.message.key;
     if (this.keyOrder && key !== undefined) {
       for (const other of this.held.values()) if (other.message.key === key && other.seq > held.seq) other.behindRetry = true;
+      // Until the retry is written, whatever a claim returns for the key goes back (clock: not yet).
+      this.yielded.set(key, { seq: held.seq, clock: Number.POSITIVE_INFINITY });
     }
     try {
-      await this.context.pool.query(this.context.sql.retry, [this.subId, held.seq, this.context.member, Math.max(0, Math.round(delayMs))]);
+      await this.context.pool.query(this.context.sql.retry, [this.subId, held.seq, this.member, Math.max(0, Math.round(delayMs))]);
     } catch (error) {
       this.report('postgres: scheduling a retry (the message returns when its lease expires)', error);
     }
@@ -279,7 +288,7 @@ export class QueueSubscription implements TransportSubscription {
     this.handedBackCount += messages.length;
     const seqs = messages.map((m) => m.seq);
     this.context.pool
-      .query(this.context.sql.handBack, [this.subId, seqs, this.context.member])
+      .query(this.context.sql.handBack, [this.subId, seqs, this.member])
       .then(() => this.wakeup.notify())
       .catch((error: unknown) => this.report('postgres: handing messages back (they return when their lease expires)', error));
   }
@@ -291,9 +300,9 @@ export class QueueSubscription implements TransportSubscription {
   private async extendLeases(): Promise<void> {
     if (this.unacked.size > 0) void this.flushAcks();
     if (this.held.size === 0) return;
-    const { pool, sql, member, options } = this.context;
+    const { pool, sql, options } = this.context;
     try {
-      await pool.query(sql.extend, [this.subId, [...this.held.keys()], member, options.leaseMs]);
+      await pool.query(sql.extend, [this.subId, [...this.held.keys()], this.member, options.leaseMs]);
     } catch (error) {
       this.report('postgres: extending leases', error);
     }
@@ -336,7 +345,7 @@ export class QueueSubscription implements TransportSubscription {
         for (const held of rest) this.release(held);
         this.handedBackCount += rest.length;
         await this.context.pool
-          .query(this.context.sql.handBack, [this.subId, rest.map((m) => m.seq), this.context.member])
+          .query(this.context.sql.handBack, [this.subId, rest.map((m) => m.seq), this.member])
           .catch((error: unknown) => this.report('postgres: handing messages back on close', error));
       }
     })();

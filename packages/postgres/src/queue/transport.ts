@@ -69,6 +69,7 @@ export class PostgresQueueTransport implements Transport {
   /** Lease owner name of this transport's members: host, pid and a random part. */
   private readonly member = `${hostname()}-${process.pid}-${randomBytes(4).toString('hex')}`;
   private closed = false;
+  private members = 0;
   private listener: pg.Client | undefined;
   private listening: Promise<void> | undefined;
   private retentionTimer: NodeJS.Timeout | undefined;
@@ -235,6 +236,7 @@ export class PostgresQueueTransport implements Transport {
       spec,
       listener,
       row.sub_id,
+      ++this.members,
     );
     const live: LiveSubscription = { subscription, topic: spec.topic, pattern: spec.pattern };
     this.subscriptions.add(live);
