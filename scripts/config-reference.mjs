@@ -11,6 +11,7 @@ import { rabbitOptionsSchema } from '@switchboard/rabbitmq';
 import { redisOptionsSchema } from '@switchboard/redis-pubsub';
 import { redisStreamsOptionsSchema } from '@switchboard/redis-streams';
 import { natsOptionsSchema } from '@switchboard/nats';
+import { postgresQueueOptionsSchema } from '@switchboard/postgres';
 
 const root = new URL('..', import.meta.url);
 const file = (path) => fileURLToPath(new URL(path, root));
@@ -37,6 +38,7 @@ const transports = [
   { kind: 'redis', schema: redisOptionsSchema, comments: fieldComments('packages/redis-pubsub/src/options.ts') },
   { kind: 'redis-streams', schema: redisStreamsOptionsSchema, comments: fieldComments('packages/redis-streams/src/options.ts') },
   { kind: 'nats', schema: natsOptionsSchema, comments: fieldComments('packages/nats/src/options.ts') },
+  { kind: 'postgres', schema: postgresQueueOptionsSchema, comments: fieldComments('packages/postgres/src/queue/options.ts') },
 ];
 const coreComments = new Map([...fieldComments('packages/core/src/ports/retry.ts'), ...fieldComments('packages/core/src/ports/ports.ts'), ...fieldComments('packages/core/src/bus/bus.ts')]);
 

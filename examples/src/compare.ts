@@ -6,11 +6,12 @@ import { rabbitmqTransport } from '@switchboard/rabbitmq';
 import { redisPubSubTransport } from '@switchboard/redis-pubsub';
 import { redisStreamsTransport } from '@switchboard/redis-streams';
 import { natsTransport } from '@switchboard/nats';
+import { postgresTransport } from '@switchboard/postgres';
 
 /** The transports the demo compares; the application registers the adapters it uses (core names none). */
-export const TRANSPORT_KINDS = ['memory', 'kafka', 'rabbitmq', 'redis', 'redis-streams', 'nats'] as const;
+export const TRANSPORT_KINDS = ['memory', 'kafka', 'rabbitmq', 'redis', 'redis-streams', 'nats', 'postgres'] as const;
 export type TransportKind = (typeof TRANSPORT_KINDS)[number];
-const ADAPTERS = [kafkaTransport, rabbitmqTransport, redisPubSubTransport, redisStreamsTransport, natsTransport];
+const ADAPTERS = [kafkaTransport, rabbitmqTransport, redisPubSubTransport, redisStreamsTransport, natsTransport, postgresTransport];
 import type { MailRequested, ProductSalesUpdated } from './app/events.js';
 import { FlakyDatabase, Notifier, OrderService, SalesCounter } from './app/services.js';
 
@@ -43,6 +44,8 @@ export function transportConfig(kind: TransportKind): Record<string, unknown> {
       return { kind, url: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', connectTimeoutMs: 2000 };
     case 'nats':
       return { kind, servers: process.env.NATS_URL ?? 'nats://127.0.0.1:4222', connectTimeoutMs: 2000, maxAgeMs: 3_600_000 };
+    case 'postgres':
+      return { kind, url: process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres', connectTimeoutMs: 2000 };
     default:
       return { kind };
   }

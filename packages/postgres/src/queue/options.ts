@@ -29,9 +29,10 @@ export const postgresQueueOptionsSchema = z
     leaseMs: z.number().int().min(500).max(86_400_000).default(30_000),
     /**
      * Messages one subscription holds at most (claimed and not settled): it claims no more until half
-     * the window is free. At least the subscription's `concurrency`.
+     * the window is free, and half the window per claim (so the other members of the group get a share of a
+     * burst). At least the subscription's `concurrency`.
      */
-    prefetch: z.number().int().min(1).max(10_000).default(64),
+    prefetch: z.number().int().min(1).max(10_000).default(16),
     /**
      * Longest a member waits between two claims when no notification came, ms: the bounded fallback
      * for a lost NOTIFY, an expired lease or a retry due on another member. New messages wake members

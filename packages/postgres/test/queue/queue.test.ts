@@ -192,6 +192,12 @@ describe('postgres queue crashes and outages', () => {
     const survivor = new Recorder<Message>();
     await bus.subscriber.subscribe(topic, (m) => survivor.add(m), { group, concurrency: 4, ordering: 'none' });
     await waitUntil(() => new Set([...beforeKill.items, ...survivor.items.map((m) => m.id)]).size >= total, 30_000, 'every message handled by someone');
+    // The dead member's unacknowledged messages come back once their leases expire: wait for the group's rows to be gone.
+    const pending = () => count(`SELECT count(*) AS n FROM ${prefix}_deliveries d JOIN ${prefix}_subscriptions s USING (sub_id) WHERE s.filter = $1 AND s.group_name = $2`, [topic, group]);
+    for (const deadline = Date.now() + 30_000; (await pending()) > 0; ) {
+      if (Date.now() > deadline) throw new Error('the group still has messages to handle after 30 s');
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
     const survivorIds = survivor.items.map((m) => m.id);
     const seen = new Set([...beforeKill.items, ...survivorIds]);
     const duplicates = beforeKill.items.filter((id) => survivorIds.includes(id)).length;
