@@ -23,6 +23,7 @@ const packages: Record<string, string> = {
   '@switchboard/redis-pubsub': './packages/redis-pubsub/src/index.ts',
   '@switchboard/redis-streams': './packages/redis-streams/src/index.ts',
   '@switchboard/nats': './packages/nats/src/index.ts',
+  '@switchboard/mqtt': './packages/mqtt/src/index.ts',
 };
 
 // `pnpm test` still builds first: types are checked, and the CLI the tests run is the built one.
@@ -54,6 +55,7 @@ export default defineConfig({
       { extends: true, test: { name: 'redis-streams', include: ['packages/redis-streams/test/**/*.test.ts'], testTimeout: 60_000, hookTimeout: 60_000 } },
       { extends: true, test: { name: 'postgres', include: ['packages/postgres/test/queue/**/*.test.ts'], testTimeout: 60_000, hookTimeout: 60_000 } },
       { extends: true, test: { name: 'nats', include: ['packages/nats/test/**/*.test.ts'], testTimeout: 60_000, hookTimeout: 60_000 } },
+      { extends: true, test: { name: 'mqtt', include: ['packages/mqtt/test/**/*.test.ts'], testTimeout: 60_000, hookTimeout: 60_000 } },
     ],
   },
 });

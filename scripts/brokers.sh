@@ -2,11 +2,11 @@
 # Makes sure every broker the tests, examples and benchmarks use answers on loopback, installing and
 # starting what is missing. Safe to run again: what already answers is left alone.
 #
-#   scripts/brokers.sh up [redis] [rabbitmq] [kafka] [postgres] [nats]   (default: all)
+#   scripts/brokers.sh up [redis] [rabbitmq] [kafka] [postgres] [nats] [mosquitto]   (default: all)
 #   scripts/brokers.sh down rabbitmq|kafka                        (the outage tests stop and restart them)
 #   scripts/brokers.sh status
 #
-# Addresses are overridable: REDIS_URL, RABBITMQ_URL, KAFKA_BROKERS, DATABASE_URL, NATS_URL (then nothing is started for it).
+# Addresses are overridable: REDIS_URL, RABBITMQ_URL, KAFKA_BROKERS, DATABASE_URL, NATS_URL, MQTT_URL (then nothing is started for it).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 
@@ -74,13 +74,36 @@ nats_up() {
   echo "brokers.sh: nats (JetStream) started on 127.0.0.1:4222, storage $dir/jetstream"
 }
 
+mosquitto_up() {
+  if [ -n "${MQTT_URL:-}" ]; then echo "brokers.sh: mqtt from MQTT_URL (not managed here)"; return; fi
+  if port_answers 127.0.0.1 1883; then echo "brokers.sh: mosquitto answers on 127.0.0.1:1883"; return; fi
+  command -v mosquitto >/dev/null || apt_install mosquitto
+  # Loopback only, anonymous (test broker), persistence in a directory this script owns; detached so
+  # it outlives the shell. Queues sized for the tests' bursts (the default keeps 1000 per session).
+  local dir="${XDG_CACHE_HOME:-$HOME/.cache}/switchboard/mosquitto"
+  mkdir -p "$dir"
+  cat > "$dir/mosquitto.conf" <<CONF
+listener 1883 127.0.0.1
+allow_anonymous true
+persistence true
+persistence_location $dir/
+max_queued_messages 100000
+log_dest file $dir/mosquitto.log
+CONF
+  # Started as root, mosquitto drops to its own user: that user writes the store and the log.
+  if [ "$(id -u)" = 0 ] && id mosquitto >/dev/null 2>&1; then chown mosquitto "$dir"; fi
+  setsid nohup mosquitto -c "$dir/mosquitto.conf" >/dev/null 2>&1 < /dev/null &
+  wait_for mosquitto 127.0.0.1 1883 30
+  echo "brokers.sh: mosquitto started on 127.0.0.1:1883, persistence $dir"
+}
+
 kafka_up() {
   if [ -n "${KAFKA_BROKERS:-}" ]; then echo "brokers.sh: kafka from KAFKA_BROKERS (not managed here)"; return; fi
   bash "$root/scripts/kafka.sh" up
 }
 
 cmd=${1:-up}; shift || true
-targets=("$@"); [ ${#targets[@]} -eq 0 ] && targets=(redis rabbitmq kafka postgres nats)
+targets=("$@"); [ ${#targets[@]} -eq 0 ] && targets=(redis rabbitmq kafka postgres nats mosquitto)
 case "$cmd" in
   up) for t in "${targets[@]}"; do "${t}_up"; done ;;
   down) for t in "${targets[@]}"; do
@@ -91,6 +114,7 @@ case "$cmd" in
     port_answers 127.0.0.1 5672 && echo "rabbitmq: up" || echo "rabbitmq: down"
     bash "$root/scripts/kafka.sh" status && echo "kafka: up" || echo "kafka: down"
     port_answers 127.0.0.1 5432 && echo "postgres: up" || echo "postgres: down"
-    port_answers 127.0.0.1 4222 && echo "nats: up" || echo "nats: down" ;;
-  *) echo "usage: $0 up|down|status [redis] [rabbitmq] [kafka] [postgres] [nats]" >&2; exit 2 ;;
+    port_answers 127.0.0.1 4222 && echo "nats: up" || echo "nats: down"
+    port_answers 127.0.0.1 1883 && echo "mosquitto: up" || echo "mosquitto: down" ;;
+  *) echo "usage: $0 up|down|status [redis] [rabbitmq] [kafka] [postgres] [nats] [mosquitto]" >&2; exit 2 ;;
 esac

@@ -1,9 +1,9 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer, createConnection } from 'node:net';
+import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort } from '@switchboard/core/testing';
+import { freePort, startTcpProxy, type TcpProxy } from '@switchboard/core/testing';
 import { createNatsTransport, type NatsOptionsInput } from '@switchboard/nats';
 
 export const NATS_URL = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
@@ -62,36 +62,8 @@ export async function startOwnNats(): Promise<OwnNats> {
   };
 }
 
-/**
- * A loopback TCP proxy to a server: `cut()` destroys every connection through it (a connection kill:
- * the server stays up, the client must reconnect), `close()` stops it.
- */
-export async function startProxy(target: URL): Promise<{ url: string; cut(): number; close(): Promise<void> }> {
-  const sockets = new Set<import('node:net').Socket>();
-  const server = createServer((client) => {
-    const upstream = createConnection({ host: target.hostname, port: Number(target.port) });
-    for (const s of [client, upstream]) {
-      sockets.add(s);
-      s.on('close', () => sockets.delete(s));
-      s.on('error', () => undefined);
-    }
-    client.pipe(upstream).pipe(client);
-    client.on('close', () => upstream.destroy());
-    upstream.on('close', () => client.destroy());
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  return {
-    url: `nats://127.0.0.1:${port}`,
-    cut: () => {
-      const count = sockets.size;
-      for (const s of sockets) s.destroy();
-      return count;
-    },
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
-  };
+/** A loopback TCP proxy to the server (see `startTcpProxy`), with the URL to give the client. */
+export async function startProxy(target: URL): Promise<TcpProxy & { url: string }> {
+  const proxy = await startTcpProxy(target.hostname, Number(target.port));
+  return Object.assign(proxy, { url: `nats://127.0.0.1:${proxy.port}` });
 }

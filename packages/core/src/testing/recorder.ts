@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { createServer } from 'node:net';
+import { createConnection, createServer, type Socket } from 'node:net';
 
 /**
  * Test helpers that wait on events, never on sleeps: a recorder resolves its waiters the moment the
@@ -97,4 +97,44 @@ export async function freePort(): Promise<number> {
       server.close(() => resolve(port));
     });
   });
+}
+
+/** A loopback TCP proxy a test puts between a client and its server (see {@link startTcpProxy}). */
+export interface TcpProxy {
+  /** The proxy's own loopback port: point the client at 127.0.0.1 and this port. */
+  readonly port: number;
+  /** Destroys every connection through the proxy (a connection kill: the server stays up, the client must reconnect); returns how many sockets it cut. */
+  cut(): number;
+  /** Stops the proxy and cuts what goes through it. */
+  close(): Promise<void>;
+}
+
+/** Starts a {@link TcpProxy} to `host:port` on a free loopback port. */
+export async function startTcpProxy(host: string, port: number): Promise<TcpProxy> {
+  const sockets = new Set<Socket>();
+  const server = createServer((client) => {
+    const upstream = createConnection({ host, port });
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('close', () => sockets.delete(s));
+      s.on('error', () => undefined);
+    }
+    client.pipe(upstream).pipe(client);
+    client.on('close', () => upstream.destroy());
+    upstream.on('close', () => client.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as { port: number }).port,
+    cut: () => {
+      const count = sockets.size;
+      for (const s of sockets) s.destroy();
+      return count;
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
 }

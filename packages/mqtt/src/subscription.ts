@@ -1,0 +1,400 @@
+import { createHash } from 'node:crypto';
+import { connect, type IClientOptions, type IPublishPacket, type ISubscriptionMap, type MqttClient } from 'mqtt';
+import type { BusObserver, SourceMetadata, SubscriptionStatus } from '@switchboard/core';
+import {
+  ConnectError,
+  InterruptionTracker,
+  TransportDelivery,
+  afterListener,
+  matchesTopicPattern,
+  type DeliveryListener,
+  type TransportMessage,
+  type TransportSubscribeSpec,
+  type TransportSubscription,
+} from '@switchboard/core/transport';
+import { decodeMessage, type UserProperties } from './codec.js';
+import { sessionExpiryOf, type MqttOptions } from './options.js';
+import { filterOf, sharedFilter, topicOf } from './topics.js';
+
+/** What a subscription needs from its transport. */
+export interface MqttSubscriptionContext {
+  readonly options: MqttOptions;
+  /** Client options every connection shares (URL, credentials, timeouts), without identity or session. */
+  clientOptions(): IClientOptions;
+  observer(): BusObserver;
+  /** A member index free for this (group, filter) in this transport (so two subscriptions never share a session). */
+  claimIndex(sessionBase: string): number;
+  releaseIndex(sessionBase: string, index: number): void;
+}
+
+/**
+ * A subscription: `concurrency` members of the group's shared subscription, each its own MQTT
+ * connection and session. MQTT acknowledges a connection's messages in the order they came, so a
+ * member handles one message at a time, in that order, and a retry holds its member; the broker
+ * deals the group's messages round-robin over the members' sessions.
+ */
+export class MqttSubscription implements TransportSubscription {
+  private readonly members: MqttMember[] = [];
+  private readonly gap: InterruptionTracker;
+  private ending: Promise<void> | undefined;
+
+  constructor(
+    private readonly context: MqttSubscriptionContext,
+    private readonly spec: TransportSubscribeSpec,
+    private readonly listener: DeliveryListener,
+  ) {
+    this.gap = new InterruptionTracker(context.observer, spec.topic, 'mqtt');
+  }
+
+  /** Connects every member and subscribes it; resolves once all are live (rejects, closing them, if one cannot). */
+  async start(): Promise<void> {
+    const { options } = this.context;
+    const group = this.spec.group || 'default';
+    const filter = filterOf(options.topicPrefix, this.spec.topic, this.spec.pattern);
+    const identity = options.memberId ?? `p${process.pid}-${Math.random().toString(36).slice(2, 10)}`;
+    const sessionBase = `sb-${identity}-${createHash('sha256').update(`${group}\n${filter}`).digest('base64url').slice(0, 12)}`;
+    const count = Math.max(1, this.spec.concurrency);
+    for (let i = 0; i < count; i++) {
+      const index = this.context.claimIndex(sessionBase);
+      this.members.push(
+        new MqttMember(this.context, this, this.spec, this.listener, group, sharedFilter(group, filter), `${sessionBase}-${index}`, () => this.context.releaseIndex(sessionBase, index)),
+      );
+    }
+    try {
+      await Promise.all(this.members.map((m) => m.start()));
+    } catch (error) {
+      await this.close();
+      throw error;
+    }
+  }
+
+  status(): SubscriptionStatus {
+    return this.gap.status(
+      undefined,
+      this.members.reduce((sum, m) => sum + m.buffered, 0),
+    );
+  }
+
+  handedBack(): number {
+    return this.members.reduce((sum, m) => sum + m.handedBackCount, 0);
+  }
+
+  close(): Promise<void> {
+    return this.end(false);
+  }
+
+  drain(): Promise<void> {
+    return this.end(true);
+  }
+
+  /** A member lost its connection (reported once per outage of the subscription). */
+  interrupted(error?: unknown): void {
+    this.gap.interrupt(error);
+  }
+
+  /** A member is connected again: the subscription is live when all are. */
+  resumed(): void {
+    if (this.members.every((m) => m.connected)) this.gap.resume();
+  }
+
+  report(context: string, error: unknown): void {
+    this.context.observer().onEvent({ type: 'internal-error', topic: this.spec.topic, context, error });
+  }
+
+  private end(drain: boolean): Promise<void> {
+    if (!drain) for (const m of this.members) m.stopWaiting();
+    this.ending ??= Promise.all(this.members.map((m) => m.end(drain))).then(() => undefined);
+    return this.ending;
+  }
+}
+
+/**
+ * Given to mqtt.js' `handleMessage` callback: read on, but do not acknowledge (mqtt.js then sends no
+ * PUBACK and goes on with the next packet; checked against mqtt 5.16, the version this package pins).
+ */
+const DEFERRED = new Error('switchboard: acknowledged after handling');
+
+/** A message a member received and has not acknowledged yet. */
+interface Received {
+  readonly packet: IPublishPacket;
+  /** Sends its PUBACK (nothing for QoS 0); once. */
+  readonly done: () => void;
+}
+
+/**
+ * One member: an MQTT connection with its own session in the group's shared subscription. With a
+ * `memberId` the session outlives the process (what the broker queued for it waits for it); without
+ * one it lasts `sessionExpirySec` after a lost connection (a reconnect resumes it, unacknowledged
+ * messages come again) and ends when the member closes.
+ */
+class MqttMember {
+  private readonly client: MqttClient;
+  private readonly queue: Received[] = [];
+  private running = false;
+  private state: 'active' | 'closing' | 'draining' | 'ended' = 'active';
+  private idle: (() => void) | undefined;
+  private waiting: { timer: NodeJS.Timeout; resolve: () => void } | undefined;
+  private readonly static: boolean;
+  /** Packet ids of QoS 1 messages received in this session and not acknowledged yet. */
+  private readonly holding = new Set<number>();
+  /** Packet ids acknowledged while the connection was down (mqtt.js sends the PUBACK on reconnect; the broker may send the message again first). */
+  private readonly ackedOffline = new Set<number>();
+  /** Counts the sessions this member had: +1 at each CONNACK without a session present. */
+  private session = 0;
+  private subscribed = false;
+  handedBackCount = 0;
+
+  constructor(
+    private readonly context: MqttSubscriptionContext,
+    private readonly subscription: MqttSubscription,
+    private readonly spec: TransportSubscribeSpec,
+    private readonly listener: DeliveryListener,
+    private readonly group: string,
+    private readonly filter: string,
+    readonly clientId: string,
+    private readonly release: () => void,
+  ) {
+    const { options } = context;
+    this.static = options.memberId !== undefined;
+    this.client = connect({
+      ...context.clientOptions(),
+      clientId,
+      clean: false,
+      properties: { sessionExpiryInterval: sessionExpiryOf(options), receiveMaximum: options.prefetch },
+    });
+    this.client.handleMessage = (packet, done) => this.receive(packet, done);
+    this.client.on('error', (error) => {
+      if (this.state !== 'ended') this.subscription.report(`mqtt: member ${clientId}`, error);
+    });
+    this.client.on('close', () => {
+      if (this.state === 'active') this.subscription.interrupted();
+    });
+    this.client.on('connect', (connack) => {
+      if (!connack.sessionPresent) {
+        this.session++;
+        this.holding.clear();
+        this.ackedOffline.clear();
+      } else if (this.subscribed && this.state !== 'ended') {
+        // The session is back, but a broker restored from its store may have lost the shared
+        // subscription (Mosquitto 2.0.11 does): subscribing again is idempotent. (Without a session,
+        // mqtt.js subscribes again itself.)
+        // `resubscribe: true` makes mqtt.js send it although it remembers the subscription.
+        const again = { [this.filter]: { qos: 1 }, resubscribe: true } as unknown as ISubscriptionMap;
+        this.client.subscribe(again, (error) => error && this.subscription.report(`mqtt: member ${clientId}: subscribing again`, error));
+      }
+      this.subscription.resumed();
+    });
+  }
+
+  get connected(): boolean {
+    return this.client.connected;
+  }
+
+  get buffered(): number {
+    return this.queue.length;
+  }
+
+  /** Resolves once connected and subscribed (QoS 1). The session keeps the subscription; a new session gets it again (mqtt.js resubscribes). */
+  async start(): Promise<void> {
+    const { options } = this.context;
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => fail(new Error(`no CONNACK within ${options.connectTimeoutMs} ms`)), options.connectTimeoutMs);
+      const fail = (error: Error) => {
+        clearTimeout(timer);
+        this.client.removeListener('connect', ok);
+        reject(new ConnectError(`cannot connect to the MQTT broker: ${error.message}`, endpointOf(options.url), { cause: error }));
+      };
+      const ok = () => {
+        clearTimeout(timer);
+        this.client.removeListener('error', fail);
+        resolve();
+      };
+      this.client.once('connect', ok);
+      this.client.once('error', fail);
+    });
+    await this.client.subscribeAsync(this.filter, { qos: 1 });
+    this.subscribed = true;
+  }
+
+  /**
+   * mqtt.js hands each message here and reads the next packet once `callback` is called. It is called
+   * at once, so the connection keeps reading (PINGRESP included: a handler longer than the keep-alive
+   * must not cost the connection); for QoS 1 / 2 with {@link DEFERRED}, so mqtt.js does not send the
+   * PUBACK itself. The member sends it when the message is settled, in the order the messages came
+   * (one at a time), as MQTT requires. The broker sends at most `prefetch` unacknowledged messages.
+   */
+  private receive(packet: IPublishPacket, callback: (error?: Error) => void): void {
+    if (packet.qos === 0) {
+      callback();
+    } else {
+      callback(DEFERRED);
+    }
+    const messageId = packet.messageId;
+    const session = this.session;
+    let acked = packet.qos === 0 || messageId === undefined;
+    if (!acked && this.holding.has(messageId!)) return; // the broker sent it again after a reconnect: the copy held here acknowledges it
+    if (!acked && packet.dup && this.ackedOffline.delete(messageId!)) return; // handled while the connection was down: its PUBACK is on its way
+    if (!acked) this.ackedOffline.delete(messageId!); // a new message under an id acknowledged before
+    if (!acked) this.holding.add(messageId!);
+    const ack = () => {
+      if (acked) return;
+      acked = true;
+      // A packet id belongs to its session: after a new one (the old expired), it may name another message.
+      if (session !== this.session) return;
+      this.holding.delete(messageId!);
+      if (!this.client.connected) this.ackedOffline.add(messageId!);
+      sendPacket(this.client, { cmd: 'puback', messageId, reasonCode: 0 });
+    };
+    if (this.state === 'ended' || this.state === 'closing') {
+      this.handedBackCount++;
+      return; // not acknowledged: it stays in the session
+    }
+    this.queue.push({ packet, done: ack });
+    if (!this.running) void this.pump();
+  }
+
+  /** Handles the queue one message at a time, in the order received. */
+  private async pump(): Promise<void> {
+    this.running = true;
+    try {
+      for (let next = this.queue.shift(); next; next = this.queue.shift()) {
+        if (this.state === 'closing' || this.state === 'ended') {
+          this.handedBackCount += 1 + this.queue.length;
+          this.queue.length = 0;
+          break;
+        }
+        await this.handle(next);
+      }
+    } finally {
+      this.running = false;
+      this.idle?.();
+    }
+  }
+
+  /** Runs the listener until the message is settled; acknowledges it then (in order, by mqtt.js). */
+  private async handle(received: Received): Promise<void> {
+    const { packet } = received;
+    const { options } = this.context;
+    const topic = topicOf(options.topicPrefix, packet.topic) ?? packet.topic;
+    if (this.spec.pattern && !matchesTopicPattern(this.spec.topic, topic)) {
+      received.done(); // under a widened filter, or a dead-letter topic the core pattern leaves out: not ours
+      return;
+    }
+    const { message, rejected } = decodeMessage(packet.payload as Uint8Array, packet.properties?.userProperties as UserProperties | undefined, Date.now());
+    for (const { header, value } of rejected) {
+      this.context.observer().onEvent({ type: 'untrusted-header', topic: this.spec.topic, transport: 'mqtt', header, value, messageId: message.id });
+    }
+    const source: SourceMetadata = { transport: 'mqtt', topic, group: this.group, ...(this.spec.pattern ? { pattern: this.spec.topic } : {}) };
+    for (let pause = options.unsettledRetryMs; ; pause = Math.min(pause * 2, 30_000)) {
+      const delivery = new MqttDelivery(message, packet.dup ? 2 : 1, source, received.done);
+      const running = afterListener(this.listener, delivery, () => delivery.acked);
+      if (running === true || (running !== false && (await running))) return;
+      // Unsettled: its dead letter could not be published. It stays held (MQTT has no hand-back but
+      // the session) and is tried again after a pause, unless the member is closing.
+      if (this.state === 'closing' || this.state === 'ended') {
+        this.handedBackCount++;
+        return;
+      }
+      await this.pause(pause);
+    }
+  }
+
+  private pause(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      this.waiting = { timer: setTimeout(resolve, ms), resolve };
+    }).finally(() => (this.waiting = undefined));
+  }
+
+  /** close(): a pause before trying an unsettled message again ends now. */
+  stopWaiting(): void {
+    if (this.state === 'active' || this.state === 'draining') this.state = 'closing';
+    if (this.waiting) {
+      clearTimeout(this.waiting.timer);
+      this.waiting.resolve();
+    }
+  }
+
+  /**
+   * Ends the member. A static member (`memberId`) keeps its session: a close leaves what was not
+   * handled unacknowledged in it (it comes back when the member returns), a drain handles what was
+   * received first. A member without one has no later self to come back to, so it stops the broker
+   * sending (unsubscribe), handles everything it was sent — a close as a drain — and then ends its
+   * session.
+   */
+  async end(drain: boolean): Promise<void> {
+    if (this.state === 'ended') return;
+    if (this.static) {
+      if (this.state === 'active') this.state = drain ? 'draining' : 'closing';
+      await this.whenIdle();
+    } else {
+      if (this.state === 'active') this.state = 'draining';
+      // UNSUBACK comes behind what the broker sent before it: it resolves once those were handled.
+      if (this.client.connected) await this.client.unsubscribeAsync(this.filter).catch(() => undefined);
+      await this.whenIdle();
+    }
+    this.state = 'ended';
+    const expire = this.static ? {} : { properties: { sessionExpiryInterval: 0 } };
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => this.client.end(true, () => resolve()), 2000);
+      this.client.end(false, { reasonCode: 0, ...expire }, () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+    this.release();
+  }
+
+  private whenIdle(): Promise<void> {
+    if (!this.running) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      this.idle = () => {
+        this.idle = undefined;
+        resolve();
+      };
+    });
+  }
+}
+
+/** One delivery of a received message; `ack` acknowledges it (PUBACK) once. */
+class MqttDelivery extends TransportDelivery {
+  acked = false;
+
+  constructor(
+    message: TransportMessage,
+    attempt: number,
+    source: SourceMetadata,
+    private readonly done: () => void,
+  ) {
+    super(message, attempt, source);
+  }
+
+  ack(): boolean {
+    if (this.acked) return false;
+    this.acked = true;
+    this.done();
+    return true;
+  }
+
+  /** Not declared (`delayedRedelivery` false): MQTT redelivers only to a reconnecting session. */
+  async retryLater(): Promise<boolean> {
+    return false;
+  }
+}
+
+/**
+ * mqtt.js' own packet sender (private in its types): writes the packet now, or keeps it for the
+ * next connection while reconnecting. Used for the deferred PUBACKs only.
+ */
+function sendPacket(client: MqttClient, packet: { cmd: 'puback'; messageId: number | undefined; reasonCode: number }): void {
+  (client as unknown as { _sendPacket(packet: object): void })._sendPacket(packet);
+}
+
+/** The broker's address without credentials. */
+export function endpointOf(url: string): string {
+  try {
+    const parsed = new URL(url);
+    return `${parsed.protocol}//${parsed.host}`;
+  } catch {
+    return 'mqtt broker';
+  }
+}

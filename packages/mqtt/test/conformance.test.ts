@@ -1,0 +1,32 @@
+import { randomUUID } from 'node:crypto';
+import type { MqttClient } from 'mqtt';
+import { afterAll } from 'vitest';
+import { runConformanceSuite, type RawMessage } from '@switchboard/core/testing';
+import { mqttCapabilities } from '@switchboard/mqtt';
+import { publishRawWith, rawClient, testTransport } from './helpers.js';
+
+let raw: MqttClient | undefined;
+afterAll(() => raw?.endAsync());
+async function publishRaw(_transport: unknown, topic: string, message: RawMessage): Promise<void> {
+  raw ??= await rawClient();
+  await publishRawWith(raw, topic, message);
+}
+
+const maxMessageBytes = 1024 * 1024;
+// Static members (a memberId per transport, as a deployment gives each process one): groups are
+// durable, the scenarios that need it run.
+runConformanceSuite({
+  name: 'mqtt (static members)',
+  capabilities: mqttCapabilities({ memberId: 'static', brokerPersists: false, maxMessageBytes }),
+  createTransport: () => testTransport({ memberId: `conf-${randomUUID().slice(0, 8)}`, maxMessageBytes }),
+  publishRaw,
+  waitMs: 10_000,
+});
+// Members without an identity: sessions end with the member, groups are declared not durable.
+runConformanceSuite({
+  name: 'mqtt (members without identity)',
+  capabilities: mqttCapabilities({ brokerPersists: false, maxMessageBytes }),
+  createTransport: () => testTransport({ maxMessageBytes }),
+  publishRaw,
+  waitMs: 10_000,
+});
