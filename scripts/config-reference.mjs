@@ -12,6 +12,7 @@ import { redisOptionsSchema } from '@switchboard/redis-pubsub';
 import { redisStreamsOptionsSchema } from '@switchboard/redis-streams';
 import { natsOptionsSchema } from '@switchboard/nats';
 import { postgresQueueOptionsSchema } from '@switchboard/postgres';
+import { mqttOptionsSchema } from '@switchboard/mqtt';
 
 const root = new URL('..', import.meta.url);
 const file = (path) => fileURLToPath(new URL(path, root));
@@ -39,6 +40,7 @@ const transports = [
   { kind: 'redis-streams', schema: redisStreamsOptionsSchema, comments: fieldComments('packages/redis-streams/src/options.ts') },
   { kind: 'nats', schema: natsOptionsSchema, comments: fieldComments('packages/nats/src/options.ts') },
   { kind: 'postgres', schema: postgresQueueOptionsSchema, comments: fieldComments('packages/postgres/src/queue/options.ts') },
+  { kind: 'mqtt', schema: mqttOptionsSchema, comments: fieldComments('packages/mqtt/src/options.ts') },
 ];
 const coreComments = new Map([...fieldComments('packages/core/src/ports/retry.ts'), ...fieldComments('packages/core/src/ports/ports.ts'), ...fieldComments('packages/core/src/bus/bus.ts')]);
 

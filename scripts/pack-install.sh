@@ -4,7 +4,7 @@
 # it on each transport given (default: memory kafka rabbitmq; brokers must answer). Prints each
 # package's install size (the package plus what it pulls in, alone in an empty project).
 #
-#   scripts/pack-install.sh [memory] [kafka] [rabbitmq] [redis] [redis-streams] [nats] [postgres]
+#   scripts/pack-install.sh [memory] [kafka] [rabbitmq] [redis] [redis-streams] [nats] [postgres] [mqtt]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 transports=("$@"); [ ${#transports[@]} -eq 0 ] && transports=(memory kafka rabbitmq)
@@ -51,6 +51,7 @@ import { redisPubSubTransport } from '@switchboard/redis-pubsub';
 import { redisStreamsTransport } from '@switchboard/redis-streams';
 import { natsTransport } from '@switchboard/nats';
 import { postgresTransport } from '@switchboard/postgres';
+import { mqttTransport } from '@switchboard/mqtt';
 // The leaf packages compile against the same core (types checked, skipLibCheck false).
 import type { PostgresFallbackStore } from '@switchboard/postgres';
 import type { PrometheusObserver } from '@switchboard/prometheus';
@@ -77,7 +78,7 @@ async function run(publisher: Publisher, subscriber: Subscriber, topic: string):
 const kind = process.argv[2] ?? 'memory';
 const config = await loadBusConfig({ object: { transport: { kind } } });
 // The composition root registers the adapters it may use; `transport.kind` picks one.
-const bus = await createBusFromConfig(config, { transports: [kafkaTransport, rabbitmqTransport, redisPubSubTransport, redisStreamsTransport, natsTransport, postgresTransport] });
+const bus = await createBusFromConfig(config, { transports: [kafkaTransport, rabbitmqTransport, redisPubSubTransport, redisStreamsTransport, natsTransport, postgresTransport, mqttTransport] });
 const topic = `install-check.${kind}.${Date.now()}`;
 const result = await run(bus.publisher, bus.subscriber, topic);
 await bus.close();

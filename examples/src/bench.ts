@@ -2,7 +2,7 @@
  * `pnpm bench`: throughput and latency through Switchboard and through the raw client (kafkajs,
  * amqplib, ioredis) with the same payloads and equivalent guarantees, in the same run, as ratios.
  *
- *   pnpm bench [--only memory,kafka,rabbitmq,redis,redis-streams,nats] [--messages N] [--rounds R] [--json]
+ *   pnpm bench [--only memory,kafka,rabbitmq,redis,redis-streams,nats,mqtt,postgres] [--messages N] [--rounds R] [--json]
  *
  * Bounded: N messages per measurement (default 20000), R rounds (default 3), every wait capped at
  * 60 s; loopback brokers only (scripts/brokers.sh up). Progress goes to stderr.
@@ -27,6 +27,19 @@ import { createRedisStreamsTransport } from '@switchboard/redis-streams';
 import { createNatsTransport } from '@switchboard/nats';
 import { connect as natsConnect, headers as natsHeaders } from '@nats-io/transport-node';
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { createMqttTransport } from '@switchboard/mqtt';
+import mqtt from 'mqtt';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { pathToFileURL } from 'node:url';
+import pg from 'pg';
+import { createPostgresQueueTransport } from '@switchboard/postgres';
 
 const argv = process.argv.slice(2);
 const arg = (flag: string) => {
@@ -36,7 +49,7 @@ const arg = (flag: string) => {
 const N = Number(arg('--messages') ?? 20_000);
 const ROUNDS = Number(arg('--rounds') ?? 3);
 const JSON_OUT = argv.includes('--json');
-const ONLY = (arg('--only') ?? 'memory,kafka,rabbitmq,redis,redis-streams,nats').split(',');
+const ONLY = (arg('--only') ?? 'memory,kafka,rabbitmq,redis,redis-streams,nats,mqtt,postgres').split(',');
 const NATS_URL = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
 const KAFKA_BROKERS = (process.env.KAFKA_BROKERS ?? '127.0.0.1:9092').split(',');
 const RABBITMQ_URL = process.env.RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
@@ -930,11 +943,290 @@ async function benchNats(): Promise<void> {
   }
 }
 
+// ───────────── mqtt ─────────────
+/**
+ * A Mosquitto of the bench's own (loopback, a free port, no persistence, queues large enough for a
+ * burst: the default 1000 per session drops messages for a subscriber behind a 20k burst, on the raw
+ * side as on Switchboard's), unless MQTT_URL names a broker.
+ */
+async function benchMosquitto(): Promise<{ url: string; stop: () => Promise<void> }> {
+  if (process.env.MQTT_URL) return { url: process.env.MQTT_URL, stop: async () => undefined };
+  const port = await new Promise<number>((resolve, reject) => {
+    const server = createServer().once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port: free } = server.address() as { port: number };
+      server.close(() => resolve(free));
+    });
+  });
+  const dir = mkdtempSync(join(tmpdir(), 'sb-bench-mosquitto-'));
+  writeFileSync(join(dir, 'mosquitto.conf'), [`listener ${port} 127.0.0.1`, 'allow_anonymous true', 'persistence false', 'max_queued_messages 1000000', 'user root', ''].join('\n'));
+  const broker = spawn('mosquitto', ['-c', join(dir, 'mosquitto.conf')], { stdio: 'ignore' });
+  const url = `mqtt://127.0.0.1:${port}`;
+  for (let waited = 0; ; waited += 50) {
+    const up = await mqtt.connectAsync(url, { reconnectPeriod: 0, connectTimeout: 500 }).then(
+      (c) => c.endAsync().then(() => true),
+      () => false,
+    );
+    if (up) break;
+    if (waited > 10_000 || broker.exitCode !== null) throw new Error(`bench mosquitto on port ${port} did not start (is Debian's mosquitto installed? scripts/brokers.sh up mosquitto)`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return {
+    url,
+    stop: async () => {
+      const exited = new Promise((resolve) => broker.once('exit', resolve));
+      broker.kill('SIGTERM');
+      await exited;
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function benchMqtt(): Promise<void> {
+  const broker = await benchMosquitto();
+  const raw = await mqtt.connectAsync(broker.url, { protocolVersion: 5 });
+  const prefix = `bench/${run}`;
+  const topicOf = (topic: string) => `${prefix}/${topic.split('.').join('/')}`;
+  /** The user properties Switchboard sends (id, time, key), so both sides send the same bytes. */
+  const propertiesFor = (i: number) => ({ userProperties: { 'x-sb-id': newMessageId(), 'x-sb-timestamp': String(Date.now()), 'x-sb-key': `product-${i % 50}` } });
+  /** Raw: 1000 QoS 1 publishes in flight, each resolved on its PUBACK (guarantee leader). */
+  const rawPublish = async (topic: string) => {
+    const started = now();
+    for (let i = 0; i < N; i += 1000) {
+      await Promise.all(
+        Array.from({ length: Math.min(1000, N - i) }, (_, j) => raw.publishAsync(topicOf(topic), Buffer.from(JSON.stringify(payload(i + j))), { qos: 1, properties: propertiesFor(i + j) })),
+      );
+    }
+    return started;
+  };
+  const rawPublishRound = rawPublishRounds('mqtt');
+  const sbTransport = () => createMqttTransport({ url: broker.url, topicPrefix: prefix, prefetch: 64 });
+  try {
+    await publishRows('mqtt', 'leader (QoS 1)', { batch: rawPublishRound('rawpub', rawPublish), oneAtATime: rawPublishRound('rawone', rawPublish) }, sbTransport);
+    /** Raw consumer: one shared-subscription member, Receive Maximum 64, PUBACK by mqtt.js after the handler (synchronous here). */
+    const rawE2e = async (r: number): Promise<Sample> => {
+      const topic = `bench.${run}.mqtt.rawe2e.${r}`;
+      const consumer = await mqtt.connectAsync(broker.url, { protocolVersion: 5, clean: true, properties: { receiveMaximum: 64 } });
+      const arrivals = new Arrivals();
+      consumer.on('message', (_topic, message) => arrivals.arrive((JSON.parse(message.toString()) as { sentAt: number }).sentAt));
+      await consumer.subscribeAsync(`$share/bench/${topicOf(topic)}`, { qos: 1 });
+      try {
+        const started = await rawPublish(topic);
+        await arrivals.wait(N);
+        return arrivals.sample(started);
+      } finally {
+        await consumer.endAsync();
+      }
+    };
+    rows.push({
+      transport: 'mqtt',
+      scenario: 'end to end (one member, prefetch 64), QoS 1',
+      target: '>= 0.90',
+      ...(await paired(
+        rawE2e,
+        sbEndToEnd(sbTransport, (r) => `bench.${run}.mqtt.sbe2e.${r}`, 1),
+      )),
+      note: 'both: a shared-subscription member with Receive Maximum 64, PUBACK after the handler',
+    });
+    await lowRateRows('mqtt', (topic, i) => raw.publishAsync(topicOf(topic), Buffer.from(JSON.stringify(payload(i))), { qos: 1, properties: propertiesFor(i) }), sbTransport);
+  } finally {
+    await raw.endAsync();
+    await broker.stop();
+  }
+}
+
+// ───────────── postgres ─────────────
+const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+
+/** The API of pg-boss the bench uses (majors 10 and 12). */
+interface PgBossLike {
+  start(): Promise<unknown>;
+  stop(options?: object): Promise<void>;
+  createQueue(name: string, options?: object): Promise<void>;
+  deleteQueue(name: string): Promise<void>;
+  send(name: string, data: object): Promise<string | null>;
+  insert(...args: unknown[]): Promise<unknown>;
+  work(name: string, options: object, handler: (jobs: { data: { sentAt: number } }[]) => Promise<void>): Promise<string>;
+  on(event: 'error', listener: (error: Error) => void): unknown;
+}
+
+/**
+ * pg-boss, installed by the bench into ~/.cache/switchboard/bench-peers (not a dependency of the
+ * repository): major 12 on Node >= 22.12, else 10 (the last major for Node 20).
+ */
+async function loadPgBoss(): Promise<{ major: number; create: (options: object) => PgBossLike }> {
+  const [nodeMajor, nodeMinor] = process.versions.node.split('.').map(Number) as [number, number];
+  const major = nodeMajor > 22 || (nodeMajor === 22 && nodeMinor >= 12) ? 12 : 10;
+  const dir = join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'switchboard', 'bench-peers', `pg-boss-${major}`);
+  const main = join(dir, 'node_modules', 'pg-boss', 'package.json');
+  if (!existsSync(main)) {
+    progress(`installing pg-boss@${major} into ${dir}`);
+    execFileSync('npm', ['install', '--prefix', dir, '--no-audit', '--no-fund', '--loglevel=error', `pg-boss@${major}`], { stdio: ['ignore', 'ignore', 'inherit'] });
+  }
+  const entry = JSON.parse((await import('node:fs')).readFileSync(main, 'utf8')) as { main: string };
+  const module = (await import(pathToFileURL(join(dir, 'node_modules', 'pg-boss', entry.main)).href)) as { PgBoss?: new (o: object) => PgBossLike; default?: new (o: object) => PgBossLike };
+  const PgBoss = module.PgBoss ?? module.default!;
+  return { major, create: (options) => new PgBoss(options) };
+}
+
+async function benchPostgres(): Promise<void> {
+  const pool = new pg.Pool({ connectionString: DATABASE_URL, max: 4 });
+  const table = `sbbench_raw_${run.replace(/[^a-z0-9]/g, '')}`;
+  await pool.query(`CREATE TABLE ${table} (id bigserial PRIMARY KEY, topic text NOT NULL, key text, headers jsonb NOT NULL, body bytea NOT NULL, created_at timestamptz NOT NULL DEFAULT now())`);
+  await pool.query(`CREATE INDEX ON ${table} (topic, id)`);
+  const boss = await loadPgBoss();
+  const pgboss = boss.create({ connectionString: DATABASE_URL, schema: `sbbench_pgboss_${boss.major}`, max: 4, ...(boss.major >= 12 ? { useListenNotify: true } : {}) });
+  pgboss.on('error', (error) => progress(`pg-boss: ${error.message}`));
+  await pgboss.start();
+  /** Raw: a batch of 1000 rows per INSERT … SELECT FROM unnest (committed: guarantee leader), carrying the same id/time headers. */
+  const rawInsert = async (topic: string, from: number, count: number) => {
+    const bodies = Array.from({ length: count }, (_, j) => Buffer.from(JSON.stringify(payload(from + j))));
+    const keys = Array.from({ length: count }, (_, j) => `product-${(from + j) % 50}`);
+    const headers = Array.from({ length: count }, () => JSON.stringify({ 'x-sb-id': newMessageId(), 'x-sb-timestamp': String(Date.now()) }));
+    await pool.query(`INSERT INTO ${table} (topic, key, headers, body) SELECT $1, k, h::jsonb, b FROM unnest($2::text[], $3::text[], $4::bytea[]) AS t(k, h, b)`, [topic, keys, headers, bodies]);
+  };
+  const rawPublish = async (topic: string) => {
+    const started = now();
+    for (let i = 0; i < N; i += 1000) await rawInsert(topic, i, Math.min(1000, N - i));
+    return started;
+  };
+  const queueOf = (topic: string) => topic.replace(/[^A-Za-z0-9_-]/g, '_');
+  const bossPublish = (oneAtATime: boolean) => async (topic: string) => {
+    const queue = queueOf(topic);
+    await pgboss.createQueue(queue, boss.major >= 12 ? { notify: true } : {});
+    const started = now();
+    for (let i = 0; i < N; i += 1000) {
+      const jobs = Array.from({ length: Math.min(1000, N - i) }, (_, j) => payload(i + j));
+      if (oneAtATime) await Promise.all(jobs.map((data) => pgboss.send(queue, data)));
+      else if (boss.major >= 12)
+        await pgboss.insert(
+          queue,
+          jobs.map((data) => ({ data })),
+        );
+      else await pgboss.insert(jobs.map((data) => ({ name: queue, data })));
+    }
+    return started;
+  };
+  const rawPublishRound = rawPublishRounds('postgres');
+  const tablePrefix = `sbbench_${run.replace(/[^a-z0-9]/g, '')}`;
+  const sbTransport = () => createPostgresQueueTransport({ url: DATABASE_URL, tablePrefix, prefetch: 64, poolSize: 4 });
+  try {
+    await publishRows('postgres', 'committed', { batch: rawPublishRound('rawpub', rawPublish), oneAtATime: rawPublishRound('rawone', rawPublish) }, sbTransport);
+    const publishing = longLivedBus(sbTransport);
+    try {
+      rows.push({
+        transport: 'postgres',
+        scenario: `publish, batches of 1000 vs pg-boss ${boss.major} insert()`,
+        ...(await paired(
+          rawPublishRound('bosspub', bossPublish(false)),
+          sbPublishOnly(publishing.get, (r) => `bench.${run}.postgres.sbpub-b.${r}`, false),
+        )),
+        note: 'the "raw" column is pg-boss',
+      });
+      rows.push({
+        transport: 'postgres',
+        scenario: `one message per call (1000 in flight) vs pg-boss ${boss.major} send()`,
+        ...(await paired(
+          rawPublishRound('bossone', bossPublish(true)),
+          sbPublishOnly(publishing.get, (r) => `bench.${run}.postgres.sbone-b.${r}`, true),
+        )),
+        note: 'the "raw" column is pg-boss',
+      });
+    } finally {
+      await publishing.close();
+    }
+    /** Raw consumer: claims of up to 64 rows (DELETE … SKIP LOCKED … RETURNING) in a loop, 2 ms pause when empty. */
+    const rawE2e = async (r: number): Promise<Sample> => {
+      const topic = `bench.${run}.postgres.rawe2e.${r}`;
+      const arrivals = new Arrivals();
+      let stop = false;
+      const consumer = (async () => {
+        const client = await pool.connect();
+        try {
+          while (!stop && arrivals.count < N) {
+            const { rows: claimed } = await client.query<{ body: Buffer }>(
+              `DELETE FROM ${table} WHERE id IN (SELECT id FROM ${table} WHERE topic = $1 ORDER BY id LIMIT 64 FOR UPDATE SKIP LOCKED) RETURNING body`,
+              [topic],
+            );
+            for (const row of claimed) arrivals.arrive((JSON.parse(row.body.toString()) as { sentAt: number }).sentAt);
+            if (claimed.length === 0) await new Promise((resolve) => setTimeout(resolve, 2));
+          }
+        } finally {
+          client.release();
+        }
+      })();
+      try {
+        const started = await rawPublish(topic);
+        await arrivals.wait(N);
+        return arrivals.sample(started);
+      } finally {
+        stop = true;
+        await consumer;
+      }
+    };
+    rows.push({
+      transport: 'postgres',
+      scenario: 'end to end (one member, prefetch 64) vs raw pg claims',
+      ...(await paired(
+        rawE2e,
+        sbEndToEnd(sbTransport, (r) => `bench.${run}.postgres.sbe2e.${r}`, 1),
+      )),
+      note: 'raw: DELETE … FOR UPDATE SKIP LOCKED LIMIT 64 RETURNING in a loop',
+    });
+    /** pg-boss consumer: work() with batches of 64, woken by NOTIFY (12) or polling every 0.5 s (10), bursting while batches come back full. */
+    const bossE2e = async (r: number): Promise<Sample> => {
+      const queue = queueOf(`bench.${run}.postgres.bosse2e.${r}`);
+      await pgboss.createQueue(queue, boss.major >= 12 ? { notify: true } : {});
+      const arrivals = new Arrivals();
+      await pgboss.work(queue, { batchSize: 64, pollingIntervalSeconds: 0.5, ...(boss.major >= 12 ? { burstWhenBatchFull: true, notifyPollingIntervalSeconds: 0.5 } : {}) }, async (jobs) => {
+        for (const job of jobs) arrivals.arrive(job.data.sentAt);
+      });
+      const started = now();
+      for (let i = 0; i < N; i += 1000) {
+        const jobs = Array.from({ length: Math.min(1000, N - i) }, (_, j) => payload(i + j));
+        if (boss.major >= 12)
+          await pgboss.insert(
+            queue,
+            jobs.map((data) => ({ data })),
+          );
+        else await pgboss.insert(jobs.map((data) => ({ name: queue, data })));
+      }
+      await arrivals.wait(N);
+      const sample = arrivals.sample(started);
+      await pgboss.deleteQueue(queue).catch(() => undefined);
+      return sample;
+    };
+    rows.push({
+      transport: 'postgres',
+      scenario: `end to end (one member, prefetch 64) vs pg-boss ${boss.major} work()`,
+      ...(await paired(
+        bossE2e,
+        sbEndToEnd(sbTransport, (r) => `bench.${run}.postgres.sbe2e-b.${r}`, 1),
+      )),
+      note: 'the "raw" column is pg-boss (batchSize 64)',
+    });
+  } finally {
+    await pgboss.stop({ graceful: false }).catch(() => undefined);
+    await pool.query(`DROP TABLE IF EXISTS ${table}`).catch(() => undefined);
+    for (const suffix of ['deliveries', 'subscriptions', 'messages', 'schema']) await pool.query(`DROP TABLE IF EXISTS ${tablePrefix}_${suffix} CASCADE`).catch(() => undefined);
+    await pool.end();
+  }
+}
+
 if (argv.includes('--burst-child')) {
   await burstChild();
   process.exit(0);
 }
-const suites: Record<string, () => Promise<void>> = { memory: benchMemory, kafka: benchKafka, rabbitmq: benchRabbit, redis: benchRedis, 'redis-streams': benchRedisStreams, nats: benchNats };
+const suites: Record<string, () => Promise<void>> = {
+  memory: benchMemory,
+  kafka: benchKafka,
+  rabbitmq: benchRabbit,
+  redis: benchRedis,
+  'redis-streams': benchRedisStreams,
+  nats: benchNats,
+  mqtt: benchMqtt,
+  postgres: benchPostgres,
+};
 for (const name of ONLY) {
   const suite = suites[name];
   if (!suite) throw new Error(`--only: unknown "${name}"`);

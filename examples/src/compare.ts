@@ -7,11 +7,12 @@ import { redisPubSubTransport } from '@switchboard/redis-pubsub';
 import { redisStreamsTransport } from '@switchboard/redis-streams';
 import { natsTransport } from '@switchboard/nats';
 import { postgresTransport } from '@switchboard/postgres';
+import { mqttTransport } from '@switchboard/mqtt';
 
 /** The transports the demo compares; the application registers the adapters it uses (core names none). */
-export const TRANSPORT_KINDS = ['memory', 'kafka', 'rabbitmq', 'redis', 'redis-streams', 'nats', 'postgres'] as const;
+export const TRANSPORT_KINDS = ['memory', 'kafka', 'rabbitmq', 'redis', 'redis-streams', 'nats', 'postgres', 'mqtt'] as const;
 export type TransportKind = (typeof TRANSPORT_KINDS)[number];
-const ADAPTERS = [kafkaTransport, rabbitmqTransport, redisPubSubTransport, redisStreamsTransport, natsTransport, postgresTransport];
+const ADAPTERS = [kafkaTransport, rabbitmqTransport, redisPubSubTransport, redisStreamsTransport, natsTransport, postgresTransport, mqttTransport];
 import type { MailRequested, ProductSalesUpdated } from './app/events.js';
 import { FlakyDatabase, Notifier, OrderService, SalesCounter } from './app/services.js';
 
@@ -46,6 +47,9 @@ export function transportConfig(kind: TransportKind): Record<string, unknown> {
       return { kind, servers: process.env.NATS_URL ?? 'nats://127.0.0.1:4222', connectTimeoutMs: 2000, maxAgeMs: 3_600_000 };
     case 'postgres':
       return { kind, url: process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres', connectTimeoutMs: 2000 };
+    case 'mqtt':
+      // A static member (memberId): the broker keeps the group's messages in its sessions while it is away.
+      return { kind, url: process.env.MQTT_URL ?? 'mqtt://127.0.0.1:1883', memberId: 'switchboard-demo', sessionExpirySec: 600, connectTimeoutMs: 2000 };
     default:
       return { kind };
   }
@@ -133,6 +137,11 @@ export async function runOn(kind: TransportKind, options: { messages: number; st
     });
     const notifier = container.get(Notifier);
     let mailSubscription = await notifier.start();
+    if (kind === 'mqtt') {
+      // MQTT keeps nothing for a topic nobody subscribes to, so a dead letter waits (held, retried)
+      // until a group reads the DLQ: the operators' DLQ reader is part of an MQTT deployment.
+      for (const topic of [`demo.sales.${runId}-dlq`, `demo.mail.${runId}-dlq`]) await bus.subscriber.subscribe(topic, () => undefined, { group: 'dlq-reader' });
+    }
 
     // 1. The story: a success, a retry that succeeds, a malformed order and a deleted product (both dead-lettered).
     if (options.story) {
@@ -143,7 +152,9 @@ export async function runOn(kind: TransportKind, options: { messages: number; st
         { orderId: 'order-bad', productId: 'p-3', quantity: 'three', seq: 0, sentAt: now() },
         { orderId: 'order-gone', productId: 'deleted-product', quantity: 1, seq: 0, sentAt: now() },
       ]);
-      await waitUntil(() => counts.count('success') >= 2 && counts.count('dead-lettered') >= 2, 30_000);
+      // The two orders handled (the flaky one after its retry) and the two dead letters; success events
+      // alone would also count a DLQ reader's.
+      await waitUntil(() => ['order-ok', 'order-1-flaky'].every((id) => handled.some((m) => m.value.orderId === id)) && counts.count('dead-lettered') >= 2, 30_000);
       telling = false;
       options.print(
         `  [${kind}] counters: success=${counts.count('success')} retry-attempt=${counts.count('retry-attempt')} final-failure=${counts.count('final-failure')} dead-lettered=${counts.count('dead-lettered')}`,

@@ -27,7 +27,15 @@ export async function openStore(url: string, name: string | undefined): Promise<
 }
 
 /** The first-party adapters the CLI uses when they are installed (optional peer dependencies). */
-export const FIRST_PARTY_ADAPTERS = ['@switchboard/kafka', '@switchboard/rabbitmq', '@switchboard/redis-pubsub', '@switchboard/redis-streams', '@switchboard/nats', '@switchboard/postgres'];
+export const FIRST_PARTY_ADAPTERS = [
+  '@switchboard/kafka',
+  '@switchboard/rabbitmq',
+  '@switchboard/redis-pubsub',
+  '@switchboard/redis-streams',
+  '@switchboard/nats',
+  '@switchboard/postgres',
+  '@switchboard/mqtt',
+];
 
 /**
  * Imports `name` as the application in the working directory has it installed (else as installed next

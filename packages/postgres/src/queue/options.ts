@@ -15,7 +15,7 @@ export const postgresQueueOptionsSchema = z
       .default('switchboard_queue'),
     /** Run the shipped migration at startup (under an advisory lock, so members starting together are safe). False: the tables must exist. */
     migrate: z.boolean().default(true),
-    /** Connections of the pool (publishes, claims, acknowledgements), plus one for LISTEN. */
+    /** Connections of the pool (publishes, acknowledgements, leases), as many again at most for claims (opened as subscriptions claim), plus one for LISTEN. */
     poolSize: z.number().int().min(1).max(200).default(10),
     /** Connect timeout, ms: an unreachable database gives a clear error instead of hanging. */
     connectTimeoutMs: z.number().int().min(100).max(120_000).default(5000),

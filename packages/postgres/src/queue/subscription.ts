@@ -18,6 +18,8 @@ import type { ClaimedRow, QueueStatements } from './sql.js';
 /** What a subscription needs from its transport. */
 export interface QueueSubscriptionContext {
   readonly pool: Pool;
+  /** Connections that plan the claim walking the primary key in order (see the transport's CLAIM_PLANNING). */
+  readonly claimPool: Pool;
   readonly sql: QueueStatements;
   readonly options: PostgresQueueOptions;
   /** This transport's name (host, pid, random): each subscription's lease owner name starts with it. */
@@ -160,7 +162,7 @@ export class QueueSubscription implements TransportSubscription {
   }
 
   private async readLoop(): Promise<void> {
-    const { pool, sql, options } = this.context;
+    const { claimPool, sql, options } = this.context;
     for (let backoff = 100; this.state === 'active'; ) {
       const room = this.window.room(this.held.size);
       if (room === 0) {
@@ -171,7 +173,7 @@ export class QueueSubscription implements TransportSubscription {
       const ask = Math.min(room, Math.ceil(this.window.limit / 2));
       const startedAt = this.clock;
       try {
-        const { rows } = await pool.query<ClaimedRow>(sql.claim, [this.subId, ask, this.member, options.leaseMs, this.keyOrder]);
+        const { rows } = await claimPool.query<ClaimedRow>(sql.claim, [this.subId, ask, this.member, options.leaseMs, this.keyOrder]);
         this.context.reachable(true);
         this.gap.resume();
         rows.sort((a, b) => Number(a.seq) - Number(b.seq));

@@ -79,6 +79,8 @@ export class PostgresQueueTransport implements Transport {
     private readonly options: PostgresQueueOptions,
     /** Publishes, claims, acknowledgements. Private: no pg type reaches callers through this class. */
     private readonly pool: pg.Pool,
+    /** Claims only (see {@link CLAIM_PLANNING}); connections opened as claims need them. */
+    private readonly claimPool: pg.Pool,
   ) {
     this.capabilities = postgresQueueCapabilities(options);
     this.connection = new ConnectionState('database', redactUrl(options.url));
@@ -95,14 +97,24 @@ export class PostgresQueueTransport implements Transport {
       query_timeout: options.queryTimeoutMs,
       application_name: 'switchboard',
     });
-    const transport = new PostgresQueueTransport(options, pool);
+    const claimPool = new pg.Pool({
+      connectionString: options.url,
+      max: options.poolSize,
+      connectionTimeoutMillis: options.connectTimeoutMs,
+      query_timeout: options.queryTimeoutMs,
+      application_name: 'switchboard-claims',
+      options: CLAIM_PLANNING,
+    });
+    const transport = new PostgresQueueTransport(options, pool, claimPool);
     pool.on('error', (error) => transport.report('postgres: an idle pool connection failed', error));
+    claimPool.on('error', (error) => transport.report('postgres: an idle claim connection failed', error));
     try {
       if (options.migrate) await migratePostgresQueue(pool, options.tablePrefix);
       else await pool.query(`SELECT 1 FROM ${options.tablePrefix}_schema LIMIT 1`);
       await transport.startListening();
     } catch (error) {
       await pool.end().catch(() => undefined);
+      await claimPool.end().catch(() => undefined);
       if (/relation .* does not exist/.test(String((error as Error)?.message)))
         throw new ConfigError([{ path: 'transport.migrate', message: `the queue tables "${options.tablePrefix}_*" do not exist and migrate is false` }]);
       throw new ConnectError(`cannot use PostgreSQL at ${redactUrl(options.url)} within ${options.connectTimeoutMs} ms: ${(error as Error).message}`, redactUrl(options.url), { cause: error });
@@ -227,6 +239,7 @@ export class PostgresQueueTransport implements Transport {
     const subscription = new QueueSubscription(
       {
         pool: this.pool,
+        claimPool: this.claimPool,
         sql: this.sql,
         options: this.options,
         member: this.member,
@@ -300,8 +313,19 @@ export class PostgresQueueTransport implements Transport {
     await this.listener?.end().catch(() => undefined);
     await this.listening?.catch(() => undefined);
     await this.pool.end().catch(() => undefined);
+    await this.claimPool.end().catch(() => undefined);
   }
 }
+
+/**
+ * How the claim connections plan: walking the deliveries' primary key in order and stopping at the
+ * limit, never sorting or bitmap-scanning a subscription's pending rows. A queue table's statistics
+ * are always stale (rows come and go faster than autovacuum analyzes them; a new group's rows have
+ * none), and on such estimates the planner sorted every pending row, checking each one's key, to
+ * claim the first few: 108 ms per claim at a 20k backlog (676 msg/s end to end), against 0.4 ms
+ * (5.9k msg/s). Only the claim runs on these connections: the publish's join would suffer from them.
+ */
+const CLAIM_PLANNING = '-c enable_sort=off -c enable_bitmapscan=off -c enable_seqscan=off';
 
 function checkTopic(topic: string): void {
   if (topic.length === 0) throw new ConfigError([{ path: 'topic', message: 'must not be empty' }]);
