@@ -79,7 +79,8 @@ mosquitto_up() {
   if port_answers 127.0.0.1 1883; then echo "brokers.sh: mosquitto answers on 127.0.0.1:1883"; return; fi
   command -v mosquitto >/dev/null || apt_install mosquitto
   # Loopback only, anonymous (test broker), persistence in a directory this script owns; detached so
-  # it outlives the shell. Queues sized for the tests' bursts (the default keeps 1000 per session).
+  # it outlives the shell. Queues sized for the tests' bursts (the default keeps 1000 per session);
+  # TCP_NODELAY on (Mosquitto's default leaves Nagle on: a new subscriber's first messages wait ~40 ms).
   local dir="${XDG_CACHE_HOME:-$HOME/.cache}/switchboard/mosquitto"
   mkdir -p "$dir"
   cat > "$dir/mosquitto.conf" <<CONF
@@ -88,6 +89,7 @@ allow_anonymous true
 persistence true
 persistence_location $dir/
 max_queued_messages 100000
+set_tcp_nodelay true
 log_dest file $dir/mosquitto.log
 CONF
   # Started as root, mosquitto drops to its own user: that user writes the store and the log.

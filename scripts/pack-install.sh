@@ -70,6 +70,8 @@ async function run(publisher: Publisher, subscriber: Subscriber, topic: string):
     if (m.value.poison) throw new NonRetryableError('poison order');
     handled.add(m.value.id);
   }, { group: 'app', onFinalFailure: () => void (deadLettered = true) });
+  // Operators read the DLQ (MQTT keeps nothing for a topic nobody subscribes to: a dead letter waits for a reader).
+  await subscriber.subscribe(`${topic}-dlq`, () => undefined, { group: 'dlq-reader' });
   await publisher.publish(topic, [1, 2, 3, 4, 5].map((id) => ({ key: `k${id}`, value: { id, poison: id === 5 } })));
   for (const deadline = Date.now() + 30_000; (handled.size < 4 || !deadLettered) && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 20));
   return { handled: handled.size, deadLettered };

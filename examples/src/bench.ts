@@ -959,7 +959,10 @@ async function benchMosquitto(): Promise<{ url: string; stop: () => Promise<void
     });
   });
   const dir = mkdtempSync(join(tmpdir(), 'sb-bench-mosquitto-'));
-  writeFileSync(join(dir, 'mosquitto.conf'), [`listener ${port} 127.0.0.1`, 'allow_anonymous true', 'persistence false', 'max_queued_messages 1000000', 'user root', ''].join('\n'));
+  writeFileSync(
+    join(dir, 'mosquitto.conf'),
+    [`listener ${port} 127.0.0.1`, 'allow_anonymous true', 'persistence false', 'max_queued_messages 1000000', 'set_tcp_nodelay true', 'user root', ''].join('\n'),
+  );
   const broker = spawn('mosquitto', ['-c', join(dir, 'mosquitto.conf')], { stdio: 'ignore' });
   const url = `mqtt://127.0.0.1:${port}`;
   for (let waited = 0; ; waited += 50) {

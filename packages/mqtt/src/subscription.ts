@@ -15,6 +15,7 @@ import {
 import { decodeMessage, type UserProperties } from './codec.js';
 import { sessionExpiryOf, type MqttOptions } from './options.js';
 import { filterOf, sharedFilter, topicOf } from './topics.js';
+import { endpointOf, withoutNagle } from './connection.js';
 
 /** What a subscription needs from its transport. */
 export interface MqttSubscriptionContext {
@@ -163,6 +164,7 @@ class MqttMember {
       properties: { sessionExpiryInterval: sessionExpiryOf(options), receiveMaximum: options.prefetch },
     });
     this.client.handleMessage = (packet, done) => this.receive(packet, done);
+    withoutNagle(this.client);
     this.client.on('error', (error) => {
       if (this.state !== 'ended') this.subscription.report(`mqtt: member ${clientId}`, error);
     });
@@ -387,14 +389,4 @@ class MqttDelivery extends TransportDelivery {
  */
 function sendPacket(client: MqttClient, packet: { cmd: 'puback'; messageId: number | undefined; reasonCode: number }): void {
   (client as unknown as { _sendPacket(packet: object): void })._sendPacket(packet);
-}
-
-/** The broker's address without credentials. */
-export function endpointOf(url: string): string {
-  try {
-    const parsed = new URL(url);
-    return `${parsed.protocol}//${parsed.host}`;
-  } catch {
-    return 'mqtt broker';
-  }
 }

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { connect, type IClientOptions, type MqttClient, type Packet } from 'mqtt';
+import { connect, type MqttClient, type Packet } from 'mqtt';
 import { CapabilityError, ClosedError, ConfigError, PublishError, type BusObserver, type Capabilities, type ConnectionHealth, type Transport } from '@switchboard/core';
 import {
   ConnectError,
@@ -16,7 +16,8 @@ import {
 } from '@switchboard/core/transport';
 import { encodeProperties } from './codec.js';
 import type { MqttOptions } from './options.js';
-import { endpointOf, MqttSubscription } from './subscription.js';
+import { clientOptions, endpointOf, withoutNagle } from './connection.js';
+import { MqttSubscription } from './subscription.js';
 import { isGroupName, isPlainTopic, mqttTopicOf, topicProblem } from './topics.js';
 
 /** MQTT 5 reason code of a PUBACK / PUBREC: the broker took the message, and no subscription matched it. */
@@ -76,6 +77,7 @@ export class MqttTransport implements Transport {
     this.connection = new ConnectionState('publisher', endpointOf(options.url));
     client.on('close', () => this.connection.down());
     client.on('connect', () => this.connection.up());
+    withoutNagle(client);
     client.on('error', (error) => {
       if (!this.closed) this.observer.onEvent({ type: 'internal-error', context: 'mqtt: publisher connection', error });
     });
@@ -230,31 +232,4 @@ export class MqttTransport implements Transport {
 function payloadOf(message: TransportMessage): Buffer {
   const body = message.body;
   return Buffer.isBuffer(body) ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
-}
-
-/** What every connection shares: protocol 5, the URL and credentials, timeouts, reconnects. */
-function clientOptions(options: MqttOptions): IClientOptions {
-  return {
-    protocolVersion: 5,
-    connectTimeout: options.connectTimeoutMs,
-    keepalive: options.keepaliveSec,
-    reconnectPeriod: options.reconnectPeriodMs,
-    resubscribe: true,
-    ...(options.username !== undefined ? { username: options.username } : {}),
-    ...(options.password !== undefined ? { password: options.password } : {}),
-    ...parseUrl(options.url),
-  };
-}
-
-/** Host, port and protocol from the URL (credentials in it are taken as username / password, never logged). */
-function parseUrl(url: string): IClientOptions {
-  const parsed = new URL(url);
-  const protocol = parsed.protocol === 'mqtts:' ? 'mqtts' : 'mqtt';
-  return {
-    protocol,
-    host: parsed.hostname,
-    port: Number(parsed.port || (protocol === 'mqtts' ? 8883 : 1883)),
-    ...(parsed.username ? { username: decodeURIComponent(parsed.username) } : {}),
-    ...(parsed.password ? { password: decodeURIComponent(parsed.password) } : {}),
-  };
 }

@@ -56,7 +56,7 @@ export async function startOwnMosquitto(): Promise<OwnMosquitto> {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'sb-mosquitto-'));
   const config = join(dir, 'mosquitto.conf');
-  writeFileSync(config, [`listener ${port} 127.0.0.1`, 'allow_anonymous true', 'persistence true', `persistence_location ${dir}/`, 'user root', ''].join('\n'));
+  writeFileSync(config, [`listener ${port} 127.0.0.1`, 'allow_anonymous true', 'persistence true', `persistence_location ${dir}/`, 'set_tcp_nodelay true', 'user root', ''].join('\n'));
   let server: ChildProcess | undefined;
   const start = async () => {
     server = spawn('mosquitto', ['-c', config], { stdio: 'ignore' });
