@@ -36,6 +36,7 @@ export * from './util/signing.js';
 export * from './util/topic-pattern.js';
 export * from './kit/capability-checks.js';
 export * from './kit/connection-state.js';
+export * from './kit/header-text.js';
 export * from './kit/lanes.js';
 export * from './kit/message-size.js';
 export * from './kit/parse-options.js';

@@ -1,4 +1,4 @@
-import { newMessageId, safeTimestamp, type TransportMessage } from '@switchboard/core/transport';
+import { clipForReport, newMessageId, packHeaders, safeTimestamp, unpackHeaders, type TransportMessage } from '@switchboard/core/transport';
 import { isMqttText } from './topics.js';
 
 /** MQTT 5 user properties: the message id, key and creation time, beside the application's headers. */
@@ -29,7 +29,7 @@ export function encodeProperties(message: TransportMessage): UserProperties {
     if (!OWN.has(name) && isMqttText(name) && isMqttText(value)) out[name] = value;
     else (packed ??= {})[name] = value;
   }
-  if (packed) out[PACKED_HEADERS] = Buffer.from(JSON.stringify(packed)).toString('base64url');
+  if (packed) out[PACKED_HEADERS] = packHeaders(packed);
   return out;
 }
 
@@ -59,12 +59,12 @@ export function decodeMessage(payload: Uint8Array, properties: UserProperties | 
       let value: string;
       if (Array.isArray(given)) {
         value = String(given[0] ?? '');
-        rejected.push({ header: name, value: clip(given.join(', ')) });
+        rejected.push({ header: name, value: clipForReport(given.join(', ')) });
       } else value = given;
       switch (name) {
         case ID_PROPERTY:
           if (value.length > 0 && value.length <= MAX_ID_LENGTH) id = value;
-          else rejected.push({ header: name, value: clip(value) });
+          else rejected.push({ header: name, value: clipForReport(value) });
           break;
         case KEY_PROPERTY:
           key = value;
@@ -72,16 +72,16 @@ export function decodeMessage(payload: Uint8Array, properties: UserProperties | 
         case TIMESTAMP_PROPERTY: {
           const ms = Number(value);
           if (Number.isSafeInteger(ms) && ms > 0) timestamp = ms;
-          else rejected.push({ header: name, value: clip(value) });
+          else rejected.push({ header: name, value: clipForReport(value) });
           break;
         }
         case PACKED_HEADERS: {
-          const unpacked = unpack(value);
+          const unpacked = unpackHeaders(value);
           if (!unpacked) {
-            rejected.push({ header: name, value: clip(value) });
+            rejected.push({ header: name, value: clipForReport(value) });
             break;
           }
-          for (const [packedName, packedValue] of unpacked) {
+          for (const [packedName, packedValue] of Object.entries(unpacked)) {
             if (packedName === KEY_PROPERTY) key = packedValue;
             else if (!OWN.has(packedName)) headers[packedName] = packedValue;
           }
@@ -100,20 +100,4 @@ export function decodeMessage(payload: Uint8Array, properties: UserProperties | 
     body: payload,
   };
   return { message, rejected };
-}
-
-/** A base64url JSON object's string entries; undefined when it is not one. Own properties only. */
-function unpack(value: string): [string, string][] | undefined {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(Buffer.from(value, 'base64url').toString('utf8'));
-  } catch {
-    return undefined;
-  }
-  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) return undefined;
-  return Object.entries(parsed as Record<string, unknown>).filter((e): e is [string, string] => typeof e[1] === 'string');
-}
-
-function clip(text: string): string {
-  return text.length > 200 ? `${text.slice(0, 200)}…` : text;
 }

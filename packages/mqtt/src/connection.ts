@@ -8,7 +8,7 @@ export function clientOptions(options: MqttOptions): IClientOptions {
     connectTimeout: options.connectTimeoutMs,
     keepalive: options.keepaliveSec,
     reconnectPeriod: options.reconnectPeriodMs,
-    resubscribe: true,
+    resubscribe: false, // members subscribe again themselves, and report live once the broker confirmed it
     ...(options.username !== undefined ? { username: options.username } : {}),
     ...(options.password !== undefined ? { password: options.password } : {}),
     ...parseUrl(options.url),

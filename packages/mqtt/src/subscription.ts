@@ -176,15 +176,16 @@ class MqttMember {
         this.session++;
         this.holding.clear();
         this.ackedOffline.clear();
-      } else if (this.subscribed && this.state !== 'ended') {
-        // The session is back, but a broker restored from its store may have lost the shared
-        // subscription (Mosquitto 2.0.11 does): subscribing again is idempotent. (Without a session,
-        // mqtt.js subscribes again itself.)
-        // `resubscribe: true` makes mqtt.js send it although it remembers the subscription.
-        const again = { [this.filter]: { qos: 1 }, resubscribe: true } as unknown as ISubscriptionMap;
-        this.client.subscribe(again, (error) => error && this.subscription.report(`mqtt: member ${clientId}: subscribing again`, error));
       }
-      this.subscription.resumed();
+      if (!this.subscribed || this.state === 'ended') return; // the first connect: start() subscribes
+      // Subscribed again on every reconnect, and live (resumed) once the broker confirmed it: a new
+      // session has no subscription, and a session a broker restored from its store may have lost
+      // it (Mosquitto 2.0.11 loses shared subscriptions there). Subscribing again is idempotent.
+      const again = { [this.filter]: { qos: 1 } } as ISubscriptionMap;
+      this.client.subscribe(again, (error) => {
+        if (error) this.subscription.report(`mqtt: member ${clientId}: subscribing again`, error);
+        else this.subscription.resumed();
+      });
     });
   }
 
@@ -196,7 +197,7 @@ class MqttMember {
     return this.queue.length;
   }
 
-  /** Resolves once connected and subscribed (QoS 1). The session keeps the subscription; a new session gets it again (mqtt.js resubscribes). */
+  /** Resolves once connected and subscribed (QoS 1). Every reconnect subscribes again (see the `connect` listener). */
   async start(): Promise<void> {
     const { options } = this.context;
     await new Promise<void>((resolve, reject) => {

@@ -1,10 +1,8 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createConnection } from 'node:net';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
-import { freePort, startTcpProxy, type RawMessage, type TcpProxy } from '@switchboard/core/testing';
+import { freePort, startOwnServer, startTcpProxy, type OwnServer, type RawMessage, type TcpProxy } from '@switchboard/core/testing';
 import { createMqttTransport, isMqttText, mqttTopicOf, type MqttOptionsInput } from '@switchboard/mqtt';
 
 export const MQTT_URL = process.env.MQTT_URL ?? 'mqtt://127.0.0.1:1883';
@@ -33,56 +31,19 @@ export async function publishRawWith(client: MqttClient, topic: string, message:
   await client.publishAsync(mqttTopicOf(TEST_PREFIX, topic), Buffer.from(message.body), { qos: 1, properties: { userProperties } });
 }
 
-const answers = (port: number) =>
-  new Promise<boolean>((resolve) => {
-    const socket = createConnection({ host: '127.0.0.1', port }, () => (socket.destroy(), resolve(true)));
-    socket.on('error', () => resolve(false));
-  });
-
 /**
  * A Mosquitto of the test's own (loopback, a free port, persistence in its own directory), so an
  * outage test stops a broker no other test uses. `stop()` is SIGTERM (Mosquitto writes sessions and
  * queued messages to its store), `start()` brings it back on the same port and store; `dispose()`
  * stops it and removes the store.
  */
-export interface OwnMosquitto {
-  readonly url: string;
-  start(): Promise<void>;
-  stop(): Promise<void>;
-  dispose(): Promise<void>;
-}
-
-export async function startOwnMosquitto(): Promise<OwnMosquitto> {
+export async function startOwnMosquitto(): Promise<OwnServer & { url: string }> {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'sb-mosquitto-'));
   const config = join(dir, 'mosquitto.conf');
   writeFileSync(config, [`listener ${port} 127.0.0.1`, 'allow_anonymous true', 'persistence true', `persistence_location ${dir}/`, 'set_tcp_nodelay true', 'user root', ''].join('\n'));
-  let server: ChildProcess | undefined;
-  const start = async () => {
-    server = spawn('mosquitto', ['-c', config], { stdio: 'ignore' });
-    const deadline = Date.now() + 10_000;
-    while (!(await answers(port))) {
-      if (Date.now() > deadline) throw new Error(`own mosquitto on port ${port} did not answer within 10 s`);
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-  };
-  const stop = async () => {
-    const running = server;
-    if (!running || running.exitCode !== null) return;
-    const exited = new Promise((resolve) => running.once('exit', resolve));
-    running.kill('SIGTERM');
-    await exited;
-  };
-  await start();
-  return {
-    url: `mqtt://127.0.0.1:${port}`,
-    start,
-    stop,
-    dispose: async () => {
-      await stop();
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
+  const server = await startOwnServer({ command: 'mosquitto', args: ['-c', config], port, dir });
+  return Object.assign(server, { url: `mqtt://127.0.0.1:${port}` });
 }
 
 /** A loopback TCP proxy to the test broker (see `startTcpProxy`), with the URL to give the client. */

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { headers as natsHeaders, type MsgHdrs } from '@nats-io/transport-node';
 import { REPLAY_GROUP_HEADER } from '@switchboard/core';
-import { safeTimestamp, type TransportMessage } from '@switchboard/core/transport';
+import { clipForReport, packHeaders, safeTimestamp, unpackHeaders, type TransportMessage } from '@switchboard/core/transport';
 
 /**
  * The de-duplication id: JetStream drops a publish whose `Nats-Msg-Id` it stored within the stream's
@@ -46,7 +46,7 @@ export function encodeHeaders(topic: string, message: TransportMessage): MsgHdrs
     if (isHeaderName(name) && !OWN.has(name) && isHeaderValue(value)) out.set(name, value);
     else (packed ??= {})[name] = value;
   }
-  if (packed) out.set(PACKED_HEADERS, Buffer.from(JSON.stringify(packed)).toString('base64url'));
+  if (packed) out.set(PACKED_HEADERS, packHeaders(packed));
   return out;
 }
 
@@ -75,7 +75,7 @@ export function decodeMessage(data: Uint8Array, headers: MsgHdrs | undefined, fa
       switch (name) {
         case ID_HEADER:
           if (value.length > 0 && value.length <= MAX_ID_LENGTH) id = value;
-          else rejected.push({ header: name, value: clip(value) });
+          else rejected.push({ header: name, value: clipForReport(value) });
           break;
         case MSG_ID_HEADER:
           if (value.length > 0 && value.length <= MAX_ID_LENGTH) dedupId = value;
@@ -89,13 +89,13 @@ export function decodeMessage(data: Uint8Array, headers: MsgHdrs | undefined, fa
         case TIMESTAMP_HEADER: {
           const ms = Number(value);
           if (Number.isSafeInteger(ms) && ms > 0) timestamp = ms;
-          else rejected.push({ header: name, value: clip(value) });
+          else rejected.push({ header: name, value: clipForReport(value) });
           break;
         }
         case PACKED_HEADERS: {
-          const unpacked = unpack(value);
+          const unpacked = unpackHeaders(value);
           if (unpacked) Object.assign(out, unpacked);
-          else rejected.push({ header: name, value: clip(value) });
+          else rejected.push({ header: name, value: clipForReport(value) });
           break;
         }
         default:
@@ -112,20 +112,4 @@ export function decodeMessage(data: Uint8Array, headers: MsgHdrs | undefined, fa
     body: data,
   };
   return { message, rejected };
-}
-
-/** A base64url JSON object's string values; undefined when it is not one. Own properties only. */
-function unpack(value: string): Record<string, string> | undefined {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(Buffer.from(value, 'base64url').toString('utf8'));
-  } catch {
-    return undefined;
-  }
-  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) return undefined;
-  return Object.fromEntries(Object.entries(parsed as Record<string, unknown>).filter((e): e is [string, string] => typeof e[1] === 'string'));
-}
-
-function clip(text: string): string {
-  return text.length > 200 ? `${text.slice(0, 200)}…` : text;
 }

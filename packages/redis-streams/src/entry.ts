@@ -1,4 +1,4 @@
-import { safeTimestamp, type TransportMessage } from '@switchboard/core/transport';
+import { clipForReport, parseHeaderMap, safeTimestamp, type TransportMessage } from '@switchboard/core/transport';
 
 /**
  * One message = one stream entry with the fields `id`, `headers` (a JSON object of strings),
@@ -50,22 +50,22 @@ export function decodeEntry(entryId: string, fields: readonly Buffer[]): Decoded
       case 'id': {
         const text = value.toString('utf8');
         if (text.length > 0 && text.length <= MAX_ID_LENGTH) id = text;
-        else rejected.push({ header: 'id', value: clip(text) });
+        else rejected.push({ header: 'id', value: clipForReport(text) });
         break;
       }
       case 'key':
         key = value.toString('utf8');
         break;
       case 'headers': {
-        const parsed = parseHeaders(value.toString('utf8'));
+        const parsed = parseHeaderMap(value.toString('utf8'));
         if (parsed) headers = parsed;
-        else rejected.push({ header: 'headers', value: clip(value.toString('utf8')) });
+        else rejected.push({ header: 'headers', value: clipForReport(value.toString('utf8')) });
         break;
       }
       case 'timestamp': {
         const ms = Number(value.toString('utf8'));
         if (Number.isSafeInteger(ms) && ms >= 0) timestamp = ms;
-        else rejected.push({ header: 'timestamp', value: clip(value.toString('utf8')) });
+        else rejected.push({ header: 'timestamp', value: clipForReport(value.toString('utf8')) });
         break;
       }
       case 'body':
@@ -89,20 +89,4 @@ export function entryTime(entryId: string): number {
   const dash = entryId.indexOf('-');
   const ms = Number(dash < 0 ? entryId : entryId.slice(0, dash));
   return Number.isSafeInteger(ms) ? ms : Date.now();
-}
-
-/** A JSON object whose values are strings (others dropped); undefined when it is not an object. Own properties only: `__proto__` stays a plain key. */
-function parseHeaders(text: string): Record<string, string> | undefined {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) return undefined;
-  return Object.fromEntries(Object.entries(parsed as Record<string, unknown>).filter((e): e is [string, string] => typeof e[1] === 'string'));
-}
-
-function clip(text: string): string {
-  return text.length > 200 ? `${text.slice(0, 200)}…` : text;
 }

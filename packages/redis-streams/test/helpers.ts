@@ -1,9 +1,8 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { freePort, waitUntil } from '@switchboard/core/testing';
+import { freePort, startOwnServer, waitUntil, type OwnServer } from '@switchboard/core/testing';
 import { createRedisStreamsTransport, type RedisStreamsOptionsInput } from '@switchboard/redis-streams';
 
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -13,24 +12,19 @@ export function testTransport(options: RedisStreamsOptionsInput = {}) {
   return createRedisStreamsTransport({ url: REDIS_URL, claimIntervalMs: 200, blockMs: 500, ...options });
 }
 
-/** A free TCP port on loopback (the OS picks it). */
 /**
  * A redis-server of the test's own (loopback, a free port, its own directory, AOF fsynced on every
  * write), so an outage test stops a server no other test uses. `stop()` is SHUTDOWN (the AOF is on
  * disk), `start()` brings it back on the same port and data; `dispose()` stops it and removes its data.
  */
-export interface OwnRedis {
+export interface OwnRedis extends OwnServer {
   readonly url: string;
-  start(): Promise<void>;
-  stop(): Promise<void>;
-  dispose(): Promise<void>;
 }
 
 export async function startOwnRedis(): Promise<OwnRedis> {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'sb-redis-streams-'));
   const url = `redis://127.0.0.1:${port}`;
-  let server: ChildProcess | undefined;
   const ping = async () => {
     const probe = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null });
     probe.on('error', () => undefined);
@@ -43,34 +37,15 @@ export async function startOwnRedis(): Promise<OwnRedis> {
       probe.disconnect();
     }
   };
-  const start = async () => {
-    server = spawn('redis-server', ['--bind', '127.0.0.1', '--port', String(port), '--dir', dir, '--appendonly', 'yes', '--appendfsync', 'always', '--save', ''], { stdio: 'ignore' });
-    const deadline = Date.now() + 10_000;
-    while (!(await ping())) {
-      if (Date.now() > deadline) throw new Error(`own redis-server on port ${port} did not answer within 10 s`);
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-  };
-  const stop = async () => {
-    const running = server;
-    if (!running || running.exitCode !== null) return;
-    const exited = new Promise((resolve) => running.once('exit', resolve));
+  const shutdown = async () => {
     const admin = new Redis(url, { maxRetriesPerRequest: 0, retryStrategy: () => null });
     admin.on('error', () => undefined);
     await admin.call('SHUTDOWN').catch(() => undefined); // the server closes the connection as it exits
     admin.disconnect();
-    await exited;
   };
-  await start();
-  return {
-    url,
-    start,
-    stop,
-    dispose: async () => {
-      await stop();
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
+  const args = ['--bind', '127.0.0.1', '--port', String(port), '--dir', dir, '--appendonly', 'yes', '--appendfsync', 'always', '--save', ''];
+  const server = await startOwnServer({ command: 'redis-server', args, port, dir, ready: ping, stopWith: shutdown });
+  return Object.assign(server, { url });
 }
 
 /** Pending entries of `group` on `stream` (XPENDING summary count). */

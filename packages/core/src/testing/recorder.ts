@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { createConnection, createServer, type Socket } from 'node:net';
 
 /**
@@ -136,5 +138,66 @@ export async function startTcpProxy(host: string, port: number): Promise<TcpProx
         for (const s of sockets) s.destroy();
         server.close(() => resolve());
       }),
+  };
+}
+
+/** A broker process a test runs for itself (see {@link startOwnServer}). */
+export interface OwnServer {
+  /** Starts it again on the same port and data; resolves once it answers. */
+  start(): Promise<void>;
+  /** Stops it (its data stays); resolves once the process exited. */
+  stop(): Promise<void>;
+  /** Stops it and removes its directory. */
+  dispose(): Promise<void>;
+}
+
+/** Whether something accepts TCP connections on loopback `port`. */
+export function portAnswers(port: number): Promise<boolean> {
+  return new Promise<boolean>((resolve) => {
+    const socket = createConnection({ host: '127.0.0.1', port }, () => (socket.destroy(), resolve(true)));
+    socket.on('error', () => resolve(false));
+  });
+}
+
+/**
+ * Runs `command args` as a server of the test's own, so an outage test stops a server no other
+ * test uses: started at once, and by `start()` again, each time waiting (10 s at most) until
+ * `ready()` (default: the port accepts connections); stopped by `stopWith()` (default SIGTERM),
+ * waiting for the exit; `dispose()` also removes `dir`.
+ */
+export async function startOwnServer(options: {
+  readonly command: string;
+  readonly args: readonly string[];
+  readonly port: number;
+  readonly dir: string;
+  readonly ready?: () => Promise<boolean>;
+  readonly stopWith?: (server: ChildProcess) => Promise<void>;
+}): Promise<OwnServer> {
+  const ready = options.ready ?? (() => portAnswers(options.port));
+  let server: ChildProcess | undefined;
+  const start = async () => {
+    server = spawn(options.command, [...options.args], { stdio: 'ignore' });
+    const deadline = Date.now() + 10_000;
+    while (!(await ready())) {
+      if (Date.now() > deadline) throw new Error(`own ${options.command} on port ${options.port} did not answer within 10 s`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  };
+  const stop = async () => {
+    const running = server;
+    if (!running || running.exitCode !== null) return;
+    const exited = new Promise((resolve) => running.once('exit', resolve));
+    if (options.stopWith) await options.stopWith(running);
+    else running.kill('SIGTERM');
+    await exited;
+  };
+  await start();
+  return {
+    start,
+    stop,
+    dispose: async () => {
+      await stop();
+      rmSync(options.dir, { recursive: true, force: true });
+    },
   };
 }
