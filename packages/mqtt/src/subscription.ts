@@ -143,6 +143,8 @@ class MqttMember {
   /** Counts the sessions this member had: +1 at each CONNACK without a session present. */
   private session = 0;
   private subscribed = false;
+  /** While a member without an identity closes: the topic of its own marker message, and what to call when it arrived. */
+  private barrier: { topic: string; passed: () => void; received: () => void } | undefined;
   handedBackCount = 0;
 
   constructor(
@@ -233,6 +235,12 @@ class MqttMember {
       callback(DEFERRED);
     }
     const messageId = packet.messageId;
+    if (this.barrier && packet.topic === this.barrier.topic) {
+      if (packet.qos > 0) sendPacket(this.client, { cmd: 'puback', messageId, reasonCode: 0 });
+      this.barrier.passed();
+      return;
+    }
+    this.barrier?.received();
     const session = this.session;
     let acked = packet.qos === 0 || messageId === undefined;
     if (!acked && this.holding.has(messageId!)) return; // the broker sent it again after a reconnect: the copy held here acknowledges it
@@ -308,8 +316,9 @@ class MqttMember {
     }).finally(() => (this.waiting = undefined));
   }
 
-  /** close(): a pause before trying an unsettled message again ends now. */
+  /** close() of a static member: a pause before trying an unsettled message again ends now. (A member without an identity drains: see {@link end}.) */
   stopWaiting(): void {
+    if (!this.static) return;
     if (this.state === 'active' || this.state === 'draining') this.state = 'closing';
     if (this.waiting) {
       clearTimeout(this.waiting.timer);
@@ -331,8 +340,7 @@ class MqttMember {
       await this.whenIdle();
     } else {
       if (this.state === 'active') this.state = 'draining';
-      // UNSUBACK comes behind what the broker sent before it: it resolves once those were handled.
-      if (this.client.connected) await this.client.unsubscribeAsync(this.filter).catch(() => undefined);
+      if (this.client.connected) await this.receiveEverythingSent();
       await this.whenIdle();
     }
     this.state = 'ended';
@@ -345,6 +353,46 @@ class MqttMember {
       });
     });
     this.release();
+  }
+
+  /**
+   * Stops the broker dealing this member more messages and takes in everything it had dealt it
+   * already (queued in the session beyond `prefetch` included), before a member without an identity
+   * ends its session: unsubscribes, then sends itself a marker on a topic of its own and waits for
+   * it — the broker delivers a session's messages in order, so the marker comes after every earlier
+   * one. Bounded: it gives up once nothing arrived for `publishTimeoutMs` while the member was idle
+   * (the connection lost meanwhile, say).
+   */
+  private async receiveEverythingSent(): Promise<void> {
+    const { options } = this.context;
+    const topic = [options.topicPrefix, '_switchboard', 'close', this.clientId].filter(Boolean).join('/');
+    const arrived = new Promise<void>((resolve) => {
+      let quiet: NodeJS.Timeout | undefined;
+      const rearm = () => {
+        clearTimeout(quiet);
+        quiet = setTimeout(() => (this.running || this.queue.length > 0 ? rearm() : resolve()), options.publishTimeoutMs);
+      };
+      this.barrier = {
+        topic,
+        passed: () => {
+          clearTimeout(quiet);
+          resolve();
+        },
+        received: rearm,
+      };
+      rearm();
+    });
+    try {
+      await this.client.subscribeAsync(topic, { qos: 1 });
+      await this.client.unsubscribeAsync(this.filter);
+      await this.client.publishAsync(topic, Buffer.alloc(0), { qos: 1 });
+      await arrived;
+    } catch (error) {
+      this.barrier?.passed();
+      this.subscription.report(`mqtt: member ${this.clientId}: closing`, error);
+    } finally {
+      this.barrier = undefined;
+    }
   }
 
   private whenIdle(): Promise<void> {
