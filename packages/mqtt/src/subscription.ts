@@ -4,7 +4,6 @@ import { InterruptionTracker, type DeliveryListener, type TransportSubscribeSpec
 import { MqttMember, type MemberEvents, type MqttSubscriptionContext } from './member.js';
 import { filterOf, sharedFilter } from './topics.js';
 
-
 /**
  * A subscription: `concurrency` members of the group's shared subscription, each its own MQTT
  * connection and session. MQTT acknowledges a connection's messages in the order they came, so a
