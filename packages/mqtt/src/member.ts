@@ -97,6 +97,7 @@ export class MqttMember {
         this.ackedOffline.clear();
       }
       if (!this.subscribed || this.state === 'ended') return; // the first connect: start() subscribes
+      if (!this.static && this.state !== 'active') return; // closing without an identity: it unsubscribed on purpose
       // Subscribed again on every reconnect, and live (resumed) once the broker confirmed it: a new
       // session has no subscription, and a session a broker restored from its store may have lost
       // it (Mosquitto 2.0.11 loses shared subscriptions there). Subscribing again is idempotent.
