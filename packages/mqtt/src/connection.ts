@@ -1,4 +1,5 @@
 import type { IClientOptions, MqttClient } from 'mqtt';
+import { ConnectError, endpointOf } from '@switchboard/core/transport';
 import type { MqttOptions } from './options.js';
 
 /** What every connection shares: protocol 5, the URL and credentials, timeouts, reconnects. */
@@ -39,12 +40,36 @@ export function withoutNagle(client: MqttClient): void {
   client.on('connect', noDelay);
 }
 
-/** The broker's address without credentials. */
-export function endpointOf(url: string): string {
-  try {
-    const parsed = new URL(url);
-    return `${parsed.protocol}//${parsed.host}`;
-  } catch {
-    return 'mqtt broker';
-  }
+/**
+ * Resolves at the client's CONNACK; rejects with a ConnectError (the endpoint, no credentials) at a
+ * client error or after `timeoutMs`. Leaves no listener behind either way.
+ */
+export function connectedWithin(client: MqttClient, url: string, timeoutMs: number): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const settle = (error?: Error) => {
+      clearTimeout(timer);
+      client.removeListener('connect', ok);
+      client.removeListener('error', settle);
+      if (!error) resolve();
+      else reject(new ConnectError(`cannot connect to the MQTT broker at ${endpointOf(url)}: ${error.message}`, endpointOf(url), { cause: error }));
+    };
+    const ok = () => settle();
+    const timer = setTimeout(() => settle(new Error(`no CONNACK within ${timeoutMs} ms`)), timeoutMs);
+    client.once('connect', ok);
+    client.once('error', settle);
+  });
+}
+
+/**
+ * Ends the client with a DISCONNECT (with `disconnect`'s reason code and properties), or by closing
+ * its socket when that has not finished within `waitMs`.
+ */
+export function endClient(client: MqttClient, waitMs: number, disconnect: object = {}): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const timer = setTimeout(() => client.end(true, () => resolve()), waitMs);
+    client.end(false, disconnect, () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
 }

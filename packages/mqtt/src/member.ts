@@ -1,8 +1,8 @@
 import { connect, type IClientOptions, type IPublishPacket, type ISubscriptionMap, type MqttClient } from 'mqtt';
 import type { BusObserver, SourceMetadata } from '@switchboard/core';
-import { ConnectError, TransportDelivery, afterListener, matchesTopicPattern, type DeliveryListener, type TransportMessage, type TransportSubscribeSpec } from '@switchboard/core/transport';
+import { TransportDelivery, afterListener, matchesTopicPattern, type DeliveryListener, type TransportMessage, type TransportSubscribeSpec } from '@switchboard/core/transport';
 import { decodeMessage, type UserProperties } from './codec.js';
-import { endpointOf, withoutNagle } from './connection.js';
+import { connectedWithin, endClient, withoutNagle } from './connection.js';
 import { sessionExpiryOf, type MqttOptions } from './options.js';
 import { topicOf } from './topics.js';
 
@@ -120,21 +120,7 @@ export class MqttMember {
   /** Resolves once connected and subscribed (QoS 1). Every reconnect subscribes again (see the `connect` listener). */
   async start(): Promise<void> {
     const { options } = this.context;
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => fail(new Error(`no CONNACK within ${options.connectTimeoutMs} ms`)), options.connectTimeoutMs);
-      const fail = (error: Error) => {
-        clearTimeout(timer);
-        this.client.removeListener('connect', ok);
-        reject(new ConnectError(`cannot connect to the MQTT broker: ${error.message}`, endpointOf(options.url), { cause: error }));
-      };
-      const ok = () => {
-        clearTimeout(timer);
-        this.client.removeListener('error', fail);
-        resolve();
-      };
-      this.client.once('connect', ok);
-      this.client.once('error', fail);
-    });
+    await connectedWithin(this.client, options.url, options.connectTimeoutMs);
     await this.client.subscribeAsync(this.filter, { qos: 1 });
     this.subscribed = true;
   }
@@ -161,10 +147,12 @@ export class MqttMember {
     this.barrier?.received();
     const session = this.session;
     let acked = packet.qos === 0 || messageId === undefined;
-    if (!acked && this.holding.has(messageId!)) return; // the broker sent it again after a reconnect: the copy held here acknowledges it
-    if (!acked && packet.dup && this.ackedOffline.delete(messageId!)) return; // handled while the connection was down: its PUBACK is on its way
-    if (!acked) this.ackedOffline.delete(messageId!); // a new message under an id acknowledged before
-    if (!acked) this.holding.add(messageId!);
+    if (!acked) {
+      if (this.holding.has(messageId!)) return; // the broker sent it again after a reconnect: the copy held here acknowledges it
+      if (packet.dup && this.ackedOffline.delete(messageId!)) return; // handled while the connection was down: its PUBACK is on its way
+      this.ackedOffline.delete(messageId!); // a new message under an id acknowledged before
+      this.holding.add(messageId!);
+    }
     const ack = () => {
       if (acked) return;
       acked = true;
@@ -200,7 +188,7 @@ export class MqttMember {
     }
   }
 
-  /** Runs the listener until the message is settled; acknowledges it then (in order, by mqtt.js). */
+  /** Runs the listener until the message is settled; its `ack` sends the PUBACK (in order: one message at a time). */
   private async handle(received: Received): Promise<void> {
     const { packet } = received;
     const { options } = this.context;
@@ -263,13 +251,7 @@ export class MqttMember {
     }
     this.state = 'ended';
     const expire = this.static ? {} : { properties: { sessionExpiryInterval: 0 } };
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(() => this.client.end(true, () => resolve()), 2000);
-      this.client.end(false, { reasonCode: 0, ...expire }, () => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
+    await endClient(this.client, 2000, { reasonCode: 0, ...expire });
     this.release();
   }
 

@@ -2,8 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { connect, type MqttClient, type Packet } from 'mqtt';
 import { CapabilityError, ClosedError, ConfigError, PublishError, type BusObserver, type Capabilities, type ConnectionHealth, type Transport } from '@switchboard/core';
 import {
-  ConnectError,
   ConnectionState,
+  assertGuaranteeSupported,
+  endpointOf,
   ObserverSet,
   refuseOversizeMessages,
   type DeliveryListener,
@@ -16,7 +17,7 @@ import {
 } from '@switchboard/core/transport';
 import { encodeProperties } from './codec.js';
 import type { MqttOptions } from './options.js';
-import { clientOptions, endpointOf, withoutNagle } from './connection.js';
+import { clientOptions, connectedWithin, endClient, withoutNagle } from './connection.js';
 import { MqttSubscription } from './subscription.js';
 import { isGroupName, isPlainTopic, mqttTopicOf, topicProblem } from './topics.js';
 
@@ -92,14 +93,10 @@ export class MqttTransport implements Transport {
   static async connect(options: MqttOptions): Promise<MqttTransport> {
     const client = connect({ ...clientOptions(options), clientId: `sb-pub-${randomBytes(6).toString('base64url')}`, clean: true });
     try {
-      await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`no CONNACK within ${options.connectTimeoutMs} ms`)), options.connectTimeoutMs);
-        client.once('connect', () => (clearTimeout(timer), resolve()));
-        client.once('error', (error) => (clearTimeout(timer), reject(error)));
-      });
+      await connectedWithin(client, options.url, options.connectTimeoutMs);
     } catch (error) {
       client.end(true);
-      throw new ConnectError(`cannot connect to the MQTT broker at ${endpointOf(options.url)}: ${(error as Error).message}`, endpointOf(options.url), { cause: error });
+      throw error;
     }
     return new MqttTransport(options, client);
   }
@@ -137,9 +134,7 @@ export class MqttTransport implements Transport {
   private async send(topic: string, messages: readonly TransportMessage[], options: TransportPublishOptions, needsReceiver: boolean): Promise<TransportPublishResult> {
     if (this.closed) throw new ClosedError('mqtt transport is closed');
     if (!isPlainTopic(topic)) throw new ConfigError([{ path: 'topic', message: topicProblem(topic) }]);
-    if (!this.capabilities.deliveryGuarantees.includes(options.guarantee)) {
-      throw new CapabilityError([{ path: 'publish.guarantee', message: `mqtt: "${options.guarantee}" needs brokerPersists (the broker acknowledges before it writes to disk)` }]);
-    }
+    assertGuaranteeSupported(this, options.guarantee); // `all` needs brokerPersists
     refuseOversizeMessages(topic, messages, this.options.maxMessageBytes);
     const mqttTopic = mqttTopicOf(this.options.topicPrefix, topic);
     const qos = QOS[options.guarantee];
@@ -184,7 +179,7 @@ export class MqttTransport implements Transport {
     if (this.closed) throw new ClosedError('mqtt transport is closed');
     if (!spec.pattern && !isPlainTopic(spec.topic)) throw new CapabilityError([{ path: 'topic', message: `mqtt: ${topicProblem(spec.topic)}` }]);
     const group = spec.group || 'default';
-    if (!isGroupName(group)) throw new CapabilityError([{ path: 'group', message: `mqtt: "${group}" cannot name a shared subscription (no "/", "+", "#" or NUL)` }]);
+    if (!isGroupName(group)) throw new CapabilityError([{ path: 'group', message: `mqtt: "${group}" cannot name a shared subscription (no "/", "+", "#" or control characters)` }]);
     const subscription = new MqttSubscription(
       {
         options: this.options,
@@ -221,10 +216,7 @@ export class MqttTransport implements Transport {
     this.closed = true;
     await Promise.all([...this.subscriptions].map((s) => s.close()));
     this.subscriptions.clear();
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(() => this.client.end(true, () => resolve()), this.options.publishTimeoutMs);
-      this.client.end(false, () => (clearTimeout(timer), resolve()));
-    });
+    await endClient(this.client, this.options.publishTimeoutMs);
   }
 }
 

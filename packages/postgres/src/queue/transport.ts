@@ -90,21 +90,10 @@ export class PostgresQueueTransport implements Transport {
   /** Connects, migrates (unless `migrate: false`) and starts listening. Rejects with a clear error (credentials redacted) when the database does not answer. */
   static async connect(options: PostgresQueueOptions): Promise<PostgresQueueTransport> {
     assertTableName(options.tablePrefix);
-    const pool = new pg.Pool({
-      connectionString: options.url,
-      max: options.poolSize,
-      connectionTimeoutMillis: options.connectTimeoutMs,
-      query_timeout: options.queryTimeoutMs,
-      application_name: 'switchboard',
-    });
-    const claimPool = new pg.Pool({
-      connectionString: options.url,
-      max: options.poolSize,
-      connectionTimeoutMillis: options.connectTimeoutMs,
-      query_timeout: options.queryTimeoutMs,
-      application_name: 'switchboard-claims',
-      options: CLAIM_PLANNING,
-    });
+    const newPool = (extra: pg.PoolConfig) =>
+      new pg.Pool({ connectionString: options.url, max: options.poolSize, connectionTimeoutMillis: options.connectTimeoutMs, query_timeout: options.queryTimeoutMs, ...extra });
+    const pool = newPool({ application_name: 'switchboard' });
+    const claimPool = newPool({ application_name: 'switchboard-claims', options: CLAIM_PLANNING });
     const transport = new PostgresQueueTransport(options, pool, claimPool);
     pool.on('error', (error) => transport.report('postgres: an idle pool connection failed', error));
     claimPool.on('error', (error) => transport.report('postgres: an idle claim connection failed', error));
