@@ -554,7 +554,7 @@ async function benchKafka(): Promise<void> {
   const sbTransport = () => createKafkaTransport({ brokers: KAFKA_BROKERS, partitions: 3 });
   try {
     await publishRows('kafka', 'acks=all', { batch: rawPublishRound('rawpub', rawPublish), oneAtATime: rawPublishRound('rawone', rawPublishOneAtATime) }, sbTransport, ensure);
-    const platformatic = longLivedBus(() => createKafkaTransport({ brokers: KAFKA_BROKERS, partitions: 3, producer: 'platformatic' }));
+    const platformatic = longLivedBus(() => createKafkaTransport({ brokers: KAFKA_BROKERS, partitions: 3, driver: 'platformatic' }));
     rows.push({
       transport: 'kafka',
       scenario: 'publish, batches of 1000, acks=all, producer "platformatic"',

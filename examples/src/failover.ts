@@ -4,7 +4,7 @@
  * the same producer publishes 20,000 messages while a consumer group reads them, and the leader of
  * partition 0 is SIGKILLed after a third was sent; then the broker is started again.
  *
- *   pnpm failover [--messages N] [--producer kafkajs|platformatic] [--kill partition-leader|group-coordinator] [--json]
+ *   pnpm failover [--messages N] [--driver kafkajs|platformatic] [--kill partition-leader|group-coordinator] [--json]
  *
  * `--kill group-coordinator` SIGKILLs the consumer group's coordinator instead of the partition-0 leader.
  *
@@ -21,9 +21,9 @@ const argv = process.argv.slice(2);
 const messagesFlag = argv.indexOf('--messages');
 const total = messagesFlag >= 0 ? Number(argv[messagesFlag + 1]) : 20_000;
 if (!Number.isInteger(total) || total < 300 || total > 1_000_000) throw new Error('--messages: an integer from 300 to 1000000');
-const producerFlag = argv.indexOf('--producer');
-const producer = producerFlag >= 0 ? argv[producerFlag + 1] : 'kafkajs';
-if (producer !== 'kafkajs' && producer !== 'platformatic') throw new Error('--producer: kafkajs or platformatic');
+const driverFlag = argv.indexOf('--driver');
+const driver = driverFlag >= 0 ? argv[driverFlag + 1] : 'kafkajs';
+if (driver !== 'kafkajs' && driver !== 'platformatic') throw new Error('--driver: kafkajs or platformatic');
 const killFlag = argv.indexOf('--kill');
 const kill = killFlag >= 0 ? argv[killFlag + 1] : 'partition-leader';
 if (kill !== 'partition-leader' && kill !== 'group-coordinator') throw new Error('--kill: partition-leader or group-coordinator');
@@ -34,14 +34,14 @@ const cluster = async (...args: string[]) => void (await run('bash', [script, 'c
 const reports: LeaderFailoverReport[] = [];
 for (const guarantee of ['none', 'leader', 'all'] as DeliveryGuarantee[]) {
   process.stderr.write(
-    `[failover] acks for "${guarantee}", producer ${producer}: ${total} messages, killing the ${kill === 'partition-leader' ? 'partition-0 leader' : 'group coordinator'} after ${Math.round(total / 3)}...\n`,
+    `[failover] acks for "${guarantee}", driver ${driver}: ${total} messages, killing the ${kill === 'partition-leader' ? 'partition-0 leader' : 'group coordinator'} after ${Math.round(total / 3)}...\n`,
   );
   reports.push(
     await runLeaderFailover({
       brokers,
       guarantee,
       total,
-      producer,
+      driver,
       kill,
       killBroker: (node) => cluster('kill', String(node)),
       startBroker: (node) => cluster('start', String(node)),
@@ -68,7 +68,7 @@ if (argv.includes('--json')) {
   ];
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((row) => row[c]!.length)));
   console.log(
-    `${kill === 'partition-leader' ? 'Leader of partition 0' : 'The consumer group coordinator'} SIGKILLed after ${Math.round(total / 3)} of ${total} messages; 3 brokers, replication factor 3, min.insync.replicas 2; producer ${producer}.`,
+    `${kill === 'partition-leader' ? 'Leader of partition 0' : 'The consumer group coordinator'} SIGKILLed after ${Math.round(total / 3)} of ${total} messages; 3 brokers, replication factor 3, min.insync.replicas 2; producer ${driver}.`,
   );
   for (const [i, row] of rows.entries()) {
     console.log(row.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  '));

@@ -1,11 +1,11 @@
-import type { IHeaders, KafkaMessage, Message as KafkaRecord } from 'kafkajs';
+import type { ConsumedRecord, OutgoingRecord } from './client.js';
 import { asBuffer, type TransportMessage } from '@switchboard/core/transport';
 
 /** Kafka header carrying the Switchboard message id (Kafka records have none). */
 export const ID_HEADER = 'x-sb-id';
 
 /** id -> x-sb-id header; key -> record key; timestamp -> record timestamp; headers -> record headers. */
-export function toKafkaRecord(message: TransportMessage): KafkaRecord {
+export function toKafkaRecord(message: TransportMessage): OutgoingRecord {
   return {
     key: message.key ?? null,
     value: asBuffer(message.body),
@@ -14,14 +14,14 @@ export function toKafkaRecord(message: TransportMessage): KafkaRecord {
   };
 }
 
-function headerText(value: IHeaders[string]): string | undefined {
+function headerText(value: NonNullable<ConsumedRecord['headers']>[string]): string | undefined {
   if (value === undefined) return undefined;
   if (Array.isArray(value)) return value.map((v) => v.toString()).join(',');
   return value.toString();
 }
 
 /** The record as a transport message. A record without x-sb-id gets `<topic>-<partition>-<offset>`: stable, so duplicates stay recognisable. */
-export function fromKafkaRecord(topic: string, partition: number, record: KafkaMessage): TransportMessage {
+export function fromKafkaRecord(topic: string, partition: number, record: ConsumedRecord): TransportMessage {
   const headers: Record<string, string> = {};
   let id: string | undefined;
   for (const [name, value] of Object.entries(record.headers ?? {})) {

@@ -1,5 +1,5 @@
 /**
- * @switchboard/kafka — Apache Kafka transport (kafkajs).
+ * @switchboard/kafka — Apache Kafka transport (driver kafkajs, or @platformatic/kafka 2).
  *
  * Mapping: topic = Kafka topic (created with `partitions` / `replicationFactor` when first used);
  * key = record key (same key, same partition, so per-key order); headers = record headers, id in
@@ -14,8 +14,8 @@ import { KAFKA_CAPABILITIES, KafkaTransport } from './transport.js';
 export { kafkaOptionsSchema, type KafkaOptions, type KafkaOptionsInput } from './options.js';
 export { ACKS, KAFKA_CAPABILITIES, KafkaTransport } from './transport.js';
 export { ID_HEADER, fromKafkaRecord, toKafkaRecord } from './codec.js';
-export { SubscriptionAwareAssigner } from './assigner.js';
-export type { RecordSender } from './producer.js';
+export { platformaticRunsOn } from './platformatic/runtime.js';
+export type { KafkaAdmin, KafkaClient, OutgoingRecord, ConsumedRecord, PartitionEnds, PartitionState, RecordSender } from './client.js';
 
 /** Connects a Kafka transport from (partial) options. */
 export async function createKafkaTransport(options: Partial<KafkaOptions> = {}): Promise<KafkaTransport> {

@@ -32,12 +32,17 @@ export const kafkaOptionsSchema = z
     /** Replicas of created topics (a cluster: 3, with the brokers' min.insync.replicas 2, so acks=all survives one broker). */
     replicationFactor: z.number().int().min(1).max(10).default(1),
     /**
-     * The client that produces: `kafkajs` (default), or `platformatic` (@platformatic/kafka 1.x, an
-     * optional peer dependency: install it next to this package), about twice kafkajs' produce
-     * throughput on the same broker. Consumers and topic administration use kafkajs either way; keys
-     * go to the same partitions with both (Java-compatible murmur2).
+     * The Kafka client library: `kafkajs` (default), or `platformatic` (@platformatic/kafka 2, an optional
+     * peer dependency: install it next to this package; Node >= 22.22). Producing, consuming and topic
+     * administration all go through the chosen one; the other is not loaded. Keys go to the same
+     * partitions with both (Java-compatible murmur2). Members of one consumer group use one driver.
      */
-    producer: z.enum(['kafkajs', 'platformatic']).default('kafkajs'),
+    driver: z.enum(['kafkajs', 'platformatic']).default('kafkajs'),
+    /**
+     * Consumer group protocol: `classic` (join/sync, client-side assignment), or `consumer` (KIP-848:
+     * the broker assigns and rebalances incrementally; Kafka >= 4.0, driver `platformatic` only).
+     */
+    groupProtocol: z.enum(['classic', 'consumer']).default('classic'),
     /** Producer retries of a failed send. */
     retries: z.number().int().min(0).max(100).default(3),
     /** Idempotent producer (needs guarantee "all"). */
@@ -79,6 +84,9 @@ export const kafkaOptionsSchema = z
   })
   .strict()
   .superRefine((options, ctx) => {
+    if (options.groupProtocol === 'consumer' && options.driver !== 'platformatic') {
+      ctx.addIssue({ code: 'custom', path: ['groupProtocol'], message: 'the "consumer" group protocol (KIP-848) needs driver "platformatic" (kafkajs speaks only the classic protocol)' });
+    }
     if (options.heartbeatIntervalMs * 3 > options.sessionTimeoutMs) {
       ctx.addIssue({ code: 'custom', path: ['heartbeatIntervalMs'], message: `must be at most a third of sessionTimeoutMs (${options.sessionTimeoutMs})` });
     }

@@ -1,11 +1,11 @@
-import type { Admin } from 'kafkajs';
+import type { KafkaAdmin } from './client.js';
 import type { OffsetCommits, PartitionOffset } from './commits.js';
 
 /** What positioning needs: the group, the admin client, the commit bookkeeping, the consumer's commit and seek. */
 export interface PositionsContext {
   readonly groupId: string;
   readonly startFrom: 'earliest' | 'latest';
-  readonly admin: Admin;
+  readonly admin: KafkaAdmin;
   readonly commits: OffsetCommits;
   /** Log ends by topic|partition, refreshed here. */
   readonly highWatermarks: Map<string, number>;
@@ -17,7 +17,7 @@ export interface PositionsContext {
   onRecommitted(offsets: readonly PartitionOffset[]): void;
 }
 
-/** kafkajs reports "no committed offset" as -1 (or an empty value). */
+/** "No committed offset" is -1 (both drivers' admin ports report it so). */
 export function isCommitted(offset: string | undefined): boolean {
   return offset !== undefined && offset !== '' && BigInt(offset) >= 0n;
 }
@@ -34,8 +34,8 @@ export function isCommitted(offset: string | undefined): boolean {
 export async function fixPositions(context: PositionsContext, assigned: readonly { topic: string; partitions: number[] }[]): Promise<void> {
   const { groupId, admin, commits, highWatermarks } = context;
   for (const { topic, partitions } of assigned) {
-    const committed = (await admin.fetchOffsets({ groupId, topics: [topic] }))[0]?.partitions ?? [];
-    const ends = await admin.fetchTopicOffsets(topic);
+    const committed = await admin.groupOffsets(groupId, topic);
+    const ends = await admin.topicOffsets(topic);
     const ahead: { topic: string; partition: number; offset: string }[] = [];
     for (const partition of partitions) {
       const tp = `${topic}|${partition}`;
@@ -73,7 +73,7 @@ export async function fixPositions(context: PositionsContext, assigned: readonly
     await context.commitOffsets(positions);
     // kafkajs drops a commit silently while its runner restarts: read it back, so the position
     // survives this member (later members and restarts start from it, never from a later "latest").
-    const after = (await admin.fetchOffsets({ groupId, topics: [topic] }))[0]?.partitions ?? [];
+    const after = await admin.groupOffsets(groupId, topic);
     const lost = positions.filter((p) => !isCommitted(after.find((c) => c.partition === p.partition)?.offset));
     for (const position of positions) if (!lost.includes(position)) commits.confirm(`${topic}|${position.partition}`, Number(position.offset));
     if (lost.length > 0) throw new Error(`kafka: start positions of ${topic} partitions ${lost.map((p) => p.partition).join(',')} were not committed (group rebalancing?)`);

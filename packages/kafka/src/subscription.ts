@@ -1,5 +1,3 @@
-import type { Admin, Consumer, EachBatchPayload, Kafka } from 'kafkajs';
-import { PartitionAssigners } from 'kafkajs';
 import { ClosedError, type BusObserver, type ConnectionHealth, type SourceMetadata, type SubscriptionStatus } from '@switchboard/core';
 import {
   TransportDelivery,
@@ -11,7 +9,7 @@ import {
   type TransportSubscribeSpec,
   type TransportSubscription,
 } from '@switchboard/core/transport';
-import { SubscriptionAwareAssigner } from './assigner.js';
+import { offsetAfter, type ConsumedRecord, type FetchedBatch, type GroupConsumer, type KafkaClient } from './client.js';
 import { fromKafkaRecord } from './codec.js';
 import { OffsetWindow } from './offset-window.js';
 import { OffsetCommits } from './commits.js';
@@ -19,13 +17,12 @@ import { fixPositions } from './positions.js';
 import type { KafkaOptions } from './options.js';
 
 /**
- * What a subscription needs from its transport, and nothing more: the kafkajs client its consumer is
- * made from, the options, and the shared admin client (positions, high watermarks).
+ * What a subscription needs from its transport, and nothing more: the client (driver) its consumer is
+ * made from, with the shared admin port (positions, high watermarks), and the options.
  */
 export interface SubscriptionContext {
-  readonly kafka: Kafka;
+  readonly client: KafkaClient;
   readonly options: KafkaOptions;
-  adminClient(): Promise<Admin>;
 }
 
 interface HeldRetry {
@@ -36,7 +33,7 @@ interface HeldRetry {
   timer: ReturnType<typeof setTimeout> | undefined;
 }
 
-type KafkaRecordIn = Parameters<typeof fromKafkaRecord>[2];
+type KafkaRecordIn = ConsumedRecord;
 type Outcome = 'acked' | 'retry' | 'unsettled';
 
 /**
@@ -47,12 +44,6 @@ type Outcome = 'acked' | 'retry' | 'unsettled';
 interface Settlement {
   ack(delivery: KafkaDelivery): Promise<void> | void;
   retry(delivery: KafkaDelivery, delayMs: number, nextAttempt: number): void;
-}
-
-/** The next offset after `offset` (what a commit stores), without BigInt while the offset is a safe integer. */
-function offsetAfter(offset: string): string {
-  const n = Number(offset);
-  return Number.isSafeInteger(n + 1) ? String(n + 1) : (BigInt(offset) + 1n).toString();
 }
 
 /** One delivery of a record: the record's message, where it came from, and how it settles. */
@@ -98,7 +89,7 @@ interface WindowedRecord {
 }
 
 /**
- * One kafkajs consumer in the subscription's group. Contracts:
+ * One consumer (of the chosen driver) in the subscription's group. Contracts:
  * - positions: when partitions are assigned (first join, rebalance, partitions added, restart after a
  *   broker outage) they are paused until their position is fixed. A partition with a committed offset
  *   resumes there. A partition without one starts, for a group that has no committed offset on the
@@ -130,7 +121,8 @@ interface WindowedRecord {
  *   `subscription-resumed` with the gap.
  */
 export class KafkaSubscription implements TransportSubscription {
-  private readonly consumer: Consumer;
+  private readonly consumer: GroupConsumer;
+  private readonly fetchWaiters = new Set<() => void>();
   /** Retries held in this process, by topic|partition. */
   private readonly held = new Map<string, HeldRetry>();
   private readonly inFlight = new InFlight();
@@ -163,21 +155,14 @@ export class KafkaSubscription implements TransportSubscription {
     private readonly observer: () => BusObserver,
   ) {
     const o = context.options;
-    this.consumer = context.kafka.consumer({
+    this.consumer = context.client.consumer({
       groupId: spec.group || 'default',
-      partitionAssigners: [SubscriptionAwareAssigner, PartitionAssigners.roundRobin],
-      sessionTimeout: o.sessionTimeoutMs,
-      heartbeatInterval: o.heartbeatIntervalMs,
-      rebalanceTimeout: o.rebalanceTimeoutMs,
-      maxWaitTimeInMs: o.maxWaitTimeMs,
-      metadataMaxAge: o.metadataMaxAgeMs,
-      allowAutoTopicCreation: false,
-      // Short, bounded retries: a lost broker is noticed (and reported) within seconds and the
-      // consumer restarts every second or so until the broker answers again.
-      retry: { retries: Math.max(o.retries, 5), initialRetryTime: 100, maxRetryTime: 1000 },
+      topics: spec.pattern ? compileTopicPattern(spec.topic) : spec.topic,
+      // Side by side, a batch is only queued: one batch at a time is enough.
+      partitionsConcurrently: spec.ordering !== 'partition' ? 1 : spec.concurrency,
     });
     this.commits = new OffsetCommits({
-      commitOffsets: (offsets) => this.consumer.commitOffsets(offsets),
+      commitOffsets: (offsets) => this.consumer.commit(offsets),
       intervalMs: o.commitIntervalMs,
       onCommitted: (offsets) => {
         if (this.scheduler) this.windowsCommitted(offsets);
@@ -201,33 +186,27 @@ export class KafkaSubscription implements TransportSubscription {
 
   /** Resolves once this member has joined the group and every partition assigned to it has a fixed, committed position. */
   async start(): Promise<void> {
-    const consumer = this.consumer;
-    await consumer.connect();
-    // Positions are fixed by this class (see the class comment); kafkajs' own fallback for a partition
-    // without a committed offset is "earliest", which never skips anything.
-    await consumer.subscribe({ topics: [this.spec.pattern ? compileTopicPattern(this.spec.topic) : this.spec.topic], fromBeginning: true });
-    consumer.on(consumer.events.GROUP_JOIN, (event) => this.onGroupJoin(event.payload.memberAssignment));
-    // A rebalance is starting: commit what was acknowledged while this generation may still commit,
-    // so the next owner of a partition does not handle it again.
-    consumer.on(consumer.events.REBALANCING, () => void this.commits.flush());
-    consumer.on(consumer.events.FETCH, () => {
-      this.lastFetchAt = Date.now();
+    await this.consumer.start({
+      onJoin: (assignment) => this.onGroupJoin(assignment),
+      // A rebalance is starting: commit what was acknowledged while this generation may still commit,
+      // so the next owner of a partition does not handle it again.
+      onRebalancing: () => void this.commits.flush(),
+      onFetch: () => {
+        this.lastFetchAt = Date.now();
+        for (const waiter of this.fetchWaiters) waiter();
+      },
+      onBatch: (batch) => this.onBatch(batch),
+      onCrash: (error, restarting) => {
+        if (this.interruptedSince === undefined && !this.stopping) {
+          this.interruptedSince = this.lastFetchAt;
+          this.observer().onEvent({ type: 'subscription-interrupted', topic: this.spec.topic, transport: 'kafka', since: this.lastFetchAt, error });
+        }
+        if (!restarting && !this.stopping) {
+          this.observer().onEvent({ type: 'internal-error', topic: this.spec.topic, context: 'kafka consumer crashed on an error its client does not retry; running it again', error });
+          this.runAgainLater();
+        }
+      },
     });
-    consumer.on(consumer.events.START_BATCH_PROCESS, ({ payload }) => {
-      this.highWatermarks.set(`${payload.topic}|${payload.partition}`, Number(payload.highWatermark));
-    });
-    consumer.on(consumer.events.CRASH, (event) => {
-      const { error, restart } = event.payload;
-      if (this.interruptedSince === undefined && !this.stopping) {
-        this.interruptedSince = this.lastFetchAt;
-        this.observer().onEvent({ type: 'subscription-interrupted', topic: this.spec.topic, transport: 'kafka', since: this.lastFetchAt, error });
-      }
-      if (!restart && !this.stopping) {
-        this.observer().onEvent({ type: 'internal-error', topic: this.spec.topic, context: 'kafka consumer crashed on an error kafkajs does not retry; running it again', error });
-        this.runAgainLater();
-      }
-    });
-    await this.run();
     await withDeadline(
       this.firstPositioned.promise,
       Date.now() + this.context.options.rebalanceTimeoutMs + 10_000,
@@ -237,31 +216,21 @@ export class KafkaSubscription implements TransportSubscription {
   }
 
   /**
-   * Resolves at kafkajs' next fetch (at most 2 × maxWaitTimeMs + 1 s): while every partition was paused
-   * for positioning, its fetcher sleeps `maxWaitTimeMs` between rounds, so the first messages published
-   * after subscribe() waited up to that long (the low-rate end-to-end p99 of ~215 ms against a p50 of
-   * ~2 ms). After this, the fetcher is in a long poll that the broker answers as soon as a record comes.
+   * Resolves at the consumer's next fetch (at most 2 × maxWaitTimeMs + 1 s): while every partition was
+   * paused for positioning, kafkajs' fetcher sleeps `maxWaitTimeMs` between rounds, so the first messages
+   * published after subscribe() waited up to that long (the low-rate end-to-end p99 of ~215 ms against
+   * a p50 of ~2 ms). After this, the fetcher is in a long poll that the broker answers as soon as a
+   * record comes.
    */
   private nextFetch(): Promise<void> {
-    const { FETCH } = this.consumer.events;
     return new Promise<void>((resolve) => {
       const done = () => {
         clearTimeout(timer);
-        stop();
+        this.fetchWaiters.delete(done);
         resolve();
       };
-      const stop = this.consumer.on(FETCH, done);
+      this.fetchWaiters.add(done);
       const timer = setTimeout(done, this.context.options.maxWaitTimeMs * 2 + 1000);
-    });
-  }
-
-  private run(): Promise<void> {
-    return this.consumer.run({
-      autoCommit: false,
-      eachBatchAutoResolve: false,
-      // Side by side, a batch is only queued: one kafkajs worker is enough.
-      partitionsConsumedConcurrently: this.scheduler ? 1 : this.spec.concurrency,
-      eachBatch: (payload) => this.onBatch(payload),
     });
   }
 
@@ -272,8 +241,9 @@ export class KafkaSubscription implements TransportSubscription {
    * a record held for a retry (the partition is paused and sought back to it), at a full window
    * (paused; fetched again from there on resume), or when the batch went stale (a seek, a rebalance).
    */
-  private async onBatch({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload): Promise<void> {
-    const { topic, partition } = batch;
+  private async onBatch(batch: FetchedBatch): Promise<void> {
+    const { topic, partition, resolveOffset, heartbeat, isRunning, isStale } = batch;
+    this.highWatermarks.set(`${topic}|${partition}`, Number(batch.highWatermark));
     const tp = `${topic}|${partition}`;
     let last: string | undefined;
     for (let index = 0; index < batch.messages.length; index++) {
@@ -317,10 +287,7 @@ export class KafkaSubscription implements TransportSubscription {
   private runAgainLater(): void {
     setTimeout(() => {
       if (this.stopping) return;
-      void (async () => {
-        await this.consumer.connect();
-        await this.run();
-      })().catch((error: unknown) => {
+      this.consumer.restart().catch((error: unknown) => {
         this.observer().onEvent({ type: 'internal-error', topic: this.spec.topic, context: 'kafka: running the consumer again after a crash (trying again)', error });
         this.runAgainLater();
       });
@@ -331,7 +298,7 @@ export class KafkaSubscription implements TransportSubscription {
    * A (re)join: drop held retries of revoked partitions, pause every assigned partition at once (this
    * runs before kafkajs' next fetch), fix positions, then resume.
    */
-  private onGroupJoin(assignment: Record<string, number[]>): void {
+  private onGroupJoin(assignment: Readonly<Record<string, number[]>>): void {
     const generation = ++this.generation;
     this.owned = new Set(Object.entries(assignment).flatMap(([topic, partitions]) => partitions.map((p) => `${topic}|${p}`)));
     for (const [tp, held] of this.held) {
@@ -392,10 +359,10 @@ export class KafkaSubscription implements TransportSubscription {
       {
         groupId: this.spec.group || 'default',
         startFrom: this.spec.startFrom,
-        admin: await this.context.adminClient(),
+        admin: this.context.client.admin,
         commits: this.commits,
         highWatermarks: this.highWatermarks,
-        commitOffsets: (offsets) => this.consumer.commitOffsets(offsets),
+        commitOffsets: (offsets) => this.consumer.commit(offsets),
         seek: (position) => this.consumer.seek(position),
         isCurrent: () => generation === this.generation && !this.stopping,
         onRecommitted: (offsets) => {
@@ -612,9 +579,8 @@ export class KafkaSubscription implements TransportSubscription {
     this.highWatermarksAskedAt = Date.now();
     const topics = new Set([...this.owned].map((tp) => tp.slice(0, tp.lastIndexOf('|'))));
     void (async () => {
-      const admin = await this.context.adminClient();
       for (const topic of topics) {
-        for (const { partition, high } of await admin.fetchTopicOffsets(topic)) this.highWatermarks.set(`${topic}|${partition}`, Number(high));
+        for (const { partition, high } of await this.context.client.admin.topicOffsets(topic)) this.highWatermarks.set(`${topic}|${partition}`, Number(high));
       }
     })().catch(() => undefined); // unreachable broker: the subscription reports interrupted; the lag stays as last seen
   }

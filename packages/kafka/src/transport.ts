@@ -1,4 +1,3 @@
-import { Kafka, logLevel, type Admin } from 'kafkajs';
 import { ClosedError, PublishError, MessageTooLargeError, type BusObserver, type Capabilities, type ConnectionHealth, type DeliveryGuarantee, type Transport } from '@switchboard/core';
 import {
   ConnectionState,
@@ -15,14 +14,21 @@ import {
 import { toKafkaRecord } from './codec.js';
 import { KafkaSubscription } from './subscription.js';
 import { KafkaTopics } from './topics.js';
-import { isPlatformaticNetworkError, kafkajsSender, platformaticSender, type RecordSender } from './producer.js';
+import { isKafkaTooLarge, isPlatformaticNetworkError } from './errors.js';
+import type { KafkaAdmin, KafkaClient, RecordSender } from './client.js';
 import type { KafkaOptions } from './options.js';
+
+/** The chosen driver's client; only its module is loaded. */
+async function clientFor(options: KafkaOptions): Promise<KafkaClient> {
+  if (options.driver === 'platformatic') return (await import('./platformatic/client.js')).platformaticClient(options);
+  return (await import('./kafkajs/client.js')).kafkajsClient(options);
+}
 
 /**
  * Kafka: a persistent, partitioned log read by consumer groups. Per-key order (same key, same
  * partition), replay from the past (`startFrom: earliest`), redelivery after a delay by pausing only
  * the affected partition. Uncommitted messages come back after a restart, so duplicates happen.
- * Pattern subscriptions match the topics existing when the subscription starts (kafkajs).
+ * Pattern subscriptions match the topics existing when the subscription starts (both drivers).
  */
 export const KAFKA_CAPABILITIES: Capabilities = Object.freeze<Capabilities>({
   persistent: true,
@@ -59,13 +65,16 @@ export class KafkaTransport implements Transport {
 
   private constructor(
     readonly options: KafkaOptions,
-    /** The kafkajs client: consumers and the admin client, and the producer unless `producer` is "platformatic". */
-    readonly kafka: Kafka,
-    /** The producer seam (exposed for instrumentation and tests). */
-    readonly sender: RecordSender,
+    /** The driver's client: producer, admin port and consumers. */
+    readonly client: KafkaClient,
   ) {
     this.producerState = new ConnectionState('producer', options.brokers.join(','));
-    this.topics = new KafkaTopics(kafka, options);
+    this.topics = new KafkaTopics(client.admin, options);
+  }
+
+  /** The producer seam (exposed for instrumentation and tests). */
+  get sender(): RecordSender {
+    return this.client.sender;
   }
 
   /** The producer, and one consumer per subscription (down while it restarts after losing its broker). */
@@ -75,26 +84,17 @@ export class KafkaTransport implements Transport {
 
   /** Connects the producer. Rejects with a clear error if no broker answers within the connect timeout. */
   static async connect(options: KafkaOptions): Promise<KafkaTransport> {
-    const kafka = new Kafka({
-      clientId: options.clientId,
-      brokers: options.brokers,
-      ssl: options.ssl,
-      ...(options.sasl ? { sasl: options.sasl as never } : {}),
-      connectionTimeout: options.connectTimeoutMs,
-      requestTimeout: options.requestTimeoutMs,
-      retry: { retries: options.retries, initialRetryTime: 100, maxRetryTime: 2000 },
-      logLevel: logLevel.NOTHING,
-    });
-    const sender = options.producer === 'platformatic' ? await platformaticSender(options) : kafkajsSender(kafka, options);
+    const client = await clientFor(options);
     try {
-      await withDeadline(sender.connect(), Date.now() + options.connectTimeoutMs + 1000, () => new Error('no broker answered'));
+      await withDeadline(client.sender.connect(), Date.now() + options.connectTimeoutMs + 1000, () => new Error('no broker answered'));
     } catch (error) {
-      await sender.close().catch(() => undefined);
+      await client.sender.close().catch(() => undefined);
+      await client.close().catch(() => undefined);
       throw new ConnectError(`cannot connect to Kafka at ${options.brokers.join(',')} (connect timeout ${options.connectTimeoutMs} ms): ${(error as Error).message}`, options.brokers.join(','), {
         cause: error,
       });
     }
-    return new KafkaTransport(options, kafka, sender);
+    return new KafkaTransport(options, client);
   }
 
   observe(observer: BusObserver): () => void {
@@ -112,11 +112,8 @@ export class KafkaTransport implements Transport {
       new AckTimeoutError(`Kafka did not acknowledge ${messages.length} message(s) to "${topic}" (acks=${ACKS[options.guarantee]}) within ${this.options.publishTimeoutMs} ms`, topic);
     await withDeadline(this.ensureTopic(topic), deadline, timeoutError);
     const records = messages.map(toKafkaRecord);
-    const acks = ACKS[options.guarantee];
-    const partitions = await withDeadline(this.topics.partitionsToSplit(topic), deadline, timeoutError);
-    const sends = partitions === undefined ? [records] : this.topics.byPartition(topic, records, partitions);
     try {
-      await withDeadline(Promise.all(sends.map((batch) => this.sender.send(topic, batch, acks, this.options.requestTimeoutMs))), deadline, timeoutError);
+      await withDeadline(this.client.sender.send(topic, records, ACKS[options.guarantee], this.options.requestTimeoutMs), deadline, timeoutError);
     } catch (error) {
       if (isBrokerUnreachable(error)) this.producerState.down();
       if (isKafkaTooLarge(error))
@@ -144,9 +141,9 @@ export class KafkaTransport implements Transport {
     return this.topics.knownTopics();
   }
 
-  /** The transport's admin client (shared, connected on first use). */
-  adminClient(): Promise<Admin> {
-    return this.topics.adminClient();
+  /** The driver's admin port (topics, offsets, partition leaders; shared, connected on first use). */
+  get admin(): KafkaAdmin {
+    return this.client.admin;
   }
 
   async subscribe(spec: TransportSubscribeSpec, listener: DeliveryListener): Promise<TransportSubscription> {
@@ -163,8 +160,8 @@ export class KafkaTransport implements Transport {
     if (this.closed) return;
     this.closed = true;
     await Promise.all([...this.subscriptions].map((s) => s.close()));
-    await this.sender.close().catch(() => undefined);
-    await this.topics.close();
+    await this.client.sender.close().catch(() => undefined);
+    await this.client.close();
   }
 }
 
@@ -178,15 +175,4 @@ function isBrokerUnreachable(error: unknown): boolean {
     if (e.name && /KafkaJS(Connection|ConnectionClosed|RequestTimeout|BrokerNotFound|NumberOfRetriesExceeded|LockTimeout)Error/.test(e.name)) return true;
   }
   return isPlatformaticNetworkError(error);
-}
-
-const TOO_LARGE_CODES: ReadonlySet<unknown> = new Set(['MESSAGE_TOO_LARGE', 'RECORD_LIST_TOO_LARGE']);
-
-/** The broker refused a record (batch) for its size, with either driver: kafkajs' `type`, @platformatic/kafka's `apiId`, among causes and aggregated errors. */
-export function isKafkaTooLarge(error: unknown, depth = 0): boolean {
-  if (depth > 5 || typeof error !== 'object' || error === null) return false;
-  const e = error as { type?: unknown; apiId?: unknown; cause?: unknown; errors?: unknown };
-  if (TOO_LARGE_CODES.has(e.type) || TOO_LARGE_CODES.has(e.apiId)) return true;
-  if (Array.isArray(e.errors) && e.errors.some((inner) => isKafkaTooLarge(inner, depth + 1))) return true;
-  return isKafkaTooLarge(e.cause, depth + 1);
 }

@@ -3,7 +3,7 @@ import type { Producer } from 'kafkajs';
 import { afterAll } from 'vitest';
 import type { RawMessage } from '@switchboard/core/testing';
 import { KAFKA_CAPABILITIES, type KafkaTransport } from '@switchboard/kafka';
-import { testTransport } from './helpers.js';
+import { rawKafka, testTransport } from './helpers.js';
 
 let admin: KafkaTransport | undefined;
 let rawProducer: Promise<Producer> | undefined;
@@ -15,8 +15,7 @@ afterAll(async () => {
 /** A producer that does not use Switchboard: kafkajs with the headers exactly as given (the id in x-sb-id, as our codec reads it). */
 async function publishRaw(_transport: unknown, topic: string, message: RawMessage): Promise<void> {
   rawProducer ??= (async () => {
-    admin ??= await testTransport();
-    const producer = admin.kafka.producer();
+    const producer = rawKafka().producer();
     await producer.connect();
     return producer;
   })();

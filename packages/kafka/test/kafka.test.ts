@@ -78,9 +78,13 @@ describe('kafka publishing', () => {
     await expect(attempt).rejects.toThrowError(/publish\.guarantee: an idempotent Kafka producer needs "all"/);
     await expect(createSwitchboardContainer({ env: {}, object: { transport: { kind: 'kafka', brokers: 'localhost' } } })).rejects.toThrowError(/transport\.brokers\.0: must be host:port/);
     // The direct factory names the field too (a ConfigError, not a raw schema error).
-    const direct = await createKafkaTransport({ brokers: KAFKA_BROKERS.split(','), producer: 'rdkafka' } as never).catch((error: unknown) => error);
+    const direct = await createKafkaTransport({ brokers: KAFKA_BROKERS.split(','), driver: 'rdkafka' } as never).catch((error: unknown) => error);
     expect(direct).toBeInstanceOf(ConfigError);
-    expect((direct as Error).message).toMatch(/producer: Invalid option: expected one of "kafkajs"\|"platformatic"/);
+    expect((direct as Error).message).toMatch(/driver: Invalid option: expected one of "kafkajs"\|"platformatic"/);
+    // KIP-848 needs the platformatic driver: refused at startup, naming the field.
+    const kip848 = await createKafkaTransport({ brokers: KAFKA_BROKERS.split(','), driver: 'kafkajs', groupProtocol: 'consumer' }).catch((error: unknown) => error);
+    expect(kip848).toBeInstanceOf(ConfigError);
+    expect((kip848 as Error).message).toMatch(/groupProtocol: the "consumer" group protocol \(KIP-848\) needs driver "platformatic"/);
   });
 });
 

@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { Kafka, logLevel } from 'kafkajs';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { CountingObserver, createBus, type Bus, type Message, type Ordering } from '@switchboard/core';
-import { Recorder, eventually, uniqueName, waitUntil } from '@switchboard/core/testing';
+import { Recorder, eventually, gate, uniqueName, waitUntil } from '@switchboard/core/testing';
 import type { KafkaOptionsInput, KafkaTransport } from '@switchboard/kafka';
 import { KAFKA_BROKERS, handledLines, testTransport } from './helpers.js';
 
@@ -159,7 +159,7 @@ describe('kafka ordering "key": many handlers per partition, per-key order, comm
     expect(finishedAt.get(KEYS[0]!)!).toBeGreaterThan(4000);
     expect(check.violations).toEqual([]);
     // Once the poison is dead-lettered, commits reach the end of every partition.
-    const ends = new Map((await bus.kafka.adminClient().then((a) => a.fetchTopicOffsets(topic))).map((p) => [p.partition, Number(p.high)]));
+    const ends = new Map((await bus.kafka.admin.topicOffsets(topic)).map((p) => [p.partition, Number(p.high)]));
     const final = await eventually(
       async () => {
         const now = await committed(group, topic);
@@ -217,7 +217,12 @@ describe('kafka ordering "key": many handlers per partition, per-key order, comm
     const batch = keyedBatch(60); // 3000
     const check = new OrderCheck();
     const byMember = { first: 0, second: 0 };
+    // Past 500, the first member waits for the second to be subscribed: the records it fetched and has
+    // not handled are then handed over at the rebalance (without the wait, a fast fetcher could handle
+    // everything in the second or so a rebalance takes, and there would be no hand-over to check).
+    const secondSubscribed = gate();
     const handler = (member: 'first' | 'second') => async (m: Message<{ key: string; seq: number }>) => {
+      if (member === 'first' && check.handledCount >= 500) await secondSubscribed.promise;
       check.start(m.value.key, m.value.seq);
       await sleep(5);
       check.finish(m.value.key, m.value.seq);
@@ -227,6 +232,7 @@ describe('kafka ordering "key": many handlers per partition, per-key order, comm
     const publishing = publishAll(first, topic, batch);
     await waitUntil(() => check.handledCount >= 500, 60_000, '500 handled by the first member');
     await second.subscriber.subscribe(topic, handler('second'), { group, startFrom: 'earliest', concurrency: 16, ordering: 'key' });
+    secondSubscribed.open();
     await publishing;
     await waitUntil(() => check.handled.size === batch.length, 90_000, 'every message handled');
     console.log(

@@ -3,7 +3,7 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { CountingObserver, createBus, shutdownBus, type Bus, type Message, type SubscribeOptions } from '@switchboard/core';
 import { Recorder, gate, uniqueName, waitUntil } from '@switchboard/core/testing';
 import type { KafkaTransport } from '@switchboard/kafka';
-import { KAFKA_BROKERS, testTransport } from './helpers.js';
+import { KAFKA_BROKERS, rawKafka, testTransport } from './helpers.js';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -234,7 +234,7 @@ describe('kafka positions', () => {
     await adminConnected;
     await admin.createPartitions({ topicPartitions: [{ topic, count: 6 }] });
     // Publish to the new partitions right away: kafkajs sees them on its next metadata refresh and rejoins.
-    const producer = bus.transport.kafka.producer();
+    const producer = rawKafka().producer();
     await producer.connect();
     await producer.send({ topic, messages: [4, 5, 4, 5].map((partition, i) => ({ partition, value: JSON.stringify(i), headers: { 'x-sb-id': `added-${i}` } })) });
     await producer.disconnect();

@@ -16,8 +16,8 @@ export interface LeaderFailoverOptions {
   readonly replicationFactor?: number;
   /** Bound on each wait, ms (default 60000). */
   readonly waitMs?: number;
-  /** The publishing transport's producer driver (default `kafkajs`); the consumer is kafkajs either way. */
-  readonly producer?: 'kafkajs' | 'platformatic';
+  /** The Kafka driver of the producing and the consuming transport (default `kafkajs`). */
+  readonly driver?: 'kafkajs' | 'platformatic';
   /**
    * Which broker is SIGKILLed: the leader of partition 0 (default), or the consumer group's
    * coordinator (the leader of the group's `__consumer_offsets` partition), whose loss makes the
@@ -28,7 +28,7 @@ export interface LeaderFailoverOptions {
 
 export interface LeaderFailoverReport {
   readonly guarantee: DeliveryGuarantee;
-  readonly producer: 'kafkajs' | 'platformatic';
+  readonly driver: 'kafkajs' | 'platformatic';
   readonly acks: 0 | 1 | -1;
   /** Node id of the broker SIGKILLed after a third of the messages were sent, and what it was. */
   readonly killedNode: number;
@@ -82,18 +82,18 @@ export async function runLeaderFailover(options: LeaderFailoverOptions): Promise
     sessionTimeoutMs: 10_000,
     heartbeatIntervalMs: 1000,
   };
-  const producer = options.producer ?? 'kafkajs';
-  const producerTransport = await createKafkaTransport({ ...transportOptions, producer });
+  const driver = options.driver ?? 'kafkajs';
+  const producerTransport = await createKafkaTransport({ ...transportOptions, driver });
   const consumerCounts = new CountingObserver();
-  const consumerBus = createBus({ transport: await createKafkaTransport(transportOptions), observer: consumerCounts });
+  const consumerBus = createBus({ transport: await createKafkaTransport({ ...transportOptions, driver }), observer: consumerCounts });
   const bus = createBus({ transport: producerTransport, publisher: { guarantee: options.guarantee } });
-  const topic = `sb-failover.${options.guarantee}.${producer}.${Date.now().toString(36)}`;
+  const topic = `sb-failover.${options.guarantee}.${driver}.${Date.now().toString(36)}`;
   const kill = options.kill ?? 'partition-leader';
   const group = `failover-${options.guarantee}-${kill}-${Date.now().toString(36)}`;
   let killedNode = -1;
   try {
     await producerTransport.ensureTopic(topic);
-    const admin = await producerTransport.adminClient();
+    const admin = producerTransport.admin;
     const received = new Map<string, number>();
     await consumerBus.subscriber.subscribe(
       topic,
@@ -108,13 +108,11 @@ export async function runLeaderFailover(options: LeaderFailoverOptions): Promise
       async () => {
         try {
           if (kill === 'partition-leader') {
-            const metadata = await admin.fetchTopicMetadata({ topics: [topic] });
-            killedNode = metadata.topics[0]?.partitions.find((p) => p.partitionId === 0)?.leader ?? -1;
+            killedNode = (await admin.describePartitions([topic])).find((p) => p.partition === 0)?.leader ?? -1;
           } else {
-            const metadata = await admin.fetchTopicMetadata({ topics: ['__consumer_offsets'] });
-            const partitions = metadata.topics[0]?.partitions ?? [];
+            const partitions = await admin.describePartitions(['__consumer_offsets']);
             const partition = coordinatorPartition(group, partitions.length);
-            killedNode = partitions.find((p) => p.partitionId === partition)?.leader ?? -1;
+            killedNode = partitions.find((p) => p.partition === partition)?.leader ?? -1;
           }
         } catch {
           killedNode = -1; // metadata not propagated to this broker yet (__consumer_offsets: before the first group)
@@ -175,7 +173,7 @@ export async function runLeaderFailover(options: LeaderFailoverOptions): Promise
     const deliveries = [...received.values()].reduce((sum, n) => sum + n, 0);
     return {
       guarantee: options.guarantee,
-      producer,
+      driver,
       acks: ACKS[options.guarantee],
       killedNode,
       killed: kill,
@@ -206,7 +204,7 @@ async function deleteTopic(brokers: readonly string[], topic: string): Promise<v
   const transport = await createKafkaTransport({ brokers: [...brokers], connectTimeoutMs: 3000, createTopics: false }).catch(() => undefined);
   if (!transport) return;
   try {
-    await (await transport.adminClient()).deleteTopics({ topics: [topic], timeout: 10_000 });
+    await transport.admin.deleteTopics([topic]);
   } catch {
     // best effort
   } finally {
@@ -218,12 +216,10 @@ async function deleteTopic(brokers: readonly string[], topic: string): Promise<v
 async function waitForFullIsr(brokers: readonly string[], waitMs: number): Promise<void> {
   const transport = await createKafkaTransport({ brokers: [...brokers], connectTimeoutMs: 3000, createTopics: false });
   try {
-    const admin = await transport.adminClient();
     await until(
       async () => {
         try {
-          const { topics } = await admin.fetchTopicMetadata();
-          return topics.every((t) => t.partitions.every((p) => p.isr.length === p.replicas.length));
+          return (await transport.admin.describePartitions()).every((p) => p.isr.length === p.replicas.length);
         } catch {
           return false;
         }

@@ -1,0 +1,30 @@
+/** Errors of both drivers recognised by their codes and names (a driver's module may not be loaded). */
+
+/** A network failure or timeout of @platformatic/kafka, alone or among the errors of its retries (by code: the module may not be loaded). */
+export function isPlatformaticNetworkError(error: unknown): boolean {
+  for (let e = error as { cause?: unknown; code?: unknown; errors?: unknown } | undefined, depth = 0; e && depth < 5; e = e.cause as typeof e, depth++) {
+    if (e.code === 'PLT_KFK_NETWORK' || e.code === 'PLT_KFK_TIMEOUT') return true;
+    if (e.code === 'PLT_KFK_MULTIPLE' && Array.isArray(e.errors) && e.errors.some(isPlatformaticNetworkError)) return true;
+  }
+  return false;
+}
+
+const TOO_LARGE_CODES: ReadonlySet<unknown> = new Set(['MESSAGE_TOO_LARGE', 'RECORD_LIST_TOO_LARGE']);
+
+/** The broker refused a record (batch) for its size, with either driver: kafkajs' `type`, @platformatic/kafka's `apiId`, among causes and aggregated errors. */
+export function isKafkaTooLarge(error: unknown, depth = 0): boolean {
+  if (depth > 5 || typeof error !== 'object' || error === null) return false;
+  const e = error as { type?: unknown; apiId?: unknown; cause?: unknown; errors?: unknown };
+  if (TOO_LARGE_CODES.has(e.type) || TOO_LARGE_CODES.has(e.apiId)) return true;
+  if (Array.isArray(e.errors) && e.errors.some((inner) => isKafkaTooLarge(inner, depth + 1))) return true;
+  return isKafkaTooLarge(e.cause, depth + 1);
+}
+
+/** A protocol error code (`apiId`, e.g. TOPIC_ALREADY_EXISTS) anywhere in a @platformatic/kafka error, its causes and aggregated errors. */
+export function hasPlatformaticCode(error: unknown, apiId: string, depth = 0): boolean {
+  if (depth > 5 || typeof error !== 'object' || error === null) return false;
+  const e = error as { apiId?: unknown; cause?: unknown; errors?: unknown };
+  if (e.apiId === apiId) return true;
+  if (Array.isArray(e.errors) && e.errors.some((inner) => hasPlatformaticCode(inner, apiId, depth + 1))) return true;
+  return hasPlatformaticCode(e.cause, apiId, depth + 1);
+}

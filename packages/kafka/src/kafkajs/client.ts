@@ -1,0 +1,234 @@
+import { Kafka, logLevel, PartitionAssigners, Partitioners, type Admin, type Consumer, type Message as KafkaRecordOut } from 'kafkajs';
+import type { ConsumerHandlers, GroupConsumer, GroupConsumerSpec, KafkaAdmin, KafkaClient, OutgoingRecord, PartitionState, RecordSender, TopicPartitions } from '../client.js';
+import type { PartitionOffset } from '../commits.js';
+import type { KafkaOptions } from '../options.js';
+import { RETRY_INITIAL_MS, RETRY_MAX_MS } from '../retry.js';
+import { SubscriptionAwareAssigner } from './assigner.js';
+import { waitForLeadersOf } from '../topics.js';
+
+/** The kafkajs driver (the default): producer, admin and consumers all through kafkajs 2.2.4. */
+export function kafkajsClient(options: KafkaOptions): KafkaClient {
+  const kafka = new Kafka({
+    clientId: options.clientId,
+    brokers: options.brokers,
+    ssl: options.ssl,
+    ...(options.sasl ? { sasl: options.sasl as never } : {}),
+    connectionTimeout: options.connectTimeoutMs,
+    requestTimeout: options.requestTimeoutMs,
+    retry: { retries: options.retries, initialRetryTime: 100, maxRetryTime: 2000 },
+    logLevel: logLevel.NOTHING,
+  });
+  const admin = new KafkajsAdmin(kafka, options);
+  return {
+    driver: 'kafkajs',
+    sender: kafkajsSender(kafka, admin, options),
+    admin,
+    consumer: (spec) => new KafkajsGroupConsumer(kafka, options, spec),
+    close: () => admin.close(),
+  };
+}
+
+/**
+ * kafkajs' producer. On a cluster, one send per partition: kafkajs (2.2.4, issue #1303) loses messages
+ * when a send spans several leaders and one of them fails: its retry skips every broker that already
+ * answered, so the failed partitions' messages are dropped when their new leader is one of those, and
+ * the send still resolves. A send with one partition has one leader at a time, so its retry always
+ * reaches the new one. Keys map to partitions exactly as kafkajs' default partitioner (murmur2,
+ * Java-compatible) maps them; keyless messages go round-robin. With one broker: one send.
+ */
+function kafkajsSender(kafka: Kafka, admin: KafkajsAdmin, options: KafkaOptions): RecordSender {
+  const producer = kafka.producer({
+    idempotent: options.idempotent,
+    allowAutoTopicCreation: false,
+    retry: { retries: options.retries, initialRetryTime: RETRY_INITIAL_MS, maxRetryTime: RETRY_MAX_MS },
+  });
+  /** Partition count per topic when the cluster has several brokers (undefined: one broker), refreshed every metadataMaxAgeMs. */
+  const layouts = new Map<string, { partitions: number | undefined; at: number }>();
+  const partitioner = Partitioners.DefaultPartitioner();
+  let roundRobin = 0;
+
+  const partitionsToSplit = async (topic: string): Promise<number | undefined> => {
+    const known = layouts.get(topic);
+    if (known && Date.now() - known.at < options.metadataMaxAgeMs) return known.partitions;
+    const partitions = (await admin.brokerCount()) > 1 ? (await admin.partitionCount(topic)) || undefined : undefined;
+    layouts.set(topic, { partitions, at: Date.now() });
+    return partitions;
+  };
+  const byPartition = (topic: string, records: readonly KafkaRecordOut[], count: number): KafkaRecordOut[][] => {
+    const partitionMetadata = Array.from({ length: count }, (_, partitionId) => ({ partitionId, partitionErrorCode: 0, leader: 0, replicas: [], isr: [] }));
+    const groups = new Map<number, KafkaRecordOut[]>();
+    for (const record of records) {
+      const partition = record.key === null || record.key === undefined ? roundRobin++ % count : partitioner({ topic, partitionMetadata, message: record });
+      let group = groups.get(partition);
+      if (!group) groups.set(partition, (group = []));
+      group.push({ ...record, partition });
+    }
+    return [...groups.values()];
+  };
+  return {
+    driver: 'kafkajs',
+    connect: () => producer.connect(),
+    send: async (topic, records, acks, timeout) => {
+      const messages = records as readonly OutgoingRecord[] as KafkaRecordOut[];
+      const partitions = await partitionsToSplit(topic);
+      const sends = partitions === undefined ? [messages] : byPartition(topic, messages, partitions);
+      await Promise.all(sends.map((batch) => producer.send({ topic, messages: batch, acks, timeout })));
+    },
+    close: () => producer.disconnect(),
+  };
+}
+
+/** kafkajs' admin client behind the {@link KafkaAdmin} port (connected on first use). */
+class KafkajsAdmin implements KafkaAdmin {
+  private admin: Promise<Admin> | undefined;
+
+  constructor(
+    private readonly kafka: Kafka,
+    private readonly options: KafkaOptions,
+  ) {}
+
+  private client(): Promise<Admin> {
+    this.admin ??= (async () => {
+      const admin = this.kafka.admin({ retry: { retries: this.options.retries } });
+      await admin.connect();
+      return admin;
+    })();
+    this.admin.catch(() => (this.admin = undefined));
+    return this.admin;
+  }
+
+  async brokerCount(): Promise<number> {
+    return (await (await this.client()).describeCluster()).brokers.length;
+  }
+
+  async partitionCount(topic: string): Promise<number> {
+    return (await (await this.client()).fetchTopicMetadata({ topics: [topic] })).topics[0]?.partitions.length ?? 0;
+  }
+
+  async createTopic(topic: string, partitions: number, replicationFactor: number): Promise<void> {
+    const admin = await this.client();
+    try {
+      await admin.createTopics({ topics: [{ topic, numPartitions: partitions, replicationFactor }], waitForLeaders: true });
+    } catch (error) {
+      // On a cluster, the broker asked for leaders may not know the new topic yet (kafkajs waits only
+      // on LEADER_NOT_AVAILABLE): wait for leaders through the metadata of any broker, bounded.
+      if ((error as { type?: string }).type !== 'UNKNOWN_TOPIC_OR_PARTITION') throw error;
+      await waitForLeadersOf(this, topic, this.options.requestTimeoutMs);
+    }
+  }
+
+  async topicOffsets(topic: string) {
+    return (await (await this.client()).fetchTopicOffsets(topic)).map(({ partition, low, high }) => ({ partition, low, high }));
+  }
+
+  async groupOffsets(groupId: string, topic: string) {
+    const partitions = (await (await this.client()).fetchOffsets({ groupId, topics: [topic] }))[0]?.partitions ?? [];
+    // kafkajs reports "no committed offset" as -1 or an empty value.
+    return partitions.map(({ partition, offset }) => ({ partition, offset: offset === '' ? '-1' : offset }));
+  }
+
+  async createPartitions(topic: string, count: number): Promise<void> {
+    await (await this.client()).createPartitions({ topicPartitions: [{ topic, count }] });
+  }
+
+  async deleteTopics(topics: readonly string[]): Promise<void> {
+    await (await this.client()).deleteTopics({ topics: [...topics], timeout: 30_000 });
+  }
+
+  async listTopics(): Promise<string[]> {
+    return (await this.client()).listTopics();
+  }
+
+  async describePartitions(topics?: readonly string[]): Promise<PartitionState[]> {
+    const metadata = await (await this.client()).fetchTopicMetadata(topics ? { topics: [...topics] } : undefined);
+    return metadata.topics.flatMap((t) => t.partitions.map((p) => ({ topic: t.name, partition: p.partitionId, leader: p.leader, replicas: p.replicas, isr: p.isr })));
+  }
+
+  async close(): Promise<void> {
+    if (this.admin) await (await this.admin).disconnect().catch(() => undefined);
+  }
+}
+
+/**
+ * kafkajs' consumer behind the {@link GroupConsumer} port: its `eachBatch` runner with manual
+ * offsets, its group events, and the subscription-aware assigner (kafkajs' round-robin second, for
+ * groups that mix in plain kafkajs consumers).
+ */
+class KafkajsGroupConsumer implements GroupConsumer {
+  private readonly consumer: Consumer;
+  private handlers: ConsumerHandlers | undefined;
+
+  constructor(
+    kafka: Kafka,
+    options: KafkaOptions,
+    private readonly spec: GroupConsumerSpec,
+  ) {
+    this.consumer = kafka.consumer({
+      groupId: spec.groupId,
+      partitionAssigners: [SubscriptionAwareAssigner, PartitionAssigners.roundRobin],
+      sessionTimeout: options.sessionTimeoutMs,
+      heartbeatInterval: options.heartbeatIntervalMs,
+      rebalanceTimeout: options.rebalanceTimeoutMs,
+      maxWaitTimeInMs: options.maxWaitTimeMs,
+      metadataMaxAge: options.metadataMaxAgeMs,
+      allowAutoTopicCreation: false,
+      // Short, bounded retries: a lost broker is noticed (and reported) within seconds and the
+      // consumer restarts every second or so until the broker answers again.
+      retry: { retries: Math.max(options.retries, 5), initialRetryTime: 100, maxRetryTime: 1000 },
+    });
+  }
+
+  async start(handlers: ConsumerHandlers): Promise<void> {
+    this.handlers = handlers;
+    const consumer = this.consumer;
+    await consumer.connect();
+    // Positions are fixed by the subscription; kafkajs' own fallback for a partition without a
+    // committed offset is "earliest", which never skips anything.
+    await consumer.subscribe({ topics: [this.spec.topics], fromBeginning: true });
+    consumer.on(consumer.events.GROUP_JOIN, (event) => handlers.onJoin(event.payload.memberAssignment));
+    consumer.on(consumer.events.REBALANCING, () => handlers.onRebalancing());
+    consumer.on(consumer.events.FETCH, () => handlers.onFetch());
+    consumer.on(consumer.events.CRASH, (event) => handlers.onCrash(event.payload.error, event.payload.restart));
+    await this.run();
+  }
+
+  private run(): Promise<void> {
+    const handlers = this.handlers!;
+    return this.consumer.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      partitionsConsumedConcurrently: this.spec.partitionsConcurrently,
+      eachBatch: ({ batch, resolveOffset, heartbeat, isRunning, isStale }) =>
+        handlers.onBatch({ topic: batch.topic, partition: batch.partition, highWatermark: batch.highWatermark, messages: batch.messages, resolveOffset, heartbeat, isRunning, isStale }),
+    });
+  }
+
+  async restart(): Promise<void> {
+    await this.consumer.connect();
+    await this.run();
+  }
+
+  pause(partitions: readonly TopicPartitions[]): void {
+    this.consumer.pause(partitions.map(({ topic, partitions }) => ({ topic, partitions })));
+  }
+
+  resume(partitions: readonly TopicPartitions[]): void {
+    this.consumer.resume(partitions.map(({ topic, partitions }) => ({ topic, partitions })));
+  }
+
+  paused(): TopicPartitions[] {
+    return this.consumer.paused();
+  }
+
+  seek(position: PartitionOffset): void {
+    this.consumer.seek(position);
+  }
+
+  commit(offsets: readonly PartitionOffset[]): Promise<void> {
+    return this.consumer.commitOffsets([...offsets]);
+  }
+
+  disconnect(): Promise<void> {
+    return this.consumer.disconnect();
+  }
+}
