@@ -20,7 +20,7 @@ import { Redis } from 'ioredis';
 import { Kafka, Partitioners, logLevel } from 'kafkajs';
 import { fileURLToPath } from 'node:url';
 import { bytesCodec, createBus, createMemoryTransport, newMessageId, type Bus, type Transport } from '@switchboard/core';
-import { createKafkaTransport } from '@switchboard/kafka';
+import { createKafkaTransport, platformaticRunsOn } from '@switchboard/kafka';
 import { createRabbitTransport } from '@switchboard/rabbitmq';
 import { createRedisPubSubTransport, encodeFrame } from '@switchboard/redis-pubsub';
 import { createRedisStreamsTransport } from '@switchboard/redis-streams';
@@ -510,6 +510,67 @@ async function burstChild(): Promise<void> {
   console.log(JSON.stringify({ msgPerSec: Math.round(burst / seconds), peakMb: Math.round(peak / 1024 / 1024) }));
 }
 
+// ───────────── kafka, driver "platformatic" ─────────────
+/**
+ * Switchboard on driver "platformatic" against both raw clients in the same run: raw kafkajs (the
+ * rows' own raw functions, passed in) and raw @platformatic/kafka 2 (a plain Producer, batches of 1000
+ * or one send per message with 1000 in flight, acks=-1; a Consumer's stream from the earliest offset,
+ * autocommit). Needs Node >= 22.22; on an older Node one row says so.
+ */
+async function benchKafkaPlatformatic(
+  ensure: (topic: string) => Promise<void>,
+  kafkajs: { batch: (r: number) => Promise<Sample>; oneAtATime: (r: number) => Promise<Sample>; endToEnd: (r: number) => Promise<Sample> },
+): Promise<void> {
+  if (!platformaticRunsOn()) {
+    rows.push({ transport: 'kafka', scenario: 'driver "platformatic"', switchboard: { msgPerSec: 0 }, note: `skipped: needs Node >= 22.22, this is ${process.versions.node}` });
+    return;
+  }
+  const plt = await import('@platformatic/kafka');
+  const producer = new plt.Producer({ clientId: 'bench-raw-platformatic', bootstrapBrokers: KAFKA_BROKERS });
+  const record = (i: number) => ({ key: Buffer.from(`product-${i % 50}`), value: Buffer.from(JSON.stringify(payload(i))) });
+  const rawBatches = async (topic: string) => {
+    const started = now();
+    for (let i = 0; i < N; i += 1000) await producer.send({ acks: -1, messages: Array.from({ length: Math.min(1000, N - i) }, (_, j) => ({ topic, ...record(i + j) })) });
+    return started;
+  };
+  const rawOneAtATime = async (topic: string) => {
+    const started = now();
+    for (let i = 0; i < N; i += 1000) await Promise.all(Array.from({ length: Math.min(1000, N - i) }, (_, j) => producer.send({ acks: -1, messages: [{ topic, ...record(i + j) }] })));
+    return started;
+  };
+  const rawRound = rawPublishRounds('kafka', ensure);
+  const rawEndToEnd = async (r: number): Promise<Sample> => {
+    const t = `bench.${run}.kafka.plte2e.${r}`;
+    await ensure(t);
+    const consumer = new plt.Consumer({ clientId: 'bench-raw-platformatic', groupId: `bench-raw-${t}`, bootstrapBrokers: KAFKA_BROKERS, maxWaitTime: 250 });
+    const arrivals = new Arrivals();
+    const stream = await consumer.consume({ topics: [t], mode: 'earliest', autocommit: 100 });
+    stream.on('data', (message) => arrivals.arrive((JSON.parse(message.value.toString()) as { sentAt: number }).sentAt));
+    const started = await rawBatches(t);
+    await arrivals.wait(N);
+    await stream.close();
+    await consumer.close();
+    return arrivals.sample(started);
+  };
+  const sbTransport = () => createKafkaTransport({ brokers: KAFKA_BROKERS, partitions: 3, driver: 'platformatic' });
+  const publishing = longLivedBus(sbTransport);
+  const sbBatches = sbPublishOnly(publishing.get, (r) => `bench.${run}.kafka.pltpub.${r}`, false, ensure);
+  const sbOne = sbPublishOnly(publishing.get, (r) => `bench.${run}.kafka.pltone.${r}`, true, ensure);
+  try {
+    const driver = 'driver "platformatic"';
+    rows.push({ transport: 'kafka', scenario: `publish, batches of 1000, acks=all, ${driver}, vs raw kafkajs`, ...(await paired(kafkajs.batch, sbBatches)), target: '>= 1.0' });
+    rows.push({ transport: 'kafka', scenario: `publish, batches of 1000, acks=all, ${driver}, vs raw @platformatic/kafka`, ...(await paired(rawRound('pltrawpub', rawBatches), sbBatches)), target: '>= 0.9' });
+    rows.push({ transport: 'kafka', scenario: `one message per call, acks=all, ${driver}, vs raw kafkajs one per call`, ...(await paired(kafkajs.oneAtATime, sbOne)), target: '>= 1.0' });
+    rows.push({ transport: 'kafka', scenario: `one message per call, acks=all, ${driver}, vs raw @platformatic/kafka one per call`, ...(await paired(rawRound('pltrawone', rawOneAtATime), sbOne)), target: '>= 0.9' });
+    const sbEnd = sbEndToEnd(sbTransport, (r) => `bench.${run}.kafka.pltsbe2e.${r}`, 3, ensure);
+    rows.push({ transport: 'kafka', scenario: `end to end (3 partitions, concurrency 3), ${driver}, vs raw @platformatic/kafka consuming`, ...(await paired(rawEndToEnd, sbEnd)), target: '>= 0.9' });
+    rows.push({ transport: 'kafka', scenario: `end to end (3 partitions, concurrency 3), ${driver}, vs raw kafkajs eachMessage`, ...(await paired(kafkajs.endToEnd, sbEnd)) });
+  } finally {
+    await publishing.close();
+    await producer.close();
+  }
+}
+
 // ───────────── kafka ─────────────
 async function benchKafka(): Promise<void> {
   const kafka = new Kafka({ clientId: 'bench-raw', brokers: KAFKA_BROKERS, logLevel: logLevel.NOTHING });
@@ -554,17 +615,6 @@ async function benchKafka(): Promise<void> {
   const sbTransport = () => createKafkaTransport({ brokers: KAFKA_BROKERS, partitions: 3 });
   try {
     await publishRows('kafka', 'acks=all', { batch: rawPublishRound('rawpub', rawPublish), oneAtATime: rawPublishRound('rawone', rawPublishOneAtATime) }, sbTransport, ensure);
-    const platformatic = longLivedBus(() => createKafkaTransport({ brokers: KAFKA_BROKERS, partitions: 3, driver: 'platformatic' }));
-    rows.push({
-      transport: 'kafka',
-      scenario: 'publish, batches of 1000, acks=all, producer "platformatic"',
-      ...(await paired(
-        rawPublishRound('rawpub', rawPublish),
-        sbPublishOnly(platformatic.get, (r) => `bench.${run}.kafka.sbpk.${r}`, false, ensure),
-      )),
-      note: 'raw column: kafkajs',
-    });
-    await platformatic.close();
     rows.push({
       transport: 'kafka',
       scenario: 'raw + the envelope (id header, timestamp) vs raw, batches',
@@ -597,6 +647,7 @@ async function benchKafka(): Promise<void> {
       )),
     });
 
+    await benchKafkaPlatformatic(ensure, { batch: rawPublishRound('rawpub', rawPublish), oneAtATime: rawPublishRound('rawone', rawPublishOneAtATime), endToEnd: rawE2e });
     await lowRateRows('kafka', (topic, i) => producer.send({ topic, acks: -1, messages: [{ key: `product-${i % 50}`, value: JSON.stringify(payload(i)) }] }), sbTransport, ensure);
     rows.push({ ...(await keyParallelism(sbTransport, (o, r) => `bench.${run}.kafka.keys-${o}.${r}`, ensure)), transport: 'kafka' });
 

@@ -45,7 +45,7 @@ export const kafkaOptionsSchema = z
     groupProtocol: z.enum(['classic', 'consumer']).default('classic'),
     /** Producer retries of a failed send. */
     retries: z.number().int().min(0).max(100).default(3),
-    /** Idempotent producer (needs guarantee "all"). */
+    /** Idempotent producer (needs guarantee "all"). With driver `platformatic`, acks=all is always idempotent (see the package README). */
     idempotent: z.boolean().default(false),
     /** Connect/metadata timeout (like the Java client's max.block.ms): an unreachable broker gives a clear error fast. */
     connectTimeoutMs: z.number().int().min(100).max(120_000).default(1000),
