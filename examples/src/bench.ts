@@ -559,9 +559,19 @@ async function benchKafkaPlatformatic(
   try {
     const driver = 'driver "platformatic"';
     rows.push({ transport: 'kafka', scenario: `publish, batches of 1000, acks=all, ${driver}, vs raw kafkajs`, ...(await paired(kafkajs.batch, sbBatches)), target: '>= 1.0' });
-    rows.push({ transport: 'kafka', scenario: `publish, batches of 1000, acks=all, ${driver}, vs raw @platformatic/kafka`, ...(await paired(rawRound('pltrawpub', rawBatches), sbBatches)), target: '>= 0.9' });
+    rows.push({
+      transport: 'kafka',
+      scenario: `publish, batches of 1000, acks=all, ${driver}, vs raw @platformatic/kafka`,
+      ...(await paired(rawRound('pltrawpub', rawBatches), sbBatches)),
+      target: '>= 0.9',
+    });
     rows.push({ transport: 'kafka', scenario: `one message per call, acks=all, ${driver}, vs raw kafkajs one per call`, ...(await paired(kafkajs.oneAtATime, sbOne)), target: '>= 1.0' });
-    rows.push({ transport: 'kafka', scenario: `one message per call, acks=all, ${driver}, vs raw @platformatic/kafka one per call`, ...(await paired(rawRound('pltrawone', rawOneAtATime), sbOne)), target: '>= 0.9' });
+    rows.push({
+      transport: 'kafka',
+      scenario: `one message per call, acks=all, ${driver}, vs raw @platformatic/kafka one per call`,
+      ...(await paired(rawRound('pltrawone', rawOneAtATime), sbOne)),
+      target: '>= 0.9',
+    });
     const sbEnd = sbEndToEnd(sbTransport, (r) => `bench.${run}.kafka.pltsbe2e.${r}`, 3, ensure);
     rows.push({ transport: 'kafka', scenario: `end to end (3 partitions, concurrency 3), ${driver}, vs raw @platformatic/kafka consuming`, ...(await paired(rawEndToEnd, sbEnd)), target: '>= 0.9' });
     rows.push({ transport: 'kafka', scenario: `end to end (3 partitions, concurrency 3), ${driver}, vs raw kafkajs eachMessage`, ...(await paired(kafkajs.endToEnd, sbEnd)) });

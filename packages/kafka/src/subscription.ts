@@ -104,10 +104,10 @@ interface WindowedRecord {
  * - `retryLater` pauses only that partition; when the delay is over the held message is handed to
  *   the listener again from memory (no re-fetch, so the delay is kept to the timer's accuracy), and
  *   the partition resumes after it. Other partitions keep flowing, per-key order holds, and no
- *   eachMessage call sleeps (kafkajs keeps heartbeating, so long backoffs cause no rebalance);
+ *   batch handler sleeps (both drivers keep heartbeating, so long backoffs cause no rebalance);
  * - on a rebalance, retries held for revoked partitions are dropped uncommitted (the new owner gets
  *   the message again);
- * - records arrive a fetched batch at a time (kafkajs `eachBatch`), in offset order per partition;
+ * - records arrive a fetched batch at a time (the driver's {@link FetchedBatch}), in offset order per partition;
  * - `ordering: 'key'` / `'none'`: each batch is queued as fast as it is fetched; a scheduler runs
  *   up to `concurrency` handlers across the subscription's partitions, one at a time per key (`key`) or
  *   in any order (`none`). Each partition's records wait in an {@link OffsetWindow}: the commit is the
@@ -115,7 +115,7 @@ interface WindowedRecord {
  *   that partition stop there), and a partition whose window holds `maxUncommittedPerPartition`
  *   records is paused until commits bring it down to half. On a rebalance, records of revoked
  *   partitions are handed back uncommitted (running handlers finish, their acks commit nothing);
- *   records of partitions kept are not handled twice when kafkajs fetches them again;
+ *   records of partitions kept are not handled twice when the consumer fetches them again;
  * - a consumer crash (broker lost) is reported as `subscription-interrupted` (with the time of the
  *   last successful fetch) and, once the group is joined and positions are fixed again,
  *   `subscription-resumed` with the gap.
@@ -236,7 +236,7 @@ export class KafkaSubscription implements TransportSubscription {
 
   /**
    * One fetched batch (one partition), in offset order: each record is handled (partition order) or
-   * queued (side by side), then kafkajs' position is moved past the last one taken, once per batch
+   * queued (side by side), then the consumer's position is moved past the last one taken, once per batch
    * (kafkajs' per-message path adds a heartbeat check and an offset resolution per record). Stops at
    * a record held for a retry (the partition is paused and sought back to it), at a full window
    * (paused; fetched again from there on resume), or when the batch went stale (a seek, a rebalance).
@@ -268,7 +268,7 @@ export class KafkaSubscription implements TransportSubscription {
     await heartbeat();
   }
 
-  /** Offset up to which records of a partition were counted as handed back (kafkajs may offer a batch again while closing). */
+  /** Offset up to which records of a partition were counted as handed back (a consumer may offer a batch again while closing). */
   private readonly handedBackUpTo = new Map<string, number>();
 
   private countHandedBack(tp: string, records: readonly KafkaRecordIn[]): void {
@@ -296,7 +296,7 @@ export class KafkaSubscription implements TransportSubscription {
 
   /**
    * A (re)join: drop held retries of revoked partitions, pause every assigned partition at once (this
-   * runs before kafkajs' next fetch), fix positions, then resume.
+   * runs before the consumer's next fetch), fix positions, then resume.
    */
   private onGroupJoin(assignment: Readonly<Record<string, number[]>>): void {
     const generation = ++this.generation;
@@ -326,7 +326,7 @@ export class KafkaSubscription implements TransportSubscription {
     void this.fixPositions(generation, assigned).then(
       () => {
         if (generation !== this.generation || this.stopping) return;
-        // Resume what we do not hold a retry for (pauses survive rebalances in kafkajs: lift stale ones too).
+        // Resume what we do not hold a retry for (pauses survive rebalances: lift stale ones too).
         const resumed = this.onConsumer('resuming partitions after a join', () => {
           const resumable = this.consumer
             .paused()
@@ -470,13 +470,13 @@ export class KafkaSubscription implements TransportSubscription {
   }
 
   /**
-   * Pauses the partition at the record (kafkajs stops its batch there and will fetch from the record
+   * Pauses the partition at the record (the consumer stops its batch there and will fetch from the record
    * again if the hold is lost) and hands the record to the listener again as `attempt` after `delayMs`.
    */
   private hold(topic: string, partition: number, record: KafkaRecordIn, attempt: number, delayMs: number): void {
     const tp = `${topic}|${partition}`;
     if (!this.owned.has(tp)) return; // revoked meanwhile: the new owner reads it from the committed offset
-    // During a kafkajs restart this fails; the restart's join pauses every held partition again.
+    // While the consumer restarts (kafkajs) this fails; the restart's join pauses every held partition again.
     this.onConsumer('pausing a partition for a retry', () => {
       this.consumer.pause([{ topic, partitions: [partition] }]);
       this.consumer.seek({ topic, partition, offset: record.offset });
@@ -515,7 +515,7 @@ export class KafkaSubscription implements TransportSubscription {
   }
 
   /**
-   * Runs a pause / seek / resume on the kafkajs consumer, which throws while it restarts after a crash
+   * Runs a pause / seek / resume on the consumer; kafkajs' throws while it restarts after a crash
    * (no consumer group then). Returns false, reported, when it did.
    */
   private onConsumer(what: string, action: () => void): boolean {
@@ -547,7 +547,7 @@ export class KafkaSubscription implements TransportSubscription {
     this.endedCallbacks.push(callback);
   }
 
-  /** Held retries and queued records handed back uncommitted at close (kafkajs' own prefetched records are not counted). */
+  /** Held retries and queued records handed back uncommitted at close (the client's own prefetched records are not counted). */
   handedBack(): number {
     return this.handedBackCount;
   }
@@ -585,7 +585,7 @@ export class KafkaSubscription implements TransportSubscription {
     })().catch(() => undefined); // unreachable broker: the subscription reports interrupted; the lag stays as last seen
   }
 
-  /** This subscription's consumer as a connection: down while kafkajs restarts it after losing its broker. */
+  /** This subscription's consumer as a connection: down from a crash (a lost broker) until it fetches again. */
   connection(): ConnectionHealth {
     const name = `consumer ${this.spec.topic} (group ${this.spec.group || 'default'})`;
     const endpoint = this.context.options.brokers.join(',');
