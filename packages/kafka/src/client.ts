@@ -87,7 +87,9 @@ export interface KafkaAdmin {
   deleteTopics(topics: readonly string[]): Promise<void>;
   /** Names of every topic in the cluster (internal ones included). */
   listTopics(): Promise<string[]>;
-  /** Leader and replicas of every partition of `topics` (all topics, internal ones included, when omitted). */
+  /** The broker id of `groupId`'s coordinator (-1: not known yet). */
+  groupCoordinator(groupId: string): Promise<number>;
+  /** Leader and replicas of every partition of `topics` (all topics when omitted; the platformatic driver leaves internal topics out). */
   describePartitions(topics?: readonly string[]): Promise<PartitionState[]>;
   close(): Promise<void>;
 }

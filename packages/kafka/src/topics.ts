@@ -50,3 +50,10 @@ export async function waitForLeadersOf(admin: KafkaAdmin, topic: string, timeout
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }
+
+/** The `__consumer_offsets` partition whose leader coordinates `groupId` (Java's `Utils.abs(groupId.hashCode()) % partitions`). */
+export function coordinatorPartition(groupId: string, partitions: number): number {
+  let hash = 0;
+  for (let i = 0; i < groupId.length; i++) hash = (Math.imul(hash, 31) + groupId.charCodeAt(i)) | 0;
+  return (hash & 0x7fffffff) % partitions;
+}

@@ -4,7 +4,7 @@ import type { PartitionOffset } from '../commits.js';
 import type { KafkaOptions } from '../options.js';
 import { RETRY_INITIAL_MS, RETRY_MAX_MS } from '../retry.js';
 import { SubscriptionAwareAssigner } from './assigner.js';
-import { waitForLeadersOf } from '../topics.js';
+import { coordinatorPartition, waitForLeadersOf } from '../topics.js';
 
 /** The kafkajs driver (the default): producer, admin and consumers all through kafkajs 2.2.4. */
 export function kafkajsClient(options: KafkaOptions): KafkaClient {
@@ -133,6 +133,12 @@ class KafkajsAdmin implements KafkaAdmin {
 
   async deleteTopics(topics: readonly string[]): Promise<void> {
     await (await this.client()).deleteTopics({ topics: [...topics], timeout: 30_000 });
+  }
+
+  async groupCoordinator(groupId: string): Promise<number> {
+    const partitions = await this.describePartitions(['__consumer_offsets']);
+    const partition = coordinatorPartition(groupId, partitions.length);
+    return partitions.find((p) => p.partition === partition)?.leader ?? -1;
   }
 
   async listTopics(): Promise<string[]> {

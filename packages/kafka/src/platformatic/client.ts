@@ -179,6 +179,10 @@ export class PlatformaticAdmin implements KafkaAdmin {
     await this.admin.deleteTopics({ topics: [...topics] });
   }
 
+  async groupCoordinator(groupId: string): Promise<number> {
+    return (await this.admin.findCoordinator({ keyType: 0, keys: [groupId] }))[0]?.nodeId ?? -1;
+  }
+
   async describePartitions(topics?: readonly string[]): Promise<PartitionState[]> {
     const metadata = await this.metadata(topics);
     return [...metadata.topics].flatMap(([topic, t]) => (t?.partitions ?? []).map((p, partition) => ({ topic, partition, leader: p.leader, replicas: p.replicas, isr: p.isr })));

@@ -110,9 +110,7 @@ export async function runLeaderFailover(options: LeaderFailoverOptions): Promise
           if (kill === 'partition-leader') {
             killedNode = (await admin.describePartitions([topic])).find((p) => p.partition === 0)?.leader ?? -1;
           } else {
-            const partitions = await admin.describePartitions(['__consumer_offsets']);
-            const partition = coordinatorPartition(group, partitions.length);
-            killedNode = partitions.find((p) => p.partition === partition)?.leader ?? -1;
+            killedNode = await admin.groupCoordinator(group);
           }
         } catch {
           killedNode = -1; // metadata not propagated to this broker yet (__consumer_offsets: before the first group)
@@ -232,12 +230,4 @@ async function waitForFullIsr(brokers: readonly string[], waitMs: number): Promi
   }
 }
 
-/**
- * The `__consumer_offsets` partition that holds `groupId`'s offsets, as the broker computes it:
- * `Utils.abs(groupId.hashCode()) % partitions` (Java's String.hashCode over UTF-16 code units).
- */
-export function coordinatorPartition(groupId: string, partitions: number): number {
-  let hash = 0;
-  for (let i = 0; i < groupId.length; i++) hash = (Math.imul(hash, 31) + groupId.charCodeAt(i)) | 0;
-  return (hash & 0x7fffffff) % partitions;
-}
+export { coordinatorPartition } from '../topics.js';
