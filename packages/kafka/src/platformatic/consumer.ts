@@ -14,6 +14,8 @@ const OFFSET_OUT_OF_RANGE = 1;
 type FetchResponse = Awaited<ReturnType<Consumer['fetch']>>;
 /** Fetch isolation: only records of committed transactions (kafkajs' default too). */
 const READ_COMMITTED = 1;
+/** KIP-848: how long an empty first assignment waits for partitions before it is reported (two default broker heartbeat intervals). */
+const FIRST_ASSIGNMENT_WAIT_MS = 10_000;
 /** Pause after a failed fetch before that broker is asked again. */
 const FAILURE_BACKOFF_MS = 1000;
 
@@ -66,6 +68,8 @@ export class PlatformaticGroupConsumer implements GroupConsumer {
   private readonly slotWaiters: (() => void)[] = [];
   private rejoinTimer: ReturnType<typeof setTimeout> | undefined;
   private readonly partitionCounts = new Map<string, number>();
+  private firstEmptyAt: number | undefined;
+  private firstAssignmentTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(
     kafka: PlatformaticModule,
@@ -136,10 +140,27 @@ export class PlatformaticGroupConsumer implements GroupConsumer {
     }, FAILURE_BACKOFF_MS);
   }
 
-  /** A new assignment (a join): report it before anything is fetched for it. */
+  /**
+   * A new assignment (a join): report it before anything is fetched for it. With KIP-848 the broker
+   * hands a new member its partitions a heartbeat or two after it joined (once other members gave them
+   * up), so an empty first assignment is not reported at once: `subscribe()` resolving with nothing
+   * assigned would leave the group's start positions unfixed (a `latest` group could then skip what
+   * was published after subscribe resolved). It is reported when partitions come, or after
+   * {@link FIRST_ASSIGNMENT_WAIT_MS} (a group with more members than partitions).
+   */
   private checkAssignment(): void {
     const current = this.consumer.assignments;
     if (!this.running || current === null || current === this.applied) return;
+    if (this.options.groupProtocol === 'consumer' && this.applied === null && current.every((a) => a.partitions.length === 0)) {
+      this.firstEmptyAt ??= Date.now();
+      if (Date.now() - this.firstEmptyAt < FIRST_ASSIGNMENT_WAIT_MS) {
+        this.firstAssignmentTimer ??= setTimeout(() => {
+          this.firstAssignmentTimer = undefined;
+          this.checkAssignment();
+        }, 250);
+        return;
+      }
+    }
     this.applied = current;
     this.joined(current);
   }
@@ -420,6 +441,7 @@ export class PlatformaticGroupConsumer implements GroupConsumer {
   async disconnect(): Promise<void> {
     this.running = false;
     if (this.rejoinTimer) clearTimeout(this.rejoinTimer);
+    if (this.firstAssignmentTimer) clearTimeout(this.firstAssignmentTimer);
     this.wake();
     this.membership?.letGo();
     await this.consumer.close(true).catch(() => undefined);
