@@ -241,7 +241,10 @@ describe('postgres queue crashes and outages', () => {
     expect(Array.from({ length: total }, (_, i) => `c-${i}`).filter((id) => !seen.has(id))).toEqual([]);
     expect(duplicates).toBeLessThanOrEqual(8);
     expect(returned).toBeGreaterThan(0); // the claim by the dead member counted: attempt 2 here
-    expect(returned).toBeLessThanOrEqual(8);
+    // What came back = what the member held unhandled (at most prefetch 8) + what it handled whose
+    // delete (batched, not awaited) the kill lost: those are the duplicates, and their slots had been
+    // refilled already. CI once saw 9 returned, 5 of them duplicates.
+    expect(returned - duplicates).toBeLessThanOrEqual(8);
     expect(new Set(survivorIds).size).toBe(survivor.count);
   }, 90_000);
 
