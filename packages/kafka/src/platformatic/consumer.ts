@@ -2,7 +2,8 @@ import type { Consumer, ConsumerOptions, GroupAssignment, MessagesStream } from 
 import type { ConsumedRecord, ConsumerHandlers, FetchedBatch, GroupConsumer, GroupConsumerSpec, TopicPartitions } from '../client.js';
 import type { PartitionOffset } from '../commits.js';
 import type { KafkaOptions } from '../options.js';
-import { baseOptions, dormant, type PlatformaticAdmin, type PlatformaticModule } from './client.js';
+import type { PlatformaticAdmin } from './admin.js';
+import { baseOptions, dormant, type PlatformaticModule } from './connection.js';
 import { hasPlatformaticCode } from '../errors.js';
 import { subscriptionAwareAssigner } from './assigner.js';
 
