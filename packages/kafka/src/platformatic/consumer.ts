@@ -20,16 +20,6 @@ const FIRST_ASSIGNMENT_WAIT_MS = 10_000;
 /** Pause after a failed fetch before that broker is asked again. */
 const FAILURE_BACKOFF_MS = 1000;
 
-/** A fetched batch of one partition, handled in its turn; without `batch`: only markers between `from` and `end`. */
-interface Fetched {
-  readonly tp: string;
-  /** The offset the fetch started at: the batch is handled only if the consumer's position is still there. */
-  readonly from: bigint;
-  /** One past the batch's last offset: where the consumer's position is once the batch was handled to its end. */
-  readonly end: bigint;
-  readonly batch?: FetchedBatch;
-}
-
 interface Requested {
   readonly topic: string;
   readonly partition: number;
@@ -71,13 +61,7 @@ export class PlatformaticGroupConsumer implements GroupConsumer {
   private readonly epochs = new Map<string, number>();
   private readonly pausedPartitions = new Set<string>();
   private readonly busyNodes = new Set<number>();
-  /** Partitions with a fetch in flight. */
   private readonly busyPartitions = new Set<string>();
-  /** Where the next fetch of a partition starts when a batch of it is fetched ahead (absent: `positions`). */
-  private readonly fetchAt = new Map<string, bigint>();
-  /** Batches of a partition fetched and not yet handled, and the chain that handles them in order. */
-  private readonly queued = new Map<string, number>();
-  private readonly chains = new Map<string, Promise<void>>();
   private crashed = false;
   private wakeUp: (() => void) | undefined;
   private loopDone: Promise<void> = Promise.resolve();
@@ -192,7 +176,6 @@ export class PlatformaticGroupConsumer implements GroupConsumer {
     }
     for (const tp of new Set([...this.epochs.keys(), ...this.owned.keys()])) this.epochs.set(tp, (this.epochs.get(tp) ?? 0) + 1);
     this.positions.clear();
-    this.fetchAt.clear();
     for (const tp of this.pausedPartitions) if (!this.owned.has(tp)) this.pausedPartitions.delete(tp);
     this.handlers!.onJoin(reported);
     this.wake();
@@ -220,9 +203,7 @@ export class PlatformaticGroupConsumer implements GroupConsumer {
   private async loop(): Promise<void> {
     while (this.running) {
       this.checkAssignment();
-      // One batch fetched ahead at most: a partition whose batch is being handled is fetched again
-      // from where that batch ends, so the broker's long poll overlaps the handlers.
-      const wanted = [...this.owned].filter(([tp]) => !this.pausedPartitions.has(tp) && !this.busyPartitions.has(tp) && (this.queued.get(tp) ?? 0) <= 1);
+      const wanted = [...this.owned].filter(([tp]) => !this.pausedPartitions.has(tp) && !this.busyPartitions.has(tp));
       if (wanted.length === 0) {
         await this.idle(this.options.maxWaitTimeMs);
         continue;
@@ -233,7 +214,7 @@ export class PlatformaticGroupConsumer implements GroupConsumer {
         const byNode = new Map<number, Requested[]>();
         let leaderless = false;
         for (const [tp, { topic, partition }] of wanted) {
-          const offset = this.fetchAt.get(tp) ?? this.positions.get(tp);
+          const offset = this.positions.get(tp);
           const leader = metadata.topics.get(topic)?.partitions[partition]?.leader ?? -1;
           if (offset === undefined || this.pausedPartitions.has(tp)) continue;
           if (leader < 0) {
@@ -327,7 +308,7 @@ export class PlatformaticGroupConsumer implements GroupConsumer {
       if (!this.running) return;
       this.recovered();
       const topicsById = new Map([...topicIds].map(([name, id]) => [id, name]));
-      const batches: Fetched[] = [];
+      const batches: FetchedBatch[] = [];
       let refused = false;
       for (const topicResponse of response.responses) {
         const topic = topicsById.get(topicResponse.topicId);
@@ -339,7 +320,7 @@ export class PlatformaticGroupConsumer implements GroupConsumer {
           if (batch) batches.push(batch);
         }
       }
-      for (const fetched of batches) this.enqueue(fetched);
+      await Promise.all(batches.map((batch) => this.handle(batch)));
       // A partition the broker refused (a leader moving, a topic being created): not at once again.
       if (refused) await new Promise((resolve) => setTimeout(resolve, 100));
     } finally {
@@ -349,21 +330,19 @@ export class PlatformaticGroupConsumer implements GroupConsumer {
     }
   }
 
-  private batchOf(requested: Requested, answer: FetchResponse['responses'][number]['partitions'][number]): Fetched | undefined {
+  private batchOf(requested: Requested, answer: FetchResponse['responses'][number]['partitions'][number]): FetchedBatch | undefined {
     const { topic, partition, epoch } = requested;
     const tp = `${topic}|${partition}`;
     if (this.epochs.get(tp) !== epoch) return undefined; // sought or rejoined since the request
     if (answer.errorCode === OFFSET_OUT_OF_RANGE) {
       // Retention removed the position's records: go on from the log start (kafkajs' earliest reset).
       this.positions.set(tp, answer.logStartOffset >= 0n ? answer.logStartOffset : 0n);
-      this.fetchAt.delete(tp);
       return undefined;
     }
     if (answer.errorCode !== 0) {
       this.consumer.clearMetadata(); // e.g. the leader moved: ask again with fresh metadata
       return undefined;
     }
-    const from = requested.offset;
     const messages: ConsumedRecord[] = [];
     let last = -1n;
     for (const batch of answer.records ?? []) {
@@ -375,11 +354,12 @@ export class PlatformaticGroupConsumer implements GroupConsumer {
         messages.push({ key: record.key, value: record.value, headers: headersOf(record.headers), offset: String(offset), timestamp: String(batch.firstTimestamp + record.timestampDelta) });
       }
     }
-    if (last < requested.offset) return undefined; // nothing past the position yet
-    this.fetchAt.set(tp, last + 1n);
-    // Only markers or aborted records past the position: stepped over in their turn.
-    if (messages.length === 0) return { tp, from, end: last + 1n };
-    const batch: FetchedBatch = {
+    if (messages.length === 0) {
+      // Only markers or aborted records past the position: step over them.
+      if (last >= requested.offset) this.positions.set(tp, last + 1n);
+      return undefined;
+    }
+    return {
       topic,
       partition,
       highWatermark: String(answer.highWatermark),
@@ -391,52 +371,15 @@ export class PlatformaticGroupConsumer implements GroupConsumer {
       isRunning: () => this.running && this.owned.has(tp),
       isStale: () => this.epochs.get(tp) !== epoch,
     };
-    return { tp, from, end: last + 1n, batch };
   }
 
-  /** Queues a fetched batch behind the partition's earlier ones. */
-  private enqueue(fetched: Fetched): void {
-    const { tp } = fetched;
-    this.queued.set(tp, (this.queued.get(tp) ?? 0) + 1);
-    const chain = (this.chains.get(tp) ?? Promise.resolve())
-      .then(() => this.handle(fetched))
-      .finally(() => {
-        const left = (this.queued.get(tp) ?? 1) - 1;
-        if (left > 0) this.queued.set(tp, left);
-        else {
-          this.queued.delete(tp);
-          if (this.chains.get(tp) === chain) this.chains.delete(tp);
-        }
-        this.wake();
-      });
-    this.chains.set(tp, chain);
-  }
-
-  /**
-   * One batch, when a slot is free (`partitionsConcurrently` across all brokers), unless its partition
-   * was sought or paused meanwhile, or the batch before it was not handled to its end (a retry held,
-   * a window filled): then it was fetched ahead from the wrong place, and is fetched again from the
-   * consumer's position.
-   */
-  private async handle(fetched: Fetched): Promise<void> {
-    const { tp, from, batch } = fetched;
-    if (!this.running) return;
-    if (this.positions.get(tp) !== from || (batch && batch.isStale()) || this.pausedPartitions.has(tp)) {
-      if (!batch || !batch.isStale()) this.fetchAt.delete(tp);
-      return;
-    }
-    if (!batch) {
-      this.positions.set(tp, fetched.end);
-      return;
-    }
+  /** One batch, when a slot is free (`partitionsConcurrently` across all brokers), unless its partition was paused or sought meanwhile. */
+  private async handle(batch: FetchedBatch): Promise<void> {
     if (this.freeSlots === 0) await new Promise<void>((resolve) => this.slotWaiters.push(resolve));
     else this.freeSlots--;
     try {
-      if (!this.running || batch.isStale() || this.pausedPartitions.has(tp)) return;
+      if (!this.running || batch.isStale() || this.pausedPartitions.has(`${batch.topic}|${batch.partition}`)) return;
       await this.handlers!.onBatch(batch);
-      // Stopped short of its end (a retry held, a window filled): what was fetched ahead starts at the
-      // wrong place; the next fetch starts at the consumer's position.
-      if (this.positions.get(tp) !== fetched.end && !batch.isStale()) this.fetchAt.delete(tp);
     } catch (error) {
       // A handler broke the batch contract: a crash, after which positions are fixed again from the
       // committed offsets (the batch's unacknowledged records come again), as after a lost broker.
@@ -488,7 +431,6 @@ export class PlatformaticGroupConsumer implements GroupConsumer {
   seek({ topic, partition, offset }: PartitionOffset): void {
     const tp = `${topic}|${partition}`;
     this.positions.set(tp, BigInt(offset));
-    this.fetchAt.delete(tp);
     this.epochs.set(tp, (this.epochs.get(tp) ?? 0) + 1);
     this.wake();
   }
