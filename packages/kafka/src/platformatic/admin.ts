@@ -46,8 +46,7 @@ export class PlatformaticAdmin implements KafkaAdmin {
     const count = await this.partitionCount(topic);
     const partitions = Array.from({ length: count }, (_, partitionIndex) => partitionIndex);
     const ask = (timestamp: bigint) => this.admin.listOffsets({ topics: [{ name: topic, partitions: partitions.map((partitionIndex) => ({ partitionIndex, timestamp })) }] });
-    // One after the other: two listOffsets in flight at once on one Admin (2.12.1) answered with
-    // offsets mixed between the requests (high watermarks summing to 16 or 17 for 10 records).
+    // Log start and end, one request each (positions at joins, lag in health probes: not a hot path).
     const low = await ask(-2n);
     const high = await ask(-1n);
     const offsetOf = (listed: typeof low, partition: number) => String(listed[0]?.partitions.find((p) => p.partitionIndex === partition)?.offset ?? 0n);
