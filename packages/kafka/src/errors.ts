@@ -11,20 +11,23 @@ export function isPlatformaticNetworkError(error: unknown): boolean {
 
 const TOO_LARGE_CODES: ReadonlySet<unknown> = new Set(['MESSAGE_TOO_LARGE', 'RECORD_LIST_TOO_LARGE']);
 
-/** The broker refused a record (batch) for its size, with either driver: kafkajs' `type`, @platformatic/kafka's `apiId`, among causes and aggregated errors. */
-export function isKafkaTooLarge(error: unknown, depth = 0): boolean {
+type ErrorFields = { type?: unknown; apiId?: unknown; cause?: unknown; errors?: unknown };
+
+/** Whether `test` holds for `error` or any error in its causes and aggregated `errors`, at most 5 levels deep. */
+function inErrorTree(error: unknown, test: (e: ErrorFields) => boolean, depth = 0): boolean {
   if (depth > 5 || typeof error !== 'object' || error === null) return false;
-  const e = error as { type?: unknown; apiId?: unknown; cause?: unknown; errors?: unknown };
-  if (TOO_LARGE_CODES.has(e.type) || TOO_LARGE_CODES.has(e.apiId)) return true;
-  if (Array.isArray(e.errors) && e.errors.some((inner) => isKafkaTooLarge(inner, depth + 1))) return true;
-  return isKafkaTooLarge(e.cause, depth + 1);
+  const e = error as ErrorFields;
+  if (test(e)) return true;
+  if (Array.isArray(e.errors) && e.errors.some((inner) => inErrorTree(inner, test, depth + 1))) return true;
+  return inErrorTree(e.cause, test, depth + 1);
+}
+
+/** The broker refused a record (batch) for its size, with either driver: kafkajs' `type`, @platformatic/kafka's `apiId`, among causes and aggregated errors. */
+export function isKafkaTooLarge(error: unknown): boolean {
+  return inErrorTree(error, (e) => TOO_LARGE_CODES.has(e.type) || TOO_LARGE_CODES.has(e.apiId));
 }
 
 /** A protocol error code (`apiId`, e.g. TOPIC_ALREADY_EXISTS) anywhere in a @platformatic/kafka error, its causes and aggregated errors. */
-export function hasPlatformaticCode(error: unknown, apiId: string, depth = 0): boolean {
-  if (depth > 5 || typeof error !== 'object' || error === null) return false;
-  const e = error as { apiId?: unknown; cause?: unknown; errors?: unknown };
-  if (e.apiId === apiId) return true;
-  if (Array.isArray(e.errors) && e.errors.some((inner) => hasPlatformaticCode(inner, apiId, depth + 1))) return true;
-  return hasPlatformaticCode(e.cause, apiId, depth + 1);
+export function hasPlatformaticCode(error: unknown, apiId: string): boolean {
+  return inErrorTree(error, (e) => e.apiId === apiId);
 }
