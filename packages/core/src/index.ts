@@ -58,5 +58,6 @@ export * from './transports/memory/memory-transport.js';
 export * from './transports/memory/factory.js';
 export * from './resilience/fallback-store.js';
 export * from './resilience/relay.js';
+export * from './resilience/outbox.js';
 export { MemoryParkingLot, type NewParkedMessage, type ParkedMessage, type ParkingFilter, type ParkingLot } from './operations/parking-lot.js';
 export * from './operations/dead-letter-consumer.js';

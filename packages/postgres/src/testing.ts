@@ -13,7 +13,7 @@ export function uniqueTableName(prefix: string): string {
 /** Drops the tables this test file created through {@link uniqueTableName} (and their _expired/_lease companions). */
 export async function dropTestTables(pool: Pool): Promise<void> {
   for (const name of created) {
-    await pool.query(`DROP TABLE IF EXISTS ${name}, ${name}_expired, ${name}_lease`);
+    await pool.query(`DROP TABLE IF EXISTS ${name}, ${name}_expired, ${name}_lease, ${name}_relays`);
     created.delete(name);
   }
 }

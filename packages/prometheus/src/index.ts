@@ -31,6 +31,8 @@ export class PrometheusObserver implements BusObserver {
   readonly handlerDuration: Histogram<'transport' | 'topic' | 'group' | 'outcome'>;
   readonly breakerState: Gauge<'transport'>;
   readonly fallbackDepth: Gauge<'transport'>;
+  readonly outboxDepth: Gauge<'transport'>;
+  readonly outboxOldestAge: Gauge<'transport'>;
 
   constructor(options: PrometheusObserverOptions) {
     const registry = (this.registry = options.registry ?? new Registry());
@@ -60,6 +62,8 @@ export class PrometheusObserver implements BusObserver {
     });
     this.breakerState = new Gauge({ name: `${p}breaker_state`, help: 'Circuit breaker: 0 closed, 1 half-open, 2 open', labelNames: ['transport'], registers });
     this.fallbackDepth = new Gauge({ name: `${p}fallback_store_depth`, help: 'Messages waiting in the fallback store', labelNames: ['transport'], registers });
+    this.outboxDepth = new Gauge({ name: `${p}outbox_depth`, help: 'Rows waiting in the transactional outbox', labelNames: ['transport'], registers });
+    this.outboxOldestAge = new Gauge({ name: `${p}outbox_oldest_age_seconds`, help: 'Age of the oldest row waiting in the transactional outbox (0 when empty)', labelNames: ['transport'], registers });
   }
 
   onEvent(event: BusEvent): void {
@@ -102,6 +106,10 @@ export class PrometheusObserver implements BusObserver {
         break;
       case 'fallback-depth':
         this.fallbackDepth.set({ transport: t }, event.depth);
+        break;
+      case 'outbox-depth':
+        this.outboxDepth.set({ transport: t }, event.depth);
+        this.outboxOldestAge.set({ transport: t }, (event.oldestAgeMs ?? 0) / 1000);
         break;
       default:
         break;

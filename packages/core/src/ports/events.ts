@@ -55,6 +55,8 @@ export type BusEvent =
   | { type: 'relay-failed'; topic: string; count: number; error: unknown }
   | { type: 'fallback-depth'; depth: number }
   | { type: 'fallback-expired'; count: number }
+  /** Rows waiting in a transactional outbox, and the age of the oldest (after each relay round). */
+  | { type: 'outbox-depth'; depth: number; oldestAgeMs?: number }
   /**
    * A control value from the wire (an attempt count, a timestamp, a signed header) was out of range or
    * failed verification, and was ignored: the pipeline used its own value instead.

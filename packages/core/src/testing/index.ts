@@ -5,4 +5,5 @@ export * from './fallback-store-suite.js';
 export * from './tracing.js';
 export * from './hostile.js';
 export * from './dedup-store-suite.js';
+export * from './outbox-store-suite.js';
 export * from './harness.js';
