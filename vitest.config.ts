@@ -10,6 +10,7 @@ const packages: Record<string, string> = {
   '@switchboard/core': './packages/core/src/index.ts',
   '@switchboard/postgres/testing': './packages/postgres/src/testing.ts',
   '@switchboard/postgres': './packages/postgres/src/index.ts',
+  '@switchboard/mysql': './packages/mysql/src/index.ts',
   '@switchboard/prometheus': './packages/prometheus/src/index.ts',
   '@switchboard/inversify': './packages/inversify/src/index.ts',
   '@switchboard/nestjs/terminus': './packages/nestjs/src/terminus.ts',
@@ -37,7 +38,7 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'core',
-          include: ['packages/{core,postgres,prometheus,inversify,resilience,cli,nestjs}/test/**/*.test.ts', 'examples/test/**/*.test.ts'],
+          include: ['packages/{core,postgres,mysql,prometheus,inversify,resilience,cli,nestjs}/test/**/*.test.ts', 'examples/test/**/*.test.ts'],
           exclude: ['**/*.rabbitmq.test.ts', 'packages/postgres/test/queue/**', '**/node_modules/**'],
         },
       },

@@ -2,7 +2,7 @@
 # Makes sure every broker the tests, examples and benchmarks use answers on loopback, installing and
 # starting what is missing. Safe to run again: what already answers is left alone.
 #
-#   scripts/brokers.sh up [redis] [rabbitmq] [kafka] [postgres] [nats] [mosquitto]   (default: all)
+#   scripts/brokers.sh up [redis] [rabbitmq] [kafka] [postgres] [mariadb] [nats] [mosquitto]   (default: all)
 #   scripts/brokers.sh down rabbitmq|kafka                        (the outage tests stop and restart them)
 #   scripts/brokers.sh status
 #
@@ -62,6 +62,20 @@ postgres_up() {
   echo "brokers.sh: postgres started on 127.0.0.1:5432"
 }
 
+mariadb_up() {
+  if [ -n "${MYSQL_URL:-}" ]; then echo "brokers.sh: mysql from MYSQL_URL (not managed here)"; return; fi
+  if port_answers 127.0.0.1 3306; then echo "brokers.sh: mariadb answers on 127.0.0.1:3306"; return; fi
+  command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] || apt_install mariadb-server
+  # Loopback only; detached so it outlives the shell.
+  mkdir -p /etc/mysql/conf.d /run/mysqld && chown mysql:mysql /run/mysqld 2>/dev/null || true
+  printf '[mysqld]\nbind-address = 127.0.0.1\n' > /etc/mysql/conf.d/switchboard-tests.cnf
+  setsid nohup mysqld_safe >/dev/null 2>&1 < /dev/null &
+  wait_for mariadb 127.0.0.1 3306 90
+  # The tests log in as root over TCP without a password (the test server listens on loopback only).
+  mariadb -uroot -e "CREATE USER IF NOT EXISTS 'root'@'127.0.0.1' IDENTIFIED BY ''; GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION; ALTER USER 'root'@'localhost' IDENTIFIED VIA unix_socket OR mysql_native_password USING PASSWORD('');" || true
+  echo "brokers.sh: mariadb started on 127.0.0.1:3306"
+}
+
 nats_up() {
   if [ -n "${NATS_URL:-}" ]; then echo "brokers.sh: nats from NATS_URL (not managed here)"; return; fi
   if port_answers 127.0.0.1 4222; then echo "brokers.sh: nats answers on 127.0.0.1:4222"; return; fi
@@ -105,7 +119,7 @@ kafka_up() {
 }
 
 cmd=${1:-up}; shift || true
-targets=("$@"); [ ${#targets[@]} -eq 0 ] && targets=(redis rabbitmq kafka postgres nats mosquitto)
+targets=("$@"); [ ${#targets[@]} -eq 0 ] && targets=(redis rabbitmq kafka postgres mariadb nats mosquitto)
 case "$cmd" in
   up) for t in "${targets[@]}"; do "${t}_up"; done ;;
   down) for t in "${targets[@]}"; do
@@ -116,7 +130,8 @@ case "$cmd" in
     port_answers 127.0.0.1 5672 && echo "rabbitmq: up" || echo "rabbitmq: down"
     bash "$root/scripts/kafka.sh" status && echo "kafka: up" || echo "kafka: down"
     port_answers 127.0.0.1 5432 && echo "postgres: up" || echo "postgres: down"
+    port_answers 127.0.0.1 3306 && echo "mariadb: up" || echo "mariadb: down"
     port_answers 127.0.0.1 4222 && echo "nats: up" || echo "nats: down"
     port_answers 127.0.0.1 1883 && echo "mosquitto: up" || echo "mosquitto: down" ;;
-  *) echo "usage: $0 up|down|status [redis] [rabbitmq] [kafka] [postgres] [nats] [mosquitto]" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|status [redis] [rabbitmq] [kafka] [postgres] [mariadb] [nats] [mosquitto]" >&2; exit 2 ;;
 esac

@@ -77,7 +77,7 @@ export class PostgresOutbox {
   private readonly lockSpace: number;
 
   private constructor(
-    private readonly options: PostgresOutboxOptions,
+    options: PostgresOutboxOptions,
     private readonly table: string,
     private readonly deduplicator: PostgresDeduplicator,
   ) {
@@ -234,10 +234,10 @@ export class PostgresOutboxStore implements OutboxStore {
 
   async remove(owner: string, seqs: readonly string[]): Promise<number> {
     if (seqs.length === 0) return 0;
-    const result = await this.pool.query(
-      `DELETE FROM ${this.table} WHERE seq = ANY($1::bigint[]) AND shard IN (SELECT shard FROM ${this.table}_lease WHERE owner = $2 AND expires_at > now())`,
-      [seqs, owner],
-    );
+    const result = await this.pool.query(`DELETE FROM ${this.table} WHERE seq = ANY($1::bigint[]) AND shard IN (SELECT shard FROM ${this.table}_lease WHERE owner = $2 AND expires_at > now())`, [
+      seqs,
+      owner,
+    ]);
     return result.rowCount ?? 0;
   }
 
