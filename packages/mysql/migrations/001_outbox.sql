@@ -26,7 +26,8 @@ CREATE TABLE IF NOT EXISTS {table}_relays (
   owner      VARCHAR(255) NOT NULL PRIMARY KEY,
   expires_at DATETIME(3)  NOT NULL
 ) ENGINE = InnoDB;
--- Per-key write locks: a writer locks its keys' rows until it commits, so one key's rows are in commit order.
+-- Per-key write locks: a writer locks its keys' rows (filled by the migration code) until it commits, so
+-- one key's rows are in commit order.
 CREATE TABLE IF NOT EXISTS {table}_keylock (
   h INT UNSIGNED NOT NULL PRIMARY KEY
 ) ENGINE = InnoDB;

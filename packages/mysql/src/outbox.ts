@@ -55,11 +55,21 @@ async function runMigration(pool: Pool, file: string, replacements: Record<strin
   for (const statement of statements) await pool.query(statement);
 }
 
-/** Creates the outbox tables if missing (`migrations/001_outbox.sql`). */
+/** Per-key write lock rows: 65,536 (two keys sharing one only wait for each other). */
+const KEY_LOCK_SLOTS = 65_536;
+
+/** Creates the outbox tables if missing (`migrations/001_outbox.sql`), and the key lock rows. */
 export async function migrateMySqlOutbox(pool: Pool, table = 'switchboard_outbox'): Promise<void> {
   assertTableName(table);
   const shards = Array.from({ length: OUTBOX_SHARDS }, (_, i) => `(${i})`).join(', ');
   await runMigration(pool, '001_outbox.sql', { table, shards });
+  // One lock row per slot, created once (writers lock existing rows: no insert, no gap lock).
+  const [rows] = await pool.query<RowDataPacket[]>(`SELECT COUNT(*) AS n FROM ${table}_keylock`);
+  if (Number(rows[0]!.n) < KEY_LOCK_SLOTS) {
+    for (let first = 0; first < KEY_LOCK_SLOTS; first += 8192) {
+      await pool.query(`INSERT IGNORE INTO ${table}_keylock (h) VALUES ?`, [Array.from({ length: 8192 }, (_, i) => [first + i])]);
+    }
+  }
 }
 
 /** Creates the inbox table if missing (`migrations/002_inbox.sql`). */
@@ -68,15 +78,12 @@ export async function migrateMySqlInbox(pool: Pool, table = 'switchboard_inbox')
   await runMigration(pool, '002_inbox.sql', { table });
 }
 
-/** Per-key write lock rows: 65,536 of them at most (two keys sharing one only wait for each other). */
-const KEY_LOCK_SLOTS = 65_536;
-
 /**
  * The transactional outbox on MySQL / MariaDB (InnoDB). Contracts:
  * - {@link publish} writes through the caller's connection, inside its open transaction: the messages
  *   exist exactly when that transaction commits;
- * - per key, rows are in commit order: a write locks a row per key (in `<table>_keylock`) until its
- *   transaction ends, so two transactions writing one key are serialised;
+ * - per key, rows are in commit order: a write locks a row per key (in `<table>_keylock`, 65,536 rows
+ *   made by the migration) until its transaction ends, so two transactions writing one key are serialised;
  * - {@link inbox} runs a handler in one transaction with the message id's record and the outbox writes;
  * - {@link relay} publishes the rows (see {@link OutboxRelay}); MySQL has no notifications, so relays
  *   poll (every `pollIntervalMs`, 250 ms by default here).
@@ -120,8 +127,9 @@ export class MySqlOutbox {
     const messages = encodeOutgoing(this.codec, list);
     refuseOversizeMessages(topic, messages, this.maxMessageBytes);
     const keyLocks = [...new Set(messages.filter((m) => m.key !== undefined).map((m) => fnv1a(m.key!) % KEY_LOCK_SLOTS))].sort((a, b) => a - b);
-    // Sorted, so two writers of overlapping keys lock in one order (no deadlock between them).
-    if (keyLocks.length > 0) await connection.query(`INSERT INTO ${this.table}_keylock (h) VALUES ? ON DUPLICATE KEY UPDATE h = h`, [keyLocks.map((h) => [h])]);
+    // Record locks on existing rows only (the rows are created by the migration): no gap locks, so
+    // writers of different keys never deadlock on them; InnoDB locks them in key order.
+    if (keyLocks.length > 0) await connection.query(`SELECT h FROM ${this.table}_keylock WHERE h IN (?) ORDER BY h FOR UPDATE`, [keyLocks]);
     const guarantee = options.guarantee ?? 'all';
     await connection.query(`INSERT INTO ${this.table} (shard, topic, message_id, message_key, headers, payload, message_timestamp, guarantee) VALUES ?`, [
       messages.map((m) => [outboxShardOf(m), topic, m.id, m.key ?? null, JSON.stringify(m.headers), Buffer.from(m.body), m.timestamp, guarantee]),
@@ -246,12 +254,14 @@ export class MySqlOutboxStore implements OutboxStore {
     }));
   }
 
-  async remove(owner: string, seqs: readonly string[]): Promise<number> {
+  async remove(seqs: readonly string[]): Promise<number> {
     if (seqs.length === 0) return 0;
-    const [result] = await this.pool.query<ResultSetHeader>(`DELETE FROM ${this.table} WHERE seq IN (?) AND shard IN (SELECT shard FROM ${this.table}_lease WHERE owner = ? AND expires_at > NOW(3))`, [
-      seqs,
-      owner,
-    ]);
+    // One primary-key lookup per row (a join with the list, eq_ref), not `seq IN (…)`: the optimizer
+    // turns an IN list of neighbouring values into ranges, and a range scan locks the record after each
+    // range — a row of another relay's delete, or one a writer inserted and has not committed — and waits
+    // for it (measured: 200-800 ms per delete while writers were busy).
+    const list = seqs.map(() => 'SELECT ? AS seq').join(' UNION ALL ');
+    const [result] = await this.pool.query<ResultSetHeader>(`DELETE o FROM ${this.table} AS o JOIN (${list}) AS done ON o.seq = done.seq`, seqs.map(Number));
     return result.affectedRows;
   }
 

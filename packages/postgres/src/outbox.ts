@@ -232,12 +232,9 @@ export class PostgresOutboxStore implements OutboxStore {
     }));
   }
 
-  async remove(owner: string, seqs: readonly string[]): Promise<number> {
+  async remove(seqs: readonly string[]): Promise<number> {
     if (seqs.length === 0) return 0;
-    const result = await this.pool.query(`DELETE FROM ${this.table} WHERE seq = ANY($1::bigint[]) AND shard IN (SELECT shard FROM ${this.table}_lease WHERE owner = $2 AND expires_at > now())`, [
-      seqs,
-      owner,
-    ]);
+    const result = await this.pool.query(`DELETE FROM ${this.table} WHERE seq = ANY($1::bigint[])`, [seqs]);
     return result.rowCount ?? 0;
   }
 

@@ -60,14 +60,16 @@ export interface OutboxRecord {
  *   held (renewed), plus free or expired ones up to its fair share (shards ÷ relays alive, rounded up),
  *   minus what it held above that share (let go, for the others to take);
  * - `read` returns the oldest rows of the given shards in `seq` order;
- * - `remove` deletes rows only where `owner` still holds their shard's lease (a relay whose lease expired
- *   deletes nothing: the new holder publishes those rows again — a duplicate on the wire, never a loss);
+ * - `remove` deletes rows the broker confirmed, by `seq` only: whoever holds the shard now, a confirmed
+ *   row is done (a relay whose lease expired mid-publish has had its rows read again by the new holder:
+ *   published twice, never lost; deleting by primary key alone also keeps the delete from locking
+ *   ranges that writers insert into);
  * - `waitForWrites`, where the database can notify, resolves early when a transaction wrote rows.
  */
 export interface OutboxStore {
   claim(owner: string, leaseMs: number): Promise<number[]>;
   read(shards: readonly number[], limit: number): Promise<OutboxRecord[]>;
-  remove(owner: string, seqs: readonly string[]): Promise<number>;
+  remove(seqs: readonly string[]): Promise<number>;
   release(owner: string): Promise<void>;
   /** Rows waiting, and the write time (ms since the epoch, the writer's clock) of the oldest. */
   stats(): Promise<{ depth: number; oldestTimestamp?: number }>;
@@ -185,10 +187,7 @@ export class OutboxRelay {
             this.observer.onEvent({ type: 'relay-failed', topic: first.topic, count: run.length, error });
             return { relayed, failed: true };
           }
-          await store.remove(
-            this.owner,
-            run.map((r) => r.seq),
-          );
+          await store.remove(run.map((r) => r.seq));
           relayed += run.length;
           this.observer.onEvent({ type: 'relayed', topic: first.topic, count: run.length, lagMs: Date.now() - first.message.timestamp });
         }
