@@ -2,7 +2,17 @@
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { type BusConfig, createBusFromConfig, defaultTransportRegistry, type FallbackStore, loadBusConfig, type ParkingLot, type AnyTransportFactory, type TransportRegistry } from '@switchboard/core';
+import {
+  type BusConfig,
+  createBusFromConfig,
+  defaultTransportRegistry,
+  type FallbackStore,
+  loadBusConfig,
+  type OutboxStore,
+  type ParkingLot,
+  type AnyTransportFactory,
+  type TransportRegistry,
+} from '@switchboard/core';
 import { describeFailure, redactUrl } from '@switchboard/core/transport';
 import { UsageError, type GlobalOptions } from './options.js';
 
@@ -24,6 +34,20 @@ export async function openStore(url: string, name: string | undefined): Promise<
     return redis.openRedisFallbackStore(url, name);
   }
   throw new UsageError(`--store: expected postgres:// or redis:// (got "${redactUrl(url)}")`);
+}
+
+/** The outbox of `switchboard relay --outbox`: a PostgreSQL or MySQL/MariaDB table. */
+export async function openOutboxStore(url: string, name: string | undefined): Promise<OutboxStore & { close(): Promise<void> }> {
+  if (/^postgres(ql)?:\/\//.test(url)) {
+    const { openPostgresOutboxStore } = await import('@switchboard/postgres');
+    return openPostgresOutboxStore(url, name);
+  }
+  if (/^(mysql|mariadb):\/\//.test(url)) {
+    const mysql = (await optionalImport('@switchboard/mysql')) as { openMySqlOutboxStore(url: string, table?: string): Promise<OutboxStore & { close(): Promise<void> }> } | undefined;
+    if (!mysql) throw new UsageError('a mysql:// outbox needs the package @switchboard/mysql (npm install @switchboard/mysql)');
+    return mysql.openMySqlOutboxStore(url, name);
+  }
+  throw new UsageError(`--store with --outbox: expected postgres://, mysql:// or mariadb:// (got "${redactUrl(url)}")`);
 }
 
 /** The first-party adapters the CLI uses when they are installed (optional peer dependencies). */

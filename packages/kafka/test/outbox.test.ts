@@ -1,10 +1,12 @@
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { promisify } from 'node:util';
+import { CLI_PATH } from '@switchboard/cli/testing';
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createBus, type Message } from '@switchboard/core';
 import { Recorder, recordLines, uniqueName, waitUntil } from '@switchboard/core/testing';
-import { KAFKA_BROKERS, testTransport } from './helpers.js';
+import { KAFKA_BROKERS, TEST_DRIVER, testTransport } from './helpers.js';
 // The fixtures' database helper (PostgreSQL or MariaDB behind one interface), used here in process.
 import { openOutboxDb } from './fixtures/outbox-db.mjs';
 
@@ -151,4 +153,27 @@ describe.each(cases)('transactional outbox on $kind, published to Kafka', ({ kin
       await bus.close();
     }
   }, 300_000);
+  it('`switchboard relay --outbox --once` publishes the outbox from its own process', async () => {
+    const topic = uniqueName('sb-kafka.outbox-cli');
+    const bus = createBus({ transport: await testTransport({ partitions: 3 }) });
+    const received = new Recorder<string>();
+    await bus.subscriber.subscribe(topic, (m) => received.add(m.id), { group: 'outbox-cli', startFrom: 'earliest' });
+    try {
+      await db.transaction(async (tx) => {
+        await tx.publish(
+          topic,
+          Array.from({ length: 300 }, (_, i) => ({ id: `cli-${i}`, key: `k-${i % 7}`, value: i })),
+        );
+      });
+      const { stdout } = await promisify(execFile)(process.execPath, [CLI_PATH, '--json', 'relay', '--outbox', '--store', url, '--name', tables.outbox, '--once'], {
+        env: { ...process.env, SWITCHBOARD__TRANSPORT__KIND: 'kafka', SWITCHBOARD__TRANSPORT__BROKERS: KAFKA_BROKERS, SWITCHBOARD__TRANSPORT__DRIVER: TEST_DRIVER },
+        timeout: 60_000,
+      });
+      expect(JSON.parse(stdout)).toMatchObject({ relayed: 300, failed: false, depth: 0 });
+      await received.waitFor(300, 60_000);
+      expect(new Set(received.items).size).toBe(300);
+    } finally {
+      await bus.close();
+    }
+  }, 120_000);
 });

@@ -276,3 +276,16 @@ export class MySqlOutboxStore implements OutboxStore {
     return { depth: Number(rows[0]!.n), ...(oldest !== null ? { oldestTimestamp: Number(oldest) } : {}) };
   }
 }
+
+/** An outbox store on a pool of its own (`switchboard relay --outbox --store mysql://...`), its tables created if missing. `close()` ends the pool. */
+export async function openMySqlOutboxStore(url: string, table = 'switchboard_outbox'): Promise<MySqlOutboxStore & { close(): Promise<void> }> {
+  const { createPool } = await import('mysql2/promise');
+  const pool = createPool({ uri: url.replace(/^mariadb:/, 'mysql:'), connectionLimit: 3 });
+  try {
+    await migrateMySqlOutbox(pool, table);
+    return Object.assign(new MySqlOutboxStore(pool, table), { close: () => pool.end() });
+  } catch (error) {
+    await pool.end().catch(() => undefined);
+    throw error;
+  }
+}

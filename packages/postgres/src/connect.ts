@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { PostgresFallbackStore } from './fallback-store.js';
 import { PostgresParkingLot } from './parking-lot.js';
+import { migratePostgresOutbox, PostgresOutboxStore } from './outbox.js';
 
 /**
  * A parking lot on a pool of its own (tools such as the CLI): connects to `url`, creates the table
@@ -23,6 +24,25 @@ export async function openPostgresFallbackStore(url: string, table?: string): Pr
   try {
     const store = await PostgresFallbackStore.open({ pool, ...(table ? { table } : {}) });
     return Object.assign(store, { close: () => pool.end() });
+  } catch (error) {
+    await pool.end().catch(() => undefined);
+    throw error;
+  }
+}
+
+/** An outbox store on a pool of its own (`switchboard relay --outbox --store postgres://...`), its tables created if missing. `close()` ends the pool. */
+export async function openPostgresOutboxStore(url: string, table = 'switchboard_outbox'): Promise<PostgresOutboxStore & { close(): Promise<void> }> {
+  const pool = new pg.Pool({ connectionString: url, max: 3 });
+  try {
+    await migratePostgresOutbox(pool, table);
+    const store = new PostgresOutboxStore(pool, table);
+    const closeListener = store.close.bind(store);
+    return Object.assign(store, {
+      close: async () => {
+        await closeListener();
+        await pool.end();
+      },
+    });
   } catch (error) {
     await pool.end().catch(() => undefined);
     throw error;
