@@ -53,12 +53,13 @@ import { natsTransport } from '@switchboard/nats';
 import { postgresTransport } from '@switchboard/postgres';
 import { mqttTransport } from '@switchboard/mqtt';
 // The leaf packages compile against the same core (types checked, skipLibCheck false).
-import type { PostgresFallbackStore } from '@switchboard/postgres';
+import type { PostgresFallbackStore, PostgresOutbox } from '@switchboard/postgres';
+import type { MySqlOutbox } from '@switchboard/mysql';
 import type { PrometheusObserver } from '@switchboard/prometheus';
 import type { FallbackTransport } from '@switchboard/resilience';
 import type { SWITCHBOARD } from '@switchboard/inversify';
 import type { SwitchboardModule } from '@switchboard/nestjs';
-export type LeafTypes = [PostgresFallbackStore, PrometheusObserver, FallbackTransport, typeof SWITCHBOARD, SwitchboardModule];
+export type LeafTypes = [PostgresFallbackStore, PostgresOutbox, MySqlOutbox, PrometheusObserver, FallbackTransport, typeof SWITCHBOARD, SwitchboardModule];
 
 interface Order { readonly id: number; readonly poison: boolean }
 
