@@ -2,7 +2,7 @@
  * `pnpm bench`: throughput and latency through Switchboard and through the raw client (kafkajs,
  * amqplib, ioredis) with the same payloads and equivalent guarantees, in the same run, as ratios.
  *
- *   pnpm bench [--only memory,kafka,rabbitmq,redis,redis-streams,nats,mqtt,postgres] [--messages N] [--rounds R] [--json]
+ *   pnpm bench [--only memory,kafka,rabbitmq,redis,redis-streams,nats,mqtt,postgres,outbox] [--messages N] [--rounds R] [--json]
  *
  * Bounded: N messages per measurement (default 20000), R rounds (default 3), every wait capped at
  * 60 s; loopback brokers only (scripts/brokers.sh up). Progress goes to stderr.
@@ -39,7 +39,9 @@ import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { pathToFileURL } from 'node:url';
 import pg from 'pg';
-import { createPostgresQueueTransport } from '@switchboard/postgres';
+import { createPostgresQueueTransport, PostgresOutbox } from '@switchboard/postgres';
+import { MySqlOutbox } from '@switchboard/mysql';
+import mysql from 'mysql2/promise';
 
 const argv = process.argv.slice(2);
 const arg = (flag: string) => {
@@ -49,7 +51,7 @@ const arg = (flag: string) => {
 const N = Number(arg('--messages') ?? 20_000);
 const ROUNDS = Number(arg('--rounds') ?? 3);
 const JSON_OUT = argv.includes('--json');
-const ONLY = (arg('--only') ?? 'memory,kafka,rabbitmq,redis,redis-streams,nats,mqtt,postgres').split(',');
+const ONLY = (arg('--only') ?? 'memory,kafka,rabbitmq,redis,redis-streams,nats,mqtt,postgres,outbox').split(',');
 const NATS_URL = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
 const KAFKA_BROKERS = (process.env.KAFKA_BROKERS ?? '127.0.0.1:9092').split(',');
 const RABBITMQ_URL = process.env.RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
@@ -1277,6 +1279,126 @@ async function benchPostgres(): Promise<void> {
   }
 }
 
+// ───────────── transactional outbox (PostgreSQL / MariaDB → Kafka) ─────────────
+const MYSQL_URL = process.env.MYSQL_URL ?? 'mysql://root@127.0.0.1:3306/switchboard_test';
+
+/** An outbox of one database: write `messages` for `topic` in one transaction; a relay over it; dropping its tables. */
+interface BenchOutbox {
+  write(topic: string, messages: { key: string; value: unknown }[]): Promise<void>;
+  relay(publisher: Transport): { start(): void; stop(): Promise<void> };
+  drop(): Promise<void>;
+}
+
+async function openBenchOutbox(kind: 'postgres' | 'mariadb'): Promise<BenchOutbox> {
+  const table = `bench_outbox_${run}_${kind}`;
+  if (kind === 'postgres') {
+    const pool = new pg.Pool({ connectionString: DATABASE_URL, max: 8 });
+    const outbox = await PostgresOutbox.open({ pool, table, inboxTable: `${table}_inbox` });
+    return {
+      async write(topic, messages) {
+        const client = await pool.connect();
+        try {
+          await client.query('BEGIN');
+          await outbox.publish(client, topic, messages);
+          await client.query('COMMIT');
+        } finally {
+          client.release();
+        }
+      },
+      relay: (publisher) => outbox.relay({ publisher, batchSize: 1000 }),
+      async drop() {
+        await outbox.close();
+        await pool.query(`DROP TABLE IF EXISTS ${table}, ${table}_lease, ${table}_relays, ${table}_inbox`);
+        await pool.end();
+      },
+    };
+  }
+  const url = new URL(MYSQL_URL);
+  const server = await mysql.createConnection({ host: url.hostname, port: Number(url.port || 3306), user: decodeURIComponent(url.username), password: decodeURIComponent(url.password) });
+  await server.query(`CREATE DATABASE IF NOT EXISTS \`${url.pathname.slice(1)}\``);
+  await server.end();
+  const pool = mysql.createPool({ uri: MYSQL_URL, connectionLimit: 8 });
+  const outbox = await MySqlOutbox.open({ pool, table, inboxTable: `${table}_inbox` });
+  return {
+    async write(topic, messages) {
+      const connection = await pool.getConnection();
+      try {
+        await connection.beginTransaction();
+        await outbox.publish(connection, topic, messages);
+        await connection.commit();
+      } finally {
+        connection.release();
+      }
+    },
+    relay: (publisher) => outbox.relay({ publisher, batchSize: 1000, pollIntervalMs: 50 }),
+    async drop() {
+      await pool.query(`DROP TABLE IF EXISTS ${table}, ${table}_lease, ${table}_relays, ${table}_keylock, ${table}_inbox`);
+      await pool.end();
+    },
+  };
+}
+
+/**
+ * The outbox against publishing directly, same run, same Kafka transport and consumer: N messages
+ * end to end (transactions or publishes of 1000), and 300 single messages 5 ms apart (one transaction
+ * each: write to handler latency). The relay runs in process.
+ */
+async function benchOutbox(): Promise<void> {
+  const kafkaTransport = () => createKafkaTransport({ brokers: KAFKA_BROKERS, partitions: 3 });
+  for (const kind of ['postgres', 'mariadb'] as const) {
+    const outbox = await openBenchOutbox(kind);
+    const publishing = await kafkaTransport();
+    const relay = outbox.relay(publishing);
+    relay.start();
+    try {
+      const endToEnd =
+        (name: string, send: (bus: Bus, topic: string, batch: { key: string; value: unknown }[]) => Promise<unknown>, single: boolean) =>
+        async (r: number): Promise<Sample> => {
+          const consumer = createBus({ transport: await kafkaTransport() });
+          const bus = createBus({ transport: publishing });
+          try {
+            const topic = `bench.${run}.outbox.${kind}.${name}.${r}`;
+            const arrivals = new Arrivals();
+            await consumer.subscriber.subscribe<{ sentAt: number }>(topic, (m) => arrivals.arrive(m.value.sentAt), { group: `bench-${topic}`, startFrom: 'earliest', concurrency: 3 });
+            const count = single ? LOW_RATE_COUNT : N;
+            const started = now();
+            for (let i = 0; i < count; i += single ? 1 : 1000) {
+              const size = single ? 1 : Math.min(1000, count - i);
+              await send(
+                bus,
+                topic,
+                Array.from({ length: size }, (_, j) => ({ key: `product-${(i + j) % 50}`, value: payload(i + j) })),
+              );
+              if (single) await new Promise((resolve) => setTimeout(resolve, LOW_RATE_GAP_MS));
+            }
+            await arrivals.wait(count);
+            return arrivals.sample(started);
+          } finally {
+            await consumer.close();
+          }
+        };
+      const direct = (bus: Bus, topic: string, batch: { key: string; value: unknown }[]) => bus.publisher.publish(topic, batch);
+      const viaOutbox = (_bus: Bus, topic: string, batch: { key: string; value: unknown }[]) => outbox.write(topic, batch);
+      rows.push({
+        transport: `outbox (${kind} → kafka)`,
+        scenario: 'end to end, batches of 1000: outbox (one transaction each, relay) vs publishing directly',
+        ...(await paired(endToEnd('direct', direct, false), endToEnd('outbox', viaOutbox, false))),
+        note: 'raw = Switchboard publishing directly',
+      });
+      rows.push({
+        transport: `outbox (${kind} → kafka)`,
+        scenario: `one message every ${LOW_RATE_GAP_MS} ms: write to handler latency, outbox vs publishing directly`,
+        ...(await paired(endToEnd('directlat', direct, true), endToEnd('outboxlat', viaOutbox, true))),
+        note: `${LOW_RATE_COUNT} messages per round, one transaction each; raw = publishing directly`,
+      });
+    } finally {
+      await relay.stop();
+      await publishing.close();
+      await outbox.drop();
+    }
+  }
+}
+
 if (argv.includes('--burst-child')) {
   await burstChild();
   process.exit(0);
@@ -1290,6 +1412,7 @@ const suites: Record<string, () => Promise<void>> = {
   nats: benchNats,
   mqtt: benchMqtt,
   postgres: benchPostgres,
+  outbox: benchOutbox,
 };
 for (const name of ONLY) {
   const suite = suites[name];
