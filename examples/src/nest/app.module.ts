@@ -10,11 +10,9 @@ import { InjectPublisher, Subscribe, SwitchboardModule } from '@switchboard/nest
 import { SwitchboardHealthIndicator } from '@switchboard/nestjs/terminus';
 import { z } from 'zod';
 
-export const OrderPlaced = defineTopic({
-  name: 'orders.placed',
-  schema: z.object({ orderId: z.string(), email: z.string().email(), total: z.number().nonnegative() }),
-  key: (order) => order.orderId,
-});
+import { OrderPlaced } from '../contracts.js';
+
+export { OrderPlaced };
 
 /** Publishes orders through the injected Publisher port (no adapter imported). */
 @Injectable()

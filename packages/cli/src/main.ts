@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * `switchboard`: operate dead letters, the parking lot and the fallback relay.
+ * `switchboard`: operate dead letters, the parking lot, the fallback and outbox relays; write the AsyncAPI document.
  * Config comes from the same places as the library (--config file, SWITCHBOARD_CONFIG, SWITCHBOARD__*).
  * Exit codes: 0 done, 1 failed (connection, nothing found...), 2 usage or config error.
  */
@@ -11,6 +11,7 @@ import { ConfigError } from '@switchboard/core';
 import { UsageError, type GlobalOptions } from './options.js';
 import { addDlqCommands } from './commands/dlq.js';
 import { addRelayCommand } from './commands/relay.js';
+import { addAsyncApiCommand } from './commands/asyncapi.js';
 
 export function buildProgram(): Command {
   const program = new Command('switchboard')
@@ -26,6 +27,7 @@ export function buildProgram(): Command {
   const global = () => program.opts<GlobalOptions>();
   addDlqCommands(program, global);
   addRelayCommand(program, global);
+  addAsyncApiCommand(program, global);
   return program;
 }
 

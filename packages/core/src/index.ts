@@ -61,3 +61,4 @@ export * from './resilience/relay.js';
 export * from './resilience/outbox.js';
 export { MemoryParkingLot, type NewParkedMessage, type ParkedMessage, type ParkingFilter, type ParkingLot } from './operations/parking-lot.js';
 export * from './operations/dead-letter-consumer.js';
+export * from './operations/asyncapi.js';
