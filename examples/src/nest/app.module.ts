@@ -5,11 +5,10 @@
  */
 import { Inject, Injectable, Module, type DynamicModule } from '@nestjs/common';
 import { HealthCheckService, TerminusModule } from '@nestjs/terminus';
-import { NonRetryableError, createBusFromConfig, defineTopic, loadBusConfig, parseBusConfig, type BusConfigInput, type Message, type Publisher, type TransportFactory } from '@switchboard/core';
+import { NonRetryableError, createBusFromConfig, loadBusConfig, parseBusConfig, type BusConfigInput, type Message, type Publisher, type TransportFactory } from '@switchboard/core';
 import { InjectPublisher, Subscribe, SwitchboardModule } from '@switchboard/nestjs';
 import { SwitchboardHealthIndicator } from '@switchboard/nestjs/terminus';
-import { z } from 'zod';
-
+import type { z } from 'zod';
 import { OrderPlaced } from '../contracts.js';
 
 export { OrderPlaced };
