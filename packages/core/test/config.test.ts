@@ -66,6 +66,22 @@ describe('config', () => {
     await expect(attempt).rejects.toThrowError(/subscriptions\.audit\.startFrom: transport "memory" keeps no history/);
   });
 
+  it('refuses a transactional subscription where the transport has no transactions, and the orderings and retry modes a transaction cannot have', async () => {
+    const { createBus, createMemoryTransport } = await import('@switchboard/core');
+    const memory = createBus({ transport: createMemoryTransport() });
+    await expect(memory.subscriber.subscribe('orders', () => undefined, { transactional: true })).rejects.toThrowError(/transactional: transport "memory" has no transactions/);
+    const transport = createMemoryTransport();
+    const transactional = createBus({ transport: Object.assign(Object.create(transport) as typeof transport, { capabilities: { ...transport.capabilities, transactions: true } }) });
+    await expect(transactional.subscriber.subscribe('orders', () => undefined, { transactional: true, ordering: 'key' })).rejects.toThrowError(
+      /ordering: a transactional subscription handles one message at a time per partition/,
+    );
+    await expect(transactional.subscriber.subscribe('orders', () => undefined, { transactional: true, retryMode: 'in-process' })).rejects.toThrowError(
+      /retryMode: a transactional subscription retries through the transport/,
+    );
+    await memory.close();
+    await transactional.close();
+  });
+
   it('rejects unknown transport options under transport.', async () => {
     await expect(loadBusConfig({ env: {}, object: { transport: { kind: 'memory', brokers: ['x'] } } }).then((config) => createBusFromConfig(config))).rejects.toThrowError(
       /transport: unknown field\(s\) "brokers"/,

@@ -15,6 +15,11 @@ export interface KafkaClient {
   readonly admin: KafkaAdmin;
   /** A new consumer in group `groupId`, reading `topics` (a name, or a pattern matched against the topics existing at start). */
   consumer(spec: GroupConsumerSpec): GroupConsumer;
+  /**
+   * A transactional producer with `transactionalId` (drivers that have transactions). `connect` fences
+   * any earlier producer with the same id: its open transaction is aborted, its later commits fail.
+   */
+  transactionalSender?(transactionalId: string): TransactionalSender;
   /** Closes the admin connection (the sender and consumers are closed by their owners). */
   close(): Promise<void>;
 }
@@ -50,6 +55,25 @@ export interface RecordSender {
   connect(): Promise<void>;
   send(topic: string, records: readonly OutgoingRecord[], acks: 0 | 1 | -1, timeoutMs: number): Promise<void>;
   close(): Promise<void>;
+}
+
+/** A producer whose sends belong to Kafka transactions (acks=all, idempotent). */
+export interface TransactionalSender {
+  connect(): Promise<void>;
+  begin(): Promise<KafkaTransaction>;
+  close(): Promise<void>;
+}
+
+/**
+ * One open Kafka transaction: records and a group's offsets, committed together or aborted together.
+ * Consumers reading `read_committed` see the records only after `commit`, never after `abort`.
+ */
+export interface KafkaTransaction {
+  send(topic: string, records: readonly OutgoingRecord[]): Promise<void>;
+  /** The group's committed offsets (the next offset to read), committed with the transaction. */
+  sendOffsets(groupId: string, offsets: readonly PartitionOffset[]): Promise<void>;
+  commit(): Promise<void>;
+  abort(): Promise<void>;
 }
 
 /** Offsets of one partition of a topic; strings are decimal offsets. */

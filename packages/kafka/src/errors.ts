@@ -31,3 +31,13 @@ export function isKafkaTooLarge(error: unknown): boolean {
 export function hasPlatformaticCode(error: unknown, apiId: string): boolean {
   return inErrorTree(error, (e) => e.apiId === apiId);
 }
+
+/** Broker codes saying a newer producer with the same transactional id exists: this one is a zombie. */
+const FENCED_TYPES: ReadonlySet<unknown> = new Set(['PRODUCER_FENCED', 'INVALID_PRODUCER_EPOCH', 'INVALID_PRODUCER_ID_MAPPING']);
+/** Their numeric codes (kafkajs 2.2.4 does not name PRODUCER_FENCED, code 90). */
+const FENCED_CODES: ReadonlySet<unknown> = new Set([47, 49, 90]);
+
+/** The transactional producer was fenced (another member owns its partition now), with either driver. */
+export function isProducerFenced(error: unknown): boolean {
+  return inErrorTree(error, (e) => FENCED_TYPES.has(e.type) || FENCED_TYPES.has(e.apiId) || FENCED_CODES.has((e as { code?: unknown }).code));
+}

@@ -15,6 +15,8 @@ export interface PositionsContext {
   isCurrent(): boolean;
   /** Kept offsets were committed at this join (side-by-side windows shrink). */
   onRecommitted(offsets: readonly PartitionOffset[]): void;
+  /** Seek to the committed offsets read here too (transactional subscriptions), not only to new ones. */
+  readonly seekCommitted?: boolean;
 }
 
 /** "No committed offset" is -1 (both drivers' admin ports report it so). */
@@ -37,6 +39,7 @@ export async function fixPositions(context: PositionsContext, assigned: readonly
     const committed = await admin.groupOffsets(groupId, topic);
     const ends = await admin.topicOffsets(topic);
     const ahead: { topic: string; partition: number; offset: string }[] = [];
+    const atCommitted: { topic: string; partition: number; offset: string }[] = [];
     for (const partition of partitions) {
       const tp = `${topic}|${partition}`;
       const high = ends.find((e) => e.partition === partition)?.high;
@@ -48,8 +51,12 @@ export async function fixPositions(context: PositionsContext, assigned: readonly
       // broker's, so the group does not read those records again.
       const believed = commits.believed(tp);
       if (isCommitted(offset) && believed > Number(offset)) ahead.push({ topic, partition, offset: String(believed) });
-      else if (isCommitted(offset)) commits.confirm(tp, Number(offset));
+      else if (isCommitted(offset)) {
+        commits.confirm(tp, Number(offset));
+        if (context.seekCommitted) atCommitted.push({ topic, partition, offset: offset! });
+      }
     }
+    if (atCommitted.length > 0 && context.isCurrent()) for (const position of atCommitted) context.seek(position);
     if (ahead.length > 0) {
       if (!context.isCurrent()) return;
       await context.commitOffsets(ahead);

@@ -14,6 +14,8 @@ import { fromKafkaRecord } from './codec.js';
 import { OffsetWindow } from './offset-window.js';
 import { OffsetCommits } from './commits.js';
 import { fixPositions } from './positions.js';
+import { isProducerFenced } from './errors.js';
+import { TransactionalPartitions, transactionScope } from './transactions.js';
 import type { KafkaOptions } from './options.js';
 
 /**
@@ -24,6 +26,9 @@ export interface SubscriptionContext {
   readonly client: KafkaClient;
   readonly options: KafkaOptions;
 }
+
+/** Pause before a message whose transaction could not begin or commit is handled again. */
+const TRANSACTION_RETRY_MS = 1000;
 
 interface HeldRetry {
   readonly topic: string;
@@ -49,6 +54,8 @@ interface Settlement {
 /** One delivery of a record: the record's message, where it came from, and how it settles. */
 class KafkaDelivery extends TransportDelivery {
   outcome: Outcome = 'unsettled';
+  /** Set on transactional deliveries (see `Delivery.discardEffects`). */
+  declare discardEffects?: () => Promise<void>;
 
   constructor(
     readonly topic: string,
@@ -147,6 +154,16 @@ export class KafkaSubscription implements TransportSubscription {
   private readonly highWatermarks = new Map<string, number>();
   private highWatermarksAskedAt = 0;
   private firstPositioned: { promise: Promise<void>; resolve: () => void; reject: (error: unknown) => void };
+  /** `transactional` subscriptions: a transactional producer per assigned partition. */
+  private readonly transactions: TransactionalPartitions | undefined;
+  /** Partitions (topic|partition) whose last commit failed in a way that may have committed after all. */
+  private readonly uncertainCommits = new Set<string>();
+  /**
+   * Partitions whose producer was fenced: another member owns them now (this one is a zombie: frozen or
+   * cut off past its session). Nothing more is handled for them until the next join assigns them again;
+   * connecting a new producer here would fence the rightful owner instead.
+   */
+  private readonly fencedPartitions = new Set<string>();
 
   constructor(
     private readonly context: SubscriptionContext,
@@ -155,6 +172,7 @@ export class KafkaSubscription implements TransportSubscription {
     private readonly observer: () => BusObserver,
   ) {
     const o = context.options;
+    this.transactions = spec.transactional ? new TransactionalPartitions(context.client, spec.group || 'default') : undefined;
     this.consumer = context.client.consumer({
       groupId: spec.group || 'default',
       topics: spec.pattern ? compileTopicPattern(spec.topic) : spec.topic,
@@ -252,7 +270,7 @@ export class KafkaSubscription implements TransportSubscription {
         this.countHandedBack(tp, batch.messages.slice(index)); // fetched, never started: the group reads them again
         break;
       }
-      if (!isRunning() || isStale() || this.held.has(tp)) break;
+      if (!isRunning() || isStale() || this.held.has(tp) || this.fencedPartitions.has(tp)) break;
       if (this.scheduler) {
         this.acceptWindowed(topic, partition, record);
         last = record.offset;
@@ -261,7 +279,7 @@ export class KafkaSubscription implements TransportSubscription {
       }
       const handling = this.onMessage(topic, partition, record);
       if (handling) await handling;
-      if (this.held.has(tp)) break; // held at this record: not taken
+      if (this.held.has(tp) || this.fencedPartitions.has(tp)) break; // held at this record (or fenced): not taken
       last = record.offset;
     }
     if (last !== undefined && isRunning() && !isStale()) resolveOffset(last);
@@ -300,6 +318,7 @@ export class KafkaSubscription implements TransportSubscription {
    */
   private onGroupJoin(assignment: Readonly<Record<string, number[]>>): void {
     const generation = ++this.generation;
+    this.fencedPartitions.clear(); // what this join assigns is this member's again (its producers fence the previous owner)
     this.owned = new Set(Object.entries(assignment).flatMap(([topic, partitions]) => partitions.map((p) => `${topic}|${p}`)));
     for (const [tp, held] of this.held) {
       if (this.owned.has(tp)) continue;
@@ -355,8 +374,15 @@ export class KafkaSubscription implements TransportSubscription {
 
   /** Commits a start position for every assigned partition that has none (or a kept one ahead of the broker's), reads it back, and seeks there. */
   private async fixPositions(generation: number, assigned: { topic: string; partitions: number[] }[]): Promise<void> {
+    // Transactional: the partitions' producers first. Connecting one fences the partition's previous
+    // owner and ends its open transaction, so the committed offsets read next are final.
+    if (this.transactions) await this.transactions.assign(assigned.flatMap(({ topic, partitions }) => partitions.map((p) => `${topic}|${p}`)));
+    if (generation !== this.generation || this.stopping) return;
     await fixPositions(
       {
+        // Transactional: the consumer goes to the committed offsets read after the fencing, never to
+        // ones it may have read before (a dead member's last transaction was still open then).
+        seekCommitted: this.transactions !== undefined,
         groupId: this.spec.group || 'default',
         startFrom: this.spec.startFrom,
         admin: this.context.client.admin,
@@ -444,6 +470,7 @@ export class KafkaSubscription implements TransportSubscription {
    * (kafkajs' crash path; see runAgainLater).
    */
   private deliver(topic: string, partition: number, record: KafkaRecordIn, attempt: number, settlement: Settlement, item: WindowedRecord | undefined): Promise<Outcome> | Outcome {
+    if (this.transactions) return this.deliverInTransaction(this.transactions, topic, partition, record, attempt, settlement);
     const delivery = new KafkaDelivery(topic, partition, record, attempt, { transport: 'kafka', topic, partition, offset: record.offset, group: this.spec.group }, settlement, item);
     this.inFlight.begin();
     let running: Promise<void> | void;
@@ -467,6 +494,93 @@ export class KafkaSubscription implements TransportSubscription {
         throw error;
       },
     );
+  }
+
+  /**
+   * A delivery in a Kafka transaction of its own (`transactional`): the listener runs inside the
+   * transaction's scope, so what the handler publishes on this transport (and a dead letter) joins it;
+   * an ack adds the next offset to it and commits; a retry, a handing back or a failure aborts it (its
+   * publishes are never visible to read_committed consumers). A transaction that cannot begin or
+   * commit is aborted and the record handled again, same attempt, after {@link TRANSACTION_RETRY_MS}.
+   */
+  private async deliverInTransaction(transactions: TransactionalPartitions, topic: string, partition: number, record: KafkaRecordIn, attempt: number, settlement: Settlement): Promise<Outcome> {
+    const tp = `${topic}|${partition}`;
+    if (!this.owned.has(tp) || this.stopping || this.fencedPartitions.has(tp)) return 'unsettled';
+    const failed = (context: string, error: unknown): Outcome => {
+      if (isProducerFenced(error)) {
+        this.observer().onEvent({
+          type: 'internal-error',
+          topic,
+          context: `kafka transaction: ${context}: fenced, another member owns the partition now (aborted; not handled here until a join assigns it again)`,
+          error,
+        });
+        this.fencedPartitions.add(tp);
+        const held = this.held.get(tp);
+        if (held?.timer) clearTimeout(held.timer);
+        this.held.delete(tp);
+        this.onConsumer('pausing a fenced partition', () => this.consumer.pause([{ topic, partitions: [partition] }]));
+        return 'retry'; // neither held nor acknowledged: the owner handles it
+      }
+      this.observer().onEvent({ type: 'internal-error', topic, context: `kafka transaction: ${context} (aborted; the message is handled again)`, error });
+      transactions.reset(tp);
+      if (this.stopping || !this.owned.has(tp)) return 'unsettled';
+      this.hold(topic, partition, record, attempt, TRANSACTION_RETRY_MS);
+      return 'retry';
+    };
+    let transaction: Awaited<ReturnType<TransactionalPartitions['begin']>>;
+    try {
+      if (this.uncertainCommits.has(tp)) {
+        // A commit that failed may still have committed (a lost response). The new producer fenced the
+        // old one, so the transaction is settled now: the committed offset says whether it counted.
+        await transactions.assign([...this.owned]);
+        const committed = (await this.context.client.admin.groupOffsets(this.spec.group || 'default', topic)).find((c) => c.partition === partition)?.offset;
+        this.uncertainCommits.delete(tp);
+        if (committed !== undefined && Number(committed) > Number(record.offset)) {
+          this.commits.confirm(tp, Number(committed));
+          return 'acked';
+        }
+      }
+      transaction = await transactions.begin(tp);
+    } catch (error) {
+      return failed('beginning', error);
+    }
+    // The offset goes into the transaction: an ack records nothing for the consumer to commit.
+    const inTransaction: Settlement = { ack: () => undefined, retry: settlement.retry };
+    const delivery = new KafkaDelivery(topic, partition, record, attempt, { transport: 'kafka', topic, partition, offset: record.offset, group: this.spec.group }, inTransaction, undefined);
+    const scope = { owner: this.context, transaction };
+    // A failed attempt's publishes are aborted; a dead letter and the ack go into a fresh transaction.
+    delivery.discardEffects = async () => {
+      await scope.transaction.abort();
+      scope.transaction = await transactions.begin(tp);
+    };
+    this.inFlight.begin();
+    try {
+      await transactionScope.run(scope, () => this.listener(delivery));
+    } catch (error) {
+      await scope.transaction.abort().catch(() => undefined);
+      return failed('handling', error);
+    } finally {
+      this.inFlight.end();
+    }
+    transaction = scope.transaction;
+    if (delivery.outcome !== 'acked' || this.stopping) {
+      await transaction.abort().catch((error: unknown) => {
+        this.observer().onEvent({ type: 'internal-error', topic, context: 'kafka transaction: aborting', error });
+        transactions.reset(tp);
+      });
+      return delivery.outcome === 'acked' ? 'unsettled' : delivery.outcome;
+    }
+    const next = offsetAfter(record.offset);
+    try {
+      await transaction.sendOffsets(this.spec.group || 'default', [{ topic, partition, offset: next }]);
+      await transaction.commit();
+    } catch (error) {
+      await transaction.abort().catch(() => undefined);
+      this.uncertainCommits.add(tp);
+      return failed('committing', error);
+    }
+    this.commits.confirm(tp, Number(next));
+    return 'acked';
   }
 
   /**
@@ -605,6 +719,7 @@ export class KafkaSubscription implements TransportSubscription {
       this.handedBackCount += this.scheduler?.takePending().length ?? 0; // not started: handed back uncommitted
       await this.inFlight.idle();
       await this.commits.flush();
+      await this.transactions?.close();
       await this.consumer.disconnect().catch(() => undefined);
       this.firstPositioned.reject(new ClosedError('kafka subscription closed'));
       for (const callback of this.endedCallbacks) callback();

@@ -14,6 +14,7 @@ import {
 import { toKafkaRecord } from './codec.js';
 import { KafkaSubscription } from './subscription.js';
 import { KafkaTopics } from './topics.js';
+import { transactionScope } from './transactions.js';
 import { isKafkaTooLarge, isPlatformaticNetworkError } from './errors.js';
 import type { KafkaAdmin, KafkaClient, RecordSender } from './client.js';
 import type { KafkaOptions } from './options.js';
@@ -52,9 +53,12 @@ export const KAFKA_CAPABILITIES: Capabilities = Object.freeze<Capabilities>({
 /** Delivery guarantee -> producer acks: none = 0, leader = 1, all = -1 (all in-sync replicas). */
 export const ACKS: Readonly<Record<DeliveryGuarantee, 0 | 1 | -1>> = { none: 0, leader: 1, all: -1 };
 
+/** With the kafkajs driver: transactional subscriptions too. */
+const KAFKAJS_CAPABILITIES: Capabilities = Object.freeze<Capabilities>({ ...KAFKA_CAPABILITIES, transactions: true });
+
 export class KafkaTransport implements Transport {
   readonly kind = 'kafka';
-  readonly capabilities = KAFKA_CAPABILITIES;
+  readonly capabilities: Capabilities;
   private readonly observers = new ObserverSet();
   private readonly subscriptions = new Set<KafkaSubscription>();
   private closed = false;
@@ -68,6 +72,7 @@ export class KafkaTransport implements Transport {
     /** The driver's client: producer, admin port and consumers. */
     readonly client: KafkaClient,
   ) {
+    this.capabilities = client.transactionalSender ? KAFKAJS_CAPABILITIES : KAFKA_CAPABILITIES;
     this.producerState = new ConnectionState('producer', options.brokers.join(','));
     this.topics = new KafkaTopics(client.admin, options);
   }
@@ -108,6 +113,14 @@ export class KafkaTransport implements Transport {
   async publish(topic: string, messages: readonly TransportMessage[], options: TransportPublishOptions): Promise<TransportPublishResult> {
     if (this.closed) throw new ClosedError('kafka transport is closed');
     const deadline = Date.now() + this.options.publishTimeoutMs;
+    const scope = transactionScope.getStore();
+    if (scope?.owner === this) {
+      // Inside a transactional delivery: the records join its transaction (acks=all), visible to
+      // read_committed consumers once it commits.
+      await withDeadline(this.ensureTopic(topic), deadline, () => new PublishError(`topic "${topic}" was not ready within ${this.options.publishTimeoutMs} ms`, topic));
+      await scope.transaction.send(topic, messages.map(toKafkaRecord));
+      return {};
+    }
     const timeoutError = () =>
       new AckTimeoutError(`Kafka did not acknowledge ${messages.length} message(s) to "${topic}" (acks=${ACKS[options.guarantee]}) within ${this.options.publishTimeoutMs} ms`, topic);
     await withDeadline(this.ensureTopic(topic), deadline, timeoutError);
@@ -124,6 +137,11 @@ export class KafkaTransport implements Transport {
     }
     this.producerState.up();
     return {};
+  }
+
+  /** True inside a transactional delivery of this transport: a publish joins its transaction. */
+  inTransaction(): boolean {
+    return transactionScope.getStore()?.owner === this;
   }
 
   /** Creates `topic` (partitions, replication factor from options) unless it exists; once per topic per transport. */

@@ -55,8 +55,8 @@ async function runMigration(pool: Pool, file: string, replacements: Record<strin
   for (const statement of statements) await pool.query(statement);
 }
 
-/** Per-key write lock rows: 65,536 (two keys sharing one only wait for each other). */
-const KEY_LOCK_SLOTS = 65_536;
+/** Per-key write lock rows: 4,096 (two keys sharing one only wait for each other's commit). */
+const KEY_LOCK_SLOTS = 4096;
 
 /** Creates the outbox tables if missing (`migrations/001_outbox.sql`), and the key lock rows. */
 export async function migrateMySqlOutbox(pool: Pool, table = 'switchboard_outbox'): Promise<void> {
@@ -65,11 +65,7 @@ export async function migrateMySqlOutbox(pool: Pool, table = 'switchboard_outbox
   await runMigration(pool, '001_outbox.sql', { table, shards });
   // One lock row per slot, created once (writers lock existing rows: no insert, no gap lock).
   const [rows] = await pool.query<RowDataPacket[]>(`SELECT COUNT(*) AS n FROM ${table}_keylock`);
-  if (Number(rows[0]!.n) < KEY_LOCK_SLOTS) {
-    for (let first = 0; first < KEY_LOCK_SLOTS; first += 8192) {
-      await pool.query(`INSERT IGNORE INTO ${table}_keylock (h) VALUES ?`, [Array.from({ length: 8192 }, (_, i) => [first + i])]);
-    }
-  }
+  if (Number(rows[0]!.n) < KEY_LOCK_SLOTS) await pool.query(`INSERT IGNORE INTO ${table}_keylock (h) VALUES ?`, [Array.from({ length: KEY_LOCK_SLOTS }, (_, i) => [i])]);
 }
 
 /** Creates the inbox table if missing (`migrations/002_inbox.sql`). */
@@ -82,7 +78,7 @@ export async function migrateMySqlInbox(pool: Pool, table = 'switchboard_inbox')
  * The transactional outbox on MySQL / MariaDB (InnoDB). Contracts:
  * - {@link publish} writes through the caller's connection, inside its open transaction: the messages
  *   exist exactly when that transaction commits;
- * - per key, rows are in commit order: a write locks a row per key (in `<table>_keylock`, 65,536 rows
+ * - per key, rows are in commit order: a write locks a row per key (in `<table>_keylock`, 4,096 rows
  *   made by the migration) until its transaction ends, so two transactions writing one key are serialised;
  * - {@link inbox} runs a handler in one transaction with the message id's record and the outbox writes;
  * - {@link relay} publishes the rows (see {@link OutboxRelay}); MySQL has no notifications, so relays

@@ -93,13 +93,21 @@ export class FallbackTransport implements Transport {
   }
 
   publish(topic: string, messages: readonly TransportMessage[], options: TransportPublishOptions): Promise<TransportPublishResult> {
+    // Inside a transactional delivery a failure must abort the transaction, not be stored for later.
+    if (this.inner.inTransaction?.()) return this.inner.publish(topic, messages, options);
     return this.guarded(this.inner, 'publish', topic, messages, options);
   }
 
   /** Dead letters are guarded the same way (and relayed through the dead-letter publisher). */
   deadLetterPublisher(): RawPublisher {
     const target = this.inner.deadLetterPublisher?.() ?? this.inner;
-    return { publish: (topic, messages, options) => this.guarded(target, 'dead-letter', topic, messages, options) };
+    return {
+      publish: (topic, messages, options) => (this.inner.inTransaction?.() ? target.publish(topic, messages, options) : this.guarded(target, 'dead-letter', topic, messages, options)),
+    };
+  }
+
+  inTransaction(): boolean {
+    return this.inner.inTransaction?.() ?? false;
   }
 
   subscribe(spec: TransportSubscribeSpec, listener: DeliveryListener): Promise<TransportSubscription> {

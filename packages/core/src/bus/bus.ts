@@ -102,7 +102,9 @@ export class TransportPublisher implements Publisher, GroupPublisher {
     this.inFlight.begin();
     try {
       const options = { guarantee: this.guarantee };
-      const result = group !== undefined && this.transport.publishToGroup ? await this.transport.publishToGroup(topic, group, encoded, options) : await this.sink.publish(topic, encoded, options);
+      // Inside a transactional delivery the publish joins its transaction: straight to the transport.
+      const sink = this.transport.inTransaction?.() ? this.transport : this.sink;
+      const result = group !== undefined && this.transport.publishToGroup ? await this.transport.publishToGroup(topic, group, encoded, options) : await sink.publish(topic, encoded, options);
       endSpan(span);
       if (result.stored) {
         return { ids: encoded.map((m) => m.id), status: 'stored' };
@@ -220,7 +222,15 @@ export class PipelineSubscriber implements Subscriber {
       signal: aborter.signal,
     });
     const inner: TransportSubscription = await this.transport.subscribe(
-      { topic, pattern, group: group ?? '', concurrency: merged.concurrency ?? 1, ordering: merged.ordering ?? caps.orderings[0] ?? 'partition', startFrom: merged.startFrom ?? 'latest' },
+      {
+        topic,
+        pattern,
+        group: group ?? '',
+        concurrency: merged.concurrency ?? 1,
+        ordering: merged.ordering ?? caps.orderings[0] ?? 'partition',
+        startFrom: merged.startFrom ?? 'latest',
+        ...(merged.transactional ? { transactional: true } : {}),
+      },
       listener,
     );
     // close() during a drain escalates it: backoff waits stop and what was not started is handed back.

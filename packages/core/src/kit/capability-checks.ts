@@ -7,6 +7,7 @@ export interface SubscriptionRequest {
   readonly retryMode?: 'transport' | 'in-process' | undefined;
   readonly startFrom?: 'latest' | 'earliest' | undefined;
   readonly ordering?: Ordering | undefined;
+  readonly transactional?: boolean | undefined;
 }
 
 /**
@@ -26,6 +27,16 @@ export function subscriptionCapabilityIssues(kind: string, caps: Capabilities, r
     const offered = caps.orderings.map((o) => `"${o}"`).join(', ');
     const why = request.ordering === 'none' ? '' : caps.perKeyOrder ? '' : ': it spreads a queue over competing consumers, so no order by partition or key holds';
     issues.push({ path: at('ordering'), message: `"${request.ordering}" is not available on transport "${kind}" (it offers ${offered})${why}` });
+  }
+  if (request.transactional) {
+    if (!caps.transactions)
+      issues.push({ path: at('transactional'), message: `transport "${kind}" has no transactions (a handler's publishes and its acknowledgement committed together need kafka with driver kafkajs)` });
+    else {
+      if (request.retryMode === 'in-process') issues.push({ path: at('retryMode'), message: 'a transactional subscription retries through the transport: each attempt is a transaction of its own' });
+      if (request.ordering !== undefined && request.ordering !== 'partition')
+        issues.push({ path: at('ordering'), message: `a transactional subscription handles one message at a time per partition ("partition"), not "${request.ordering}"` });
+      if (request.pattern) issues.push({ path: at('pattern'), message: 'a transactional subscription reads one topic, not a pattern' });
+    }
   }
   return issues;
 }

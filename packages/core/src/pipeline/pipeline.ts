@@ -322,6 +322,8 @@ export function createDeliveryProcessor<T>(config: PipelineConfig<T>): DeliveryL
           return;
         }
         firstFailureAt ??= now();
+        // What the failed attempt published inside a transaction is not kept (a dead letter may follow).
+        if (result.reason === undefined && delivery.discardEffects) await delivery.discardEffects();
         const retryable = result.reason === undefined && isRetryable(result.error, config.classify);
         if (retryable && attempt < retry.maxAttempts) {
           const delayMs = backoffDelay(retry, attempt);

@@ -67,6 +67,11 @@ export interface Capabilities {
    * process up to a high-water mark and applies its overflow policy beyond it.
    */
   readonly backpressure?: boolean;
+  /**
+   * Transactional subscriptions (`subscribe(..., { transactional: true })`): the handler's publishes on
+   * this transport and the message's acknowledgement commit in one broker transaction. Kafka only.
+   */
+  readonly transactions?: boolean;
   /** Publish guarantees this transport can meet. */
   readonly deliveryGuarantees: readonly DeliveryGuarantee[];
   /** Guarantee used when the publisher does not ask for one. */

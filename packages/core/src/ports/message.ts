@@ -87,6 +87,13 @@ export interface Delivery extends TransportMessage {
    * `capabilities.delayedRedelivery`. Returns false if the delivery was already settled.
    */
   retryLater(delayMs: number, nextAttempt?: number): Promise<boolean>;
+  /**
+   * The handler's attempt failed: a transport that made the attempt's publishes part of a broker
+   * transaction (`transactional` subscriptions) drops them, and what follows (a dead letter, the
+   * acknowledgement) goes into a fresh transaction. The pipeline calls it after every failed attempt.
+   * Optional.
+   */
+  discardEffects?(): Promise<void>;
 }
 
 /**

@@ -133,6 +133,16 @@ export interface SubscribeOptions<T = unknown> {
   readonly onFinalFailure?: (failure: FinalFailure) => Promise<void> | void;
   /** Max characters of the stack trace header. Default 4096. */
   readonly stackTraceLimit?: number;
+  /**
+   * One broker transaction per message: what the handler publishes through a publisher of this bus
+   * (on the same transport), a dead letter, and the message's acknowledgement commit together, or
+   * none of them does (a handler that throws aborts its publishes). Consumers that read committed
+   * data only (Kafka `read_committed`, Switchboard's default) never see the output of a failed or
+   * repeated attempt. Needs a transport declaring `transactions` (Kafka, driver kafkajs), ordering
+   * `partition` and the transport's retries (`retryMode` not `in-process`); refused otherwise.
+   * Publishes to another transport, and any other side effect, are not part of it.
+   */
+  readonly transactional?: boolean;
 }
 
 // ───────────────────────────── Transport SPI ─────────────────────────────
@@ -162,6 +172,8 @@ export interface TransportSubscribeSpec {
   /** One of the transport's declared `capabilities.orderings`. */
   readonly ordering: Ordering;
   readonly startFrom: 'latest' | 'earliest';
+  /** See {@link SubscribeOptions.transactional}; only asked of transports declaring `transactions`. */
+  readonly transactional?: boolean;
 }
 
 /**
@@ -203,6 +215,13 @@ export interface Transport extends RawPublisher {
    * that store nothing (Redis Pub/Sub) return a durable destination here. Default: the transport itself.
    */
   deadLetterPublisher?(): RawPublisher;
+  /**
+   * True while the calling code runs inside a transactional delivery of this transport (an async
+   * context, see {@link SubscribeOptions.transactional}): a `publish` then joins that transaction
+   * instead of being sent, so the bus sends it straight to the transport (never coalesced with
+   * publishes of other contexts) and a fallback wrapper never diverts it. Optional.
+   */
+  inTransaction?(): boolean;
   /**
    * Where dead letters can be read back when they live outside the broker's queues (Redis Pub/Sub
    * keeps them in a stream). Transports whose DLQ is a normal topic/queue leave this out: tooling

@@ -34,5 +34,6 @@ export const subscribeOptionsSchema = z
     classify: z.custom<unknown>(isFunction, 'must be a function').optional(),
     onFinalFailure: z.custom<unknown>(isFunction, 'must be a function').optional(),
     use: z.array(z.custom<unknown>(isFunction, 'must be a middleware function (message, next)')).optional(),
+    transactional: z.boolean().optional(),
   })
   .strict();

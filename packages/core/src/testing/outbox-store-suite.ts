@@ -31,7 +31,8 @@ async function writeCommitted(outbox: OutboxUnderTest, topic: string, messages: 
 /** The contract every outbox store keeps (PostgreSQL, MySQL/MariaDB), run against the real database. */
 /** `notifies`: the database wakes relays on commit (PostgreSQL LISTEN/NOTIFY); without it relays poll. */
 export function runOutboxStoreSuite(name: string, openOutbox: () => Promise<OutboxUnderTest>, options: { readonly notifies: boolean }): void {
-  describe(`outbox store contract: ${name}`, () => {
+  // Real databases under a loaded CI machine: each test opens fresh tables.
+  describe(`outbox store contract: ${name}`, { timeout: 30_000 }, () => {
     it('a committed write is read back whole, in write order; a rolled-back one never appears', async () => {
       const outbox = await openOutbox();
       try {

@@ -1,5 +1,5 @@
 import { Kafka, logLevel, PartitionAssigners, Partitioners, type Admin, type Consumer, type Message as KafkaRecordOut } from 'kafkajs';
-import type { ConsumerHandlers, GroupConsumer, GroupConsumerSpec, KafkaAdmin, KafkaClient, OutgoingRecord, PartitionState, RecordSender, TopicPartitions } from '../client.js';
+import type { ConsumerHandlers, GroupConsumer, GroupConsumerSpec, KafkaAdmin, KafkaClient, OutgoingRecord, PartitionState, RecordSender, TopicPartitions, TransactionalSender } from '../client.js';
 import type { PartitionOffset } from '../commits.js';
 import type { KafkaOptions } from '../options.js';
 import { RETRY_INITIAL_MS, RETRY_MAX_MS } from '../retry.js';
@@ -24,7 +24,44 @@ export function kafkajsClient(options: KafkaOptions): KafkaClient {
     sender: kafkajsSender(kafka, admin, options),
     admin,
     consumer: (spec) => new KafkajsGroupConsumer(kafka, options, spec),
+    transactionalSender: (transactionalId) => kafkajsTransactionalSender(kafka, options, transactionalId),
     close: () => admin.close(),
+  };
+}
+
+/** kafkajs' transactional producer (idempotent, one request in flight, acks=all inside transactions). */
+function kafkajsTransactionalSender(kafka: Kafka, options: KafkaOptions, transactionalId: string): TransactionalSender {
+  const producer = kafka.producer({
+    transactionalId,
+    idempotent: true,
+    maxInFlightRequests: 1,
+    allowAutoTopicCreation: false,
+    // The broker aborts a transaction left open longer than this (a member that died mid-transaction).
+    transactionTimeout: Math.max(10_000, options.sessionTimeoutMs),
+    retry: { retries: options.retries, initialRetryTime: RETRY_INITIAL_MS, maxRetryTime: RETRY_MAX_MS },
+  });
+  return {
+    connect: () => producer.connect(),
+    begin: async () => {
+      const transaction = await producer.transaction();
+      return {
+        send: async (topic, records) => {
+          await transaction.send({ topic, messages: records as readonly OutgoingRecord[] as KafkaRecordOut[], acks: -1, timeout: options.requestTimeoutMs });
+        },
+        sendOffsets: (groupId, offsets) => {
+          const byTopic = new Map<string, { partition: number; offset: string }[]>();
+          for (const { topic, partition, offset } of offsets) {
+            let list = byTopic.get(topic);
+            if (!list) byTopic.set(topic, (list = []));
+            list.push({ partition, offset });
+          }
+          return transaction.sendOffsets({ consumerGroupId: groupId, topics: [...byTopic].map(([topic, partitions]) => ({ topic, partitions })) });
+        },
+        commit: () => transaction.commit(),
+        abort: () => transaction.abort(),
+      };
+    },
+    close: () => producer.disconnect(),
   };
 }
 
