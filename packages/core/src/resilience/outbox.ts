@@ -5,7 +5,7 @@ import type { Codec } from '../ports/codec.js';
 import type { BusObserver } from '../ports/events.js';
 import { newMessageId, type OutgoingMessage, type TransportMessage } from '../ports/message.js';
 import type { RawPublisher } from '../ports/ports.js';
-import { backoffDelay } from '../ports/retry.js';
+import { consecutiveRuns, RelayLoop } from './relay-loop.js';
 
 /**
  * The transactional outbox, written once for every database: the application writes messages into an
@@ -118,9 +118,7 @@ export interface OutboxHealth {
  */
 export class OutboxRelay {
   readonly owner: string;
-  private running = false;
-  private loop: Promise<void> | undefined;
-  private wake: (() => void) | undefined;
+  private readonly loop: RelayLoop;
   private readonly observer: BusObserver;
   private held: number[] = [];
   private last: { depth: number; oldestAgeMs?: number | undefined; error?: string; failing: boolean } = { depth: 0, failing: false };
@@ -128,21 +126,28 @@ export class OutboxRelay {
   constructor(private readonly options: OutboxRelayOptions) {
     this.owner = options.owner ?? `outbox-relay-${randomUUID().slice(0, 8)}`;
     this.observer = options.observer ?? combineObservers();
+    const { store } = options;
+    this.loop = new RelayLoop({
+      pass: () => this.drainOnce(),
+      onError: (error) => {
+        this.last = { ...this.last, failing: true, error: error instanceof Error ? error.message : String(error) };
+        this.observer.onEvent({ type: 'internal-error', context: 'outbox relay', error });
+      },
+      pollIntervalMs: options.pollIntervalMs ?? 1000,
+      retryInitialMs: options.retryInitialMs ?? 200,
+      retryMaxMs: options.retryMaxMs ?? 5000,
+      ...(store.waitForWrites ? { waitForWork: (ms: number) => store.waitForWrites!(ms) } : {}),
+    });
   }
 
   /** Starts relaying in the background until `stop`. */
   start(): void {
-    if (this.running) return;
-    this.running = true;
-    this.loop = this.run();
+    this.loop.start();
   }
 
   /** Finishes the round under way, lets go of its shards. */
   async stop(): Promise<void> {
-    this.running = false;
-    this.wake?.();
-    await this.loop;
-    this.loop = undefined;
+    await this.loop.stop();
     await this.options.store.release(this.owner).catch(() => undefined);
     this.held = [];
   }
@@ -151,7 +156,7 @@ export class OutboxRelay {
     const { depth, oldestAgeMs, error, failing } = this.last;
     const late = oldestAgeMs !== undefined && oldestAgeMs > (this.options.maxLagMs ?? 60_000);
     return {
-      status: !this.running ? 'closed' : failing || late ? 'degraded' : 'up',
+      status: !this.loop.isRunning ? 'closed' : failing || late ? 'degraded' : 'up',
       owner: this.owner,
       shards: this.held.length,
       depth,
@@ -174,7 +179,7 @@ export class OutboxRelay {
         if (this.held.length === 0) return { relayed, failed: false };
         const batch = await store.read(this.held, this.options.batchSize ?? 500);
         if (batch.length === 0) return { relayed, failed: false };
-        for (const run of consecutiveRuns(batch)) {
+        for (const run of consecutiveRuns(batch, (head, next) => head.topic === next.topic && head.guarantee === next.guarantee)) {
           const first = run[0]!;
           try {
             await publisher.publish(
@@ -208,51 +213,4 @@ export class OutboxRelay {
       this.observer.onEvent({ type: 'internal-error', context: 'outbox relay: reading the outbox depth', error });
     }
   }
-
-  private async run(): Promise<void> {
-    let failures = 0;
-    const policy = { maxAttempts: Number.MAX_SAFE_INTEGER, initialIntervalMs: this.options.retryInitialMs ?? 200, multiplier: 2, maxIntervalMs: this.options.retryMaxMs ?? 5000, jitter: 0.2 };
-    const idleMs = this.options.pollIntervalMs ?? 1000;
-    while (this.running) {
-      let pause: number | undefined;
-      try {
-        const pass = await this.drainOnce();
-        failures = pass.failed ? failures + 1 : 0;
-        if (pass.failed) pause = backoffDelay(policy, failures);
-      } catch (error) {
-        failures++;
-        pause = backoffDelay(policy, failures);
-        this.last = { ...this.last, failing: true, error: error instanceof Error ? error.message : String(error) };
-        this.observer.onEvent({ type: 'internal-error', context: 'outbox relay', error });
-      }
-      if (!this.running) break;
-      await this.idle(pause, idleMs);
-    }
-  }
-
-  /** Waits `pause` (a backoff), or until the store reports a write (at most `idleMs`). `stop` ends either. */
-  private idle(pause: number | undefined, idleMs: number): Promise<void> {
-    return new Promise<void>((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        this.wake = undefined;
-        resolve();
-      };
-      const timer = setTimeout(done, pause ?? idleMs);
-      this.wake = done;
-      if (pause === undefined && this.options.store.waitForWrites) void this.options.store.waitForWrites(idleMs).then(done, done);
-    });
-  }
-}
-
-/** Splits records into runs of consecutive records with the same topic and guarantee. */
-function consecutiveRuns(records: readonly OutboxRecord[]): OutboxRecord[][] {
-  const runs: OutboxRecord[][] = [];
-  for (const record of records) {
-    const last = runs[runs.length - 1];
-    const head = last?.[0];
-    if (head && head.topic === record.topic && head.guarantee === record.guarantee) last!.push(record);
-    else runs.push([record]);
-  }
-  return runs;
 }

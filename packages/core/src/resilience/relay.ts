@@ -2,8 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { combineObservers } from '../observability/observer.js';
 import type { BusObserver } from '../ports/events.js';
 import type { RawPublisher, Transport } from '../ports/ports.js';
-import { backoffDelay } from '../ports/retry.js';
-import type { FallbackStore, StoredRecord } from './fallback-store.js';
+import { consecutiveRuns, RelayLoop } from './relay-loop.js';
+import type { FallbackStore } from './fallback-store.js';
 
 export interface RelayOptions {
   readonly store: FallbackStore;
@@ -36,28 +36,29 @@ export interface RelayOptions {
  */
 export class FallbackRelay {
   readonly owner: string;
-  private running = false;
-  private loop: Promise<void> | undefined;
-  private wake: (() => void) | undefined;
   private readonly observer: BusObserver;
+  private readonly loop: RelayLoop;
 
   constructor(private readonly options: RelayOptions) {
     this.owner = options.owner ?? `relay-${randomUUID().slice(0, 8)}`;
     this.observer = options.observer ?? combineObservers();
+    this.loop = new RelayLoop({
+      pass: () => this.drainOnce(),
+      onError: (error) => this.observer.onEvent({ type: 'internal-error', context: 'fallback relay', error }),
+      pollIntervalMs: options.pollIntervalMs ?? 250,
+      retryInitialMs: options.retryInitialMs ?? 200,
+      retryMaxMs: options.retryMaxMs ?? 5000,
+    });
   }
 
   /** Starts draining in the background until `stop`. */
   start(): void {
-    if (this.running) return;
-    this.running = true;
-    this.loop = this.run();
+    this.loop.start();
   }
 
   /** Finishes the round under way, releases the lease. */
   async stop(): Promise<void> {
-    this.running = false;
-    this.wake?.();
-    await this.loop;
+    await this.loop.stop();
     await this.options.store.releaseLease(this.owner).catch(() => undefined);
   }
 
@@ -79,7 +80,7 @@ export class FallbackRelay {
         this.observer.onEvent({ type: 'fallback-depth', depth: 0 });
         return { relayed, empty: true, failed: false };
       }
-      for (const run of consecutiveRuns(batch)) {
+      for (const run of consecutiveRuns(batch, (head, next) => head.topic === next.topic && head.guarantee === next.guarantee && head.via === next.via)) {
         const first = run[0]!;
         const target: RawPublisher = first.via === 'dead-letter' ? (this.options.transport.deadLetterPublisher?.() ?? this.options.transport) : this.options.transport;
         const seqs = run.map((r) => r.seq);
@@ -101,41 +102,4 @@ export class FallbackRelay {
       this.observer.onEvent({ type: 'fallback-depth', depth: await store.depth() });
     }
   }
-
-  private async run(): Promise<void> {
-    let failures = 0;
-    const policy = { maxAttempts: Number.MAX_SAFE_INTEGER, initialIntervalMs: this.options.retryInitialMs ?? 200, multiplier: 2, maxIntervalMs: this.options.retryMaxMs ?? 5000, jitter: 0.2 };
-    while (this.running) {
-      let pause = this.options.pollIntervalMs ?? 250;
-      try {
-        const pass = await this.drainOnce();
-        failures = pass.failed ? failures + 1 : 0;
-        if (pass.failed) pause = backoffDelay(policy, failures);
-      } catch (error) {
-        failures++;
-        pause = backoffDelay(policy, failures);
-        this.observer.onEvent({ type: 'internal-error', context: 'fallback relay', error });
-      }
-      if (!this.running) break;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, pause);
-        this.wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-    }
-  }
-}
-
-/** Splits records into runs of consecutive records with the same topic, guarantee and route. */
-function consecutiveRuns(records: readonly StoredRecord[]): StoredRecord[][] {
-  const runs: StoredRecord[][] = [];
-  for (const record of records) {
-    const last = runs[runs.length - 1];
-    const head = last?.[0];
-    if (head && head.topic === record.topic && head.guarantee === record.guarantee && head.via === record.via) last!.push(record);
-    else runs.push([record]);
-  }
-  return runs;
 }
