@@ -9,10 +9,10 @@
 import type { TransportFactory } from '@switchboard/core';
 import { parseOptions } from '@switchboard/core/transport';
 import { kafkaOptionsSchema, type KafkaOptions } from './options.js';
-import { KAFKA_CAPABILITIES, KafkaTransport } from './transport.js';
+import { KafkaTransport, kafkaCapabilities } from './transport.js';
 
 export { kafkaOptionsSchema, type KafkaOptions, type KafkaOptionsInput } from './options.js';
-export { ACKS, KAFKA_CAPABILITIES, KafkaTransport } from './transport.js';
+export { ACKS, KAFKA_CAPABILITIES, KafkaTransport, kafkaCapabilities } from './transport.js';
 export { ID_HEADER, fromKafkaRecord, toKafkaRecord } from './codec.js';
 export { platformaticRunsOn } from './platformatic/runtime.js';
 export type { KafkaAdmin, KafkaClient, OutgoingRecord, ConsumedRecord, PartitionEnds, PartitionState, RecordSender } from './client.js';
@@ -29,7 +29,7 @@ export async function createKafkaTransport(options: Partial<KafkaOptions> = {}):
 export const kafkaTransport: TransportFactory<KafkaOptions> = {
   kind: 'kafka',
   optionsSchema: kafkaOptionsSchema,
-  capabilities: () => KAFKA_CAPABILITIES,
+  capabilities: (options) => kafkaCapabilities(options.driver),
   validate: (options, config) =>
     options.idempotent && config.publish.guarantee !== undefined && config.publish.guarantee !== 'all'
       ? [{ path: 'publish.guarantee', message: `an idempotent Kafka producer needs "all" (acks=-1), not "${config.publish.guarantee}"` }]

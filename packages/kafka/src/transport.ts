@@ -56,6 +56,11 @@ export const ACKS: Readonly<Record<DeliveryGuarantee, 0 | 1 | -1>> = { none: 0, 
 /** With the kafkajs driver: transactional subscriptions too. */
 const KAFKAJS_CAPABILITIES: Capabilities = Object.freeze<Capabilities>({ ...KAFKA_CAPABILITIES, transactions: true });
 
+/** What the Kafka transport declares with `driver`: {@link KAFKA_CAPABILITIES}, plus transactions on kafkajs. */
+export function kafkaCapabilities(driver: KafkaOptions['driver']): Capabilities {
+  return driver === 'kafkajs' ? KAFKAJS_CAPABILITIES : KAFKA_CAPABILITIES;
+}
+
 export class KafkaTransport implements Transport {
   readonly kind = 'kafka';
   readonly capabilities: Capabilities;
@@ -72,7 +77,7 @@ export class KafkaTransport implements Transport {
     /** The driver's client: producer, admin port and consumers. */
     readonly client: KafkaClient,
   ) {
-    this.capabilities = client.transactionalSender ? KAFKAJS_CAPABILITIES : KAFKA_CAPABILITIES;
+    this.capabilities = kafkaCapabilities(client.driver);
     this.producerState = new ConnectionState('producer', options.brokers.join(','));
     this.topics = new KafkaTopics(client.admin, options);
   }

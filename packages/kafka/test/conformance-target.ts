@@ -2,8 +2,8 @@
 import type { Producer } from 'kafkajs';
 import { afterAll } from 'vitest';
 import type { RawMessage } from '@switchboard/core/testing';
-import { KAFKA_CAPABILITIES, type KafkaTransport } from '@switchboard/kafka';
-import { rawKafka, testTransport } from './helpers.js';
+import { kafkaCapabilities, type KafkaTransport } from '@switchboard/kafka';
+import { rawKafka, TEST_DRIVER, testTransport } from './helpers.js';
 
 let admin: KafkaTransport | undefined;
 let rawProducer: Promise<Producer> | undefined;
@@ -25,7 +25,7 @@ async function publishRaw(_transport: unknown, topic: string, message: RawMessag
 
 export const target = {
   name: 'kafka',
-  capabilities: KAFKA_CAPABILITIES,
+  capabilities: kafkaCapabilities(TEST_DRIVER),
   createTransport: (): Promise<KafkaTransport> => testTransport(),
   prepareTopics: async (topics: readonly string[]) => {
     admin ??= await testTransport();

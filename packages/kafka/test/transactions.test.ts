@@ -4,6 +4,7 @@ import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CapabilityError, createBus, NonRetryableError, type Message } from '@switchboard/core';
 import { eventually, Recorder, uniqueName, waitUntil } from '@switchboard/core/testing';
+import type { KafkaTransport } from '@switchboard/kafka';
 import { handledLines, KAFKA_BROKERS, rawKafka, TEST_DRIVER, testTransport } from './helpers.js';
 
 const kafkaScript = fileURLToPath(new URL('../../../scripts/kafka.sh', import.meta.url));
@@ -32,6 +33,31 @@ async function readAll(topic: string, readUncommitted: boolean, count: number): 
   } finally {
     await consumer.disconnect();
   }
+}
+
+/** Resolves once `group`'s committed offsets on `topic` reach the log end on every partition (everything consumed). */
+function groupAtLogEnd(transport: KafkaTransport, group: string, topic: string, what: string): Promise<true> {
+  return eventually(
+    async () => {
+      const ends = await transport.admin.topicOffsets(topic).catch(() => []);
+      const committed = await transport.admin.groupOffsets(group, topic).catch(() => []);
+      return ends.length > 0 && ends.every((e) => committed.find((c) => c.partition === e.partition)?.offset === e.high) ? true : undefined;
+    },
+    120_000,
+    what,
+  );
+}
+
+/** Creates `input` and `output`, and publishes `total` inputs `in-<i>` (16 keys) to `input`. */
+async function publishInputs(input: string, output: string, total: number): Promise<void> {
+  const transport = await testTransport();
+  const producer = createBus({ transport });
+  await transport.ensureTopics([input, output]);
+  await producer.publisher.publish(
+    input,
+    Array.from({ length: total }, (_, i) => ({ id: `in-${i}`, key: `k-${i % 16}`, value: { i } })),
+  );
+  await producer.close();
 }
 
 describe.runIf(TEST_DRIVER === 'platformatic')('kafka transactional subscriptions on driver platformatic', () => {
@@ -82,15 +108,7 @@ describe.runIf(TEST_DRIVER === 'kafkajs')('kafka transactional subscriptions (co
       .filter((i) => !poison(i))
       .flatMap((i) => [`in-${i}-a`, `in-${i}-b`]);
     // All inputs consumed: the group's committed offsets reach the log end.
-    await eventually(
-      async () => {
-        const ends = await transport.admin.topicOffsets(input);
-        const committed = await transport.admin.groupOffsets('tx', input);
-        return ends.every((e) => committed.find((c) => c.partition === e.partition)?.offset === e.high) ? true : undefined;
-      },
-      60_000,
-      "the group's offsets at the log end",
-    );
+    await groupAtLogEnd(transport, 'tx', input, "the group's offsets at the log end");
     const committedOutputs = await readAll(output, false, expected.length);
     const everything = await readAll(output, true, expected.length);
     console.log(
@@ -109,14 +127,7 @@ describe.runIf(TEST_DRIVER === 'kafkajs')('kafka transactional subscriptions (co
       const output = uniqueName('sb-kafka.tx-kill-out');
       const group = 'tx-kill';
       const total = 1500;
-      const producerTransport = await testTransport();
-      const producer = createBus({ transport: producerTransport });
-      await producerTransport.ensureTopics([input, output]);
-      await producer.publisher.publish(
-        input,
-        Array.from({ length: total }, (_, i) => ({ id: `in-${i}`, key: `k-${i % 16}`, value: { i } })),
-      );
-      await producer.close();
+      await publishInputs(input, output, total);
       const script = fileURLToPath(new URL('./fixtures/consume-transactional.mjs', import.meta.url));
       const child = spawn(process.execPath, [script, input, group, output, KAFKA_BROKERS], { stdio: ['ignore', 'pipe', 'inherit'] });
       const handledByChild = handledLines(child);
@@ -147,15 +158,7 @@ describe.runIf(TEST_DRIVER === 'kafkajs')('kafka transactional subscriptions (co
       await handled.waitFor(200, 60_000);
       await broker('down'); // transactions in flight fail: aborted, handled again after the restart
       await broker('up');
-      await eventually(
-        async () => {
-          const ends = await transport.admin.topicOffsets(input).catch(() => []);
-          const committed = await transport.admin.groupOffsets(group, input).catch(() => []);
-          return ends.length > 0 && ends.every((e) => committed.find((c) => c.partition === e.partition)?.offset === e.high) ? true : undefined;
-        },
-        120_000,
-        "the group's offsets at the log end after the restart",
-      );
+      await groupAtLogEnd(transport, group, input, "the group's offsets at the log end after the restart");
       const outputs = await readAll(output, false, total);
       const distinct = new Set(outputs);
       console.log(
@@ -195,14 +198,7 @@ describe.runIf(TEST_DRIVER === 'kafkajs')('kafka transactional subscriptions (co
     const output = uniqueName('sb-kafka.tx-zombie-out');
     const group = 'tx-zombie';
     const total = 800;
-    const producerTransport = await testTransport();
-    const producer = createBus({ transport: producerTransport });
-    await producerTransport.ensureTopics([input, output]);
-    await producer.publisher.publish(
-      input,
-      Array.from({ length: total }, (_, i) => ({ id: `in-${i}`, key: `k-${i % 16}`, value: { i } })),
-    );
-    await producer.close();
+    await publishInputs(input, output, total);
     const script = fileURLToPath(new URL('./fixtures/consume-transactional.mjs', import.meta.url));
     const zombie = spawn(process.execPath, [script, input, group, output, KAFKA_BROKERS], { stdio: ['ignore', 'pipe', 'inherit'] });
     const zombieLines = handledLines(zombie);
@@ -219,15 +215,7 @@ describe.runIf(TEST_DRIVER === 'kafkajs')('kafka transactional subscriptions (co
         },
         { group, startFrom: 'earliest', concurrency: 4, transactional: true, retry: { maxAttempts: 30, initialIntervalMs: 200, maxIntervalMs: 2000 } },
       );
-      await eventually(
-        async () => {
-          const ends = await transport.admin.topicOffsets(input);
-          const committed = await transport.admin.groupOffsets(group, input);
-          return ends.every((e) => committed.find((c) => c.partition === e.partition)?.offset === e.high) ? true : undefined;
-        },
-        120_000,
-        "the successor's offsets at the log end",
-      );
+      await groupAtLogEnd(transport, group, input, "the successor's offsets at the log end");
       zombie.kill('SIGCONT'); // thawed: it goes on where it was, with producers the successor fenced
       await waitUntil(() => zombieLines.items.some((l) => l.startsWith('! ')), 30_000, 'the thawed member failing a transaction (fenced)').catch(() => undefined);
       await bus.close(); // the thawed member may take the partitions back meanwhile: all committed anyway
