@@ -178,6 +178,8 @@ export interface GroupConsumer {
   start(handlers: ConsumerHandlers): Promise<void>;
   /** Runs again after a crash it did not restart from. */
   restart(): Promise<void>;
+  /** Leaves the group and joins it again (a rebalance; positions are fixed again at the join). Drivers with transactions have it. */
+  rejoin?(): Promise<void>;
   pause(partitions: readonly TopicPartitions[]): void;
   resume(partitions: readonly TopicPartitions[]): void;
   paused(): TopicPartitions[];

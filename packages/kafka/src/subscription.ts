@@ -27,8 +27,6 @@ export interface SubscriptionContext {
   readonly options: KafkaOptions;
 }
 
-/** Pause before a message whose transaction could not begin or commit is handled again. */
-const TRANSACTION_RETRY_MS = 1000;
 
 interface HeldRetry {
   readonly topic: string;
@@ -156,14 +154,16 @@ export class KafkaSubscription implements TransportSubscription {
   private firstPositioned: { promise: Promise<void>; resolve: () => void; reject: (error: unknown) => void };
   /** `transactional` subscriptions: a transactional producer per assigned partition. */
   private readonly transactions: TransactionalPartitions | undefined;
-  /** Partitions (topic|partition) whose last commit failed in a way that may have committed after all. */
-  private readonly uncertainCommits = new Set<string>();
   /**
-   * Partitions whose producer was fenced: another member owns them now (this one is a zombie: frozen or
-   * cut off past its session). Nothing more is handled for them until the next join assigns them again;
-   * connecting a new producer here would fence the rightful owner instead.
+   * Partitions given up after a transaction failed (fenced: another member owns them now; or a lost
+   * broker, a commit whose outcome is unknown). Nothing more is handled for them until a join assigns
+   * them again: only a join may connect a partition's producer (connecting one fences the partition's
+   * other producers, and a zombie that did so would fence the rightful owner). A failure asks for that
+   * join ({@link requestRejoin}); at the join the new producer settles the old transaction and the
+   * partition resumes from the committed offset.
    */
   private readonly fencedPartitions = new Set<string>();
+  private rejoining: Promise<void> | undefined;
 
   constructor(
     private readonly context: SubscriptionContext,
@@ -496,50 +496,50 @@ export class KafkaSubscription implements TransportSubscription {
     );
   }
 
+  /** Asks the consumer to leave and join the group again (one request at a time), after a transaction failed. */
+  private requestRejoin(): void {
+    if (this.rejoining || this.stopping || !this.consumer.rejoin) return;
+    const consumer = this.consumer;
+    this.rejoining = new Promise<void>((resolve) => setTimeout(resolve, 0))
+      .then(() => (this.stopping ? undefined : consumer.rejoin!()))
+      .catch((error: unknown) => {
+        this.observer().onEvent({ type: 'internal-error', topic: this.spec.topic, context: 'kafka: rejoining the group after a failed transaction (trying again)', error });
+        this.runAgainLater();
+      })
+      .finally(() => {
+        this.rejoining = undefined;
+      });
+  }
+
   /**
    * A delivery in a Kafka transaction of its own (`transactional`): the listener runs inside the
    * transaction's scope, so what the handler publishes on this transport (and a dead letter) joins it;
    * an ack adds the next offset to it and commits; a retry, a handing back or a failure aborts it (its
-   * publishes are never visible to read_committed consumers). A transaction that cannot begin or
-   * commit is aborted and the record handled again, same attempt, after {@link TRANSACTION_RETRY_MS}.
+   * publishes are never visible to read_committed consumers). A transaction that cannot begin, commit or
+   * abort gives the partition up until the member joins the group again (see `fencedPartitions`).
    */
   private async deliverInTransaction(transactions: TransactionalPartitions, topic: string, partition: number, record: KafkaRecordIn, attempt: number, settlement: Settlement): Promise<Outcome> {
     const tp = `${topic}|${partition}`;
     if (!this.owned.has(tp) || this.stopping || this.fencedPartitions.has(tp)) return 'unsettled';
     const failed = (context: string, error: unknown): Outcome => {
-      if (isProducerFenced(error)) {
-        this.observer().onEvent({
-          type: 'internal-error',
-          topic,
-          context: `kafka transaction: ${context}: fenced, another member owns the partition now (aborted; not handled here until a join assigns it again)`,
-          error,
-        });
-        this.fencedPartitions.add(tp);
-        const held = this.held.get(tp);
-        if (held?.timer) clearTimeout(held.timer);
-        this.held.delete(tp);
-        this.onConsumer('pausing a fenced partition', () => this.consumer.pause([{ topic, partitions: [partition] }]));
-        return 'retry'; // neither held nor acknowledged: the owner handles it
-      }
-      this.observer().onEvent({ type: 'internal-error', topic, context: `kafka transaction: ${context} (aborted; the message is handled again)`, error });
-      transactions.reset(tp);
-      if (this.stopping || !this.owned.has(tp)) return 'unsettled';
-      this.hold(topic, partition, record, attempt, TRANSACTION_RETRY_MS);
-      return 'retry';
+      const fenced = isProducerFenced(error);
+      this.observer().onEvent({
+        type: 'internal-error',
+        topic,
+        context: `kafka transaction: ${context}${fenced ? ': fenced, another member owns the partition now' : ''} (aborted; the partition waits for a join, then resumes from its committed offset)`,
+        error,
+      });
+      this.fencedPartitions.add(tp);
+      const held = this.held.get(tp);
+      if (held?.timer) clearTimeout(held.timer);
+      this.held.delete(tp);
+      transactions.reset(tp); // closed, not replaced: only a join connects its successor
+      this.onConsumer('pausing a partition after a failed transaction', () => this.consumer.pause([{ topic, partitions: [partition] }]));
+      this.requestRejoin();
+      return 'retry'; // neither held nor acknowledged: the join decides who handles it
     };
     let transaction: Awaited<ReturnType<TransactionalPartitions['begin']>>;
     try {
-      if (this.uncertainCommits.has(tp)) {
-        // A commit that failed may still have committed (a lost response). The new producer fenced the
-        // old one, so the transaction is settled now: the committed offset says whether it counted.
-        await transactions.assign([...this.owned]);
-        const committed = (await this.context.client.admin.groupOffsets(this.spec.group || 'default', topic)).find((c) => c.partition === partition)?.offset;
-        this.uncertainCommits.delete(tp);
-        if (committed !== undefined && Number(committed) > Number(record.offset)) {
-          this.commits.confirm(tp, Number(committed));
-          return 'acked';
-        }
-      }
       transaction = await transactions.begin(tp);
     } catch (error) {
       return failed('beginning', error);
@@ -564,10 +564,11 @@ export class KafkaSubscription implements TransportSubscription {
     }
     transaction = scope.transaction;
     if (delivery.outcome !== 'acked' || this.stopping) {
-      await transaction.abort().catch((error: unknown) => {
-        this.observer().onEvent({ type: 'internal-error', topic, context: 'kafka transaction: aborting', error });
-        transactions.reset(tp);
-      });
+      const aborted = await transaction.abort().then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+      if (aborted !== undefined) return failed('aborting', aborted);
       return delivery.outcome === 'acked' ? 'unsettled' : delivery.outcome;
     }
     const next = offsetAfter(record.offset);
@@ -576,7 +577,6 @@ export class KafkaSubscription implements TransportSubscription {
       await transaction.commit();
     } catch (error) {
       await transaction.abort().catch(() => undefined);
-      this.uncertainCommits.add(tp);
       return failed('committing', error);
     }
     this.commits.confirm(tp, Number(next));

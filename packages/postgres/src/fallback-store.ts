@@ -1,6 +1,6 @@
-import type { Pool, PoolClient } from 'pg';
+import type { Pool } from 'pg';
 import type { FallbackRecord, FallbackStore, StoredRecord } from '@switchboard/core';
-import { assertTableName, runMigration } from './migration.js';
+import { assertTableName, inTransaction, runMigration } from './migration.js';
 
 export interface PostgresFallbackStoreOptions {
   /** A pg Pool (the application's own, usually). */
@@ -103,22 +103,14 @@ export class PostgresFallbackStore implements FallbackStore {
   }
 
   async expire(maxAgeMs: number): Promise<number> {
-    const client: PoolClient = await this.options.pool.connect();
-    try {
-      await client.query('BEGIN');
+    return inTransaction(this.options.pool, async (client) => {
       const moved = await client.query(
         `WITH moved AS (DELETE FROM ${this.table} WHERE first_failure_at < now() - ($1::double precision * interval '1 millisecond') RETURNING *)
          INSERT INTO ${this.table}_expired SELECT * FROM moved`,
         [maxAgeMs],
       );
-      await client.query('COMMIT');
       return moved.rowCount ?? 0;
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw error;
-    } finally {
-      client.release();
-    }
+    });
   }
 
   async expired(limit: number): Promise<StoredRecord[]> {

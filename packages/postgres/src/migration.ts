@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import type { Pool } from 'pg';
+import type { Pool, PoolClient } from 'pg';
 
 /** Refuses a table name that is not a plain lower-case SQL identifier (it is spliced into SQL). */
 export function assertTableName(name: string): void {
@@ -11,4 +11,20 @@ export async function runMigration(pool: Pool, file: string, table: string): Pro
   assertTableName(table);
   const sql = await readFile(new URL(`../migrations/${file}`, import.meta.url), 'utf8');
   await pool.query(sql.replaceAll('{table}', table));
+}
+
+/** Runs `work` in one transaction on a client of `pool`: committed when it resolves, rolled back when it throws. */
+export async function inTransaction<R>(pool: Pool, work: (client: PoolClient) => Promise<R>): Promise<R> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    const result = await work(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  } finally {
+    client.release();
+  }
 }

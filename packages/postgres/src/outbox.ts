@@ -18,7 +18,7 @@ import {
 } from '@switchboard/core';
 import { refuseOversizeMessages } from '@switchboard/core/transport';
 import { PostgresDeduplicator } from './dedup.js';
-import { assertTableName } from './migration.js';
+import { assertTableName, inTransaction } from './migration.js';
 
 export interface PostgresOutboxOptions {
   /** A pg Pool (the application's own, usually). */
@@ -45,18 +45,10 @@ export interface OutboxTransaction {
 export async function migratePostgresOutbox(pool: Pool, table = 'switchboard_outbox'): Promise<void> {
   assertTableName(table);
   const sql = (await readFile(new URL('../migrations/005_outbox.sql', import.meta.url), 'utf8')).replaceAll('{table}', table).replaceAll('{last_shard}', String(OUTBOX_SHARDS - 1));
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
+  await inTransaction(pool, async (client) => {
     await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`switchboard-outbox-migrate:${table}`]);
     await client.query(sql);
-    await client.query('COMMIT');
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw error;
-  } finally {
-    client.release();
-  }
+  });
 }
 
 /**

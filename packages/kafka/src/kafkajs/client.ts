@@ -251,6 +251,11 @@ class KafkajsGroupConsumer implements GroupConsumer {
     await this.run();
   }
 
+  async rejoin(): Promise<void> {
+    await this.consumer.stop(); // leaves the group
+    await this.run(); // and joins it again: a rebalance, then GROUP_JOIN
+  }
+
   pause(partitions: readonly TopicPartitions[]): void {
     this.consumer.pause(partitions.map(({ topic, partitions }) => ({ topic, partitions })));
   }

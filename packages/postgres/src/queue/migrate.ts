@@ -1,5 +1,5 @@
 import type { Pool } from 'pg';
-import { assertTableName } from '../migration.js';
+import { assertTableName, inTransaction } from '../migration.js';
 import { readFile } from 'node:fs/promises';
 
 /** The schema version this package's queue statements need. */
@@ -13,20 +13,12 @@ export const QUEUE_SCHEMA_VERSION = 1;
 export async function migratePostgresQueue(pool: Pool, prefix = 'switchboard_queue'): Promise<void> {
   assertTableName(prefix);
   const sql = (await readFile(new URL('../../migrations/004_queue.sql', import.meta.url), 'utf8')).replaceAll('{table}', prefix);
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
+  await inTransaction(pool, async (client) => {
     await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`switchboard-queue-migrate:${prefix}`]);
     await client.query(sql);
     const { rows } = await client.query<{ version: number }>(`SELECT max(version) AS version FROM ${prefix}_schema`);
     const version = rows[0]?.version ?? 0;
     if (version > QUEUE_SCHEMA_VERSION)
       throw new Error(`the queue tables "${prefix}_*" are at schema version ${version}, newer than this package's ${QUEUE_SCHEMA_VERSION}: upgrade @switchboard/postgres`);
-    await client.query('COMMIT');
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw error;
-  } finally {
-    client.release();
-  }
+  });
 }
