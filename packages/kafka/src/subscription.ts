@@ -27,7 +27,6 @@ export interface SubscriptionContext {
   readonly options: KafkaOptions;
 }
 
-
 interface HeldRetry {
   readonly topic: string;
   readonly partition: number;

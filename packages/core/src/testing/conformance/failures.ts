@@ -52,41 +52,37 @@ export function failuresScenarios(context: ConformanceContext): void {
     expect(calls.length).toBe(3);
   });
 
-  it(
-    caps.transactions
-      ? 'transactional: a failed attempt publishes nothing a subscriber sees; the retry publishes once, committed with the input'
-      : 'transactional: refused at subscribe, naming the option (capability transactions not declared)',
-    { timeout },
-    async () => {
-      const bus = await openBus();
-      const [input, output] = await topics('tx-in', 'tx-out');
-      if (!caps.transactions) {
-        await expect(bus.subscriber.subscribe(input!, () => undefined, { ...groupOf('tx'), transactional: true })).rejects.toThrowError(/transactional: transport ".*" has no transactions/);
-        return;
-      }
-      const outputs = new Recorder<string>();
-      await bus.subscriber.subscribe(output!, (m) => outputs.add(m.id), { ...groupOf('readers'), startFrom });
-      let failed = false;
-      await bus.subscriber.subscribe(
-        input!,
-        async (m) => {
-          await bus.publisher.publish(output!, { id: `${m.id}-out`, key: 'one-key', value: 1 });
-          if (!failed) {
-            failed = true;
-            throw new Error('failed after publishing');
-          }
-        },
-        { ...groupOf('tx'), startFrom, transactional: true, retry: { maxAttempts: 3, initialIntervalMs: 50 } },
-      );
-      // Same key, so the same partition and order: had the aborted output been visible, it would come before these.
-      await bus.publisher.publish(input!, { id: 'tx-1', key: 'one-key', value: 1 });
-      await outputs.waitFor(1, waitMs);
-      await bus.publisher.publish(input!, { id: 'tx-2', key: 'one-key', value: 2 });
-      await outputs.waitFor(2, waitMs);
-      expect(outputs.items).toEqual(['tx-1-out', 'tx-2-out']);
-      expect(failed).toBe(true);
-    },
-  );
+  it(caps.transactions
+    ? 'transactional: a failed attempt publishes nothing a subscriber sees; the retry publishes once, committed with the input'
+    : 'transactional: refused at subscribe, naming the option (capability transactions not declared)', { timeout }, async () => {
+    const bus = await openBus();
+    const [input, output] = await topics('tx-in', 'tx-out');
+    if (!caps.transactions) {
+      await expect(bus.subscriber.subscribe(input!, () => undefined, { ...groupOf('tx'), transactional: true })).rejects.toThrowError(/transactional: transport ".*" has no transactions/);
+      return;
+    }
+    const outputs = new Recorder<string>();
+    await bus.subscriber.subscribe(output!, (m) => outputs.add(m.id), { ...groupOf('readers'), startFrom });
+    let failed = false;
+    await bus.subscriber.subscribe(
+      input!,
+      async (m) => {
+        await bus.publisher.publish(output!, { id: `${m.id}-out`, key: 'one-key', value: 1 });
+        if (!failed) {
+          failed = true;
+          throw new Error('failed after publishing');
+        }
+      },
+      { ...groupOf('tx'), startFrom, transactional: true, retry: { maxAttempts: 3, initialIntervalMs: 50 } },
+    );
+    // Same key, so the same partition and order: had the aborted output been visible, it would come before these.
+    await bus.publisher.publish(input!, { id: 'tx-1', key: 'one-key', value: 1 });
+    await outputs.waitFor(1, waitMs);
+    await bus.publisher.publish(input!, { id: 'tx-2', key: 'one-key', value: 2 });
+    await outputs.waitFor(2, waitMs);
+    expect(outputs.items).toEqual(['tx-1-out', 'tx-2-out']);
+    expect(failed).toBe(true);
+  });
 
   it('sends non-retryable errors straight to the DLQ (error type and classifier)', { timeout }, async () => {
     const bus = await openBus();
