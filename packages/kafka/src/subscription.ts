@@ -161,7 +161,7 @@ export class KafkaSubscription implements TransportSubscription {
    * join ({@link requestRejoin}); at the join the new producer settles the old transaction and the
    * partition resumes from the committed offset.
    */
-  private readonly fencedPartitions = new Set<string>();
+  private readonly suspendedPartitions = new Set<string>();
   private rejoining: Promise<void> | undefined;
 
   constructor(
@@ -269,7 +269,7 @@ export class KafkaSubscription implements TransportSubscription {
         this.countHandedBack(tp, batch.messages.slice(index)); // fetched, never started: the group reads them again
         break;
       }
-      if (!isRunning() || isStale() || this.held.has(tp) || this.fencedPartitions.has(tp)) break;
+      if (!isRunning() || isStale() || this.held.has(tp) || this.suspendedPartitions.has(tp)) break;
       if (this.scheduler) {
         this.acceptWindowed(topic, partition, record);
         last = record.offset;
@@ -278,7 +278,7 @@ export class KafkaSubscription implements TransportSubscription {
       }
       const handling = this.onMessage(topic, partition, record);
       if (handling) await handling;
-      if (this.held.has(tp) || this.fencedPartitions.has(tp)) break; // held at this record (or fenced): not taken
+      if (this.held.has(tp) || this.suspendedPartitions.has(tp)) break; // held at this record (or suspended): not taken
       last = record.offset;
     }
     if (last !== undefined && isRunning() && !isStale()) resolveOffset(last);
@@ -317,7 +317,7 @@ export class KafkaSubscription implements TransportSubscription {
    */
   private onGroupJoin(assignment: Readonly<Record<string, number[]>>): void {
     const generation = ++this.generation;
-    this.fencedPartitions.clear(); // what this join assigns is this member's again (its producers fence the previous owner)
+    this.suspendedPartitions.clear(); // what this join assigns is this member's again (its producers fence the previous owner)
     this.owned = new Set(Object.entries(assignment).flatMap(([topic, partitions]) => partitions.map((p) => `${topic}|${p}`)));
     for (const [tp, held] of this.held) {
       if (this.owned.has(tp)) continue;
@@ -515,11 +515,11 @@ export class KafkaSubscription implements TransportSubscription {
    * transaction's scope, so what the handler publishes on this transport (and a dead letter) joins it;
    * an ack adds the next offset to it and commits; a retry, a handing back or a failure aborts it (its
    * publishes are never visible to read_committed consumers). A transaction that cannot begin, commit or
-   * abort gives the partition up until the member joins the group again (see `fencedPartitions`).
+   * abort gives the partition up until the member joins the group again (see `suspendedPartitions`).
    */
   private async deliverInTransaction(transactions: TransactionalPartitions, topic: string, partition: number, record: KafkaRecordIn, attempt: number, settlement: Settlement): Promise<Outcome> {
     const tp = `${topic}|${partition}`;
-    if (!this.owned.has(tp) || this.stopping || this.fencedPartitions.has(tp)) return 'unsettled';
+    if (!this.owned.has(tp) || this.stopping || this.suspendedPartitions.has(tp)) return 'unsettled';
     const failed = (context: string, error: unknown): Outcome => {
       const fenced = isProducerFenced(error);
       this.observer().onEvent({
@@ -528,7 +528,7 @@ export class KafkaSubscription implements TransportSubscription {
         context: `kafka transaction: ${context}${fenced ? ': fenced, another member owns the partition now' : ''} (aborted; the partition waits for a join, then resumes from its committed offset)`,
         error,
       });
-      this.fencedPartitions.add(tp);
+      this.suspendedPartitions.add(tp);
       const held = this.held.get(tp);
       if (held?.timer) clearTimeout(held.timer);
       this.held.delete(tp);

@@ -22,9 +22,10 @@ interface Entry {
  *   connecting fences the partition's previous owner (its open transaction is aborted, its later
  *   commits fail), so the committed offset read afterwards is final; producers of revoked partitions
  *   are closed once their transaction ended;
- * - one transaction at a time per partition: `begin` waits for the previous one to end;
- * - `reset` drops a partition's producer after a failed commit (the next `begin` connects a new one,
- *   which fences the old).
+ * - one transaction at a time per partition: `begin` waits for the previous one to end, and refuses
+ *   a partition without a producer (only `assign`, at a join, connects one: a producer connected
+ *   elsewhere could fence the partition's rightful owner);
+ * - `reset` closes a partition's producer after a failed transaction; the next join connects another.
  */
 export class TransactionalPartitions {
   private readonly entries = new Map<string, Entry>();
@@ -46,9 +47,10 @@ export class TransactionalPartitions {
     await Promise.all(owned.map((tp) => this.ensure(tp).ready));
   }
 
-  /** Begins the partition's next transaction (after the previous one ended). */
+  /** Begins the partition's next transaction (after the previous one ended). Only on a producer `assign` connected. */
   async begin(tp: string): Promise<KafkaTransaction> {
-    const entry = this.ensure(tp);
+    const entry = this.entries.get(tp);
+    if (!entry) throw new Error(`no transactional producer for ${tp}: only a join connects one`);
     await entry.ready;
     await entry.ending;
     const transaction = await entry.sender.begin();
@@ -63,7 +65,7 @@ export class TransactionalPartitions {
     };
   }
 
-  /** Drops the partition's producer (closed in the background); the next `begin` connects a new one. */
+  /** Drops the partition's producer (closed in the background); the next `assign` that includes the partition connects another. */
   reset(tp: string): void {
     const entry = this.entries.get(tp);
     if (!entry) return;
@@ -84,7 +86,7 @@ export class TransactionalPartitions {
     const sender = this.client.transactionalSender!(`sb.${this.group}.${tp.slice(0, at)}.${tp.slice(at + 1)}`);
     const created: Entry = { sender, ready: sender.connect(), ending: Promise.resolve() };
     created.ready.catch(() => {
-      if (this.entries.get(tp) === created) this.entries.delete(tp); // the next begin or assign tries again
+      if (this.entries.get(tp) === created) this.entries.delete(tp); // the next assign tries again
       void sender.close().catch(() => undefined);
     });
     this.entries.set(tp, (entry = created));
