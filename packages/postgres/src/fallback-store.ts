@@ -1,6 +1,7 @@
 import type { Pool } from 'pg';
 import type { FallbackRecord, FallbackStore, StoredRecord } from '@switchboard/core';
 import { assertTableName, inTransaction, runMigration } from './migration.js';
+import { messageOfRow, type MessageColumns } from './message-row.js';
 
 export interface PostgresFallbackStoreOptions {
   /** A pg Pool (the application's own, usually). */
@@ -14,14 +15,9 @@ export async function migratePostgresFallbackStore(pool: Pool, table = 'switchbo
   await runMigration(pool, '001_fallback.sql', table);
 }
 
-interface Row {
+interface Row extends MessageColumns {
   seq: string;
   topic: string;
-  message_id: string;
-  message_key: string | null;
-  headers: Record<string, string>;
-  payload: Buffer;
-  message_timestamp: string;
   guarantee: FallbackRecord['guarantee'];
   via: FallbackRecord['via'];
   first_failure_at: Date;
@@ -33,7 +29,7 @@ function toRecord(row: Row): StoredRecord {
   return {
     seq: row.seq,
     topic: row.topic,
-    message: { id: row.message_id, ...(row.message_key !== null ? { key: row.message_key } : {}), headers: row.headers, body: row.payload, timestamp: Number(row.message_timestamp) },
+    message: messageOfRow(row),
     guarantee: row.guarantee,
     via: row.via,
     firstFailureAt: row.first_failure_at.getTime(),

@@ -19,6 +19,7 @@ import {
 import { refuseOversizeMessages } from '@switchboard/core/transport';
 import { PostgresDeduplicator } from './dedup.js';
 import { assertTableName, inTransaction } from './migration.js';
+import { messageOfRow, type MessageColumns } from './message-row.js';
 
 export interface PostgresOutboxOptions {
   /** A pg Pool (the application's own, usually). */
@@ -151,14 +152,9 @@ export class PostgresOutbox {
   }
 }
 
-interface Row {
+interface Row extends MessageColumns {
   seq: string;
   topic: string;
-  message_id: string;
-  message_key: string | null;
-  headers: Record<string, string>;
-  payload: Buffer;
-  message_timestamp: string;
   guarantee: DeliveryGuarantee;
 }
 
@@ -210,18 +206,7 @@ export class PostgresOutboxStore implements OutboxStore {
       `SELECT seq, topic, message_id, message_key, headers, payload, message_timestamp, guarantee FROM ${this.table} WHERE shard = ANY($1::smallint[]) ORDER BY seq LIMIT $2`,
       [shards, limit],
     );
-    return rows.map((row) => ({
-      seq: row.seq,
-      topic: row.topic,
-      guarantee: row.guarantee,
-      message: {
-        id: row.message_id,
-        ...(row.message_key !== null ? { key: row.message_key } : {}),
-        headers: row.headers,
-        body: row.payload,
-        timestamp: Number(row.message_timestamp),
-      },
-    }));
+    return rows.map((row) => ({ seq: row.seq, topic: row.topic, guarantee: row.guarantee, message: messageOfRow(row) }));
   }
 
   async remove(seqs: readonly string[]): Promise<number> {
