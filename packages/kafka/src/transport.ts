@@ -118,18 +118,17 @@ export class KafkaTransport implements Transport {
   async publish(topic: string, messages: readonly TransportMessage[], options: TransportPublishOptions): Promise<TransportPublishResult> {
     if (this.closed) throw new ClosedError('kafka transport is closed');
     const deadline = Date.now() + this.options.publishTimeoutMs;
-    const scope = transactionScope.getStore();
-    if (scope?.owner === this) {
-      // Inside a transactional delivery: the records join its transaction (acks=all), visible to
-      // read_committed consumers once it commits.
-      await withDeadline(this.ensureTopic(topic), deadline, () => new PublishError(`topic "${topic}" was not ready within ${this.options.publishTimeoutMs} ms`, topic));
-      await scope.transaction.send(topic, messages.map(toKafkaRecord));
-      return {};
-    }
     const timeoutError = () =>
       new AckTimeoutError(`Kafka did not acknowledge ${messages.length} message(s) to "${topic}" (acks=${ACKS[options.guarantee]}) within ${this.options.publishTimeoutMs} ms`, topic);
     await withDeadline(this.ensureTopic(topic), deadline, timeoutError);
     const records = messages.map(toKafkaRecord);
+    const scope = transactionScope.getStore();
+    if (scope?.owner === this) {
+      // Inside a transactional delivery: the records join its transaction (acks=all), visible to
+      // read_committed consumers once it commits.
+      await scope.transaction.send(topic, records);
+      return {};
+    }
     try {
       await withDeadline(this.client.sender.send(topic, records, ACKS[options.guarantee], this.options.requestTimeoutMs), deadline, timeoutError);
     } catch (error) {
