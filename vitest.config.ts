@@ -11,6 +11,7 @@ const packages: Record<string, string> = {
   '@switchboard/postgres/testing': './packages/postgres/src/testing.ts',
   '@switchboard/postgres': './packages/postgres/src/index.ts',
   '@switchboard/mysql': './packages/mysql/src/index.ts',
+  '@switchboard/console': './packages/console/src/index.ts',
   '@switchboard/prometheus': './packages/prometheus/src/index.ts',
   '@switchboard/inversify': './packages/inversify/src/index.ts',
   '@switchboard/nestjs/terminus': './packages/nestjs/src/terminus.ts',
@@ -56,6 +57,12 @@ export default defineConfig({
       { extends: true, test: { name: 'redis-streams', include: ['packages/redis-streams/test/**/*.test.ts'], testTimeout: 60_000, hookTimeout: 60_000 } },
       { extends: true, test: { name: 'postgres', include: ['packages/postgres/test/queue/**/*.test.ts'], testTimeout: 60_000, hookTimeout: 60_000 } },
       { extends: true, test: { name: 'nats', include: ['packages/nats/test/**/*.test.ts'], testTimeout: 60_000, hookTimeout: 60_000 } },
+      // The console's browser tests read DLQs on Kafka, RabbitMQ and Redis: they run after every other
+      // project (groupOrder), so no broker-outage test stops a broker under them.
+      {
+        extends: true,
+        test: { name: 'console', include: ['packages/console/test/**/*.test.ts'], testTimeout: 180_000, hookTimeout: 180_000, fileParallelism: false, sequence: { groupOrder: 1 } },
+      },
       { extends: true, test: { name: 'mqtt', include: ['packages/mqtt/test/**/*.test.ts'], testTimeout: 60_000, hookTimeout: 60_000 } },
     ],
   },

@@ -12,10 +12,11 @@ import { UsageError, type GlobalOptions } from './options.js';
 import { addDlqCommands } from './commands/dlq.js';
 import { addRelayCommand } from './commands/relay.js';
 import { addAsyncApiCommand } from './commands/asyncapi.js';
+import { addConsoleCommand } from './commands/console.js';
 
 export function buildProgram(): Command {
   const program = new Command('switchboard')
-    .description('Operate Switchboard dead letters, the parking lot and the fallback relay.')
+    .description('Operate Switchboard dead letters (CLI and browser console), the parking lot and the relays.')
     .option('--config <file>', 'bus config file (JSON/YAML); default SWITCHBOARD_CONFIG and SWITCHBOARD__* variables')
     .option('--database-url <url>', 'parking lot database (default DATABASE_URL)')
     .option('--parking-table <name>', 'parking lot table (default switchboard_parked)')
@@ -28,6 +29,7 @@ export function buildProgram(): Command {
   addDlqCommands(program, global);
   addRelayCommand(program, global);
   addAsyncApiCommand(program, global);
+  addConsoleCommand(program, global);
   return program;
 }
 

@@ -62,3 +62,6 @@ export * from './resilience/outbox.js';
 export { MemoryParkingLot, type NewParkedMessage, type ParkedMessage, type ParkingFilter, type ParkingLot } from './operations/parking-lot.js';
 export * from './operations/dead-letter-consumer.js';
 export * from './operations/asyncapi.js';
+export * from './operations/dead-letter-walk.js';
+export * from './operations/fingerprint.js';
+export * from './operations/console-store.js';

@@ -20,3 +20,4 @@ import { postgresTransport } from './queue/index.js';
 
 /** The queue transport's factory under the name tools look for (`switchboard --transport-module`). */
 export const transportFactory = postgresTransport;
+export * from './console-store.js';
