@@ -1,4 +1,4 @@
-import pg, { type Pool, type PoolClient } from 'pg';
+import type { Pool, PoolClient } from 'pg';
 import type { AuditEntry, AuditFilter, ConsoleItemState, ConsoleJob, ConsoleJobItem, ConsoleJobState, ConsoleStore, NewConsoleJob, NewConsoleJobItem } from '@switchboard/core';
 import { assertTableName, inTransaction, runMigration } from './migration.js';
 
@@ -237,17 +237,5 @@ export class PostgresConsoleStore implements ConsoleStore {
       e.letterKey ?? '',
       e.detail,
     ]);
-  }
-}
-
-/** A console store on a pool of its own (`switchboard console --database-url`). `close()` ends the pool. */
-export async function openPostgresConsoleStore(url: string, prefix?: string): Promise<PostgresConsoleStore & { close(): Promise<void> }> {
-  const pool = new pg.Pool({ connectionString: url, max: 3 });
-  try {
-    const store = await PostgresConsoleStore.open(pool, prefix);
-    return Object.assign(store, { close: () => pool.end() });
-  } catch (error) {
-    await pool.end().catch(() => undefined);
-    throw error;
   }
 }
