@@ -11,6 +11,8 @@ import type { BusObserver } from '../ports/events.js';
 import { createDeliveryProcessor } from '../pipeline/pipeline.js';
 import type { Span } from '@opentelemetry/api';
 import { PublishCoalescer } from './coalesce.js';
+import { batchingHandler, batchOptionsSchema } from './batch.js';
+import type { BatchHandler, BatchSubscribeOptions } from '../ports/ports.js';
 import { HealthTracker, type ObservedSubscription } from './lifecycle.js';
 import type { BusHealth } from '../ports/health.js';
 import { assertValidForContract, isTopicContract, type ContractPublishOptions, type TopicContract } from '../ports/contract.js';
@@ -175,6 +177,29 @@ export class PipelineSubscriber implements Subscriber {
   subscribe(target: string | TopicContract<unknown, unknown>, handler: Handler<unknown>, options: SubscribeOptions<unknown> = {}): Promise<Subscription> {
     if (isTopicContract(target)) return this.subscribeTopic(target.name, handler, { ...options, schema: target.schema as SubscribeOptions<unknown>['schema'] & object, pattern: false });
     return this.subscribeTopic(target, handler, options);
+  }
+
+  subscribeBatch<T = unknown>(topic: string, handler: BatchHandler<T>, options: BatchSubscribeOptions<T>): Promise<Subscription>;
+  subscribeBatch<Out, In>(contract: TopicContract<Out, In>, handler: BatchHandler<Out>, options: Omit<BatchSubscribeOptions<Out>, 'schema' | 'pattern'>): Promise<Subscription>;
+  async subscribeBatch(target: string | TopicContract<unknown, unknown>, handler: BatchHandler<unknown>, options: BatchSubscribeOptions<unknown>): Promise<Subscription> {
+    if (typeof handler !== 'function') throw new ConfigError([{ path: 'handler', message: 'must be a function' }]);
+    const { batch: batchInput, ...rest } = (options ?? {}) as BatchSubscribeOptions<unknown> & { transactional?: unknown };
+    const batch = batchOptionsSchema.safeParse(batchInput);
+    if (!batch.success) throw configErrorFromZod(batch.error, 'batch');
+    const problems: { path: string; message: string }[] = [];
+    const orderings = this.transport.capabilities.orderings;
+    const ordering = rest.ordering ?? (orderings.includes('key') ? 'key' : orderings.includes('none') ? 'none' : undefined);
+    if (ordering === undefined || !orderings.includes(ordering)) {
+      problems.push({ path: 'batch', message: `transport "${this.transport.kind}" handles one message at a time per subscription (orderings: ${orderings.join(', ')}): no batches` });
+    } else if ((rest.ordering as string | undefined) === 'partition') {
+      problems.push({ path: 'ordering', message: "a batch subscription orders by key or not at all ('partition' handles one message at a time)" });
+    }
+    if (rest.transactional) problems.push({ path: 'transactional', message: 'not with batch handlers (one transaction per message)' });
+    const concurrency = rest.concurrency ?? batch.data.maxSize;
+    if (concurrency < batch.data.maxSize) problems.push({ path: 'batch.maxSize', message: `larger than concurrency (${concurrency}): a batch holds at most \`concurrency\` messages in flight` });
+    if (problems.length > 0 || ordering === undefined) throw new CapabilityError(problems);
+    const perMessage = batchingHandler(handler, batch.data);
+    return this.subscribe(target as string, perMessage, { ...(rest as SubscribeOptions<unknown>), ordering, concurrency });
   }
 
   private async subscribeTopic<T>(topic: string, handler: Handler<T>, options: SubscribeOptions<T>): Promise<Subscription> {

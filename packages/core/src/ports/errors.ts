@@ -14,6 +14,8 @@ export const ErrorCodes = {
   messageTooLarge: 'SB_MESSAGE_TOO_LARGE',
   connect: 'SB_CONNECT',
   closed: 'SB_CLOSED',
+  requestTimeout: 'SB_REQUEST_TIMEOUT',
+  remote: 'SB_REMOTE',
 } as const;
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
 
@@ -119,5 +121,29 @@ export class ConnectError extends Error {
     options?: { cause?: unknown },
   ) {
     super(message, options);
+  }
+}
+
+/** A request got no reply within its `timeoutMs` (a reply arriving later is dropped and counted). */
+export class RequestTimeoutError extends Error {
+  override readonly name = 'RequestTimeoutError';
+  readonly code: ErrorCode = ErrorCodes.requestTimeout;
+  constructor(
+    readonly topic: string,
+    readonly timeoutMs: number,
+  ) {
+    super(`no reply to the request on ${topic} within ${timeoutMs} ms`);
+  }
+}
+
+/** The replier's handler threw: its error's name and message, as the error reply carried them. */
+export class RemoteError extends Error {
+  override readonly name = 'RemoteError';
+  readonly code: ErrorCode = ErrorCodes.remote;
+  constructor(
+    readonly remoteName: string,
+    message: string,
+  ) {
+    super(message);
   }
 }

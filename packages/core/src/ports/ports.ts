@@ -59,6 +59,15 @@ export interface Subscriber {
   subscribe<T = unknown>(topic: string, handler: Handler<T>, options?: SubscribeOptions<T>): Promise<Subscription>;
   /** Subscribes to a contract's topic: the handler's messages are typed from its schema, and validated against it. */
   subscribe<Out, In>(contract: TopicContract<Out, In>, handler: Handler<Out>, options?: Omit<SubscribeOptions<Out>, 'schema' | 'pattern'>): Promise<Subscription>;
+  /**
+   * Subscribes a handler that takes up to `batch.maxSize` messages at once (after at most
+   * `batch.maxWaitMs`). Each message keeps its own outcome in the pipeline: the handler throws (all
+   * failed), returns nothing (all handled) or `{ failed: [{ message, error }] }`; failed messages are
+   * retried or dead-lettered one by one, and a retried message joins a later batch. Metrics count
+   * messages, not batches. Refused (CapabilityError) where the transport handles one message at a time.
+   */
+  subscribeBatch<T = unknown>(topic: string, handler: BatchHandler<T>, options: BatchSubscribeOptions<T>): Promise<Subscription>;
+  subscribeBatch<Out, In>(contract: TopicContract<Out, In>, handler: BatchHandler<Out>, options: Omit<BatchSubscribeOptions<Out>, 'schema' | 'pattern'>): Promise<Subscription>;
   /** Closes every subscription made through this subscriber (as `Subscription.close`). Idempotent. */
   close(): Promise<void>;
 }
@@ -258,3 +267,39 @@ export interface DeadLetterSource {
   /** Deletes the given letters (after a replay, or a purge). */
   remove(cursors: readonly string[]): Promise<void>;
 }
+
+// Batch handlers: the types of `Subscriber.subscribeBatch` (the batching itself is `bus/batch.ts`).
+
+/** How messages are gathered for a batch handler. */
+export interface BatchOptions {
+  /** At most this many messages per call (1–10,000). */
+  readonly maxSize: number;
+  /** A batch is handed over at the latest this long after its first message arrived, full or not (0–600,000 ms). */
+  readonly maxWaitMs: number;
+}
+
+/** One message of a batch that failed, and why (classified like a thrown error: retried, or dead-lettered). */
+export interface BatchFailure<T> {
+  readonly message: Message<T>;
+  readonly error: unknown;
+}
+
+/**
+ * What a batch handler reports: nothing (every message succeeded), or the messages that failed (the
+ * others succeeded). Throwing fails every message of the batch with that error.
+ */
+export type BatchResult<T> = void | undefined | { readonly failed: readonly BatchFailure<T>[] };
+
+export type BatchHandler<T> = (messages: readonly Message<T>[]) => Promise<BatchResult<T>> | BatchResult<T>;
+
+/**
+ * Options of a batch subscription: those of `subscribe` plus `batch`. Batches gather messages of
+ * different keys handled side by side, so ordering is `key` (per-key order kept: a key's next message
+ * waits for its previous one, so a batch holds at most one message per key) or `none`; the default is
+ * `key` where the transport offers it. `concurrency` (default `batch.maxSize`) bounds the messages in
+ * flight, so it must be at least `batch.maxSize`. Not with `transactional`.
+ */
+export type BatchSubscribeOptions<T = unknown> = Omit<SubscribeOptions<T>, 'ordering' | 'transactional'> & {
+  readonly batch: BatchOptions;
+  readonly ordering?: 'key' | 'none';
+};

@@ -5,6 +5,7 @@ import { failuresScenarios } from './conformance/failures.js';
 import { groupsAndOrderScenarios } from './conformance/groups-and-order.js';
 import { hostileInputScenarios } from './conformance/hostile-input.js';
 import { lifecycleScenarios } from './conformance/lifecycle.js';
+import { patternsScenarios } from './conformance/patterns.js';
 
 export type { ConformanceTarget, DeadLetterReader, RawMessage, ConformanceContext } from './conformance/context.js';
 export { createConformanceContext } from './conformance/context.js';
@@ -16,6 +17,7 @@ export const conformanceScenarios = {
   failures: failuresScenarios,
   hostileInput: hostileInputScenarios,
   lifecycle: lifecycleScenarios,
+  patterns: patternsScenarios,
 } as const;
 export type ConformanceScenarioName = keyof typeof conformanceScenarios;
 

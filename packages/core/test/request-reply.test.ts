@@ -1,0 +1,48 @@
+import { describe, expect, it } from 'vitest';
+import { createBus, createMemoryTransport, createRequester, RequestTimeoutError, serveRequests } from '../src/index.js';
+import { gate, waitUntil } from '../src/testing/index.js';
+
+describe('request/reply (memory transport)', () => {
+  it('1,000 concurrent requests with 1% timing out: 990 replies, 10 timeouts, their late replies dropped, no timer or subscription left', async () => {
+    const bus = createBus({ transport: createMemoryTransport() });
+    const held = gate();
+    await serveRequests<{ n: number }>(
+      bus,
+      'quotes',
+      async (m) => {
+        if (m.value.n % 100 === 0) await held.promise; // 10 of 1,000: answered only after their requester gave up
+        return { price: m.value.n + 0.5 };
+      },
+      { group: 'pricing', concurrency: 64, ordering: 'none' },
+    );
+    const requester = await createRequester(bus);
+    const outcomes = await Promise.allSettled(Array.from({ length: 1000 }, (_, n) => requester.request<{ price: number }>('quotes', { n }, { timeoutMs: n % 100 === 0 ? 300 : 10_000 })));
+    const replies = outcomes.flatMap((o, n) => (o.status === 'fulfilled' ? [[n, o.value.value.price]] : []));
+    const timeouts = outcomes.flatMap((o, n) => (o.status === 'rejected' ? [[n, (o.reason as Error).constructor]] : []));
+    expect(replies).toHaveLength(990);
+    expect(replies.every(([n, price]) => price === n! + 0.5)).toBe(true);
+    expect(timeouts).toEqual(Array.from({ length: 10 }, (_, i) => [i * 100, RequestTimeoutError]));
+    expect(requester.pending()).toBe(0); // every timer cleared with its entry
+    held.open();
+    await waitUntil(() => requester.lateReplies() === 10, 5000, 'the ten late replies');
+    await requester.close();
+    expect(bus.subscriptions().map((s) => s.topic)).toEqual(['quotes']);
+    await bus.close();
+  });
+
+  it('close rejects what is pending at once, and a request that cannot be published fails without waiting for its timeout', async () => {
+    const bus = createBus({ transport: createMemoryTransport() });
+    const requester = await createRequester(bus);
+    const unanswered = requester.request('nobody-serves-this', { n: 1 }, { timeoutMs: 60_000 });
+    await waitUntil(() => requester.pending() === 1, 1000, 'the pending request');
+    await requester.close();
+    await expect(unanswered).rejects.toThrowError(/requester closed before the reply came/);
+    await expect(requester.request('quotes', {}, { timeoutMs: 0 })).rejects.toThrowError(/closed/);
+    const other = await createRequester(bus, { id: 'checkout-1' });
+    expect(other.replyTopic).toBe('sb.reply.checkout-1');
+    await expect(other.request('quotes', {}, { timeoutMs: 0 })).rejects.toThrowError(/timeoutMs: an integer from 1 to 600000/);
+    await expect(createRequester(bus, { id: '../orders' })).rejects.toThrowError(/requester id/);
+    await other.close();
+    await bus.close();
+  });
+});
