@@ -25,6 +25,7 @@ interface Side {
   transport: Transport;
   bus: Bus;
   handled: Recorder<string>;
+  values: Map<string, unknown>;
   state: { failing: boolean };
   topic: string;
 }
@@ -147,7 +148,7 @@ describe.skipIf(noBrowser)(`DLQ console in Chromium on Kafka, RabbitMQ and Redis
     await page.close();
   });
 
-  it('parks and discards one letter with a reason, each audited', async () => {
+  it('parks one letter, discards one with a reason, edits one and replays it, each audited', async () => {
     const page = await browser.newPage();
     await signIn(page, served.url, TOKEN);
     const typeErrors = console_.inventory.allLetters().filter((l) => l.errorName === 'TypeError' && l.source !== 'parking');
@@ -164,6 +165,16 @@ describe.skipIf(noBrowser)(`DLQ console in Chromium on Kafka, RabbitMQ and Redis
     await Promise.all([page.waitForURL(/\/jobs\/\d+$/), page.click('button[value=discard]')]);
     await expect.poll(() => textNow(page, '[data-testid=job-state]'), { timeout: 60_000, interval: 250 }).toBe('done');
 
+    // Edit and replay: the operator fixes the payload; the handler gets the edited one.
+    const toEdit = typeErrors.find((l) => l.source === 'redis')!;
+    await page.goto(`${served.url}/letters/${toEdit.letterKey}`);
+    await page.fill('textarea[name=payload]', JSON.stringify({ n: 300, fixed: true }));
+    await Promise.all([page.waitForURL(/\/jobs\/\d+$/), page.click('button:has-text("Replay with this payload")')]);
+    await expect.poll(() => textNow(page, '[data-testid=job-state]'), { timeout: 60_000, interval: 250 }).toBe('done');
+    const redis = sides.find((side) => side.name === 'redis')!;
+    await waitUntil(() => redis.handled.items.includes(toEdit.id), 30_000, 'the edited letter handled');
+    expect(redis.values.get(toEdit.id)).toEqual({ n: 300, fixed: true });
+
     await console_.rescan();
     const parked = console_.inventory.allLetters().filter((l) => l.source === 'parking');
     expect(parked.map((l) => l.id)).toEqual([toPark.id]);
@@ -171,6 +182,8 @@ describe.skipIf(noBrowser)(`DLQ console in Chromium on Kafka, RabbitMQ and Redis
     const { rows } = await pool.query<{ action: string; detail: string }>(`SELECT action, detail FROM ${prefix}_audit WHERE action IN ('park', 'discard') ORDER BY seq`);
     expect(rows.map((r) => r.action)).toEqual(['park', 'discard']);
     expect(rows[1]!.detail).toBe('discarded: street data fixed upstream, order cancelled');
+    const edited = await pool.query<{ detail: string }>(`SELECT detail FROM ${prefix}_audit WHERE message_id = $1 AND action = 'replay'`, [toEdit.id]);
+    expect(edited.rows.map((r) => r.detail)).toEqual([expect.stringMatching(/^replayed to console-redis\.\w+ \(payload edited, sha256 [0-9a-f]{16}\)$/)]);
     await page.close();
   });
 });

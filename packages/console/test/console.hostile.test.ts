@@ -150,4 +150,29 @@ describe('DLQ console: hostile data and refusals (Redis DLQ stream)', () => {
     expect((await post(servedReadOnly.url, '/actions', replay, { authorization: `Bearer ${TOKEN}` })).status).toBe(403);
     expect((await post(servedReadOnly.url, '/refresh', {}, { authorization: `Bearer ${TOKEN}` })).status).toBe(403);
   });
+
+  it("signs operators in through the application's own hook (a proxy's header here): no hook identity, no page; actions still need the CSRF token", async () => {
+    const hooked = new DeadLetterConsole({
+      sources: console_.inventory.sources,
+      authenticate: (request) => (request.headers['x-forwarded-user'] === 'bob' ? 'bob' : undefined),
+      scanIntervalMs: 0,
+    });
+    await hooked.start();
+    const server = await serveConsole(hooked);
+    try {
+      expect((await fetch(`${server.url}/`)).status).toBe(401);
+      const page = await fetch(`${server.url}/`, { headers: { 'x-forwarded-user': 'bob' } });
+      expect(page.status).toBe(200);
+      const html = await page.text();
+      expect(html).toContain('bob');
+      const csrf = /name="_csrf" value="([^"]+)"/.exec(html)![1]!;
+      const refresh = (fields: Record<string, string>) =>
+        fetch(`${server.url}/refresh`, { method: 'POST', headers: { 'x-forwarded-user': 'bob', 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(fields).toString(), redirect: 'manual' });
+      expect((await refresh({})).status).toBe(403);
+      expect((await refresh({ _csrf: csrf })).status).toBe(303);
+    } finally {
+      await server.close();
+      await hooked.close();
+    }
+  });
 });

@@ -36,10 +36,11 @@ export const notFound = (n: number) => new NonRetryableError(`order ${n} not fou
  * A bus on `transport` whose `topic` subscription (group `billing` where the transport has groups) fails while `state.failing`:
  * every third message with a TypeError (retried once), the others NonRetryable. Records handled ids.
  */
-export async function failingSubscription(transport: Transport, topic: string): Promise<{ bus: Bus; handled: Recorder<string>; state: { failing: boolean } }> {
+export async function failingSubscription(transport: Transport, topic: string): Promise<{ bus: Bus; handled: Recorder<string>; values: Map<string, unknown>; state: { failing: boolean } }> {
   const bus = createBus({ transport });
   const handled = new Recorder<string>();
   const state = { failing: true };
+  const values = new Map<string, unknown>();
   await bus.subscriber.subscribe(
     topic,
     (m: { id: string; value: { n: number } }) => {
@@ -47,6 +48,7 @@ export async function failingSubscription(transport: Transport, topic: string): 
         if (m.value.n % 3 === 0) throw new TypeError(`Cannot read properties of undefined (reading 'street') in order ${m.value.n}`);
         throw notFound(m.value.n);
       }
+      values.set(m.id, m.value);
       handled.add(m.id);
     },
     {
@@ -55,7 +57,7 @@ export async function failingSubscription(transport: Transport, topic: string): 
       retry: { maxAttempts: 2, initialIntervalMs: 10 },
     },
   );
-  return { bus, handled, state };
+  return { bus, handled, values, state };
 }
 
 /** The text of the first element `selector` finds on `page` now, or null (none yet, or the page is reloading). */
