@@ -167,7 +167,12 @@ describe('DLQ console: hostile data and refusals (Redis DLQ stream)', () => {
       expect(html).toContain('bob');
       const csrf = /name="_csrf" value="([^"]+)"/.exec(html)![1]!;
       const refresh = (fields: Record<string, string>) =>
-        fetch(`${server.url}/refresh`, { method: 'POST', headers: { 'x-forwarded-user': 'bob', 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(fields).toString(), redirect: 'manual' });
+        fetch(`${server.url}/refresh`, {
+          method: 'POST',
+          headers: { 'x-forwarded-user': 'bob', 'content-type': 'application/x-www-form-urlencoded' },
+          body: new URLSearchParams(fields).toString(),
+          redirect: 'manual',
+        });
       expect((await refresh({})).status).toBe(403);
       expect((await refresh({ _csrf: csrf })).status).toBe(303);
     } finally {

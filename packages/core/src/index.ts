@@ -19,6 +19,7 @@ export type {
   GroupPublisher,
   Handler,
   Middleware,
+  PublishOptions,
   PublishReceipt,
   Publisher,
   StoredDeadLetter,

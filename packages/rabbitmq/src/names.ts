@@ -7,3 +7,8 @@ export function queueNameFor(topic: string, group: string): string {
 export function retryQueueName(queue: string, delayMs: number): string {
   return `${queue}.retry.${delayMs}`;
 }
+
+/** Exchange and queue where messages for `exchange` wait `delayMs` (delayed publishes). */
+export function delayExchangeName(exchange: string, delayMs: number): string {
+  return `${exchange || 'amq.default'}.delay.${delayMs}`;
+}

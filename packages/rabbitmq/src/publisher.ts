@@ -12,7 +12,7 @@ import {
   type TransportPublishResult,
 } from '@switchboard/core/transport';
 import { toPublishOptions, type ReceivedMessage } from './codec.js';
-import { retryQueueName } from './names.js';
+import { delayExchangeName, retryQueueName } from './names.js';
 import type { RabbitOptions, RabbitRoute } from './options.js';
 
 interface PublishLink {
@@ -96,6 +96,33 @@ export class ConfirmPublisher {
     );
     // Unroutable (mandatory + basic.return): nobody got it; the publisher's noReceivers policy decides.
     return unroutable === 0 ? {} : { receivers: 0 };
+  }
+
+  /**
+   * A delayed publish: into the fanout exchange and queue of that delay (`<exchange>.delay.<ms>`, the
+   * delay rounded up to 10 ms), whose TTL dead-letters each message back to `exchange` with its own
+   * routing key when its time comes. One queue per delay keeps every queue FIFO by due time. Confirmed
+   * like any publish (persistent with guarantee "all"); the queue expires when unused for twice its delay
+   * plus a minute (at least 10 min), after its messages left.
+   */
+  async publishDelayed(
+    exchange: string,
+    type: RabbitRoute['type'] | undefined,
+    routingKey: string,
+    topic: string,
+    messages: readonly TransportMessage[],
+    guarantee: TransportPublishOptions['guarantee'],
+    delayMs: number,
+  ): Promise<TransportPublishResult> {
+    if (this.context.isClosed()) throw new ClosedError('rabbitmq transport is closed');
+    const link = await this.publishLink(Date.now() + this.context.options.publishTimeoutMs);
+    if (type && exchange !== '') await this.declareExchange(link, exchange, type);
+    const delay = Math.ceil(delayMs / 10) * 10;
+    const holding = delayExchangeName(exchange, delay);
+    await this.declareExchange(link, holding, 'fanout');
+    await this.declareQueue(link, holding, { 'x-message-ttl': delay, 'x-dead-letter-exchange': exchange, 'x-expires': Math.max(delay * 2 + 60_000, 600_000) }, [holding, '']);
+    await this.publishTo(holding, undefined, routingKey, topic, messages, guarantee);
+    return {}; // who receives it is known only when it is due
   }
 
   /** Dead letters: durable queue named like the DLQ topic, bound to the main exchange, then a confirmed persistent publish. */

@@ -39,6 +39,7 @@ export function rabbitCapabilities(options: Pick<RabbitOptions, 'retryMode'> & {
     orderings: ['none'],
     acknowledgements: true,
     delayedRedelivery: options.retryMode === 'broker',
+    delayedDelivery: true,
     replay: false,
     patternSubscriptions: true,
     duplicatesOnRestart: true,
@@ -147,6 +148,8 @@ export class RabbitTransport implements Transport {
    */
   async publish(topic: string, messages: readonly TransportMessage[], options: TransportPublishOptions): Promise<TransportPublishResult> {
     const route = this.routeFor(topic);
+    const delayMs = (options.deliverAt ?? 0) - Date.now();
+    if (delayMs > 0) return this.publisher.publishDelayed(route.exchange, route.type, route.routingKey ?? topic, topic, messages, options.guarantee, delayMs);
     const result = await this.publisher.publishTo(route.exchange, route.type, route.routingKey ?? topic, topic, messages, options.guarantee);
     // "all" promises the message was made durable; a returned one is stored nowhere, whatever the
     // publisher's noReceivers policy says (that policy decides for "none" and "leader").

@@ -93,8 +93,10 @@ export class FallbackTransport implements Transport {
   }
 
   publish(topic: string, messages: readonly TransportMessage[], options: TransportPublishOptions): Promise<TransportPublishResult> {
-    // Inside a transactional delivery a failure must abort the transaction, not be stored for later.
-    if (this.inner.inTransaction?.()) return this.inner.publish(topic, messages, options);
+    // Inside a transactional delivery a failure must abort the transaction, not be stored for later; a
+    // delayed publish would lose its time in the store (the relay sends what it holds at once): both go
+    // to the broker or fail, never diverted.
+    if (this.inner.inTransaction?.() || options.deliverAt !== undefined) return this.inner.publish(topic, messages, options);
     return this.guarded(this.inner, 'publish', topic, messages, options);
   }
 

@@ -18,7 +18,20 @@ import type { BusHealth } from '../ports/health.js';
 import { assertValidForContract, isTopicContract, type ContractPublishOptions, type TopicContract } from '../ports/contract.js';
 import { InFlight } from '../util/in-flight.js';
 import { endSpan, serverOf, startPublishSpan, withTraceHeaders, type ServerAddress } from '../observability/tracing.js';
-import type { GroupPublisher, Handler, Middleware, Publisher, PublishReceipt, RawPublisher, SubscribeOptions, Subscriber, Subscription, Transport, TransportSubscription } from '../ports/ports.js';
+import type {
+  GroupPublisher,
+  Handler,
+  Middleware,
+  Publisher,
+  PublishOptions,
+  PublishReceipt,
+  RawPublisher,
+  SubscribeOptions,
+  Subscriber,
+  Subscription,
+  Transport,
+  TransportSubscription,
+} from '../ports/ports.js';
 import { retryPolicySchema } from '../ports/retry.js';
 
 export interface PublisherOptions {
@@ -40,6 +53,9 @@ export interface PublisherOptions {
 }
 
 export type NoReceiversPolicy = 'ignore' | 'warn' | 'reject';
+
+/** The longest delay a publish may ask for: 30 days. */
+export const MAX_DELAY_MS = 30 * 24 * 3600_000;
 
 /** Refuses, with the reason, a guarantee the transport cannot meet. */
 export function assertGuaranteeSupported(transport: Transport, guarantee: DeliveryGuarantee): void {
@@ -69,17 +85,38 @@ export class TransportPublisher implements Publisher, GroupPublisher {
     this.sink = options.coalesce === false ? transport : new PublishCoalescer(transport);
   }
 
-  publish<T>(topic: string, messages: OutgoingMessage<T> | readonly OutgoingMessage<T>[]): Promise<PublishReceipt>;
+  publish<T>(topic: string, messages: OutgoingMessage<T> | readonly OutgoingMessage<T>[], options?: PublishOptions): Promise<PublishReceipt>;
   publish<Out, In>(contract: TopicContract<Out, In>, value: In, options?: ContractPublishOptions): Promise<PublishReceipt>;
-  publish(target: string | TopicContract<unknown, unknown>, messages: unknown, options?: ContractPublishOptions): Promise<PublishReceipt> {
-    if (typeof target === 'string') return this.send(target, messages as OutgoingMessage<unknown> | readonly OutgoingMessage<unknown>[], undefined);
+  publish(target: string | TopicContract<unknown, unknown>, messages: unknown, options?: ContractPublishOptions & PublishOptions): Promise<PublishReceipt> {
     try {
+      const deliverAt = this.deliverAtOf(options);
+      if (typeof target === 'string') return this.send(target, messages as OutgoingMessage<unknown> | readonly OutgoingMessage<unknown>[], undefined, deliverAt);
       if (target.validateOnPublish) assertValidForContract(target, messages);
-      const key = options?.key ?? target.key?.(messages);
-      return this.send(target.name, { ...options, ...(key !== undefined ? { key } : {}), value: messages }, undefined);
+      const { delayMs: _delay, deliverAt: _at, ...fields } = options ?? {};
+      const key = fields.key ?? target.key?.(messages);
+      return this.send(target.name, { ...fields, ...(key !== undefined ? { key } : {}), value: messages }, undefined, deliverAt);
     } catch (error) {
       return Promise.reject(error);
     }
+  }
+
+  /** The delivery time a publish asks for (ms since the epoch), checked against the transport's capability; undefined = now. */
+  private deliverAtOf(options: PublishOptions | undefined): number | undefined {
+    if (options?.delayMs === undefined && options?.deliverAt === undefined) return undefined;
+    const field = options.delayMs !== undefined ? 'delayMs' : 'deliverAt';
+    if (options.delayMs !== undefined && options.deliverAt !== undefined) throw new ConfigError([{ path: 'delayMs', message: 'give delayMs or deliverAt, not both' }]);
+    if (!this.transport.capabilities.delayedDelivery) {
+      throw new CapabilityError([
+        { path: field, message: `transport "${this.transport.kind}" cannot hold a message for later delivery (capability delayedDelivery): memory, rabbitmq and postgres can` },
+      ]);
+    }
+    const now = Date.now();
+    const at = options.delayMs !== undefined ? now + options.delayMs : options.deliverAt instanceof Date ? options.deliverAt.getTime() : options.deliverAt!;
+    const delay = at - now;
+    if (!Number.isFinite(at) || (options.delayMs !== undefined && (!Number.isInteger(options.delayMs) || options.delayMs < 0)) || delay > MAX_DELAY_MS) {
+      throw new ConfigError([{ path: field, message: `a delay from 0 to 30 days (got ${options.delayMs ?? String(options.deliverAt)})` }]);
+    }
+    return Math.max(at, now);
   }
 
   /**
@@ -95,7 +132,7 @@ export class TransportPublisher implements Publisher, GroupPublisher {
     );
   }
 
-  private async send<T>(topic: string, messages: OutgoingMessage<T> | readonly OutgoingMessage<T>[], group: string | undefined): Promise<PublishReceipt> {
+  private async send<T>(topic: string, messages: OutgoingMessage<T> | readonly OutgoingMessage<T>[], group: string | undefined, deliverAt?: number): Promise<PublishReceipt> {
     if (this.closed) throw new ClosedError('publisher is closed');
     const list = Array.isArray(messages) ? (messages as readonly OutgoingMessage<T>[]) : [messages as OutgoingMessage<T>];
     const span = startPublishSpan(topic, this.transport.kind, list.length);
@@ -103,9 +140,10 @@ export class TransportPublisher implements Publisher, GroupPublisher {
     const encoded = list.map((m) => this.toTransportMessage(m, span, stampedAt));
     this.inFlight.begin();
     try {
-      const options = { guarantee: this.guarantee };
-      // Inside a transactional delivery the publish joins its transaction: straight to the transport.
-      const sink = this.transport.inTransaction?.() ? this.transport : this.sink;
+      const options = { guarantee: this.guarantee, ...(deliverAt !== undefined ? { deliverAt } : {}) };
+      // Inside a transactional delivery the publish joins its transaction, and a delayed publish has
+      // options of its own: both go straight to the transport, never coalesced with other publishes.
+      const sink = this.transport.inTransaction?.() || deliverAt !== undefined ? this.transport : this.sink;
       const result = group !== undefined && this.transport.publishToGroup ? await this.transport.publishToGroup(topic, group, encoded, options) : await sink.publish(topic, encoded, options);
       endSpan(span);
       if (result.stored) {

@@ -42,6 +42,11 @@ export interface Capabilities {
   readonly acknowledgements: boolean;
   /** `Delivery.retryLater` works: the transport redelivers after a delay, holding no handler slot. */
   readonly delayedRedelivery: boolean;
+  /**
+   * `publish(…, { delayMs | deliverAt })` is held by the broker (or the transport's store) and
+   * delivered at that time, no earlier. Absent = false: such a publish is refused, naming `delayMs`.
+   */
+  readonly delayedDelivery?: boolean;
   /** A new group can read messages published before it existed. */
   readonly replay: boolean;
   /** Wildcard / pattern subscriptions. */

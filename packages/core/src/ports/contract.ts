@@ -25,6 +25,10 @@ export interface ContractPublishOptions {
   readonly key?: string;
   readonly headers?: Record<string, string>;
   readonly timestamp?: number;
+  /** As `PublishOptions.delayMs`. */
+  readonly delayMs?: number;
+  /** As `PublishOptions.deliverAt`. */
+  readonly deliverAt?: number | Date;
 }
 
 /**

@@ -27,7 +27,7 @@ export interface Publisher {
    * is met for every message (see {@link DeliveryGuarantee}); rejects with a `PublishError` otherwise.
    * A batch keeps its order for messages sharing a key.
    */
-  publish<T>(topic: string, messages: OutgoingMessage<T> | readonly OutgoingMessage<T>[]): Promise<PublishReceipt>;
+  publish<T>(topic: string, messages: OutgoingMessage<T> | readonly OutgoingMessage<T>[], options?: PublishOptions): Promise<PublishReceipt>;
   /**
    * Publishes one value to a contract's topic, typed from its schema. Validated first when the
    * contract says `validateOnPublish` (an invalid value rejects with a SchemaValidationError and is
@@ -159,6 +159,19 @@ export interface SubscribeOptions<T = unknown> {
 
 export interface TransportPublishOptions {
   readonly guarantee: DeliveryGuarantee;
+  /**
+   * Deliver no earlier than this time (ms since the epoch). Only asked of transports declaring
+   * `delayedDelivery`; the guarantee then covers the held message.
+   */
+  readonly deliverAt?: number;
+}
+
+/** Options of one `publish` call. */
+export interface PublishOptions {
+  /** Deliver this many ms from now, no earlier (0 – 30 days). Where the transport declares `delayedDelivery`; refused elsewhere. */
+  readonly delayMs?: number;
+  /** Deliver at this time, no earlier (a time past is now). Not with `delayMs`. */
+  readonly deliverAt?: number | Date;
 }
 
 export interface TransportPublishResult {

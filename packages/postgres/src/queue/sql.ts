@@ -22,6 +22,11 @@ export function queueStatements(p: string) {
     publish: `WITH m AS (${insertMessages}),
       d AS (INSERT INTO ${deliveries} (sub_id, seq, key) SELECT s.sub_id, m.seq, m.key FROM m JOIN ${subscriptions} s ON ${matching})
       SELECT pg_notify('${p}', $1)`,
+    /** As `publish`, its deliveries due at $7 (ms since the epoch): delayed publishes. No notification: the publisher sends one when they are due. */
+    publishDelayed: `WITH m AS (${insertMessages})
+      INSERT INTO ${deliveries} (sub_id, seq, key, available_at) SELECT s.sub_id, m.seq, m.key, to_timestamp($7::double precision / 1000) FROM m JOIN ${subscriptions} s ON ${matching}`,
+    /** Wakes the readers of topic $1 (a delayed publish came due). */
+    notify: `SELECT pg_notify('${p}', $1)`,
     /** As `publish`, to the subscriptions of one group only ($7): replays. */
     publishToGroup: `WITH m AS (${insertMessages}),
       d AS (INSERT INTO ${deliveries} (sub_id, seq, key) SELECT s.sub_id, m.seq, m.key FROM m JOIN ${subscriptions} s ON s.group_name = $7 AND (${matching}))

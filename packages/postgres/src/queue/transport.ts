@@ -43,6 +43,7 @@ export function postgresQueueCapabilities(options: Pick<PostgresQueueOptions, 'm
     orderings: ['key', 'none'],
     acknowledgements: true,
     delayedRedelivery: true,
+    delayedDelivery: true,
     replay: true,
     patternSubscriptions: true,
     duplicatesOnRestart: true,
@@ -69,6 +70,8 @@ export class PostgresQueueTransport implements Transport {
   /** Lease owner name of this transport's members: host, pid and a random part. */
   private readonly member = `${hostname()}-${process.pid}-${randomBytes(4).toString('hex')}`;
   private closed = false;
+  /** Timers that wake readers when delayed publishes come due. */
+  private readonly dueTimers = new Set<ReturnType<typeof setTimeout>>();
   private members = 0;
   private listener: pg.Client | undefined;
   private listening: Promise<void> | undefined;
@@ -191,6 +194,19 @@ export class PostgresQueueTransport implements Transport {
     return this.write(topic, group, messages, options);
   }
 
+  /** Wakes the topic's readers when a delayed publish comes due (a timer in this process, not keeping it alive). */
+  private notifyWhenDue(topic: string, deliverAt: number): void {
+    const timer = setTimeout(
+      () => {
+        this.dueTimers.delete(timer);
+        if (!this.closed) this.pool.query(this.sql.notify, [topic]).catch((error: unknown) => this.report('postgres: waking readers for a delayed publish failed', error));
+      },
+      Math.max(0, deliverAt - Date.now()),
+    );
+    timer.unref();
+    this.dueTimers.add(timer);
+  }
+
   private async write(topic: string, group: string | undefined, messages: readonly TransportMessage[], options: TransportPublishOptions): Promise<TransportPublishResult> {
     if (this.closed) throw new ClosedError('postgres transport is closed');
     if (messages.length === 0) return {};
@@ -198,14 +214,23 @@ export class PostgresQueueTransport implements Transport {
     refuseOversizeMessages(topic, messages, this.options.maxMessageBytes);
     const batch = encodeBatch(messages);
     const values: unknown[] = [topic, batch.ids, batch.keys, batch.headers, batch.bodies, batch.timestamps];
+    const deliverAt = group === undefined && options.deliverAt !== undefined && options.deliverAt > Date.now() ? options.deliverAt : undefined;
     if (group !== undefined) values.push(group);
-    const running = this.pool.query(group === undefined ? this.sql.publish : this.sql.publishToGroup, values).then(
-      () => this.connection.up(),
-      (error: unknown) => {
-        this.connection.down();
-        throw new PublishError(`postgres: ${messages.length} message(s) to ${topic} not stored: ${(error as Error).message}`, topic, { cause: error });
-      },
-    );
+    if (deliverAt !== undefined) values.push(deliverAt);
+    const statement = deliverAt !== undefined ? this.sql.publishDelayed : group === undefined ? this.sql.publish : this.sql.publishToGroup;
+    const running = this.pool
+      .query(statement, values)
+      .then(() => {
+        // Readers also find due rows at their poll (pollIntervalMs), should this process be gone by then.
+        if (deliverAt !== undefined) this.notifyWhenDue(topic, deliverAt);
+      })
+      .then(
+        () => this.connection.up(),
+        (error: unknown) => {
+          this.connection.down();
+          throw new PublishError(`postgres: ${messages.length} message(s) to ${topic} not stored: ${(error as Error).message}`, topic, { cause: error });
+        },
+      );
     if (options.guarantee === 'none') {
       running.catch((error: unknown) => this.report('postgres: a publish with guarantee none failed', error));
       return {};
@@ -296,6 +321,8 @@ export class PostgresQueueTransport implements Transport {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.retentionTimer);
+    for (const timer of this.dueTimers) clearTimeout(timer);
+    this.dueTimers.clear();
     await Promise.all([...this.subscriptions].map((live) => live.subscription.close()));
     this.subscriptions.clear();
     await this.retention;

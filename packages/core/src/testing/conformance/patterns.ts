@@ -48,6 +48,58 @@ export function patternsScenarios(context: ConformanceContext): void {
     await expect(requester.request(topic!, { n: 1 }, { timeoutMs: 100 })).rejects.toThrowError(/closed/);
     expect(bus.subscriptions().map((s) => s.topic)).not.toContain(requester.replyTopic);
   });
+  if (caps.delayedDelivery) {
+    it('delayed delivery: delayMs and deliverAt hold a message until its time, no earlier; lateness p50/p99 printed', { timeout }, async () => {
+      const bus = await openBus();
+      const [topic] = await topics('delayed');
+      const arrivals = new Map<string, number>();
+      const arrived = new Recorder<string>();
+      await bus.subscriber.subscribe(
+        topic!,
+        (m) => {
+          arrivals.set(m.id, Date.now());
+          arrived.add(m.id);
+        },
+        { ...groupOf('delayed'), startFrom, concurrency: 16, ordering: caps.orderings.includes('none') ? 'none' : caps.orderings[0]! },
+      );
+      const due = new Map<string, number>();
+      const sent = Date.now();
+      await bus.publisher.publish(topic!, { id: 'later', value: 1 }, { delayMs: 1000 });
+      due.set('later', sent + 1000);
+      await bus.publisher.publish(
+        topic!,
+        [
+          { id: 'at-1', value: 2 },
+          { id: 'at-2', value: 3 },
+        ],
+        { deliverAt: new Date(sent + 1500) },
+      );
+      due.set('at-1', sent + 1500);
+      due.set('at-2', sent + 1500);
+      await bus.publisher.publish(topic!, { id: 'now', value: 0 });
+      // 60 more, due 300 to 1,300 ms from their publish (ten delays: one broker-side queue or timer per delay).
+      for (let i = 0; i < 60; i++) {
+        const delayMs = 300 + (i % 10) * 100;
+        const at = Date.now();
+        await bus.publisher.publish(topic!, { id: `spread-${i}`, value: i }, { delayMs });
+        due.set(`spread-${i}`, at + delayMs);
+      }
+      await arrived.waitFor(64, waitMs, 'the delayed messages');
+      expect(arrivals.get('now')!).toBeLessThan(due.get('later')!);
+      const lateness = [...due].map(([id, at]) => arrivals.get(id)! - at).sort((a, b) => a - b);
+      expect(lateness[0]!).toBeGreaterThanOrEqual(-2); // never early (timers may round down by a millisecond)
+      const pick = (q: number) => lateness[Math.min(lateness.length - 1, Math.floor(q * lateness.length))]!;
+      console.log(`[measure] ${context.target.name} delayed delivery lateness over ${lateness.length} messages: p50 ${pick(0.5)} ms, p99 ${pick(0.99)} ms, max ${lateness.at(-1)} ms`);
+    });
+  } else {
+    it('delayed delivery: refused at publish, naming delayMs (capability delayedDelivery not declared)', { timeout }, async () => {
+      const bus = await openBus();
+      const [topic] = await topics('delayed-refused');
+      await expect(bus.publisher.publish(topic!, { value: 1 }, { delayMs: 100 })).rejects.toThrowError(/delayMs: transport ".*" cannot hold a message for later delivery/);
+      await expect(bus.publisher.publish(topic!, { value: 1 }, { deliverAt: Date.now() + 100 })).rejects.toThrowError(/deliverAt: transport/);
+    });
+  }
+
   const batches = caps.orderings.includes('key') || caps.orderings.includes('none');
 
   if (!batches) {

@@ -34,6 +34,7 @@ export const MEMORY_CAPABILITIES: Capabilities = Object.freeze<Capabilities>({
   orderings: ['partition', 'key', 'none'],
   acknowledgements: true,
   delayedRedelivery: true,
+  delayedDelivery: true,
   replay: false,
   patternSubscriptions: true,
   duplicatesOnRestart: false,
@@ -236,6 +237,8 @@ export class MemoryTransport implements Transport {
   private readonly subscriptions = new Set<TransportSubscription>();
   private closed = false;
   private readonly maxMessageBytes: number | undefined;
+  /** Delayed publishes waiting for their time (in this process: gone when the transport closes, like everything memory holds). */
+  private readonly delayed = new Set<ReturnType<typeof setTimeout>>();
 
   constructor(
     readonly broker: MemoryBroker = new MemoryBroker(),
@@ -245,9 +248,18 @@ export class MemoryTransport implements Transport {
     this.capabilities = options.maxMessageBytes === undefined ? MEMORY_CAPABILITIES : Object.freeze({ ...MEMORY_CAPABILITIES, maxMessageBytes: options.maxMessageBytes });
   }
 
-  async publish(topic: string, messages: readonly TransportMessage[], _options: TransportPublishOptions): Promise<TransportPublishResult> {
+  async publish(topic: string, messages: readonly TransportMessage[], options: TransportPublishOptions): Promise<TransportPublishResult> {
     if (this.closed) throw new ClosedError('memory transport is closed');
     refuseOversizeMessages(topic, messages, this.maxMessageBytes);
+    const wait = (options.deliverAt ?? 0) - Date.now();
+    if (wait > 0) {
+      const timer = setTimeout(() => {
+        this.delayed.delete(timer);
+        if (!this.closed) this.broker.publish(topic, messages);
+      }, wait);
+      this.delayed.add(timer);
+      return {};
+    }
     const { receivers, backpressure } = this.broker.publish(topic, messages);
     if (backpressure) await backpressure;
     return { receivers };
@@ -267,6 +279,8 @@ export class MemoryTransport implements Transport {
 
   async close(): Promise<void> {
     this.closed = true;
+    for (const timer of this.delayed) clearTimeout(timer);
+    this.delayed.clear();
     await Promise.all([...this.subscriptions].map((s) => s.close()));
   }
 }
