@@ -1,6 +1,8 @@
+import { randomUUID } from 'node:crypto';
 import {
   type ConsoleStore,
   deadLettersAreLogged,
+  describeDeadLetter,
   failureFingerprint,
   normaliseErrorMessage,
   type ParkedMessage,
@@ -10,6 +12,7 @@ import {
   type TransportDeadLetter,
   walkTransportDeadLetters,
 } from '@switchboard/core';
+import type { TransportSubscription } from '@switchboard/core/transport';
 
 /** A transport whose DLQs the console reads, and the publisher replays go through. */
 export interface ConsoleSource {
@@ -55,6 +58,12 @@ export interface FingerprintGroup {
 }
 
 export const PARKING_SOURCE = 'parking';
+
+interface LogTail {
+  readonly letters: Map<string, TransportDeadLetter>;
+  lastActivity(): number;
+  subscription: TransportSubscription | undefined;
+}
 const MAX_SAMPLES = 360;
 
 function parkedLetter(m: ParkedMessage): ConsoleLetter {
@@ -83,13 +92,18 @@ function parkedLetter(m: ParkedMessage): ConsoleLetter {
 
 /**
  * What every DLQ holds, from periodic scans (browse walks: nothing is consumed). One scan or removal
- * at a time per DLQ (`exclusive`): a RabbitMQ walk holds the queue's letters while it runs.
- * Letters a job already handled are hidden: a log (Kafka) keeps them after a replay.
+ * at a time per DLQ (`exclusive`): a RabbitMQ walk holds the queue's letters while it runs. A log
+ * (Kafka) is tailed instead, by one subscription per DLQ in a group of this console's own (one group
+ * per console process, not per scan). Letters a job already handled are hidden: a log keeps them
+ * after a replay.
  */
 export class DeadLetterInventory {
   private readonly queues = new Map<string, QueueView>();
   private readonly letters = new Map<string, ConsoleLetter[]>();
   private readonly locks = new Map<string, Promise<unknown>>();
+  /** Log DLQs (Kafka) are tailed, not rescanned: one group per console process, read from the start once. */
+  private readonly tails = new Map<string, LogTail>();
+  private readonly tailGroup = `switchboard-console-${randomUUID().slice(0, 8)}`;
 
   constructor(
     readonly sources: readonly ConsoleSource[],
@@ -118,10 +132,11 @@ export class DeadLetterInventory {
   private async refreshQueue(source: ConsoleSource, topic: string): Promise<void> {
     const id = `${source.name}\u0000${topic}`;
     try {
-      const found = await this.exclusive(source.name, topic, () =>
-        walkTransportDeadLetters(source.transport, topic, { filter: {}, ids: [], limit: this.scan.limit, idleMs: this.scan.idleMs, mode: 'browse' }),
-      );
-      const handled = deadLettersAreLogged(source.transport, topic) ? await this.store.handledKeys(found.map((l) => l.letterKey)) : new Set<string>();
+      const logged = deadLettersAreLogged(source.transport, topic);
+      const found = logged
+        ? await this.tail(id, source, topic)
+        : await this.exclusive(source.name, topic, () => walkTransportDeadLetters(source.transport, topic, { filter: {}, ids: [], limit: this.scan.limit, idleMs: this.scan.idleMs, mode: 'browse' }));
+      const handled = logged ? await this.store.handledKeys(found.map((l) => l.letterKey)) : new Set<string>();
       const unique = new Map<string, ConsoleLetter>();
       for (const letter of found) {
         if (handled.has(letter.letterKey) || unique.has(letter.letterKey)) continue;
@@ -139,6 +154,47 @@ export class DeadLetterInventory {
         error: String((error as Error).message ?? error),
       });
     }
+  }
+
+  /**
+   * The letters of a log DLQ so far: a subscription (the console's own group, from the earliest record)
+   * started at the first refresh, which waits until it has read what is there (nothing new for
+   * `idleMs`). Keeps at most `limit` letters (the newest).
+   */
+  private async tail(id: string, source: ConsoleSource, topic: string): Promise<TransportDeadLetter[]> {
+    let tail = this.tails.get(id);
+    if (!tail) {
+      const letters = new Map<string, TransportDeadLetter>();
+      let lastActivity = Date.now();
+      const created: LogTail = { letters, lastActivity: () => lastActivity, subscription: undefined };
+      this.tails.set(id, created);
+      try {
+        created.subscription = await source.transport.subscribe(
+          { topic, pattern: false, group: this.tailGroup, concurrency: 1, ordering: source.transport.capabilities.orderings[0] ?? 'partition', startFrom: 'earliest' },
+          async (delivery) => {
+            lastActivity = Date.now();
+            const letter = describeDeadLetter(topic, delivery);
+            letters.delete(letter.letterKey);
+            letters.set(letter.letterKey, letter);
+            if (letters.size > this.scan.limit) letters.delete(letters.keys().next().value!);
+            await delivery.ack();
+          },
+        );
+      } catch (error) {
+        this.tails.delete(id);
+        throw error;
+      }
+      while (Date.now() - created.lastActivity() < this.scan.idleMs) await new Promise((resolve) => setTimeout(resolve, 100));
+      tail = created;
+    }
+    return [...tail.letters.values()];
+  }
+
+  /** Stops the tails of log DLQs. */
+  async close(): Promise<void> {
+    const tails = [...this.tails.values()];
+    this.tails.clear();
+    await Promise.all(tails.map((t) => t.subscription?.close()));
   }
 
   private async refreshParking(lot: ParkingLot): Promise<void> {

@@ -102,6 +102,7 @@ export class DeadLetterConsole {
     if (this.timer) clearInterval(this.timer);
     await this.jobs.stop();
     await this.scanning;
+    await this.inventory.close();
   }
 
   readonly handler = (request: IncomingMessage, response: ServerResponse): void => {

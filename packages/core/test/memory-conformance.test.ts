@@ -8,6 +8,7 @@ runConformanceSuite({
   name: 'memory',
   capabilities: MEMORY_CAPABILITIES,
   createTransport: async () => createMemoryTransport(broker),
+  ephemeralStateLeft: async (_transport, topic, group) => broker.hasGroup(topic, group),
   waitMs: 5000,
 });
 

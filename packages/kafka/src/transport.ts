@@ -175,7 +175,20 @@ export class KafkaTransport implements Transport {
     await subscription.start();
     this.subscriptions.add(subscription);
     subscription.onEnded(() => this.subscriptions.delete(subscription));
-    return subscription;
+    if (!spec.ephemeral) return subscription;
+    // Ephemeral: the subscription owns its topic, deleted once it closed (its group, left without
+    // offsets for a topic that is gone, is then dropped by the broker when empty).
+    let removing: Promise<void> | undefined;
+    const removeTopic = () =>
+      (removing ??= this.admin.deleteTopics([spec.topic]).catch((error: unknown) => {
+        this.observers.onEvent({ type: 'internal-error', topic: spec.topic, context: "deleting an ephemeral subscription's topic", error });
+      }));
+    return {
+      close: () => subscription.close().then(removeTopic),
+      drain: () => subscription.drain().then(removeTopic),
+      status: () => subscription.status(),
+      handedBack: () => subscription.handedBack(),
+    };
   }
 
   async close(): Promise<void> {

@@ -32,6 +32,10 @@ export const target = {
     await admin.ensureTopics(topics);
   },
   publishRaw,
+  ephemeralStateLeft: async (_transport: unknown, topic: string) => {
+    admin ??= await testTransport();
+    return (await admin.admin.listTopics()).includes(topic);
+  },
   waitMs: 60_000,
   testTimeoutMs: 120_000,
 };

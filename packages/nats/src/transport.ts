@@ -155,7 +155,7 @@ export class NatsTransport implements Transport {
     const group = spec.group || 'default';
     const filter = filterOf(this.options.subjectPrefix, spec.topic, spec.pattern);
     const durable = durableName(group, filter);
-    const consumer = (recreate: boolean) => this.ensureConsumer(durable, filter, spec.startFrom, recreate);
+    const consumer = (recreate: boolean) => this.ensureConsumer(durable, filter, spec.startFrom, recreate, spec.ephemeral === true);
     const subscription = new NatsSubscription(
       { options: this.options, consumer, observer: () => this.observer, connected: () => this.connection.snapshot().state === 'up' },
       spec,
@@ -167,9 +167,17 @@ export class NatsTransport implements Transport {
     subscription.start();
     this.subscriptions.add(subscription);
     const forget = () => this.subscriptions.delete(subscription);
+    // Ephemeral: the subscription owns its subject: its consumer and the subject's messages go once it closed.
+    const remove = async () => {
+      if (!spec.ephemeral) return;
+      await this.jsm.consumers
+        .delete(this.options.stream, durable)
+        .then(() => this.jsm.streams.purge(this.options.stream, { filter }))
+        .catch((error: unknown) => this.observer.onEvent({ type: 'internal-error', topic: spec.topic, context: "deleting an ephemeral subscription's consumer", error }));
+    };
     return {
-      close: () => subscription.close().finally(forget),
-      drain: () => subscription.drain().finally(forget),
+      close: () => subscription.close().finally(forget).then(remove),
+      drain: () => subscription.drain().finally(forget).then(remove),
       status: () => subscription.status(),
       handedBack: () => subscription.handedBack(),
     };
@@ -179,8 +187,9 @@ export class NatsTransport implements Transport {
    * The group's durable consumer, created when missing: explicit acks, `ackWaitMs`, no delivery
    * limit (the pipeline dead-letters after `maxAttempts`; a server-side limit would drop the message
    * without a dead letter), starting at new messages (`latest`) or the first stored one (`earliest`).
+   * An ephemeral subscription's consumer is removed by the server after a minute without a reader.
    */
-  private async ensureConsumer(durable: string, filter: string, startFrom: 'earliest' | 'latest', recreate: boolean): Promise<Consumer> {
+  private async ensureConsumer(durable: string, filter: string, startFrom: 'earliest' | 'latest', recreate: boolean, ephemeral = false): Promise<Consumer> {
     const { stream } = this.options;
     if (recreate) await ensureStream(this.jsm, this.options);
     const existing = await this.jsm.consumers.info(stream, durable).catch(() => undefined);
@@ -193,6 +202,8 @@ export class NatsTransport implements Transport {
         ack_wait: nanos(this.options.ackWaitMs),
         max_deliver: -1,
         max_ack_pending: 10_000,
+        // An ephemeral subscription's consumer also goes when its process died (unused for a minute).
+        ...(ephemeral ? { inactive_threshold: nanos(60_000) } : {}),
       });
     }
     return this.js.consumers.get(stream, durable);

@@ -1,8 +1,8 @@
 import { connect, headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
-import { jetstream } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { afterAll } from 'vitest';
 import { runConformanceSuite, type RawMessage } from '@switchboard/core/testing';
-import { natsCapabilities } from '@switchboard/nats';
+import { durableName, filterOf, natsCapabilities } from '@switchboard/nats';
 import { NATS_URL, testTransport } from './helpers.js';
 
 /**
@@ -36,6 +36,16 @@ for (const ordering of ['partition', 'none'] as const) {
     capabilities: natsCapabilities({ maxMessageBytes }),
     createTransport: () => testTransport({ maxMessageBytes, ackWaitMs: 3000 }),
     publishRaw,
+    ephemeralStateLeft: async (_transport, topic, group) => {
+      raw ??= await connect({ servers: NATS_URL });
+      const jsm = await jetstreamManager(raw);
+      const consumer = await jsm.consumers.info('SB_TEST', durableName(group, filterOf('sbtest', topic, false))).then(
+        () => true,
+        () => false,
+      );
+      const stored = (await jsm.streams.info('SB_TEST', { subjects_filter: filterOf('sbtest', topic, false) })).state.subjects ?? {};
+      return consumer || Object.keys(stored).length > 0;
+    },
     defaults: { ordering },
     waitMs: 10_000,
   });

@@ -34,6 +34,13 @@ export class RabbitTopology {
     const queue = queueNameFor(spec.topic, spec.group);
     const route = this.routeOfSubscription(spec);
     await channel.assertExchange(route.exchange, route.type, { durable: true });
+    if (spec.ephemeral) {
+      // Owned by this subscription: a classic queue deleted with its last consumer (so also when the
+      // process dies), and after a minute unused should it never get one.
+      await channel.assertQueue(queue, { durable: false, autoDelete: true, arguments: { 'x-expires': 60_000 } });
+      await this.bindGroupQueue(channel, spec, queue);
+      return queue;
+    }
     const args = this.queueArguments();
     if (this.options.deliveryLimit !== undefined) {
       const dlq = `${queue}-dlq`;

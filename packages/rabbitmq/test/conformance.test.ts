@@ -1,7 +1,7 @@
 import * as amqplib from 'amqplib';
 import { afterAll } from 'vitest';
 import { runConformanceSuite, type RawMessage } from '@switchboard/core/testing';
-import { rabbitCapabilities } from '@switchboard/rabbitmq';
+import { queueNameFor, rabbitCapabilities } from '@switchboard/rabbitmq';
 import { RABBITMQ_URL, testTransport } from './helpers.js';
 
 /** A producer that does not use Switchboard: amqplib straight to the main exchange, headers as given. */
@@ -28,12 +28,28 @@ const modes = [
   // Untrusted producers: control headers signed and verified.
   { name: 'retryMode broker, signed control headers', options: { retryMode: 'broker' as const, signingKey: 'conformance-signing-key-0123456789', maxMessageBytes } },
 ];
+/** Whether the group's queue still exists (checkQueue on a channel of its own: a missing queue closes the channel). */
+async function ephemeralStateLeft(_transport: unknown, topic: string, group: string): Promise<boolean> {
+  const connection = await amqplib.connect(RABBITMQ_URL);
+  try {
+    const channel = await connection.createChannel();
+    channel.on('error', () => undefined);
+    return await channel.checkQueue(queueNameFor(topic, group)).then(
+      () => true,
+      () => false,
+    );
+  } finally {
+    await connection.close().catch(() => undefined);
+  }
+}
+
 for (const mode of modes) {
   runConformanceSuite({
     name: `rabbitmq (${mode.name})`,
     capabilities: rabbitCapabilities(mode.options),
     createTransport: () => testTransport(mode.options),
     publishRaw,
+    ephemeralStateLeft,
     readsControlHeaders: true,
     waitMs: 15_000,
   });

@@ -152,9 +152,16 @@ export class RedisStreamsTransport implements Transport {
       this.subscriptions.delete(subscription);
       this.readerStates.delete(readerState);
     };
+    // Ephemeral: the subscription owns its stream, deleted (group and entries with it) once it closed.
+    const removeStream = async () => {
+      if (spec.ephemeral)
+        await this.commands
+          .del(spec.topic)
+          .catch((error: unknown) => this.observer.onEvent({ type: 'internal-error', topic: spec.topic, context: "deleting an ephemeral subscription's stream", error }));
+    };
     return {
-      close: () => subscription.close().finally(forget),
-      drain: () => subscription.drain().finally(forget),
+      close: () => subscription.close().finally(forget).then(removeStream),
+      drain: () => subscription.drain().finally(forget).then(removeStream),
       status: () => subscription.status(),
       handedBack: () => subscription.handedBack(),
     };

@@ -23,6 +23,10 @@ for (const ordering of ['partition', 'key'] as const) {
     capabilities: redisStreamsCapabilities({ maxMessageBytes, replicas: 0 }),
     createTransport: () => testTransport({ maxMessageBytes, claimIdleMs: 3000 }),
     publishRaw,
+    ephemeralStateLeft: async (_transport, stream) => {
+      if (raw.status === 'wait') await raw.connect();
+      return (await raw.exists(stream)) === 1;
+    },
     defaults: { ordering },
     waitMs: 10_000,
   });

@@ -293,6 +293,7 @@ export class PipelineSubscriber implements Subscriber {
         ordering: merged.ordering ?? caps.orderings[0] ?? 'partition',
         startFrom: merged.startFrom ?? 'latest',
         ...(merged.transactional ? { transactional: true } : {}),
+        ...(merged.ephemeral ? { ephemeral: true } : {}),
       },
       listener,
     );

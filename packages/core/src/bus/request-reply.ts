@@ -53,7 +53,7 @@ interface BusParts {
   readonly subscriber: Subscriber;
 }
 
-/** The options of a reply or request subscription: its own group where the transport has groups, no DLQ for replies. */
+/** The options of a reply subscription: its own group where the transport has groups, no DLQ, and ephemeral (its broker-side state goes when it closes). */
 function replySubscriptionOptions(transport: Transport, group: string): SubscribeOptions<unknown> {
   const caps = transport.capabilities;
   return {
@@ -62,6 +62,7 @@ function replySubscriptionOptions(transport: Transport, group: string): Subscrib
     concurrency: caps.orderings.includes('none') ? 64 : 1,
     deadLetter: false,
     retry: { maxAttempts: 1 },
+    ephemeral: true,
   };
 }
 

@@ -8,6 +8,7 @@ export interface SubscriptionRequest {
   readonly startFrom?: 'latest' | 'earliest' | undefined;
   readonly ordering?: Ordering | undefined;
   readonly transactional?: boolean | undefined;
+  readonly ephemeral?: boolean | undefined;
 }
 
 /**
@@ -38,6 +39,7 @@ export function subscriptionCapabilityIssues(kind: string, caps: Capabilities, r
       if (request.pattern) issues.push({ path: at('pattern'), message: 'a transactional subscription reads one topic, not a pattern' });
     }
   }
+  if (request.ephemeral && request.pattern) issues.push({ path: at('ephemeral'), message: 'an ephemeral subscription owns one topic, not a pattern' });
   return issues;
 }
 

@@ -152,6 +152,13 @@ export interface SubscribeOptions<T = unknown> {
    * Publishes to another transport, and any other side effect, are not part of it.
    */
   readonly transactional?: boolean;
+  /**
+   * The subscription is the only reader of its topic and owns it (request/reply's reply topics): when
+   * it closes, what the broker keeps for it goes — Kafka: the topic; RabbitMQ: its queue (auto-delete,
+   * so also when the process dies); Redis Streams: the stream; NATS: its consumer and the subject's
+   * messages; PostgreSQL: its subscription and deliveries; memory: its group. Not with patterns.
+   */
+  readonly ephemeral?: boolean;
 }
 
 // ───────────────────────────── Transport SPI ─────────────────────────────
@@ -196,6 +203,8 @@ export interface TransportSubscribeSpec {
   readonly startFrom: 'latest' | 'earliest';
   /** See {@link SubscribeOptions.transactional}; only asked of transports declaring `transactions`. */
   readonly transactional?: boolean;
+  /** See {@link SubscribeOptions.ephemeral}. */
+  readonly ephemeral?: boolean;
 }
 
 /**

@@ -35,5 +35,6 @@ export const subscribeOptionsSchema = z
     onFinalFailure: z.custom<unknown>(isFunction, 'must be a function').optional(),
     use: z.array(z.custom<unknown>(isFunction, 'must be a middleware function (message, next)')).optional(),
     transactional: z.boolean().optional(),
+    ephemeral: z.boolean().optional(),
   })
   .strict();

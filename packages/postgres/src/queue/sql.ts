@@ -25,6 +25,8 @@ export function queueStatements(p: string) {
     /** As `publish`, its deliveries due at $7 (ms since the epoch): delayed publishes. No notification: the publisher sends one when they are due. */
     publishDelayed: `WITH m AS (${insertMessages})
       INSERT INTO ${deliveries} (sub_id, seq, key, available_at) SELECT s.sub_id, m.seq, m.key, to_timestamp($7::double precision / 1000) FROM m JOIN ${subscriptions} s ON ${matching}`,
+    /** Deletes subscription $1 with its deliveries (an ephemeral subscription closed). */
+    unsubscribe: `DELETE FROM ${subscriptions} WHERE sub_id = $1`,
     /** Wakes the readers of topic $1 (a delayed publish came due). */
     notify: `SELECT pg_notify('${p}', $1)`,
     /** As `publish`, to the subscriptions of one group only ($7): replays. */

@@ -269,9 +269,14 @@ export class PostgresQueueTransport implements Transport {
     this.subscriptions.add(live);
     subscription.start();
     const forget = () => this.subscriptions.delete(live);
+    // Ephemeral: the subscription owns its group's rows, deleted once it closed (deliveries cascade;
+    // retention then removes the messages no one has to handle).
+    const unsubscribe = async () => {
+      if (spec.ephemeral) await this.pool.query(this.sql.unsubscribe, [row.sub_id]).catch((error: unknown) => this.report("postgres: deleting an ephemeral subscription's rows failed", error));
+    };
     return {
-      close: () => subscription.close().finally(forget),
-      drain: () => subscription.drain().finally(forget),
+      close: () => subscription.close().finally(forget).then(unsubscribe),
+      drain: () => subscription.drain().finally(forget).then(unsubscribe),
       status: () => subscription.status(),
       handedBack: () => subscription.handedBack(),
     };

@@ -31,6 +31,7 @@ for (const ordering of ['key', 'none'] as const) {
     capabilities: postgresQueueCapabilities({ maxMessageBytes }),
     createTransport: () => testQueueTransport(prefix, { maxMessageBytes }),
     publishRaw,
+    ephemeralStateLeft: async (_transport, topic, group) => (await pool.query(`SELECT 1 FROM ${prefix}_subscriptions WHERE group_name = $1 AND filter = $2`, [group, topic])).rowCount! > 0,
     defaults: { ordering },
     waitMs: 10_000,
   });

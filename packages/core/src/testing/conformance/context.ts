@@ -62,6 +62,12 @@ export interface ConformanceTarget {
    * with side-by-side handling. Scenarios that set an option themselves override it.
    */
   readonly defaults?: SubscriptionDefaults;
+  /**
+   * Whether the broker still keeps anything for an ephemeral subscription of `group` to `topic` that
+   * closed (its queue, topic, stream, consumer, rows), asked with the adapter's own admin client. The
+   * request/reply scenario then checks that closing a requester leaves nothing. Optional.
+   */
+  ephemeralStateLeft?(transport: Transport, topic: string, group: string): Promise<boolean>;
   /** Bound for each wait on the broker, ms. Default 20000. */
   readonly waitMs?: number;
   /** Per-test timeout, ms. Default 60000. */

@@ -10,7 +10,7 @@ import type { ConformanceContext } from './context.js';
 export function patternsScenarios(context: ConformanceContext): void {
   const { caps, waitMs, timeout, groupOf, startFrom, openBus, openDeadLetters, topics, fastRetry, onCleanup } = context;
 
-  it('request/reply: 50 concurrent requests each get their reply; a throwing replier answers with an error; a slow one times out, its late reply dropped; a forged reply-to is dead-lettered; close leaves nothing', {
+  it(`request/reply: 50 concurrent requests each get their reply; a throwing replier answers with an error; a slow one times out, its late reply dropped; a forged reply-to is dead-lettered; close leaves nothing${context.target.ephemeralStateLeft ? ' (on the broker either)' : ''}`, {
     timeout,
   }, async () => {
     const bus = await openBus();
@@ -47,6 +47,9 @@ export function patternsScenarios(context: ConformanceContext): void {
     await requester.close();
     await expect(requester.request(topic!, { n: 1 }, { timeoutMs: 100 })).rejects.toThrowError(/closed/);
     expect(bus.subscriptions().map((s) => s.topic)).not.toContain(requester.replyTopic);
+    if (context.target.ephemeralStateLeft) {
+      expect(await context.target.ephemeralStateLeft(bus.transport, requester.replyTopic, requester.replyTopic)).toBe(false);
+    }
   });
   if (caps.delayedDelivery) {
     it('delayed delivery: delayMs and deliverAt hold a message until its time, no earlier; lateness p50/p99 printed', { timeout }, async () => {

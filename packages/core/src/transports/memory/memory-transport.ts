@@ -97,6 +97,11 @@ export class MemoryBroker {
     return waits ? { receivers, backpressure: Promise.all(waits).then(() => undefined) } : { receivers };
   }
 
+  /** True while the broker keeps a queue for `group` of `topic` (a group outlives its members unless ephemeral). */
+  hasGroup(topic: string, group: string): boolean {
+    return this.exactGroups.get(topic)?.has(group) ?? false;
+  }
+
   /** Adds a member to the spec's group queue; it receives the group's backlog at once. */
   join(spec: TransportSubscribeSpec, listener: DeliveryListener): TransportSubscription {
     const group = this.groupFor(spec);
@@ -127,6 +132,7 @@ export class MemoryBroker {
           this.finished(group, unstarted.length);
           await member.lanes.whenIdle(false);
           for (const entry of unstarted) this.dispatch(group, entry);
+          if (spec.ephemeral && group.members.length === 0 && !spec.pattern) this.exactGroups.get(spec.topic)?.delete(spec.group);
         })()),
       drain: () =>
         (draining ??=
