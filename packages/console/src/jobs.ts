@@ -111,13 +111,38 @@ export class JobRunner {
           if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
           next = Math.max(next, Date.now()) + interval;
         }
-        const detail = await this.apply(job, item);
+        const detail = await this.persist(job, () => this.apply(job, item));
+        if (detail === undefined) return;
         await this.store.markApplied(jobId, item.letterKey, detail);
       }
-      await this.removeApplied(job);
+      if ((await this.persist(job, () => this.removeApplied(job).then(() => true))) === undefined) return;
     }
-    await this.removeApplied(job);
+    if ((await this.persist(job, () => this.removeApplied(job).then(() => true))) === undefined) return;
     if (!this.stopped) await this.store.finishJob(jobId, 'done', '');
+  }
+
+  /**
+   * Runs `step` until it succeeds: a broker or database that is down pauses the job (its error shown
+   * on the job page, retried after 1 s, doubling up to 30 s) instead of failing it. Undefined when the
+   * runner stopped meanwhile. A step that can never succeed (no transport to replay through) fails the job.
+   */
+  private async persist<R>(job: ConsoleJob, step: () => Promise<R>): Promise<R | undefined> {
+    let delay = 1000;
+    let failing = false;
+    for (;;) {
+      if (this.stopped) return undefined;
+      try {
+        const result = await step();
+        if (failing) await this.store.setJobError(job.id, '');
+        return result;
+      } catch (error) {
+        if (error instanceof ActionError) throw error;
+        failing = true;
+        await this.store.setJobError(job.id, `${String((error as Error)?.message ?? error).slice(0, 500)} (retrying in ${Math.round(delay / 1000)} s)`).catch(() => undefined);
+        await new Promise((resolve) => setTimeout(resolve, delay));
+        delay = Math.min(delay * 2, 30_000);
+      }
+    }
   }
 
   private async apply(job: ConsoleJob, item: ConsoleJobItem): Promise<string> {
@@ -139,7 +164,7 @@ export class JobRunner {
       return `parked as ${parked.id}${job.reason ? `: ${job.reason}` : ''}`;
     }
     const publisher = item.source === PARKING_SOURCE ? this.inventory.sources.find((s) => s.publisher)?.publisher : this.inventory.source(item.source)?.publisher;
-    if (!publisher) throw new Error(`no transport to replay ${item.messageId} through`);
+    if (!publisher) throw new ActionError(`no transport to replay ${item.messageId} through`);
     const count = Number(item.headers[REPLAY_COUNT_HEADER] ?? 0) || 0;
     await replayTo(publisher, item.originalTopic, item.group || undefined, {
       id: item.messageId,
@@ -168,7 +193,7 @@ export class JobRunner {
         else await lot.delete(ids);
       } else {
         const source = this.inventory.source(sourceName);
-        if (!source) throw new Error(`unknown source ${sourceName}`);
+        if (!source) throw new ActionError(`unknown source ${sourceName}: it is no longer configured`);
         if (!deadLettersAreLogged(source.transport, deadLetterTopic)) {
           // Consumed from the queue or stream; a letter not found is gone already (an earlier run removed it).
           await this.inventory.exclusive(sourceName, deadLetterTopic, () =>

@@ -269,7 +269,7 @@ export function jobPage(ctx: PageContext, job: ConsoleJob, trail: readonly Audit
     html`<h1>Job ${job.id}: ${job.action}</h1>
       <p>by ${job.actor}, ${iso(job.createdAt)}${job.ratePerSecond > 0 ? `, at most ${job.ratePerSecond}/s` : ''}${job.reason ? html` · reason: ${clip(job.reason, 500)}` : null}</p>
       <p><progress max=${job.total} value=${job.applied}></progress> <span data-testid="progress">${job.applied} / ${job.total}</span> done, ${job.removed} removed from their DLQ</p>
-      <p>state: <strong data-testid="job-state">${job.state}</strong>${job.error ? html` <span class="error">${clip(job.error, 1000)}</span>` : null}</p>
+      <p>state: <strong data-testid="job-state">${job.state}</strong>${job.error ? html` <span class="error" data-testid="job-error">${running ? 'paused: ' : ''}${clip(job.error, 1000)}</span>` : null}</p>
       <h2>Audit</h2>
       <table>
         <thead><tr><th>at</th><th>by</th><th>action</th><th>message</th><th>detail</th></tr></thead>

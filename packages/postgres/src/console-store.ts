@@ -198,6 +198,10 @@ export class PostgresConsoleStore implements ConsoleStore {
     await this.pool.query(`UPDATE ${this.t}_items SET state = 'removed' WHERE job_id = $1 AND state = 'applied' AND letter_key = ANY($2::text[])`, [jobId, letterKeys]);
   }
 
+  async setJobError(jobId: string, error: string): Promise<void> {
+    await this.pool.query(`UPDATE ${this.t}_jobs SET error = $2 WHERE id = $1 AND state = 'running'`, [jobId, error]);
+  }
+
   async finishJob(jobId: string, state: Exclude<ConsoleJobState, 'running'>, error: string): Promise<void> {
     await inTransaction(this.pool, async (client) => {
       const { rows } = await client.query<{ actor: string }>(`UPDATE ${this.t}_jobs SET state = $2, error = $3 WHERE id = $1 AND state = 'running' RETURNING actor`, [jobId, state, error]);

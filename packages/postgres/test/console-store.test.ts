@@ -58,9 +58,13 @@ describe.each(stores)('console store (%s)', (_name, open) => {
     expect(await store.job(job.id)).toMatchObject({ applied: 2, removed: 1 });
     expect((await store.items(job.id, 'pending', 10)).map((i) => i.letterKey)).toEqual(['key-3']);
 
+    await store.setJobError(job.id, 'broker unreachable (retrying in 2 s)');
+    expect((await store.job(job.id))!.error).toBe('broker unreachable (retrying in 2 s)');
+    await store.setJobError(job.id, '');
     await store.markApplied(job.id, 'key-3', 'replayed to orders');
     await store.finishJob(job.id, 'done', '');
     await store.finishJob(job.id, 'failed', 'late'); // ended already: no-op
+    await store.setJobError(job.id, 'late'); // ended: no-op
     expect(await store.job(job.id)).toMatchObject({ state: 'done', error: '', applied: 3 });
     expect(await store.unfinishedJobs()).toEqual([]);
 

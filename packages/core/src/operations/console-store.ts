@@ -89,6 +89,8 @@ export interface ConsoleStore {
   markApplied(jobId: string, letterKey: string, detail: string): Promise<void>;
   /** applied → removed. */
   markRemoved(jobId: string, letterKeys: readonly string[]): Promise<void>;
+  /** What keeps a running job from progressing now ('' once it progresses again). No audit row. */
+  setJobError(jobId: string, error: string): Promise<void>;
   /** Ends the job, with a `job-done` or `job-failed` audit row. */
   finishJob(jobId: string, state: Exclude<ConsoleJobState, 'running'>, error: string): Promise<void>;
   /** Which of `letterKeys` an applied or removed item covers: handled letters a log DLQ still holds. */
@@ -153,6 +155,11 @@ export class MemoryConsoleStore implements ConsoleStore {
       entry.job = { ...entry.job, removed: entry.job.removed + 1 };
       return { ...i, state: 'removed' };
     });
+  }
+
+  async setJobError(jobId: string, error: string): Promise<void> {
+    const entry = this.jobsById.get(jobId);
+    if (entry?.job.state === 'running') entry.job = { ...entry.job, error };
   }
 
   async finishJob(jobId: string, state: Exclude<ConsoleJobState, 'running'>, error: string): Promise<void> {
