@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createBus, createMemoryTransport, createRequester, RequestTimeoutError, serveRequests } from '../src/index.js';
+import { createBus, createMemoryTransport, createRequester, type Publisher, RequestTimeoutError, serveRequests } from '../src/index.js';
 import { gate, waitUntil } from '../src/testing/index.js';
 
 describe('request/reply (memory transport)', () => {
@@ -44,5 +44,39 @@ describe('request/reply (memory transport)', () => {
     await expect(createRequester(bus, { id: '../orders' })).rejects.toThrowError(/requester id/);
     await other.close();
     await bus.close();
+  });
+
+  it("an error reply that arrives before the request's publish returned rejects the request, and is never an unhandled rejection", async () => {
+    const bus = createBus({ transport: createMemoryTransport() });
+    await serveRequests(
+      bus,
+      'fails',
+      () => {
+        throw new TypeError('nope');
+      },
+      { group: 'g' },
+    );
+    // A publisher whose confirm comes 100 ms after the message went out (a broker slower to confirm than the replier to answer).
+    const slowConfirm: Publisher = {
+      publish: (async (topic: string, message: never) => {
+        const receipt = await bus.publisher.publish(topic, message);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        return receipt;
+      }) as Publisher['publish'],
+      close: () => bus.publisher.close(),
+    };
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      const requester = await createRequester({ transport: bus.transport, subscriber: bus.subscriber, publisher: slowConfirm });
+      await expect(requester.request('fails', {}, { timeoutMs: 5000 })).rejects.toMatchObject({ name: 'RemoteError', remoteName: 'TypeError', message: 'nope' });
+      await new Promise((resolve) => setTimeout(resolve, 50)); // let Node report an unhandled rejection, were there one
+      expect(unhandled).toEqual([]);
+      await requester.close();
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+      await bus.close();
+    }
   });
 });

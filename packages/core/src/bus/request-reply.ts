@@ -108,6 +108,9 @@ export async function createRequester(bus: BusParts, options: { readonly id?: st
         }, timeoutMs);
         waiting.set(correlationId, { resolve, reject, timer });
       });
+      // The reply can come before the publish call returns (its confirm is slower than the replier):
+      // a rejection then must not count as unhandled; the caller still gets it through `reply`.
+      reply.catch(() => undefined);
       try {
         await bus.publisher.publish(topic, {
           ...(requestOptions.key !== undefined ? { key: requestOptions.key } : {}),
@@ -118,7 +121,6 @@ export async function createRequester(bus: BusParts, options: { readonly id?: st
         const entry = waiting.get(correlationId);
         if (entry) clearTimeout(entry.timer);
         waiting.delete(correlationId);
-        reply.catch(() => undefined);
         throw error;
       }
       return reply as Promise<Message<Res>>;
