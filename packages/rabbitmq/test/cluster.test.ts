@@ -27,6 +27,8 @@ interface Side {
   confirmedDuringOutage: number;
   rejected: number;
   rejectedDuringOutage: number;
+  /** Why the last publish during the outage was refused (printed with the table, to diagnose a run that confirmed nothing). */
+  lastRejection: string;
 }
 
 describe('rabbitmq on a 3-node cluster', () => {
@@ -55,7 +57,7 @@ describe('rabbitmq on a 3-node cluster', () => {
           const bus = await open(queueType, counts);
           const received = new Map<string, number>();
           await bus.subscriber.subscribe(topic, (m) => void received.set(m.id, (received.get(m.id) ?? 0) + 1), { group: queueType, concurrency: 20 });
-          return { name: queueType, topic, received, counts, publisher: await open(queueType), confirmed: [], confirmedDuringOutage: 0, rejected: 0, rejectedDuringOutage: 0 };
+          return { name: queueType, topic, received, counts, publisher: await open(queueType), confirmed: [], confirmedDuringOutage: 0, rejected: 0, rejectedDuringOutage: 0, lastRejection: '' };
         };
         const sides = [await side('quorum'), await side('classic')];
         const [quorum, classic] = sides as [Side, Side];
@@ -75,10 +77,13 @@ describe('rabbitmq on a 3-node cluster', () => {
               await s.publisher.publisher.publish(s.topic, batch);
               s.confirmed.push(...batch.map((m) => m.id));
               if (killedAt > 0) s.confirmedDuringOutage += batch.length;
-            } catch {
+            } catch (error) {
               // Not confirmed: the caller knows (a nack, or no connection within publishTimeoutMs).
               s.rejected += batch.length;
-              if (killedAt > 0) s.rejectedDuringOutage += batch.length;
+              if (killedAt > 0) {
+                s.rejectedDuringOutage += batch.length;
+                s.lastRejection = String((error as Error)?.message ?? error).slice(0, 300);
+              }
             }
           }
         }
@@ -92,9 +97,10 @@ describe('rabbitmq on a 3-node cluster', () => {
             await quorum.publisher.publisher.publish(quorum.topic, batch);
             quorum.confirmed.push(...batch.map((m) => m.id));
             quorum.confirmedDuringOutage += batch.length;
-          } catch {
+          } catch (error) {
             quorum.rejected += batch.length;
             quorum.rejectedDuringOutage += batch.length;
+            quorum.lastRejection = String((error as Error)?.message ?? error).slice(0, 300);
           }
         }
         const publishedFor = Date.now() - killedAt;
@@ -120,7 +126,7 @@ describe('rabbitmq on a 3-node cluster', () => {
         ];
         const widths = rows[0]!.map((_, c) => Math.max(...rows.map((row) => row[c]!.length)));
         console.log(
-          `[measure] rabbitmq 3-node cluster, node 1 SIGKILLed after 1000 confirmed (quorum topic) of ${perTopic} per topic (batches of 50, confirms, persistent), publishing went on ${publishedFor} ms after the kill (quorum publisher's connection then: ${publisherConnection?.state} to ${publisherConnection?.endpoint} since ${publisherConnection ? publisherConnection.since - killedAt : '-'} ms after the kill):\n${rows.map((row) => row.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  ')).join('\n')}`,
+          `[measure] rabbitmq 3-node cluster, node 1 SIGKILLed after 1000 confirmed (quorum topic) of ${perTopic} per topic (batches of 50, confirms, persistent), publishing went on ${publishedFor} ms after the kill (quorum publisher's connection then: ${publisherConnection?.state} to ${publisherConnection?.endpoint} since ${publisherConnection ? publisherConnection.since - killedAt : '-'} ms after the kill):\n${rows.map((row) => row.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  ')).join('\n')}\nlast refusal during the outage: quorum: ${quorum.lastRejection || '-'}; classic: ${classic.lastRejection || '-'}`,
         );
         // The quorum queue kept taking and delivering through the failover, losing nothing confirmed.
         expect(quorum.confirmedDuringOutage).toBeGreaterThan(0);
