@@ -5,6 +5,7 @@ import {
   type ConsoleJobItem,
   type ConsoleStore,
   deadLettersAreLogged,
+  describeDeadLetter,
   type NewConsoleJobItem,
   REPLAY_COUNT_HEADER,
   replayTo,
@@ -149,6 +150,7 @@ export class JobRunner {
     const edited = item.edited ? ` (payload edited, sha256 ${sha(item.payload)})` : '';
     if (job.action === 'discard') return `discarded: ${job.reason}`;
     if (job.action === 'park') {
+      const failure = describeDeadLetter(item.deadLetterTopic, { id: item.messageId, headers: item.headers, body: item.payload, timestamp: Date.now() });
       const parked = await this.inventory.parkingLot!.park({
         messageId: item.messageId,
         originalTopic: item.originalTopic,
@@ -156,10 +158,10 @@ export class JobRunner {
         ...(item.key !== undefined ? { key: item.key } : {}),
         headers: item.headers,
         payload: item.payload,
-        reason: item.headers['x-dlq-reason'] ?? 'parked from the console',
-        errorName: item.headers['x-dlq-error-name'] ?? '',
-        errorMessage: item.headers['x-dlq-error-message'] ?? '',
-        attempts: Number(item.headers['x-dlq-attempts'] ?? 0) || 0,
+        reason: failure.reason || 'parked from the console',
+        errorName: failure.errorName,
+        errorMessage: failure.errorMessage,
+        attempts: failure.attempts,
       });
       return `parked as ${parked.id}${job.reason ? `: ${job.reason}` : ''}`;
     }

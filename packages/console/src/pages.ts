@@ -3,7 +3,7 @@
  * text and attribute value; nothing from a message is ever put into a URL other than through
  * `encodeURIComponent` on our own paths, and the pages carry no script at all (CSP `script-src 'none'`).
  */
-import type { AuditEntry, ConsoleJob } from '@switchboard/core';
+import { type AuditEntry, type ConsoleJob, PARKING_HISTORY_HEADER, REPLAY_COUNT_HEADER } from '@switchboard/core';
 import { html as htmlTemplate } from 'htm/preact';
 import type { VNode } from 'preact';
 import { render } from 'preact-render-to-string';
@@ -220,8 +220,8 @@ export function letterPage(ctx: PageContext, letter: ConsoleLetter, history: rea
       <h2>History</h2>
       <ul>
         <li>${letter.attempts} attempt(s); failed first ${iso(letter.firstFailureAt)}, last ${iso(letter.lastFailureAt)}</li>
-        ${letter.headers['x-replay-count'] ? html`<li>replayed ${letter.headers['x-replay-count']} time(s) before</li>` : null}
-        ${letter.headers['x-parking-history'] ? html`<li>parking history: ${clip(letter.headers['x-parking-history'], 2000)}</li>` : null}
+        ${letter.headers[REPLAY_COUNT_HEADER] ? html`<li>replayed ${letter.headers[REPLAY_COUNT_HEADER]} time(s) before</li>` : null}
+        ${letter.headers[PARKING_HISTORY_HEADER] ? html`<li>parking history: ${clip(letter.headers[PARKING_HISTORY_HEADER], 2000)}</li>` : null}
         ${history.map((e) => html`<li>${iso(e.at)} · ${e.actor} · ${e.action} · ${clip(e.detail, 500)} (job ${e.jobId})</li>`)}
       </ul>
       ${
