@@ -2,7 +2,9 @@
  * `pnpm bench`: throughput and latency through Switchboard and through the raw client (kafkajs,
  * amqplib, ioredis) with the same payloads and equivalent guarantees, in the same run, as ratios.
  *
- *   pnpm bench [--only memory,kafka,rabbitmq,redis,redis-streams,nats,mqtt,postgres,outbox] [--messages N] [--rounds R] [--json]
+ *   pnpm bench [--only memory,kafka,rabbitmq,redis,redis-streams,nats,mqtt,postgres,outbox,peers] [--peers] [--messages N] [--rounds R] [--json]
+ *
+ * `--peers` adds the peers row set (NestJS microservices on RabbitMQ and Kafka), installed by the bench.
  *
  * Bounded: N messages per measurement (default 20000), R rounds (default 3), every wait capped at
  * 60 s; loopback brokers only (scripts/brokers.sh up). Progress goes to stderr.
@@ -19,7 +21,7 @@ import * as amqplib from 'amqplib';
 import { Redis } from 'ioredis';
 import { Kafka, Partitioners, logLevel } from 'kafkajs';
 import { fileURLToPath } from 'node:url';
-import { bytesCodec, createBus, createMemoryTransport, newMessageId, type Bus, type Transport } from '@switchboard/core';
+import { bytesCodec, createBus, createMemoryTransport, newMessageId, type Bus, type Envelope, type Transport } from '@switchboard/core';
 import { createKafkaTransport, platformaticRunsOn } from '@switchboard/kafka';
 import { createRabbitTransport } from '@switchboard/rabbitmq';
 import { createRedisPubSubTransport, encodeFrame } from '@switchboard/redis-pubsub';
@@ -51,7 +53,7 @@ const arg = (flag: string) => {
 const N = Number(arg('--messages') ?? 20_000);
 const ROUNDS = Number(arg('--rounds') ?? 3);
 const JSON_OUT = argv.includes('--json');
-const ONLY = (arg('--only') ?? 'memory,kafka,rabbitmq,redis,redis-streams,nats,mqtt,postgres,outbox').split(',');
+const ONLY = [...(arg('--only') ?? 'memory,kafka,rabbitmq,redis,redis-streams,nats,mqtt,postgres,outbox').split(','), ...(argv.includes('--peers') ? ['peers'] : [])];
 const NATS_URL = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
 const KAFKA_BROKERS = (process.env.KAFKA_BROKERS ?? '127.0.0.1:9092').split(',');
 const RABBITMQ_URL = process.env.RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
@@ -189,6 +191,20 @@ async function publishRows(
       )),
       target: '>= 0.95',
     });
+    const lean = longLivedBus(sbTransport, LEAN);
+    try {
+      rows.push({
+        transport,
+        scenario: `publish, batches of 1000, ${guarantee}, lean envelope (id 'given', timestamp 'broker')`,
+        ...(await paired(
+          raw.batch,
+          sbPublishOnly(lean.get, (r) => `bench.${run}.${short}.sblean.${r}`, false, prepare),
+        )),
+        target: '>= 0.95',
+      });
+    } finally {
+      await lean.close();
+    }
     rows.push({
       transport,
       scenario: `one message per call (1000 in flight) vs raw batches, ${guarantee}`,
@@ -302,6 +318,9 @@ function medianOf(values: readonly number[]): number {
 }
 
 /** Switchboard: publish N in batches of 1000 (or one message per call, issued together). */
+/** The envelope with only what each broker needs (`envelope: LEAN` rows): generated ids and stamped times stay off the wire. */
+const LEAN: Envelope = { id: 'given', timestamp: 'broker' };
+
 async function sbPublish(bus: Bus, topic: string, oneAtATime: boolean): Promise<number> {
   const started = now();
   for (let i = 0; i < N; i += 1000) {
@@ -318,9 +337,15 @@ async function sbPublish(bus: Bus, topic: string, oneAtATime: boolean): Promise<
 }
 
 /** One end-to-end round; a fresh group per topic, from the earliest where the transport keeps messages (nothing skipped). */
-function sbEndToEnd(transport: () => Promise<Transport>, topic: (r: number) => string, concurrency: number, beforePublish?: (topic: string) => Promise<void>): (r: number) => Promise<Sample> {
+function sbEndToEnd(
+  transport: () => Promise<Transport>,
+  topic: (r: number) => string,
+  concurrency: number,
+  beforePublish?: (topic: string) => Promise<void>,
+  envelope?: Envelope,
+): (r: number) => Promise<Sample> {
   return async (r) => {
-    const bus = createBus({ transport: await transport() });
+    const bus = createBus({ transport: await transport(), ...(envelope ? { publisher: { envelope } } : {}) });
     try {
       const t = topic(r);
       await beforePublish?.(t);
@@ -344,10 +369,10 @@ function sbEndToEnd(transport: () => Promise<Transport>, topic: (r: number) => s
  * One bus for every publish round of a suite, created on first use: an application keeps its
  * publisher, as the raw side keeps its producer (no connection setup or metadata warm-up inside a round).
  */
-function longLivedBus(transport: () => Promise<Transport>): { get: () => Promise<Bus>; close: () => Promise<void> } {
+function longLivedBus(transport: () => Promise<Transport>, envelope?: Envelope): { get: () => Promise<Bus>; close: () => Promise<void> } {
   let bus: Promise<Bus> | undefined;
   return {
-    get: () => (bus ??= transport().then((t) => createBus({ transport: t, publisher: { noReceivers: 'ignore' } }))),
+    get: () => (bus ??= transport().then((t) => createBus({ transport: t, publisher: { noReceivers: 'ignore', ...(envelope ? { envelope } : {}) } }))),
     close: async () => {
       if (bus) await (await bus).close();
     },
@@ -574,8 +599,31 @@ async function benchKafkaPlatformatic(
       ...(await paired(rawRound('pltrawone', rawOneAtATime), sbOne)),
       target: '>= 0.9',
     });
+    const leanPublishing = longLivedBus(sbTransport, LEAN);
+    try {
+      rows.push({
+        transport: 'kafka',
+        scenario: `publish, batches of 1000, acks=all, ${driver}, lean envelope, vs raw @platformatic/kafka`,
+        ...(await paired(
+          rawRound('pltrawlean', rawBatches),
+          sbPublishOnly(leanPublishing.get, (r) => `bench.${run}.kafka.pltlean.${r}`, false, ensure),
+        )),
+        target: '>= 0.9',
+      });
+    } finally {
+      await leanPublishing.close();
+    }
     const sbEnd = sbEndToEnd(sbTransport, (r) => `bench.${run}.kafka.pltsbe2e.${r}`, 3, ensure);
     rows.push({ transport: 'kafka', scenario: `end to end (3 partitions, concurrency 3), ${driver}, vs raw @platformatic/kafka consuming`, ...(await paired(rawEndToEnd, sbEnd)), target: '>= 0.9' });
+    rows.push({
+      transport: 'kafka',
+      scenario: `end to end (3 partitions, concurrency 3), ${driver}, lean envelope, vs raw @platformatic/kafka consuming`,
+      ...(await paired(
+        rawEndToEnd,
+        sbEndToEnd(sbTransport, (r) => `bench.${run}.kafka.pltlean2e.${r}`, 3, ensure, LEAN),
+      )),
+      target: '>= 0.9',
+    });
     rows.push({ transport: 'kafka', scenario: `end to end (3 partitions, concurrency 3), ${driver}, vs raw kafkajs eachMessage`, ...(await paired(kafkajs.endToEnd, sbEnd)) });
   } finally {
     await publishing.close();
@@ -721,18 +769,26 @@ async function benchRabbit(): Promise<void> {
     await channel.assertQueue(queue, { durable: true, arguments: { 'x-expires': 600_000 } });
     await channel.bindQueue(queue, exchange, queue);
   };
-  /** Raw: persistent, confirmed, confirms awaited per batch of 1000 (what Switchboard does for "all"). */
-  const rawPublish = async (topic: string) => {
-    const started = now();
-    for (let i = 0; i < N; i += 1000) {
-      for (let j = 0; j < Math.min(1000, N - i); j++) {
-        if (!channel.publish(exchange, topic, Buffer.from(JSON.stringify(payload(i + j))), { persistent: true, messageId: `m${i + j}` }))
-          await new Promise((resolve) => channel.once('drain', resolve));
+  /**
+   * Raw: persistent, confirmed, confirms awaited per batch of 1000 (what Switchboard does for "all").
+   * With `fields`, each message also carries what Switchboard's default envelope adds beside the
+   * messageId: the ms time header, the key header, and `mandatory` (unroutable messages come back).
+   */
+  const rawPublishWith =
+    (fields: { time?: boolean; key?: boolean; mandatory?: boolean } = {}) =>
+    async (topic: string) => {
+      const started = now();
+      for (let i = 0; i < N; i += 1000) {
+        for (let j = 0; j < Math.min(1000, N - i); j++) {
+          const headers = fields.time || fields.key ? { ...(fields.time ? { 'x-sb-timestamp': Date.now() } : {}), ...(fields.key ? { 'x-sb-key': `product-${(i + j) % 50}` } : {}) } : undefined;
+          const options = { persistent: true, messageId: `m${i + j}`, ...(headers ? { headers } : {}), ...(fields.mandatory ? { mandatory: true } : {}) };
+          if (!channel.publish(exchange, topic, Buffer.from(JSON.stringify(payload(i + j))), options)) await new Promise((resolve) => channel.once('drain', resolve));
+        }
+        await channel.waitForConfirms();
       }
-      await channel.waitForConfirms();
-    }
-    return started;
-  };
+      return started;
+    };
+  const rawPublish = rawPublishWith();
   /** Raw, one publish per message awaiting its own confirm, a batch's worth in flight at once. */
   const rawPublishOneAtATime = async (topic: string) => {
     const started = now();
@@ -753,6 +809,21 @@ async function benchRabbit(): Promise<void> {
   const sbTransport = () => createRabbitTransport({ url: RABBITMQ_URL, queueExpiresMs: 600_000 });
   try {
     await publishRows('rabbitmq', 'persistent + confirms', { batch: rawPublishRound('rawpub', rawPublish), oneAtATime: rawPublishRound('rawone', rawPublishOneAtATime) }, sbTransport, declare);
+    // What each envelope field costs on its own (both columns raw amqplib).
+    for (const [index, [field, fields]] of (
+      [
+        ['the ms time header (x-sb-timestamp)', { time: true }],
+        ['the key header (x-sb-key)', { key: true }],
+        ['mandatory (unroutable messages returned)', { mandatory: true }],
+      ] as const
+    ).entries()) {
+      rows.push({
+        transport: 'rabbitmq',
+        scenario: `raw + ${field} vs raw, batches`,
+        ...(await paired(rawPublishRound(`rawbare${index}`, rawPublish), rawPublishRound(`rawfield${index}`, rawPublishWith(fields)))),
+        note: 'both columns raw amqplib: what this envelope field alone costs',
+      });
+    }
     const rawE2e = async (r: number): Promise<Sample> => {
       const t = `bench.${run}.rabbit.rawe2e.${r}`;
       await declare(t);
@@ -1403,7 +1474,206 @@ if (argv.includes('--burst-child')) {
   await burstChild();
   process.exit(0);
 }
+// ───────────── peers (--peers) ─────────────
+/**
+ * Libraries of the same kind, in the same run, at the same guarantees: NestJS microservices 12
+ * (`ClientRMQ` / `ClientKafka` `emit`, an RMQ microservice server consuming). Installed by the bench
+ * into ~/.cache/switchboard/bench-peers (not dependencies of the repository). In these rows the "raw"
+ * column is the peer, so a ratio above 1 means Switchboard is ahead.
+ */
+const PEER_PACKAGES = [
+  '@nestjs/microservices@12.1.1',
+  '@nestjs/core@12.6.3',
+  '@nestjs/common@12.6.3',
+  'reflect-metadata@0.2.2',
+  'rxjs@7.8.2',
+  'amqplib@0.10',
+  'amqp-connection-manager@5',
+  'kafkajs@2.2.4',
+];
+
+// biome-ignore lint/suspicious/noExplicitAny: the peers are loaded from their scratch directory, without types here
+async function loadPeers(): Promise<{ dir: string; load: (name: string) => Promise<any> }> {
+  const dir = join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'switchboard', 'bench-peers', 'nest-12');
+  if (!existsSync(join(dir, 'node_modules', '@nestjs', 'microservices', 'package.json'))) {
+    progress(`installing ${PEER_PACKAGES.join(' ')} into ${dir}`);
+    execFileSync('npm', ['install', '--prefix', dir, '--no-audit', '--no-fund', '--loglevel=error', ...PEER_PACKAGES], { stdio: ['ignore', 'ignore', 'inherit'] });
+  }
+  const { createRequire } = await import('node:module');
+  const require = createRequire(join(dir, 'package.json'));
+  return { dir, load: async (name) => require(name) };
+}
+
+async function benchPeers(): Promise<void> {
+  const peers = await loadPeers();
+  await peers.load('reflect-metadata');
+  const { ClientProxyFactory, Ctx, EventPattern, Payload, Transport: NestTransport } = await peers.load('@nestjs/microservices');
+  const { Controller, Logger, Module } = await peers.load('@nestjs/common');
+  Logger.overrideLogger(false); // Nest's connection logs would interleave with the table
+  const { NestFactory } = await peers.load('@nestjs/core');
+  const { lastValueFrom } = await peers.load('rxjs');
+  const nestVersion = (JSON.parse((await import('node:fs')).readFileSync(join(peers.dir, 'node_modules', '@nestjs', 'microservices', 'package.json'), 'utf8')) as { version: string }).version;
+  const emitAll = async (client: { emit(pattern: string, data: unknown): unknown }, topic: string) => {
+    const started = now();
+    for (let i = 0; i < N; i += 1000) {
+      await Promise.all(Array.from({ length: Math.min(1000, N - i) }, (_, j) => lastValueFrom(client.emit(topic, payload(i + j)) as never, { defaultValue: undefined })));
+    }
+    return started;
+  };
+
+  // RabbitMQ: NestJS emits to a durable queue (persistent, confirmed by amqp-connection-manager's
+  // confirm channel); Switchboard publishes through its topic exchange with the same guarantee.
+  const rabbit = await amqplib.connect(RABBITMQ_URL);
+  const admin = await rabbit.createChannel();
+  const sbRabbit = () => createRabbitTransport({ url: RABBITMQ_URL, queueExpiresMs: 600_000 });
+  const nestRabbitClient = (queue: string) =>
+    ClientProxyFactory.create({ transport: NestTransport.RMQ, options: { urls: [RABBITMQ_URL], queue, persistent: true, queueOptions: { durable: true, arguments: { 'x-expires': 600_000 } } } });
+  const publishing = longLivedBus(sbRabbit);
+  const leanPublishing = longLivedBus(sbRabbit, LEAN);
+  try {
+    const nestPublish = async (r: number): Promise<Sample> => {
+      const queue = `bench.${run}.peer.nestrmq.${r}`;
+      const client = nestRabbitClient(queue);
+      await client.connect();
+      try {
+        const started = await emitAll(client, queue);
+        return { msgPerSec: Math.round(N / ((now() - started) / 1000)) };
+      } finally {
+        await client.close();
+        await admin.deleteQueue(queue).catch(() => undefined);
+      }
+    };
+    const declare = async (queue: string) => {
+      await admin.assertExchange('switchboard', 'topic', { durable: true });
+      await admin.assertQueue(queue, { durable: true, arguments: { 'x-expires': 600_000 } });
+      await admin.bindQueue(queue, 'switchboard', queue);
+    };
+    rows.push({
+      transport: 'peers',
+      scenario: `rabbitmq publish, persistent + confirms: NestJS ${nestVersion} emit (1000 in flight) vs Switchboard batches`,
+      ...(await paired(
+        nestPublish,
+        sbPublishOnly(publishing.get, (r) => `bench.${run}.peer.sbrmq.${r}`, false, declare),
+      )),
+      note: '"raw" column = NestJS',
+    });
+    rows.push({
+      transport: 'peers',
+      scenario: `rabbitmq publish: NestJS emit vs Switchboard one publish() per message (1000 in flight)`,
+      ...(await paired(
+        nestPublish,
+        sbPublishOnly(publishing.get, (r) => `bench.${run}.peer.sbrmqone.${r}`, true, declare),
+      )),
+      note: '"raw" column = NestJS',
+    });
+    rows.push({
+      transport: 'peers',
+      scenario: `rabbitmq publish: NestJS emit vs Switchboard batches, lean envelope`,
+      ...(await paired(
+        nestPublish,
+        sbPublishOnly(leanPublishing.get, (r) => `bench.${run}.peer.sbrmqlean.${r}`, false, declare),
+      )),
+      note: '"raw" column = NestJS',
+    });
+    const nestEndToEnd = async (r: number): Promise<Sample> => {
+      const queue = `bench.${run}.peer.nestrmqe2e.${r}`;
+      const arrivals = new Arrivals();
+      // Manual ack (noAck false), as Switchboard acks after the handler: Nest's way is the context's channel.
+      class Handler {
+        handle(value: { sentAt: number }, context: { getChannelRef(): { ack(m: unknown): void }; getMessage(): unknown }) {
+          arrivals.arrive(value.sentAt);
+          context.getChannelRef().ack(context.getMessage());
+        }
+      }
+      EventPattern(queue)(Handler.prototype, 'handle', Object.getOwnPropertyDescriptor(Handler.prototype, 'handle'));
+      Payload()(Handler.prototype, 'handle', 0);
+      Ctx()(Handler.prototype, 'handle', 1);
+      Controller()(Handler);
+      class App {}
+      Module({ controllers: [Handler] })(App);
+      const server = await NestFactory.createMicroservice(App, {
+        logger: false,
+        transport: NestTransport.RMQ,
+        options: { urls: [RABBITMQ_URL], queue, prefetchCount: 100, noAck: false, queueOptions: { durable: true, arguments: { 'x-expires': 600_000 } } },
+      });
+      await server.listen();
+      const client = nestRabbitClient(queue);
+      await client.connect();
+      try {
+        const started = await emitAll(client, queue);
+        await arrivals.wait(N);
+        return arrivals.sample(started);
+      } finally {
+        await client.close();
+        await server.close();
+        await admin.deleteQueue(queue).catch(() => undefined);
+      }
+    };
+    rows.push({
+      transport: 'peers',
+      scenario: `rabbitmq end to end (prefetch/concurrency 100, manual ack): NestJS microservice vs Switchboard`,
+      ...(await paired(
+        nestEndToEnd,
+        sbEndToEnd(sbRabbit, (r) => `bench.${run}.peer.sbrmqe2e.${r}`, 100),
+      )),
+      note: '"raw" column = NestJS',
+    });
+  } finally {
+    await publishing.close();
+    await leanPublishing.close();
+    await rabbit.close();
+  }
+
+  // Kafka: NestJS ClientKafka (kafkajs underneath, one send per emit, acks=all) against Switchboard.
+  const kafkaAdmin = new Kafka({ clientId: 'bench-peers', brokers: KAFKA_BROKERS, logLevel: logLevel.NOTHING }).admin();
+  await kafkaAdmin.connect();
+  const ensure = async (topic: string) => {
+    await kafkaAdmin.createTopics({ topics: [{ topic, numPartitions: 3, replicationFactor: 1 }], waitForLeaders: true });
+  };
+  const sbKafka = () => createKafkaTransport({ brokers: KAFKA_BROKERS, partitions: 3 });
+  const kafkaPublishing = longLivedBus(sbKafka);
+  try {
+    const nestKafkaPublish = async (r: number): Promise<Sample> => {
+      const topic = `bench.${run}.peer.nestkafka.${r}`;
+      await ensure(topic);
+      const client = ClientProxyFactory.create({
+        transport: NestTransport.KAFKA,
+        options: { client: { clientId: 'bench-nest', brokers: KAFKA_BROKERS, logLevel: logLevel.NOTHING }, producerOnlyMode: true, send: { acks: -1 } },
+      });
+      await client.connect();
+      try {
+        const started = await emitAll(client, topic);
+        return { msgPerSec: Math.round(N / ((now() - started) / 1000)) };
+      } finally {
+        await client.close();
+      }
+    };
+    rows.push({
+      transport: 'peers',
+      scenario: `kafka publish, acks=all: NestJS ${nestVersion} ClientKafka emit (1000 in flight) vs Switchboard batches`,
+      ...(await paired(
+        nestKafkaPublish,
+        sbPublishOnly(kafkaPublishing.get, (r) => `bench.${run}.peer.sbkafka.${r}`, false, ensure),
+      )),
+      note: '"raw" column = NestJS',
+    });
+    rows.push({
+      transport: 'peers',
+      scenario: `kafka publish, acks=all: NestJS emit vs Switchboard one publish() per message (1000 in flight)`,
+      ...(await paired(
+        nestKafkaPublish,
+        sbPublishOnly(kafkaPublishing.get, (r) => `bench.${run}.peer.sbkafkaone.${r}`, true, ensure),
+      )),
+      note: '"raw" column = NestJS',
+    });
+  } finally {
+    await kafkaPublishing.close();
+    await kafkaAdmin.disconnect();
+  }
+}
+
 const suites: Record<string, () => Promise<void>> = {
+  peers: benchPeers,
   memory: benchMemory,
   kafka: benchKafka,
   rabbitmq: benchRabbit,

@@ -1,5 +1,6 @@
 import { createBus, type Bus, type SubscriptionDefaults } from './bus/bus.js';
 import type { DeliveryGuarantee } from './ports/capabilities.js';
+import type { Envelope } from './ports/envelope.js';
 import type { BusConfig, SubscriptionConfig } from './config/config.js';
 import { ConfigError } from './ports/errors.js';
 import type { BusObserver } from './ports/events.js';
@@ -61,6 +62,7 @@ export async function createBusFromConfig(config: BusConfig, options: BusFromCon
     publisher: {
       ...(config.publish.guarantee ? { guarantee: config.publish.guarantee as DeliveryGuarantee } : {}),
       ...(config.publish.noReceivers ? { noReceivers: config.publish.noReceivers } : {}),
+      ...(config.publish.envelope ? { envelope: config.publish.envelope as Envelope } : {}),
     },
     defaults: Object.fromEntries(Object.entries(config.defaults).filter(([, value]) => value !== undefined)) as SubscriptionDefaults,
   });

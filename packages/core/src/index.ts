@@ -36,6 +36,7 @@ export { TRACEPARENT, TRACESTATE } from './observability/tracing.js';
 export { DEAD_LETTER_SUFFIX, DeadLetterHeaders, DEFAULT_STACK_TRACE_LIMIT, defaultDeadLetterTopic, REPLAY_GROUP_HEADER, TRUNCATED_HEADERS_HEADER } from './pipeline/dead-letter.js';
 export * from './pipeline/dedup.js';
 export { createBus, type Bus, type BusOptions, type NoReceiversPolicy, type PublisherOptions, type SubscriberOptions, type SubscriptionDefaults } from './bus/bus.js';
+export type { Envelope, EnvelopeOptions } from './ports/envelope.js';
 export type { BatchFailure, BatchHandler, BatchOptions, BatchResult, BatchSubscribeOptions } from './ports/ports.js';
 export { batchingHandler } from './bus/batch.js';
 export { createRequester, isReplyTopic, REPLY_TOPIC_PREFIX, ReplyHeaders, type Requester, type RequestOptions, serveRequests } from './bus/request-reply.js';

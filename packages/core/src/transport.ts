@@ -8,7 +8,7 @@
  * health, deadlines, option parsing that names fields, size limits, dead-letter builders).
  */
 export type { Headers, Delivery, SourceMetadata, TransportMessage } from './ports/message.js';
-export { newMessageId, TransportDelivery } from './ports/message.js';
+export { newMessageId, TransportDelivery, withIdOnWire } from './ports/message.js';
 export type {
   DeadLetterSource,
   DeliveryListener,

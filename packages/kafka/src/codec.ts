@@ -4,13 +4,13 @@ import { asBuffer, type TransportMessage } from '@switchboard/core/transport';
 /** Kafka header carrying the Switchboard message id (Kafka records have none). */
 export const ID_HEADER = 'x-sb-id';
 
-/** id -> x-sb-id header; key -> record key; timestamp -> record timestamp; headers -> record headers. */
+/** id -> x-sb-id header (none for a {@link TransportMessage.localId}); key -> record key; timestamp -> record timestamp; headers -> record headers. */
 export function toKafkaRecord(message: TransportMessage): OutgoingRecord {
   return {
     key: message.key ?? null,
     value: asBuffer(message.body),
     timestamp: String(message.timestamp),
-    headers: { ...message.headers, [ID_HEADER]: message.id },
+    headers: message.localId ? message.headers : { ...message.headers, [ID_HEADER]: message.id },
   };
 }
 

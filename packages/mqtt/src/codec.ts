@@ -18,7 +18,9 @@ export type UserProperties = Record<string, string | string[]>;
  * carry is packed too (under its own name).
  */
 export function encodeProperties(message: TransportMessage): UserProperties {
-  const out: UserProperties = { [ID_PROPERTY]: message.id, [TIMESTAMP_PROPERTY]: String(message.timestamp) };
+  const out: UserProperties = {};
+  if (!message.localId) out[ID_PROPERTY] = message.id;
+  if (!message.brokerTimestamp) out[TIMESTAMP_PROPERTY] = String(message.timestamp); // else the reader takes the time of receipt
   let packed: Record<string, string> | undefined;
   if (message.key !== undefined) {
     if (isMqttText(message.key)) out[KEY_PROPERTY] = message.key;

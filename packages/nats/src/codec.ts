@@ -34,13 +34,17 @@ const isHeaderValue = (value: string) => !/[\r\n]/.test(value) && value === valu
 export function encodeHeaders(topic: string, message: TransportMessage): MsgHdrs {
   const out = natsHeaders();
   const replay = message.headers[REPLAY_GROUP_HEADER] !== undefined ? `:replay:${randomUUID()}` : '';
-  out.set(MSG_ID_HEADER, `${topic}:${message.id}${replay}`);
-  out.set(ID_HEADER, message.id);
+  if (!message.localId) {
+    // A local id stays off the wire: the reader takes `<stream>:<sequence>` (and JetStream's
+    // duplicate window does not apply to the message).
+    out.set(MSG_ID_HEADER, `${topic}:${message.id}${replay}`);
+    out.set(ID_HEADER, message.id);
+  }
   if (message.key !== undefined) {
     if (isHeaderValue(message.key)) out.set(KEY_HEADER, message.key);
     else out.set(KEY_B64_HEADER, Buffer.from(message.key).toString('base64url'));
   }
-  out.set(TIMESTAMP_HEADER, String(message.timestamp));
+  if (!message.brokerTimestamp) out.set(TIMESTAMP_HEADER, String(message.timestamp)); // else the reader takes the server's
   let packed: Record<string, string> | undefined;
   for (const [name, value] of Object.entries(message.headers)) {
     if (isHeaderName(name) && !OWN.has(name) && isHeaderValue(value)) out.set(name, value);

@@ -42,7 +42,8 @@ export function toPublishOptions(topic: string, routingKey: string, message: Tra
   const carryTopic = routingKey !== topic;
   const headers: Record<string, unknown> = {};
   for (const [name, value] of Object.entries(message.headers)) if (!OWN.has(name)) headers[name] = value;
-  headers[AmqpHeaders.timestamp] = message.timestamp;
+  // The ms time as a header, unless the envelope keeps to the broker's field (the timestamp property, seconds).
+  if (!message.brokerTimestamp || signer) headers[AmqpHeaders.timestamp] = message.timestamp;
   if (carryTopic) headers[AmqpHeaders.topic] = topic;
   if (attempt > 1) headers[AmqpHeaders.attempt] = attempt;
   if (message.key !== undefined) headers[AmqpHeaders.key] = message.key;
@@ -53,7 +54,8 @@ export function toPublishOptions(topic: string, routingKey: string, message: Tra
     delete headers['x-death'];
   }
   return {
-    messageId: message.id,
+    // A local id stays off the wire (the consumer makes one), unless signed headers bind to it.
+    ...(message.localId && !signer ? {} : { messageId: message.id }),
     timestamp: Math.floor(message.timestamp / 1000),
     headers,
     persistent: guarantee === 'all',

@@ -51,6 +51,7 @@ for (const mode of modes) {
     publishRaw,
     ephemeralStateLeft,
     readsControlHeaders: true,
+    ...(mode.options.signingKey ? { carriesGeneratedIds: 'the signature binds the control headers to the message id' } : {}),
     waitMs: 15_000,
   });
 }

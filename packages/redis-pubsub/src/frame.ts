@@ -25,7 +25,7 @@ export function encodeFrame(message: TransportMessage, version: WireFormat = 2):
 }
 
 function encodeV1(message: TransportMessage): Buffer {
-  const header = JSON.stringify({ id: message.id, key: message.key, headers: message.headers, timestamp: message.timestamp });
+  const header = JSON.stringify({ id: message.localId ? '' : message.id, key: message.key, headers: message.headers, timestamp: message.timestamp });
   const headerLength = Buffer.byteLength(header);
   const frame = Buffer.allocUnsafe(7 + headerLength + message.body.byteLength);
   MAGIC_V1.copy(frame, 0);
@@ -37,7 +37,8 @@ function encodeV1(message: TransportMessage): Buffer {
 
 function encodeV2(message: TransportMessage): Buffer {
   const names = Object.keys(message.headers);
-  const idLength = Buffer.byteLength(message.id);
+  const id = message.localId ? '' : message.id; // empty: the receiver makes one
+  const idLength = Buffer.byteLength(id);
   const keyLength = message.key !== undefined ? Buffer.byteLength(message.key) : -1;
   let size = 3 + 1 + 8 + 2 + idLength + (keyLength >= 0 ? 4 + keyLength : 0) + 2;
   for (const name of names) size += 2 + Buffer.byteLength(name) + 4 + Buffer.byteLength(message.headers[name]!);
@@ -48,7 +49,7 @@ function encodeV2(message: TransportMessage): Buffer {
   frame.writeUInt8(keyLength >= 0 ? 1 : 0, at);
   at = frame.writeDoubleBE(message.timestamp, at + 1);
   at = frame.writeUInt16BE(idLength, at);
-  at += frame.write(message.id, at, 'utf8');
+  at += frame.write(id, at, 'utf8');
   if (keyLength >= 0) {
     at = frame.writeUInt32BE(keyLength, at);
     at += frame.write(message.key!, at, 'utf8');

@@ -7,12 +7,12 @@ import { clipForReport, parseHeaderMap, safeTimestamp, type TransportMessage } f
  */
 export function entryFields(message: TransportMessage): (string | Buffer)[] {
   const fields: (string | Buffer)[] = [
-    'id',
-    message.id,
+    // A local id stays off the wire: the reader takes the entry id.
+    ...(message.localId ? [] : ['id', message.id]),
     'headers',
     JSON.stringify(message.headers),
-    'timestamp',
-    String(message.timestamp),
+    // The broker's time: the reader takes the entry id's.
+    ...(message.brokerTimestamp ? [] : ['timestamp', String(message.timestamp)]),
     'body',
     Buffer.from(message.body.buffer, message.body.byteOffset, message.body.byteLength),
   ];

@@ -10,6 +10,7 @@ import {
   type TransportSubscribeSpec,
   type TransportSubscription,
   withDeadline,
+  withIdOnWire,
 } from '@switchboard/core/transport';
 
 export type BreakerState = 'closed' | 'open' | 'half-open';
@@ -133,7 +134,8 @@ export class FallbackTransport implements Transport {
       const now = Date.now();
       const lastError = error instanceof Error ? error.message : String(error);
       try {
-        await this.options.store.append(messages.map((message) => ({ topic, message, guarantee: options.guarantee, via, firstFailureAt: now, attempts: 1, lastError })));
+        // Stored messages carry their ids when relayed: the relay's resends must be recognisable.
+        await this.options.store.append(messages.map((message) => ({ topic, message: withIdOnWire(message), guarantee: options.guarantee, via, firstFailureAt: now, attempts: 1, lastError })));
       } catch (storeError) {
         throw new PublishError(`publish to "${topic}" failed (${lastError}) and the fallback store failed too: ${(storeError as Error).message}`, topic, { cause: storeError });
       }

@@ -61,6 +61,23 @@ describe('fallback transport and relay (in-memory broker)', () => {
     await bus.close();
   });
 
+  it("stores a diverted message with its id even when the envelope leaves generated ids off the wire: the relay's resends are recognisable", async () => {
+    const broker = new MemoryBroker();
+    const inner = flaky(createMemoryTransport(broker));
+    const store = new MemoryFallbackStore();
+    const transport = withFallback(inner, { store, breaker: { consecutiveFailures: 3, openMs: 200 } });
+    const bus = createBus({ transport, publisher: { envelope: { id: 'given' } } });
+    const received = new Recorder<string>();
+    await bus.subscriber.subscribe('orders', (m) => received.add(m.id), { group: 'g' });
+    inner.down = true;
+    const receipt = await bus.publisher.publish('orders', { value: 1 });
+    expect(receipt.status).toBe('stored');
+    inner.down = false;
+    expect(await new FallbackRelay({ store, transport: inner }).drainOnce()).toMatchObject({ relayed: 1 });
+    expect(await received.waitFor(1, 5000)).toEqual([receipt.ids[0]]);
+    await bus.close();
+  });
+
   it('rejects with StoredForLaterError when the caller chose so, and still stores', async () => {
     const inner = flaky(createMemoryTransport());
     inner.down = true;

@@ -33,6 +33,7 @@ import type {
   TransportSubscription,
 } from '../ports/ports.js';
 import { retryPolicySchema } from '../ports/retry.js';
+import { envelopeSchema, type Envelope, type EnvelopeOptions } from '../ports/envelope.js';
 
 export interface PublisherOptions {
   /** Default: the transport's `capabilities.defaultGuarantee`. Refused if the transport cannot meet it. */
@@ -50,12 +51,28 @@ export interface PublisherOptions {
    * messages): many one-message publishes cost about what one batch does.
    */
   readonly coalesce?: boolean;
+  /**
+   * What each message carries on the wire besides its key, headers and payload. The default carries
+   * everything; `{ id: 'given' }` (for the bus, or per topic under `topics`) leaves generated ids off
+   * the wire (see {@link EnvelopeOptions}).
+   */
+  readonly envelope?: Envelope;
 }
 
 export type NoReceiversPolicy = 'ignore' | 'warn' | 'reject';
 
 /** The longest delay a publish may ask for: 30 days. */
 export const MAX_DELAY_MS = 30 * 24 * 3600_000;
+
+/** The envelope's choices for one topic, as the flags set on its transport messages. */
+interface LeanFields {
+  readonly localIds: boolean;
+  readonly brokerTimestamp: boolean;
+}
+
+function leanFieldsOf(fields: { readonly [F in keyof EnvelopeOptions]?: EnvelopeOptions[F] | undefined }): LeanFields {
+  return { localIds: fields.id === 'given', brokerTimestamp: fields.timestamp === 'broker' };
+}
 
 /** Refuses, with the reason, a guarantee the transport cannot meet. */
 export function assertGuaranteeSupported(transport: Transport, guarantee: DeliveryGuarantee): void {
@@ -72,6 +89,8 @@ export class TransportPublisher implements Publisher, GroupPublisher {
   private readonly sink: RawPublisher;
   private closed = false;
   private readonly inFlight = new InFlight();
+  private readonly envelope: LeanFields;
+  private readonly envelopeByTopic: ReadonlyMap<string, LeanFields>;
 
   constructor(
     private readonly transport: Transport,
@@ -83,6 +102,16 @@ export class TransportPublisher implements Publisher, GroupPublisher {
     this.observer = options.observer ?? combineObservers();
     this.noReceivers = options.noReceivers ?? 'warn';
     this.sink = options.coalesce === false ? transport : new PublishCoalescer(transport);
+    const envelope = envelopeSchema.safeParse(options.envelope ?? {});
+    if (!envelope.success) throw configErrorFromZod(envelope.error, 'envelope');
+    const { topics, ...fields } = envelope.data;
+    this.envelope = leanFieldsOf(fields);
+    this.envelopeByTopic = new Map(Object.entries(topics ?? {}).map(([topic, own]) => [topic, leanFieldsOf({ ...fields, ...own })]));
+  }
+
+  /** What the envelope leaves off the wire for `topic`. */
+  private leanFieldsFor(topic: string): LeanFields {
+    return this.envelopeByTopic.size === 0 ? this.envelope : (this.envelopeByTopic.get(topic) ?? this.envelope);
   }
 
   publish<T>(topic: string, messages: OutgoingMessage<T> | readonly OutgoingMessage<T>[], options?: PublishOptions): Promise<PublishReceipt>;
@@ -137,7 +166,8 @@ export class TransportPublisher implements Publisher, GroupPublisher {
     const list = Array.isArray(messages) ? (messages as readonly OutgoingMessage<T>[]) : [messages as OutgoingMessage<T>];
     const span = startPublishSpan(topic, this.transport.kind, list.length);
     const stampedAt = Date.now(); // one clock read per call: the messages of a batch share their timestamp
-    const encoded = list.map((m) => this.toTransportMessage(m, span, stampedAt));
+    const lean = this.leanFieldsFor(topic);
+    const encoded = list.map((m) => this.toTransportMessage(m, span, stampedAt, lean));
     this.inFlight.begin();
     try {
       const options = { guarantee: this.guarantee, ...(deliverAt !== undefined ? { deliverAt } : {}) };
@@ -170,7 +200,7 @@ export class TransportPublisher implements Publisher, GroupPublisher {
     await this.inFlight.idle();
   }
 
-  private toTransportMessage<T>(message: OutgoingMessage<T>, span: Span | undefined, stampedAt: number): TransportMessage {
+  private toTransportMessage<T>(message: OutgoingMessage<T>, span: Span | undefined, stampedAt: number, lean: LeanFields): TransportMessage {
     const body = message.payload ?? this.codec.encode(message.value);
     const headers = message.headers ?? {};
     return {
@@ -179,6 +209,8 @@ export class TransportPublisher implements Publisher, GroupPublisher {
       headers: span ? withTraceHeaders(headers, span) : headers,
       body,
       timestamp: message.timestamp ?? stampedAt,
+      ...(lean.localIds && message.id === undefined ? { localId: true as const } : {}),
+      ...(lean.brokerTimestamp && message.timestamp === undefined ? { brokerTimestamp: true as const } : {}),
     };
   }
 }

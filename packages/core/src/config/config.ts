@@ -5,6 +5,7 @@ import { ConfigError } from '../ports/errors.js';
 import { configErrorFromZod } from '../kit/parse-options.js';
 import { describeFailure } from '../util/failure.js';
 import { subscriptionPolicyShape } from '../ports/subscribe-options.js';
+import { envelopeSchema } from '../ports/envelope.js';
 
 export const subscriptionConfigSchema = z
   .object({
@@ -27,7 +28,12 @@ export const busConfigSchema = z
     /** `kind` names a registered transport factory (see `registerTransport`); the rest are that transport's options. */
     transport: z.object({ kind: z.string().min(1) }).catchall(z.unknown()),
     publish: z
-      .object({ guarantee: z.enum(DELIVERY_GUARANTEES as [string, ...string[]]).optional(), noReceivers: z.enum(['ignore', 'warn', 'reject']).optional() })
+      .object({
+        guarantee: z.enum(DELIVERY_GUARANTEES as [string, ...string[]]).optional(),
+        noReceivers: z.enum(['ignore', 'warn', 'reject']).optional(),
+        /** What travels with each message besides key, headers and payload (`{ id: 'given' }` leaves generated ids off the wire). */
+        envelope: envelopeSchema.optional(),
+      })
       .strict()
       .default({}),
     defaults: z.object(subscriptionPolicyShape).strict().default({}),

@@ -56,6 +56,28 @@ export interface TransportMessage {
   readonly body: Uint8Array;
   /** Creation time, ms since the epoch. */
   readonly timestamp: number;
+  /**
+   * Set when `id` was made by this publish and need not travel: the publisher's envelope says ids
+   * go on the wire only when the caller gives one (`envelope.id: 'given'`), and this caller gave
+   * none. A transport may then leave the id off the wire; the consumer gets the broker's own identity
+   * of the record where it has one (Kafka `<topic>-<partition>-<offset>`, a Redis stream entry id, a
+   * PostgreSQL row), else a fresh id. Never set on dead letters, relayed or replayed messages: see
+   * {@link withIdOnWire}.
+   */
+  readonly localId?: true;
+  /**
+   * Set when the publisher's envelope says `timestamp: 'broker'` and the caller set no timestamp: a transport sends it
+   * only in a field the broker has for it (never as a header of its own), and the consumer gets the
+   * broker's time where there is none.
+   */
+  readonly brokerTimestamp?: true;
+}
+
+/** `message` with its id marked to travel (a fallback store, a relay and a dead letter always carry ids). */
+export function withIdOnWire<M extends TransportMessage>(message: M): M {
+  if (message.localId !== true) return message;
+  const { localId: _local, ...carried } = message;
+  return carried as M;
 }
 
 /**

@@ -22,7 +22,7 @@ export function encodeBatch(messages: readonly TransportMessage[]): EncodedBatch
   for (const message of messages) {
     assertStorableText(message.id, 'message.id');
     if (message.key !== undefined) assertStorableText(message.key, 'message.key');
-    batch.ids.push(message.id);
+    batch.ids.push(message.localId ? '' : message.id); // empty: the reader names the message by its row
     batch.keys.push(message.key ?? null);
     batch.headers.push(Buffer.from(JSON.stringify(message.headers)));
     batch.bodies.push(Buffer.isBuffer(message.body) ? message.body : Buffer.from(message.body.buffer, message.body.byteOffset, message.body.byteLength));
@@ -36,7 +36,7 @@ export function encodeBatch(messages: readonly TransportMessage[]): EncodedBatch
  * write access to the table can put bytes there): anything but a JSON object of strings is dropped
  * and reported.
  */
-export function decodeRow(row: Pick<ClaimedRow, 'id' | 'key' | 'headers' | 'body' | 'ts'>): { message: TransportMessage; rejected: { header: string; value: string }[] } {
+export function decodeRow(row: Pick<ClaimedRow, 'seq' | 'topic' | 'id' | 'key' | 'headers' | 'body' | 'ts'>): { message: TransportMessage; rejected: { header: string; value: string }[] } {
   const rejected: { header: string; value: string }[] = [];
   const headers: Record<string, string> = {};
   let parsed: unknown;
@@ -55,7 +55,8 @@ export function decodeRow(row: Pick<ClaimedRow, 'id' | 'key' | 'headers' | 'body
   const timestamp = Number(row.ts);
   return {
     message: {
-      id: row.id,
+      // No id stored (a local id, see TransportMessage.localId): the row's own name, stable across redeliveries.
+      id: row.id !== '' ? row.id : `${row.topic}-${row.seq}`,
       ...(row.key !== null ? { key: row.key } : {}),
       headers,
       body: row.body,

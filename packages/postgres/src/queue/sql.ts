@@ -75,7 +75,7 @@ export function queueStatements(p: string) {
         WHERE m.stored_at < now() - $1 * interval '1 millisecond' AND NOT EXISTS (SELECT 1 FROM ${deliveries} d WHERE d.seq = m.seq)
         ORDER BY m.seq LIMIT $2 FOR UPDATE SKIP LOCKED)`,
     /** Messages of topic $1 after seq $2, oldest first, at most $3 (dead-letter tooling). */
-    readTopic: `SELECT seq, id, key, headers, body, ts FROM ${messages} WHERE topic = $1 AND seq > $2 ORDER BY seq LIMIT $3`,
+    readTopic: `SELECT seq, topic, id, key, headers, body, ts FROM ${messages} WHERE topic = $1 AND seq > $2 ORDER BY seq LIMIT $3`,
     /** Deletes messages of topic $1 by seq ($2), with their deliveries. */
     removeMessages: `DELETE FROM ${messages} WHERE topic = $1 AND seq = ANY($2::bigint[])`,
   };

@@ -1,5 +1,5 @@
 import { afterEach, it } from 'vitest';
-import { createBus, type Bus, type SubscriptionDefaults } from '../../bus/bus.js';
+import { createBus, type Bus, type BusOptions, type SubscriptionDefaults } from '../../bus/bus.js';
 import type { Capabilities } from '../../ports/capabilities.js';
 import type { Message, TransportMessage } from '../../ports/message.js';
 import { CountingObserver } from '../../observability/observer.js';
@@ -68,6 +68,11 @@ export interface ConformanceTarget {
    * request/reply scenario then checks that closing a requester leaves nothing. Optional.
    */
   ephemeralStateLeft?(transport: Transport, topic: string, group: string): Promise<boolean>;
+  /**
+   * Why this configuration carries generated ids even with `envelope.id: 'given'` (e.g. signed
+   * headers that bind to the id). Absent: a generated id must not reach the consumer.
+   */
+  readonly carriesGeneratedIds?: string;
   /** Bound for each wait on the broker, ms. Default 20000. */
   readonly waitMs?: number;
   /** Per-test timeout, ms. Default 60000. */
@@ -105,7 +110,7 @@ export interface ConformanceContext {
   needs(required: (keyof Capabilities)[], title: string, scenario: () => Promise<void>): void;
   groupOf(name: string): { group?: string };
   readonly startFrom: 'earliest' | 'latest';
-  openBus(observer?: CountingObserver): Promise<Bus & { counts: CountingObserver }>;
+  openBus(observer?: CountingObserver, publisher?: BusOptions['publisher']): Promise<Bus & { counts: CountingObserver }>;
   /** Opens a reader on `<topic>-dlq` before anything is dead-lettered; closed after the test. */
   openDeadLetters(bus: Bus, topic: string): Promise<DeadLetterReader>;
   topics(...names: string[]): Promise<string[]>;
@@ -135,9 +140,9 @@ export function createConformanceContext(target: ConformanceTarget): Conformance
     for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
   });
 
-  async function openBus(observer: CountingObserver = new ReportingObserver()): Promise<Bus & { counts: CountingObserver }> {
+  async function openBus(observer: CountingObserver = new ReportingObserver(), publisher?: BusOptions['publisher']): Promise<Bus & { counts: CountingObserver }> {
     const transport = await target.createTransport();
-    const bus = createBus({ transport, observer, ...(target.defaults ? { defaults: target.defaults } : {}) });
+    const bus = createBus({ transport, observer, ...(target.defaults ? { defaults: target.defaults } : {}), ...(publisher ? { publisher } : {}) });
     cleanups.push(() => bus.close());
     return Object.assign(bus, { counts: observer });
   }

@@ -1,5 +1,7 @@
 import { expect, it } from 'vitest';
+import { TransportPublisher } from '../../bus/bus.js';
 import { bytesCodec, jsonCodec } from '../../ports/codec.js';
+import { NonRetryableError } from '../../ports/errors.js';
 import type { Message } from '../../ports/message.js';
 import { Recorder } from '../recorder.js';
 import type { ConformanceContext } from './context.js';
@@ -40,6 +42,50 @@ export function deliveryScenarios(context: ConformanceContext): void {
     expect(Buffer.from(message!.payload).equals(Buffer.from(jsonCodec.encode(value)))).toBe(true);
     const [rawMessage] = await raw.waitFor(1, waitMs, 'raw messages');
     expect(Buffer.from(rawMessage!.value).equals(Buffer.from(bytes))).toBe(true);
+  });
+
+  it("envelope id 'given', timestamp 'broker': given ids and times travel, generated ids stay off the wire (the broker names the message), stamped times come from the broker, a dead letter carries the id it was delivered with", {
+    timeout,
+  }, async () => {
+    const bus = await openBus(undefined, { envelope: { id: 'given', timestamp: 'broker' } });
+    const [topic] = await topics('lean-ids');
+    const reader = await context.openDeadLetters(bus, topic!);
+    const received = new Recorder<Message>();
+    await bus.subscriber.subscribe(
+      topic!,
+      (m) => {
+        received.add(m);
+        if (m.value === 'poison') throw new NonRetryableError('refused');
+      },
+      { ...groupOf('g'), startFrom },
+    );
+    const headers = { 'trace-id': 'abc-123' };
+    const before = Date.now();
+    const givenTime = before - 60_000;
+    const receipt = await bus.publisher.publish(topic!, [
+      { id: 'given-1', key: 'k-1', headers, value: 'given', timestamp: givenTime },
+      { key: 'k-1', headers, value: 'generated' },
+      { key: 'k-1', value: 'poison' },
+    ]);
+    const messages = await received.waitFor(3, waitMs, 'messages');
+    const byValue = new Map(messages.map((m) => [m.value as string, m]));
+    expect(byValue.get('given')).toMatchObject({ id: 'given-1', key: 'k-1', headers: expect.objectContaining(headers), timestamp: givenTime });
+    const generated = byValue.get('generated')!;
+    // timestamp 'broker': a stamped time comes from the broker's field (RabbitMQ's has seconds) or its clock.
+    expect(generated.timestamp).toBeGreaterThanOrEqual(before - 1000);
+    expect(generated.timestamp).toBeLessThanOrEqual(Date.now() + 1000);
+    expect(generated).toMatchObject({ key: 'k-1', headers: expect.objectContaining(headers) });
+    expect(typeof generated.id).toBe('string');
+    expect(generated.id.length).toBeGreaterThan(0);
+    // Not the id publish() returned: that one stayed in the publishing process (unless the target
+    // says why its configuration carries it).
+    if (context.target.carriesGeneratedIds) expect(generated.id).toBe(receipt.ids[1]);
+    else expect(generated.id).not.toBe(receipt.ids[1]);
+    const poison = byValue.get('poison')!;
+    expect(new Set([generated.id, poison.id, 'given-1']).size).toBe(3);
+    const [letter] = await reader.letters.waitFor(1, waitMs, 'the dead letter');
+    expect(letter!.id).toBe(poison.id);
+    expect(() => new TransportPublisher(bus.transport, { envelope: { topics: { [topic!]: { id: 'sometimes' as never } } } })).toThrowError(/envelope\.topics\..*\.id/);
   });
 
   it('keeps topics isolated', { timeout }, async () => {

@@ -1,7 +1,7 @@
 import type { Capabilities } from '../../ports/capabilities.js';
 import { ClosedError } from '../../ports/errors.js';
 import { OrderedLanes, hashKey } from '../../kit/lanes.js';
-import { TransportDelivery, type SourceMetadata, type TransportMessage } from '../../ports/message.js';
+import { TransportDelivery, withIdOnWire, type SourceMetadata, type TransportMessage } from '../../ports/message.js';
 import type { DeliveryListener, Transport, TransportPublishOptions, TransportPublishResult, TransportSubscribeSpec, TransportSubscription } from '../../ports/ports.js';
 import { compileTopicPattern } from '../../util/topic-pattern.js';
 import { refuseOversizeMessages } from '../../kit/message-size.js';
@@ -77,13 +77,19 @@ export class MemoryBroker {
   private readonly patternGroups = new Map<string, GroupQueue>();
 
   /** @param highWaterMark messages a subscribed group may have waiting before publishers wait. */
+  /** Names messages published without an id on the wire (see {@link TransportMessage.localId}). */
+  private sequence = 0;
+
   constructor(readonly highWaterMark = 10_000) {}
 
   /**
    * Enqueues `messages` for every matching group. Returns the number of groups reached and, when a
    * group is over the high-water mark, a promise that resolves once it has caught up.
    */
-  publish(topic: string, messages: readonly TransportMessage[]): { receivers: number; backpressure?: Promise<void> } {
+  publish(topic: string, published: readonly TransportMessage[]): { receivers: number; backpressure?: Promise<void> } {
+    // A local id does not travel on a broker; here neither: the broker names the message, as Kafka's
+    // offset does (the same name in every group).
+    const messages = published.some((m) => m.localId) ? published.map((m) => (m.localId ? { ...withIdOnWire(m), id: `${topic}-${this.sequence++}` } : m)) : published;
     let receivers = 0;
     let waits: Promise<void>[] | undefined;
     const enqueue = (group: GroupQueue) => {
