@@ -44,7 +44,7 @@ cat > tsconfig.json <<'JSON'
 { "compilerOptions": { "target": "ES2022", "module": "NodeNext", "moduleResolution": "NodeNext", "strict": true, "exactOptionalPropertyTypes": true, "noUncheckedIndexedAccess": true, "skipLibCheck": false, "outDir": "dist", "rootDir": "src" }, "include": ["src"] }
 JSON
 cat > src/app.ts <<'TS'
-import { NonRetryableError, createBusFromConfig, loadBusConfig, type Message, type Publisher, type Subscriber } from '@switchboard/core';
+import { CapabilityError, NonRetryableError, createBusFromConfig, createRequester, loadBusConfig, serveRequests, type Bus, type Message, type Publisher, type Subscriber } from '@switchboard/core';
 import { kafkaTransport } from '@switchboard/kafka';
 import { rabbitmqTransport } from '@switchboard/rabbitmq';
 import { redisPubSubTransport } from '@switchboard/redis-pubsub';
@@ -78,6 +78,25 @@ async function run(publisher: Publisher, subscriber: Subscriber, topic: string):
   return { handled: handled.size, deadLettered };
 }
 
+/** The patterns as an installed app uses them: request/reply, a batch handler, the lean envelope (the bus's config). */
+async function patterns(bus: Bus, topic: string): Promise<{ reply: number; batched: number }> {
+  await serveRequests<{ n: number }>(bus, `${topic}.rpc`, (m) => ({ doubled: m.value.n * 2 }), { group: 'rpc' });
+  const requester = await createRequester(bus);
+  const reply = await requester.request<{ doubled: number }>(`${topic}.rpc`, { n: 21 }, { timeoutMs: 20_000 });
+  await requester.close();
+  let batched = 0;
+  try {
+    await bus.subscriber.subscribeBatch<{ n: number }>(`${topic}.batch`, (messages) => void (batched += messages.length), { group: 'batch', batch: { maxSize: 10, maxWaitMs: 50 } });
+  } catch (error) {
+    // MQTT refuses batch handlers (its members take one message at a time), naming the option.
+    if (bus.transport.kind === 'mqtt' && error instanceof CapabilityError && /batch/.test(error.message)) return { reply: reply.value.doubled, batched: -1 };
+    throw error;
+  }
+  await bus.publisher.publish(`${topic}.batch`, Array.from({ length: 10 }, (_, n) => ({ value: { n } })));
+  for (const deadline = Date.now() + 30_000; batched < 10 && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 20));
+  return { reply: reply.value.doubled, batched };
+}
+
 const kind = process.argv[2] ?? 'memory';
 const config = await loadBusConfig({ object: { transport: { kind } } });
 // The composition root registers the adapters it may use; `transport.kind` picks one.
@@ -86,7 +105,12 @@ const topic = `install-check.${kind}.${Date.now()}`;
 const result = await run(bus.publisher, bus.subscriber, topic);
 await bus.close();
 console.log(`pack-install: ${kind}: handled ${result.handled}/4, dead-lettered ${result.deadLettered ? 1 : 0}/1`);
-process.exit(result.handled === 4 && result.deadLettered ? 0 : 1);
+const leanConfig = await loadBusConfig({ object: { transport: { kind }, publish: { envelope: { id: 'given', timestamp: 'broker' } } } });
+const lean = await createBusFromConfig(leanConfig, { transports: [kafkaTransport, rabbitmqTransport, redisPubSubTransport, redisStreamsTransport, natsTransport, postgresTransport, mqttTransport] });
+const used = await patterns(lean, `${topic}.patterns`);
+await lean.close();
+console.log(`pack-install: ${kind}: request/reply ${used.reply}/42, batch handler ${used.batched < 0 ? 'refused, naming batch (as documented)' : `${used.batched}/10`} (lean envelope)`);
+process.exit(result.handled === 4 && result.deadLettered && used.reply === 42 && (used.batched === 10 || used.batched === -1) ? 0 : 1);
 TS
 npx tsc -p tsconfig.json
 echo "pack-install: strict app compiled (skipLibCheck: false)"

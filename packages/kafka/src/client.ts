@@ -180,6 +180,13 @@ export interface GroupConsumer {
   restart(): Promise<void>;
   /** Leaves the group and joins it again (a rebalance; positions are fixed again at the join). Drivers with transactions have it. */
   rejoin?(): Promise<void>;
+  /**
+   * True when the consumer reads a partition without a sought position from the group's committed
+   * offset, read by itself when it next fetches. The subscription then seeks every assigned partition
+   * at each join, so the position read is the one fixed there (the committed offset, or further where
+   * this member acknowledged further), never a later read that a failed or lost commit left behind.
+   */
+  readonly readsCommittedUnlessSought?: boolean;
   pause(partitions: readonly TopicPartitions[]): void;
   resume(partitions: readonly TopicPartitions[]): void;
   paused(): TopicPartitions[];

@@ -25,6 +25,12 @@ export interface CommitsContext {
  */
 export class OffsetCommits {
   private readonly pending = new Map<string, PartitionOffset>();
+  /**
+   * Offsets of the write under way (at most one flush at a time is in flight per offset). Counted in
+   * {@link believed}: a write can hang while the broker is away, and a join meanwhile must still see
+   * what was acknowledged (otherwise it reads the older committed offset and handles those records again).
+   */
+  private readonly writing = new Map<string, number>();
   private readonly committed = new Map<string, number>();
   /**
    * Acknowledged here but not known committed, for partitions this member lost at a join (its commits
@@ -51,6 +57,7 @@ export class OffsetCommits {
     if (this.pending.size === 0) return;
     const offsets = [...this.pending.values()];
     this.pending.clear();
+    for (const { topic, partition, offset } of offsets) this.writing.set(`${topic}|${partition}`, Math.max(Number(offset), this.writing.get(`${topic}|${partition}`) ?? -1));
     try {
       await this.context.commitOffsets(offsets);
       for (const { topic, partition, offset } of offsets) this.committed.set(`${topic}|${partition}`, Number(offset));
@@ -65,6 +72,11 @@ export class OffsetCommits {
       }
       if (!this.context.isStopping()) this.timer ??= setTimeout(() => void this.flush(), Math.max(this.context.intervalMs, 1000));
       this.context.onFailed(error);
+    } finally {
+      for (const { topic, partition, offset } of offsets) {
+        const tp = `${topic}|${partition}`;
+        if (this.writing.get(tp) === Number(offset)) this.writing.delete(tp);
+      }
     }
   }
 
@@ -80,7 +92,7 @@ export class OffsetCommits {
    */
   believed(tp: string): number {
     const kept = this.pending.get(tp);
-    return Math.max(kept ? Number(kept.offset) : -1, this.committed.get(tp) ?? -1, this.acknowledged.get(tp) ?? -1);
+    return Math.max(kept ? Number(kept.offset) : -1, this.writing.get(tp) ?? -1, this.committed.get(tp) ?? -1, this.acknowledged.get(tp) ?? -1);
   }
 
   /** The broker has `offset` for `tp` (read at a join, or written now). A kept offset at or below it is done. */
@@ -97,7 +109,7 @@ export class OffsetCommits {
    * (commits failed around a rebalance) the records this member handled are not read again.
    */
   keepOnly(owned: ReadonlySet<string>): void {
-    for (const tp of new Set([...this.pending.keys(), ...this.committed.keys()])) {
+    for (const tp of new Set([...this.pending.keys(), ...this.writing.keys(), ...this.committed.keys()])) {
       if (owned.has(tp)) continue;
       const believed = this.believed(tp);
       if (believed >= 0) this.acknowledged.set(tp, believed);

@@ -15,7 +15,7 @@ export interface PositionsContext {
   isCurrent(): boolean;
   /** Kept offsets were committed at this join (side-by-side windows shrink). */
   onRecommitted(offsets: readonly PartitionOffset[]): void;
-  /** Seek to the committed offsets read here too (transactional subscriptions), not only to new ones. */
+  /** Seek to the committed offsets read here too (transactional subscriptions, consumers that read committed offsets themselves), not only to new ones. */
   readonly seekCommitted?: boolean;
 }
 

@@ -381,7 +381,8 @@ export class KafkaSubscription implements TransportSubscription {
       {
         // Transactional: the consumer goes to the committed offsets read after the fencing, never to
         // ones it may have read before (a dead member's last transaction was still open then).
-        seekCommitted: this.transactions !== undefined,
+        // So does a consumer that would otherwise read the committed offset again by itself.
+        seekCommitted: this.transactions !== undefined || this.consumer.readsCommittedUnlessSought === true,
         groupId: this.spec.group || 'default',
         startFrom: this.spec.startFrom,
         admin: this.context.client.admin,

@@ -46,6 +46,7 @@ interface Requested {
  *   again from committed offsets, as kafkajs does by restarting).
  */
 export class PlatformaticGroupConsumer implements GroupConsumer {
+  readonly readsCommittedUnlessSought = true;
   private readonly consumer: Consumer;
   private handlers: ConsumerHandlers | undefined;
   private stream: MessagesStream<Buffer, Buffer, Buffer, Buffer> | undefined;
