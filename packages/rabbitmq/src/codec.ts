@@ -54,8 +54,9 @@ export function toPublishOptions(topic: string, routingKey: string, message: Tra
     delete headers['x-death'];
   }
   return {
-    // A local id stays off the wire (the consumer makes one), unless signed headers bind to it.
-    ...(message.localId && !signer ? {} : { messageId: message.id }),
+    // Always, a local id too (envelope id 'given'): a basic.return (unroutable) is matched to its
+    // publish by it, and it is a property, not a header table entry.
+    messageId: message.id,
     timestamp: Math.floor(message.timestamp / 1000),
     headers,
     persistent: guarantee === 'all',

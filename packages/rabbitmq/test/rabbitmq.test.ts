@@ -222,6 +222,10 @@ describe('rabbitmq publishing and config', () => {
       cleanups.push(() => durable.close());
       await expect(durable.publisher.publish(topic, { value: 1 })).rejects.toThrowError(/returned message\(s\) to ".*" as unroutable.*guarantee "all" is not met/);
     }
+    // The same with the lean envelope (a generated id is still the messageId a return is matched by).
+    const lean = createBus({ transport: await testTransport(), publisher: { guarantee: 'all', envelope: { id: 'given', timestamp: 'broker' } } });
+    cleanups.push(() => lean.close());
+    await expect(lean.publisher.publish(topic, [{ value: 1 }, { value: 2 }])).rejects.toThrowError(/returned message\(s\) to ".*" as unroutable/);
     // Once a group's queue exists, the same publish is confirmed and delivered.
     const got = new Recorder<string>();
     await bus.subscriber.subscribe(topic, (m) => got.add(m.id), { group: 'late' });

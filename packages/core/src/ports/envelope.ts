@@ -10,8 +10,9 @@ export interface EnvelopeOptions {
    * and logs see the same id end to end. `given`: only an id the caller set travels; a message
    * without one is named on the consumer side by the broker (Kafka `<topic>-<partition>-<offset>`,
    * a Redis stream entry id, JetStream `<stream>:<sequence>`, a PostgreSQL row, the memory broker's
-   * sequence), or gets a fresh id at each delivery (RabbitMQ, Redis Pub/Sub, MQTT: they have no
-   * name of their own for a message), so deduplicating such messages needs a `keyOf`. `publish()` still returns ids for
+   * sequence), or gets a fresh id at each delivery (Redis Pub/Sub, MQTT: they have no name of their
+   * own for a message), so deduplicating such messages needs a `keyOf`. RabbitMQ carries every id
+   * (its `messageId` property matches an unroutable return to its publish). `publish()` still returns ids for
    * them; they stay in this process. Dead letters, fallback relays and replays always carry ids.
    */
   readonly id?: 'always' | 'given';
