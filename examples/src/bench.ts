@@ -566,8 +566,9 @@ async function benchKafkaPlatformatic(
     return started;
   };
   const rawRound = rawPublishRounds('kafka', ensure);
-  const rawEndToEnd = async (r: number): Promise<Sample> => {
-    const t = `bench.${run}.kafka.plte2e.${r}`;
+  /** Raw end to end into a fresh topic per row and round (`kind`): a topic read before would hand the consumer old records. */
+  const rawEndToEndInto = (kind: string) => async (r: number): Promise<Sample> => {
+    const t = `bench.${run}.kafka.${kind}.${r}`;
     await ensure(t);
     const consumer = new plt.Consumer({ clientId: 'bench-raw-platformatic', groupId: `bench-raw-${t}`, bootstrapBrokers: KAFKA_BROKERS, maxWaitTime: 250 });
     const arrivals = new Arrivals();
@@ -614,12 +615,12 @@ async function benchKafkaPlatformatic(
       await leanPublishing.close();
     }
     const sbEnd = sbEndToEnd(sbTransport, (r) => `bench.${run}.kafka.pltsbe2e.${r}`, 3, ensure);
-    rows.push({ transport: 'kafka', scenario: `end to end (3 partitions, concurrency 3), ${driver}, vs raw @platformatic/kafka consuming`, ...(await paired(rawEndToEnd, sbEnd)), target: '>= 0.9' });
+    rows.push({ transport: 'kafka', scenario: `end to end (3 partitions, concurrency 3), ${driver}, vs raw @platformatic/kafka consuming`, ...(await paired(rawEndToEndInto('plte2e'), sbEnd)), target: '>= 0.9' });
     rows.push({
       transport: 'kafka',
       scenario: `end to end (3 partitions, concurrency 3), ${driver}, lean envelope, vs raw @platformatic/kafka consuming`,
       ...(await paired(
-        rawEndToEnd,
+        rawEndToEndInto('plte2elean'),
         sbEndToEnd(sbTransport, (r) => `bench.${run}.kafka.pltlean2e.${r}`, 3, ensure, LEAN),
       )),
       target: '>= 0.9',
