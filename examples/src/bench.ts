@@ -567,19 +567,21 @@ async function benchKafkaPlatformatic(
   };
   const rawRound = rawPublishRounds('kafka', ensure);
   /** Raw end to end into a fresh topic per row and round (`kind`): a topic read before would hand the consumer old records. */
-  const rawEndToEndInto = (kind: string) => async (r: number): Promise<Sample> => {
-    const t = `bench.${run}.kafka.${kind}.${r}`;
-    await ensure(t);
-    const consumer = new plt.Consumer({ clientId: 'bench-raw-platformatic', groupId: `bench-raw-${t}`, bootstrapBrokers: KAFKA_BROKERS, maxWaitTime: 250 });
-    const arrivals = new Arrivals();
-    const stream = await consumer.consume({ topics: [t], mode: 'earliest', autocommit: 100 });
-    stream.on('data', (message) => arrivals.arrive((JSON.parse(message.value.toString()) as { sentAt: number }).sentAt));
-    const started = await rawBatches(t);
-    await arrivals.wait(N);
-    await stream.close();
-    await consumer.close();
-    return arrivals.sample(started);
-  };
+  const rawEndToEndInto =
+    (kind: string) =>
+    async (r: number): Promise<Sample> => {
+      const t = `bench.${run}.kafka.${kind}.${r}`;
+      await ensure(t);
+      const consumer = new plt.Consumer({ clientId: 'bench-raw-platformatic', groupId: `bench-raw-${t}`, bootstrapBrokers: KAFKA_BROKERS, maxWaitTime: 250 });
+      const arrivals = new Arrivals();
+      const stream = await consumer.consume({ topics: [t], mode: 'earliest', autocommit: 100 });
+      stream.on('data', (message) => arrivals.arrive((JSON.parse(message.value.toString()) as { sentAt: number }).sentAt));
+      const started = await rawBatches(t);
+      await arrivals.wait(N);
+      await stream.close();
+      await consumer.close();
+      return arrivals.sample(started);
+    };
   const sbTransport = () => createKafkaTransport({ brokers: KAFKA_BROKERS, partitions: 3, driver: 'platformatic' });
   const publishing = longLivedBus(sbTransport);
   const sbBatches = sbPublishOnly(publishing.get, (r) => `bench.${run}.kafka.pltpub.${r}`, false, ensure);
@@ -615,7 +617,12 @@ async function benchKafkaPlatformatic(
       await leanPublishing.close();
     }
     const sbEnd = sbEndToEnd(sbTransport, (r) => `bench.${run}.kafka.pltsbe2e.${r}`, 3, ensure);
-    rows.push({ transport: 'kafka', scenario: `end to end (3 partitions, concurrency 3), ${driver}, vs raw @platformatic/kafka consuming`, ...(await paired(rawEndToEndInto('plte2e'), sbEnd)), target: '>= 0.9' });
+    rows.push({
+      transport: 'kafka',
+      scenario: `end to end (3 partitions, concurrency 3), ${driver}, vs raw @platformatic/kafka consuming`,
+      ...(await paired(rawEndToEndInto('plte2e'), sbEnd)),
+      target: '>= 0.9',
+    });
     rows.push({
       transport: 'kafka',
       scenario: `end to end (3 partitions, concurrency 3), ${driver}, lean envelope, vs raw @platformatic/kafka consuming`,
