@@ -27,6 +27,15 @@ export function isKafkaTooLarge(error: unknown): boolean {
   return inErrorTree(error, (e) => TOO_LARGE_CODES.has(e.type) || TOO_LARGE_CODES.has(e.apiId));
 }
 
+/**
+ * The broker answered that it does not know the topic or partition (UNKNOWN_TOPIC_OR_PARTITION), with
+ * either driver: e.g. right after the topic was created, while the metadata the producer asked for
+ * had not caught up (seen in CI: kafkajs gave up after 3 retries in 718 ms).
+ */
+export function isUnknownTopic(error: unknown): boolean {
+  return inErrorTree(error, (e) => e.type === 'UNKNOWN_TOPIC_OR_PARTITION' || e.apiId === 'UNKNOWN_TOPIC_OR_PARTITION');
+}
+
 /** A protocol error code (`apiId`, e.g. TOPIC_ALREADY_EXISTS) anywhere in a @platformatic/kafka error, its causes and aggregated errors. */
 export function hasPlatformaticCode(error: unknown, apiId: string): boolean {
   return inErrorTree(error, (e) => e.apiId === apiId);

@@ -5,6 +5,7 @@ import type { KafkaOptions } from '../options.js';
 import { RETRY_INITIAL_MS, RETRY_MAX_MS } from '../retry.js';
 import { SubscriptionAwareAssigner } from './assigner.js';
 import { coordinatorPartition, waitForLeadersOf } from '../topics.js';
+import { isUnknownTopic } from '../errors.js';
 
 /** The kafkajs driver (the default): producer, admin and consumers all through kafkajs 2.2.4. */
 export function kafkajsClient(options: KafkaOptions): KafkaClient {
@@ -74,11 +75,28 @@ function kafkajsTransactionalSender(kafka: Kafka, options: KafkaOptions, transac
  * Java-compatible) maps them; keyless messages go round-robin. With one broker: one send.
  */
 function kafkajsSender(kafka: Kafka, admin: KafkajsAdmin, options: KafkaOptions): RecordSender {
-  const producer = kafka.producer({
-    idempotent: options.idempotent,
-    allowAutoTopicCreation: false,
-    retry: { retries: options.retries, initialRetryTime: RETRY_INITIAL_MS, maxRetryTime: RETRY_MAX_MS },
-  });
+  const newProducer = () =>
+    kafka.producer({
+      idempotent: options.idempotent,
+      allowAutoTopicCreation: false,
+      retry: { retries: options.retries, initialRetryTime: RETRY_INITIAL_MS, maxRetryTime: RETRY_MAX_MS },
+    });
+  let producer = newProducer();
+  let replacing: Promise<void> | undefined;
+  /**
+   * kafkajs asks the metadata of every topic it ever sent to, and fails the whole lookup when one of
+   * them is gone: after a topic this process published to was deleted (an ephemeral reply topic,
+   * closed), every send to a topic new to it failed with UNKNOWN_TOPIC_OR_PARTITION. A new producer
+   * starts with no topics; the old one is disconnected.
+   */
+  const replaceProducer = (failed: typeof producer): Promise<void> => {
+    if (producer !== failed) return replacing ?? Promise.resolve(); // replaced already
+    const next = newProducer();
+    producer = next;
+    replacing = next.connect().finally(() => (replacing = undefined));
+    void failed.disconnect().catch(() => undefined);
+    return replacing;
+  };
   /** Partition count per topic when the cluster has several brokers (undefined: one broker), refreshed every metadataMaxAgeMs. */
   const layouts = new Map<string, { partitions: number | undefined; at: number }>();
   const partitioner = Partitioners.DefaultPartitioner();
@@ -109,7 +127,14 @@ function kafkajsSender(kafka: Kafka, admin: KafkajsAdmin, options: KafkaOptions)
       const messages = records as readonly OutgoingRecord[] as KafkaRecordOut[];
       const partitions = await partitionsToSplit(topic);
       const sends = partitions === undefined ? [messages] : byPartition(topic, messages, partitions);
-      await Promise.all(sends.map((batch) => producer.send({ topic, messages: batch, acks, timeout })));
+      const used = producer;
+      try {
+        await Promise.all(sends.map((batch) => used.send({ topic, messages: batch, acks, timeout })));
+      } catch (error) {
+        if (!isUnknownTopic(error)) throw error;
+        await replaceProducer(used);
+        await Promise.all(sends.map((batch) => producer.send({ topic, messages: batch, acks, timeout })));
+      }
     },
     close: () => producer.disconnect(),
   };
