@@ -76,10 +76,10 @@ export class MemoryBroker {
   private readonly exactGroups = new Map<string, Map<string, GroupQueue>>();
   private readonly patternGroups = new Map<string, GroupQueue>();
 
-  /** @param highWaterMark messages a subscribed group may have waiting before publishers wait. */
   /** Names messages published without an id on the wire (see {@link TransportMessage.localId}). */
   private sequence = 0;
 
+  /** @param highWaterMark messages a subscribed group may have waiting before publishers wait. */
   constructor(readonly highWaterMark = 10_000) {}
 
   /**
