@@ -59,6 +59,10 @@ export interface RecordSender {
 
 /** A producer whose sends belong to Kafka transactions (acks=all, idempotent). */
 export interface TransactionalSender {
+  /**
+   * Resolves once this producer holds its transactional id: the previous producer with the same id is
+   * fenced, and its open transaction settled (committed if its commit was under way, else aborted).
+   */
   connect(): Promise<void>;
   begin(): Promise<KafkaTransaction>;
   close(): Promise<void>;

@@ -5,6 +5,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { type Bus, CapabilityError, createBus, NonRetryableError, type Message } from '@switchboard/core';
 import { eventually, Recorder, uniqueName, waitUntil } from '@switchboard/core/testing';
 import { type KafkaTransport, platformaticRunsOn } from '@switchboard/kafka';
+import { kafkajsClient } from '../src/kafkajs/client.js';
+import { kafkaOptionsSchema } from '../src/options.js';
 import { handledLines, KAFKA_BROKERS, rawKafka, TEST_DRIVER, testTransport } from './helpers.js';
 
 const kafkaScript = fileURLToPath(new URL('../../../scripts/kafka.sh', import.meta.url));
@@ -96,6 +98,30 @@ const kafkajsTransport = () => testTransport({ driver: 'kafkajs', groupProtocol:
 describe.skipIf(TEST_DRIVER === 'platformatic')(
   `kafka transactional subscriptions (consume-transform-produce, driver kafkajs)${TEST_DRIVER === 'platformatic' ? ' — skipped on this run: driver kafkajs whatever the project driver, run by `pnpm test`' : ''}`,
   () => {
+    it("connecting a partition's transactional producer fences the previous owner: its open transaction is aborted, its commit fails (what a join relies on before it reads the committed offsets)", async () => {
+      const topic = uniqueName('sb-kafka.tx-fence');
+      const transport = await kafkajsTransport();
+      await transport.ensureTopics([topic]);
+      const client = kafkajsClient(kafkaOptionsSchema.parse({ brokers: KAFKA_BROKERS.split(','), driver: 'kafkajs' }));
+      const id = `sb.fence-test.${topic}.0`;
+      const previous = client.transactionalSender!(id);
+      const successor = client.transactionalSender!(id);
+      try {
+        await previous.connect();
+        const open = await previous.begin();
+        await open.send(topic, [{ key: 'k', value: Buffer.from('{"id":"from-the-previous-owner"}'), timestamp: String(Date.now()), headers: {}, partition: 0 }]);
+        await successor.connect(); // a join connects the new owner's producer, then reads the committed offsets
+        const committed = await open.commit().then(
+          () => 'committed',
+          (error: unknown) => `refused: ${String(error)}`,
+        );
+        expect(committed).toMatch(/^refused/);
+        expect(await readAll(topic, false, 0)).toEqual([]); // nothing of the fenced transaction is visible
+      } finally {
+        await Promise.all([previous.close(), successor.close(), transport.close(), client.close()]);
+      }
+    }, 60_000);
+
     it("publishes a handler's outputs and commits its input in one transaction: outputs of failed attempts are aborted, dead letters committed once", async () => {
       const transport = await kafkajsTransport();
       const bus = createBus({ transport });

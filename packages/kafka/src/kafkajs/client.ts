@@ -42,7 +42,14 @@ function kafkajsTransactionalSender(kafka: Kafka, options: KafkaOptions, transac
     retry: { retries: options.retries, initialRetryTime: RETRY_INITIAL_MS, maxRetryTime: RETRY_MAX_MS },
   });
   return {
-    connect: () => producer.connect(),
+    // kafkajs' connect() asks for an idempotent producer id only; the transactional one (InitProducerId
+    // with the transactional id, which fences the previous owner and settles its open transaction) comes
+    // with the first transaction(). The contract is that connecting fences, so a join reads final
+    // committed offsets: an empty transaction begun and ended here does that (no EndTxn is sent).
+    connect: async () => {
+      await producer.connect();
+      await (await producer.transaction()).abort();
+    },
     begin: async () => {
       const transaction = await producer.transaction();
       return {
