@@ -7,6 +7,7 @@ import {
   deadLettersAreLogged,
   describeDeadLetter,
   type NewConsoleJobItem,
+  type Publisher,
   REPLAY_COUNT_HEADER,
   replayTo,
   walkTransportDeadLetters,
@@ -51,6 +52,7 @@ export class JobRunner {
       if (request.action === 'replay' && !letter.originalTopic) throw new ActionError(`letter ${letter.id} has no original topic: it cannot be replayed`);
       if (request.action === 'park' && letter.source === PARKING_SOURCE) throw new ActionError(`letter ${letter.id} is parked already`);
       if (letter.source !== PARKING_SOURCE && !this.inventory.source(letter.source)) throw new ActionError(`unknown source ${letter.source}`);
+      if (request.action === 'replay' && letter.source === PARKING_SOURCE) this.parkedSourceOf(letter.id, letter.deadLetterTopic); // refused now, not halfway through the job
     }
     const items: NewConsoleJobItem[] = request.letters.map((l) => ({
       letterKey: l.letterKey,
@@ -165,7 +167,7 @@ export class JobRunner {
       });
       return `parked as ${parked.id}${job.reason ? `: ${job.reason}` : ''}`;
     }
-    const publisher = item.source === PARKING_SOURCE ? this.inventory.sources.find((s) => s.publisher)?.publisher : this.inventory.source(item.source)?.publisher;
+    const publisher = item.source === PARKING_SOURCE ? this.parkedSourceOf(item.messageId, item.deadLetterTopic).publisher : this.inventory.source(item.source)?.publisher;
     if (!publisher) throw new ActionError(`no transport to replay ${item.messageId} through`);
     const count = Number(item.headers[REPLAY_COUNT_HEADER] ?? 0) || 0;
     await replayTo(publisher, item.originalTopic, item.group || undefined, {
@@ -175,6 +177,22 @@ export class JobRunner {
       payload: item.payload,
     });
     return `replayed to ${item.originalTopic}${item.group ? ` (group ${item.group})` : ''}${edited}`;
+  }
+
+  /**
+   * The source a parked message is replayed through: the one whose dead-letter topics include the
+   * message's (the parking lot stores no source; its headers came over the wire and never choose).
+   * With one source, that one. Anything else is refused, naming the candidates.
+   */
+  private parkedSourceOf(messageId: string, deadLetterTopic: string): { publisher: Publisher } {
+    const sources = this.inventory.sources;
+    const owners = sources.filter((s) => s.deadLetterTopics.includes(deadLetterTopic));
+    if (owners.length === 1) return owners[0]!;
+    if (owners.length === 0 && sources.length === 1) return sources[0]!;
+    const candidates = (owners.length > 0 ? owners : sources).map((s) => s.name).join(', ');
+    throw new ActionError(
+      `parked message ${messageId} came from dead-letter topic "${deadLetterTopic}", which ${owners.length === 0 ? 'no source lists' : `${owners.length} sources list`} (${candidates}): list it on exactly one source to replay it`,
+    );
   }
 
   /** Takes the applied letters out of their DLQs, one DLQ at a time. */
