@@ -1,3 +1,8 @@
+/** The one key for a topic's partition in every per-partition map of a subscription: `topic|partition`. */
+export function partitionKey(topic: string, partition: number): string {
+  return `${topic}|${partition}`;
+}
+
 /** A partition's position to commit: the offset of the next record to read. */
 export interface PartitionOffset {
   readonly topic: string;
@@ -44,7 +49,7 @@ export class OffsetCommits {
 
   /** Records `offset` as the partition's next commit; written at once (a promise) with `intervalMs` 0, else within the interval. */
   record(topic: string, partition: number, offset: string): Promise<void> | undefined {
-    this.pending.set(`${topic}|${partition}`, { topic, partition, offset });
+    this.pending.set(partitionKey(topic, partition), { topic, partition, offset });
     if (this.context.intervalMs === 0) return this.flush();
     this.timer ??= setTimeout(() => void this.flush(), this.context.intervalMs);
     return undefined;
@@ -57,16 +62,16 @@ export class OffsetCommits {
     if (this.pending.size === 0) return;
     const offsets = [...this.pending.values()];
     this.pending.clear();
-    for (const { topic, partition, offset } of offsets) this.writing.set(`${topic}|${partition}`, Math.max(Number(offset), this.writing.get(`${topic}|${partition}`) ?? -1));
+    for (const { topic, partition, offset } of offsets) this.writing.set(partitionKey(topic, partition), Math.max(Number(offset), this.writing.get(partitionKey(topic, partition)) ?? -1));
     try {
       await this.context.commitOffsets(offsets);
-      for (const { topic, partition, offset } of offsets) this.committed.set(`${topic}|${partition}`, Number(offset));
+      for (const { topic, partition, offset } of offsets) this.committed.set(partitionKey(topic, partition), Number(offset));
       this.context.onCommitted(offsets);
     } catch (error) {
       // e.g. the coordinator moved or the group is rebalancing: a failover then re-reads at most what
       // was not acknowledged. A revoked partition's offsets are dropped at the join: its new owner commits.
       for (const retained of offsets) {
-        const tp = `${retained.topic}|${retained.partition}`;
+        const tp = partitionKey(retained.topic, retained.partition);
         const newer = this.pending.get(tp);
         if (!newer || Number(newer.offset) < Number(retained.offset)) this.pending.set(tp, retained);
       }
@@ -74,7 +79,7 @@ export class OffsetCommits {
       this.context.onFailed(error);
     } finally {
       for (const { topic, partition, offset } of offsets) {
-        const tp = `${topic}|${partition}`;
+        const tp = partitionKey(topic, partition);
         if (this.writing.get(tp) === Number(offset)) this.writing.delete(tp);
       }
     }

@@ -1,5 +1,5 @@
 import type { KafkaAdmin } from './client.js';
-import type { OffsetCommits, PartitionOffset } from './commits.js';
+import { type OffsetCommits, type PartitionOffset, partitionKey } from './commits.js';
 
 /** What positioning needs: the group, the admin client, the commit bookkeeping, the consumer's commit and seek. */
 export interface PositionsContext {
@@ -41,7 +41,7 @@ export async function fixPositions(context: PositionsContext, assigned: readonly
     const ahead: { topic: string; partition: number; offset: string }[] = [];
     const atCommitted: { topic: string; partition: number; offset: string }[] = [];
     for (const partition of partitions) {
-      const tp = `${topic}|${partition}`;
+      const tp = partitionKey(topic, partition);
       const high = ends.find((e) => e.partition === partition)?.high;
       if (high !== undefined) highWatermarks.set(tp, Number(high));
       const offset = committed.find((c) => c.partition === partition)?.offset;
@@ -61,7 +61,7 @@ export async function fixPositions(context: PositionsContext, assigned: readonly
       if (!context.isCurrent()) return;
       await context.commitOffsets(ahead);
       for (const position of ahead) {
-        commits.confirm(`${topic}|${position.partition}`, Number(position.offset));
+        commits.confirm(partitionKey(topic, position.partition), Number(position.offset));
         context.seek(position);
       }
       context.onRecommitted(ahead);
@@ -71,7 +71,7 @@ export async function fixPositions(context: PositionsContext, assigned: readonly
     const groupKnowsTopic = committed.some((c) => isCommitted(c.offset));
     const fromEnd = !groupKnowsTopic && context.startFrom === 'latest';
     const positions = missing.map((partition) => {
-      const believed = commits.believed(`${topic}|${partition}`); // acknowledged before, its commit failed or was dropped
+      const believed = commits.believed(partitionKey(topic, partition)); // acknowledged before, its commit failed or was dropped
       if (believed >= 0) return { topic, partition, offset: String(believed) };
       const offsets = ends.find((e) => e.partition === partition);
       return { topic, partition, offset: (fromEnd ? offsets?.high : offsets?.low) ?? '0' };
@@ -82,7 +82,7 @@ export async function fixPositions(context: PositionsContext, assigned: readonly
     // survives this member (later members and restarts start from it, never from a later "latest").
     const after = await admin.groupOffsets(groupId, topic);
     const lost = positions.filter((p) => !isCommitted(after.find((c) => c.partition === p.partition)?.offset));
-    for (const position of positions) if (!lost.includes(position)) commits.confirm(`${topic}|${position.partition}`, Number(position.offset));
+    for (const position of positions) if (!lost.includes(position)) commits.confirm(partitionKey(topic, position.partition), Number(position.offset));
     if (lost.length > 0) throw new Error(`kafka: start positions of ${topic} partitions ${lost.map((p) => p.partition).join(',')} were not committed (group rebalancing?)`);
     if (!context.isCurrent()) return;
     for (const position of positions) context.seek(position);

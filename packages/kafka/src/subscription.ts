@@ -12,7 +12,7 @@ import {
 import { offsetAfter, type ConsumedRecord, type FetchedBatch, type GroupConsumer, type KafkaClient } from './client.js';
 import { fromKafkaRecord } from './codec.js';
 import { OffsetWindow } from './offset-window.js';
-import { OffsetCommits } from './commits.js';
+import { OffsetCommits, partitionKey } from './commits.js';
 import { fixPositions } from './positions.js';
 import { isProducerFenced } from './errors.js';
 import { TransactionalPartitions, transactionScope } from './transactions.js';
@@ -260,8 +260,8 @@ export class KafkaSubscription implements TransportSubscription {
    */
   private async onBatch(batch: FetchedBatch): Promise<void> {
     const { topic, partition, resolveOffset, heartbeat, isRunning, isStale } = batch;
-    this.highWatermarks.set(`${topic}|${partition}`, Number(batch.highWatermark));
-    const tp = `${topic}|${partition}`;
+    this.highWatermarks.set(partitionKey(topic, partition), Number(batch.highWatermark));
+    const tp = partitionKey(topic, partition);
     let last: string | undefined;
     for (let index = 0; index < batch.messages.length; index++) {
       const record = batch.messages[index]!;
@@ -318,7 +318,7 @@ export class KafkaSubscription implements TransportSubscription {
   private onGroupJoin(assignment: Readonly<Record<string, number[]>>): void {
     const generation = ++this.generation;
     this.suspendedPartitions.clear(); // what this join assigns is this member's again (its producers fence the previous owner)
-    this.owned = new Set(Object.entries(assignment).flatMap(([topic, partitions]) => partitions.map((p) => `${topic}|${p}`)));
+    this.owned = new Set(Object.entries(assignment).flatMap(([topic, partitions]) => partitions.map((p) => partitionKey(topic, p))));
     for (const [tp, held] of this.held) {
       if (this.owned.has(tp)) continue;
       if (held.timer) clearTimeout(held.timer); // revoked: the new owner reads it from the committed offset
@@ -348,7 +348,9 @@ export class KafkaSubscription implements TransportSubscription {
         const resumed = this.onConsumer('resuming partitions after a join', () => {
           const resumable = this.consumer
             .paused()
-            .flatMap(({ topic, partitions }) => partitions.filter((p) => !this.held.has(`${topic}|${p}`) && !this.windows.get(`${topic}|${p}`)?.paused).map((p) => ({ topic, partitions: [p] })));
+            .flatMap(({ topic, partitions }) =>
+              partitions.filter((p) => !this.held.has(partitionKey(topic, p)) && !this.windows.get(partitionKey(topic, p))?.paused).map((p) => ({ topic, partitions: [p] })),
+            );
           if (resumable.length > 0) this.consumer.resume(resumable);
         });
         if (!resumed) return; // the consumer is restarting: its next join positions and resumes
@@ -375,7 +377,7 @@ export class KafkaSubscription implements TransportSubscription {
   private async fixPositions(generation: number, assigned: { topic: string; partitions: number[] }[]): Promise<void> {
     // Transactional: the partitions' producers first. Connecting one fences the partition's previous
     // owner and ends its open transaction, so the committed offsets read next are final.
-    if (this.transactions) await this.transactions.assign(assigned.flatMap(({ topic, partitions }) => partitions.map((p) => `${topic}|${p}`)));
+    if (this.transactions) await this.transactions.assign(assigned.flatMap(({ topic, partitions }) => partitions.map((p) => partitionKey(topic, p))));
     if (generation !== this.generation || this.stopping) return;
     await fixPositions(
       {
@@ -437,7 +439,7 @@ export class KafkaSubscription implements TransportSubscription {
   /** Side by side: queue the record behind its key (or nowhere, unordered); pause the partition when its window is full. */
   private acceptWindowed(topic: string, partition: number, record: KafkaRecordIn): void {
     if (this.stopping) return;
-    const tp = `${topic}|${partition}`;
+    const tp = partitionKey(topic, partition);
     let window = this.windows.get(tp);
     if (!window) this.windows.set(tp, (window = new OffsetWindow()));
     if (!window.accept(Number(record.offset))) return; // known already: fetched again after a rebalance
@@ -519,7 +521,7 @@ export class KafkaSubscription implements TransportSubscription {
    * abort gives the partition up until the member joins the group again (see `suspendedPartitions`).
    */
   private async deliverInTransaction(transactions: TransactionalPartitions, topic: string, partition: number, record: KafkaRecordIn, attempt: number, settlement: Settlement): Promise<Outcome> {
-    const tp = `${topic}|${partition}`;
+    const tp = partitionKey(topic, partition);
     if (!this.owned.has(tp) || this.stopping || this.suspendedPartitions.has(tp)) return 'unsettled';
     const failed = (context: string, error: unknown): Outcome => {
       const fenced = isProducerFenced(error);
@@ -588,7 +590,7 @@ export class KafkaSubscription implements TransportSubscription {
    * again if the hold is lost) and hands the record to the listener again as `attempt` after `delayMs`.
    */
   private hold(topic: string, partition: number, record: KafkaRecordIn, attempt: number, delayMs: number): void {
-    const tp = `${topic}|${partition}`;
+    const tp = partitionKey(topic, partition);
     if (!this.owned.has(tp)) return; // revoked meanwhile: the new owner reads it from the committed offset
     // While the consumer restarts (kafkajs) this fails; the restart's join pauses every held partition again.
     this.onConsumer('pausing a partition for a retry', () => {
@@ -646,7 +648,7 @@ export class KafkaSubscription implements TransportSubscription {
   private windowsCommitted(offsets: readonly { topic: string; partition: number; offset: string }[]): void {
     const resume: { topic: string; partitions: number[] }[] = [];
     for (const { topic, partition, offset } of offsets) {
-      const window = this.windows.get(`${topic}|${partition}`);
+      const window = this.windows.get(partitionKey(topic, partition));
       if (!window) continue;
       window.committed(Number(offset));
       if (window.paused && window.size <= this.context.options.maxUncommittedPerPartition / 2) {
@@ -694,7 +696,7 @@ export class KafkaSubscription implements TransportSubscription {
     const topics = new Set([...this.owned].map((tp) => tp.slice(0, tp.lastIndexOf('|'))));
     void (async () => {
       for (const topic of topics) {
-        for (const { partition, high } of await this.context.client.admin.topicOffsets(topic)) this.highWatermarks.set(`${topic}|${partition}`, Number(high));
+        for (const { partition, high } of await this.context.client.admin.topicOffsets(topic)) this.highWatermarks.set(partitionKey(topic, partition), Number(high));
       }
     })().catch(() => undefined); // unreachable broker: the subscription reports interrupted; the lag stays as last seen
   }
