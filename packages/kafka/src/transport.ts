@@ -13,10 +13,10 @@ import {
 } from '@switchboard/core/transport';
 import { toKafkaRecord } from './codec.js';
 import { KafkaSubscription } from './subscription.js';
-import { KafkaTopics, waitForLeadersOf } from './topics.js';
+import { KafkaTopics } from './topics.js';
 import { transactionScope } from './transactions.js';
-import { isKafkaTooLarge, isPlatformaticNetworkError, isUnknownTopic } from './errors.js';
-import type { KafkaAdmin, KafkaClient, OutgoingRecord, RecordSender } from './client.js';
+import { isKafkaTooLarge, isPlatformaticNetworkError } from './errors.js';
+import type { KafkaAdmin, KafkaClient, RecordSender } from './client.js';
 import type { KafkaOptions } from './options.js';
 
 /** The chosen driver's client; only its module is loaded. */
@@ -130,7 +130,7 @@ export class KafkaTransport implements Transport {
       return {};
     }
     try {
-      await withDeadline(this.sendToKnownTopic(topic, records, ACKS[options.guarantee], deadline), deadline, timeoutError);
+      await withDeadline(this.client.sender.send(topic, records, ACKS[options.guarantee], this.options.requestTimeoutMs), deadline, timeoutError);
     } catch (error) {
       if (isBrokerUnreachable(error)) this.producerState.down();
       if (isKafkaTooLarge(error))
@@ -141,23 +141,6 @@ export class KafkaTransport implements Transport {
     }
     this.producerState.up();
     return {};
-  }
-
-  /**
-   * Sends, and once more if the broker did not know a topic this transport created: a topic created a
-   * moment ago may be missing from the metadata the producer asks for (the driver gives up after its
-   * own short retries). The retry waits until every partition has a leader, within the publish deadline.
-   * If some partitions had taken their records before the refusal, they get them again: at least once,
-   * as with the driver's own retries.
-   */
-  private async sendToKnownTopic(topic: string, records: OutgoingRecord[], acks: 0 | 1 | -1, deadline: number): Promise<void> {
-    try {
-      await this.client.sender.send(topic, records, acks, this.options.requestTimeoutMs);
-    } catch (error) {
-      if (!this.options.createTopics || !isUnknownTopic(error)) throw error;
-      await waitForLeadersOf(this.client.admin, topic, Math.max(0, deadline - Date.now()));
-      await this.client.sender.send(topic, records, acks, this.options.requestTimeoutMs);
-    }
   }
 
   /** True inside a transactional delivery of this transport: a publish joins its transaction. */
