@@ -30,6 +30,7 @@ import type {
   Subscriber,
   Subscription,
   Transport,
+  TransportPublishOptions,
   TransportSubscription,
 } from '../ports/ports.js';
 import { retryPolicySchema } from '../ports/retry.js';
@@ -91,6 +92,8 @@ export class TransportPublisher implements Publisher, GroupPublisher {
   private readonly inFlight = new InFlight();
   private readonly envelope: LeanFields;
   private readonly envelopeByTopic: ReadonlyMap<string, LeanFields>;
+  /** The transport options of a publish without a delivery time (one object, reused). */
+  private readonly publishOptions: TransportPublishOptions;
 
   constructor(
     private readonly transport: Transport,
@@ -98,6 +101,7 @@ export class TransportPublisher implements Publisher, GroupPublisher {
   ) {
     this.guarantee = options.guarantee ?? transport.capabilities.defaultGuarantee;
     assertGuaranteeSupported(transport, this.guarantee);
+    this.publishOptions = { guarantee: this.guarantee };
     this.codec = options.codec ?? jsonCodec;
     this.observer = options.observer ?? combineObservers();
     this.noReceivers = options.noReceivers ?? 'warn';
@@ -170,7 +174,7 @@ export class TransportPublisher implements Publisher, GroupPublisher {
     const encoded = list.map((m) => this.toTransportMessage(m, span, stampedAt, lean));
     this.inFlight.begin();
     try {
-      const options = { guarantee: this.guarantee, ...(deliverAt !== undefined ? { deliverAt } : {}) };
+      const options = deliverAt !== undefined ? { guarantee: this.guarantee, deliverAt } : this.publishOptions;
       // Inside a transactional delivery the publish joins its transaction, and a delayed publish has
       // options of its own: both go straight to the transport, never coalesced with other publishes.
       const sink = this.transport.inTransaction?.() || deliverAt !== undefined ? this.transport : this.sink;
@@ -183,8 +187,11 @@ export class TransportPublisher implements Publisher, GroupPublisher {
         this.observer.onEvent({ type: 'no-receivers', topic, count: encoded.length });
         if (this.noReceivers === 'reject') throw new PublishError(`no receiver for "${topic}" on ${this.transport.kind}: the message reached nobody and is lost`, topic);
       }
-      this.observer.onEvent({ type: 'published', topic, count: encoded.length, ...(result.receivers !== undefined ? { receivers: result.receivers } : {}) });
-      return { ids: encoded.map((m) => m.id), status: result.stored ? 'stored' : 'delivered', ...(result.receivers !== undefined ? { receivers: result.receivers } : {}) };
+      const ids = encoded.length === 1 ? [encoded[0]!.id] : encoded.map((m) => m.id);
+      const { receivers } = result;
+      // One object shape each way (no spread of an empty object on every call: this is the per-publish path).
+      this.observer.onEvent(receivers !== undefined ? { type: 'published', topic, count: encoded.length, receivers } : { type: 'published', topic, count: encoded.length });
+      return receivers !== undefined ? { ids, status: 'delivered', receivers } : { ids, status: 'delivered' };
     } catch (error) {
       endSpan(span, error);
       this.observer.onEvent({ type: 'publish-failed', topic, count: encoded.length, error });

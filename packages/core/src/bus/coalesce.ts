@@ -4,12 +4,13 @@ import type { RawPublisher, TransportPublishOptions, TransportPublishResult } fr
 /**
  * Batches small publishes automatically: publishes to the same topic with the same guarantee issued
  * in the same tick (before the microtask queue runs) become one call to the target, up to
- * `maxBatch` messages. Each caller's promise settles with the batch's outcome: resolved when the
- * whole batch met the guarantee, rejected with the batch's error otherwise. Call order is kept, so
- * per-key order is too. A publish issued alone goes out alone, one microtask later.
+ * `maxBatch` messages. Every caller of a batch gets the batch's one promise: resolved when the whole
+ * batch met the guarantee, rejected with the batch's error otherwise. Call order is kept, so per-key
+ * order is too. A publish issued alone goes out alone, one microtask later.
  */
 export class PublishCoalescer implements RawPublisher {
-  private readonly open = new Map<string, Batch>();
+  /** Open batches by guarantee, then topic (no key string built per call). */
+  private readonly open = new Map<string, Map<string, Batch>>();
 
   constructor(
     private readonly target: RawPublisher,
@@ -17,37 +18,49 @@ export class PublishCoalescer implements RawPublisher {
   ) {}
 
   publish(topic: string, messages: readonly TransportMessage[], options: TransportPublishOptions): Promise<TransportPublishResult> {
-    const id = `${options.guarantee}\u0000${topic}`;
-    let batch = this.open.get(id);
+    let byTopic = this.open.get(options.guarantee);
+    if (!byTopic) this.open.set(options.guarantee, (byTopic = new Map()));
+    let batch = byTopic.get(topic);
     if (!batch) {
-      const created: Batch = { topic, options, messages: [], waiters: [] };
-      this.open.set(id, created);
-      queueMicrotask(() => this.flush(id, created));
-      batch = created;
+      batch = new Batch(topic, options);
+      byTopic.set(topic, batch);
+      const opened = batch;
+      queueMicrotask(() => this.flush(byTopic, opened));
     }
-    batch.messages.push(...messages);
-    const settled = new Promise<TransportPublishResult>((resolve, reject) => batch.waiters.push({ resolve, reject }));
-    if (batch.messages.length >= this.maxBatch) this.flush(id, batch);
+    if (messages.length === 1) batch.messages.push(messages[0]!);
+    else for (const message of messages) batch.messages.push(message);
+    const settled = batch.settled;
+    if (batch.messages.length >= this.maxBatch) this.flush(byTopic, batch);
     return settled;
   }
 
-  private flush(id: string, batch: Batch): void {
-    if (this.open.get(id) !== batch) return; // already sent
-    this.open.delete(id);
-    this.target.publish(batch.topic, batch.messages, batch.options).then(
-      (result) => {
-        for (const waiter of batch.waiters) waiter.resolve(result);
-      },
-      (error: unknown) => {
-        for (const waiter of batch.waiters) waiter.reject(error);
-      },
-    );
+  private flush(byTopic: Map<string, Batch>, batch: Batch): void {
+    if (byTopic.get(batch.topic) !== batch) return; // already sent
+    byTopic.delete(batch.topic);
+    let sent: Promise<TransportPublishResult>;
+    try {
+      sent = this.target.publish(batch.topic, batch.messages, batch.options);
+    } catch (error) {
+      batch.reject(error); // a target that throws instead of rejecting fails its batch, not the process
+      return;
+    }
+    sent.then(batch.resolve, batch.reject);
   }
 }
 
-interface Batch {
-  readonly topic: string;
-  readonly options: TransportPublishOptions;
-  readonly messages: TransportMessage[];
-  readonly waiters: { resolve: (result: TransportPublishResult) => void; reject: (error: unknown) => void }[];
+class Batch {
+  readonly messages: TransportMessage[] = [];
+  readonly settled: Promise<TransportPublishResult>;
+  resolve!: (result: TransportPublishResult) => void;
+  reject!: (error: unknown) => void;
+
+  constructor(
+    readonly topic: string,
+    readonly options: TransportPublishOptions,
+  ) {
+    this.settled = new Promise<TransportPublishResult>((resolve, reject) => {
+      this.resolve = resolve;
+      this.reject = reject;
+    });
+  }
 }
