@@ -222,9 +222,25 @@ async function publishRows(
         sbPublishOnly(publishing.get, (r) => `bench.${run}.${short}.sbone2.${r}`, true, prepare),
       )),
     });
+    rows.push(await oneVsOwnBatches(transport, publishing.get, guarantee, prepare));
   } finally {
     await publishing.close();
   }
+}
+
+/** One publish() per message against the same bus's own batches of 1000 (both columns Switchboard): what coalescing leaves of the batch rate. */
+async function oneVsOwnBatches(transport: string, bus: () => Promise<Bus>, guarantee: string, prepare?: (topic: string) => Promise<void>): Promise<Row> {
+  const short = transport === 'rabbitmq' ? 'rabbit' : transport;
+  return {
+    transport,
+    scenario: `one message per call (1000 in flight) vs Switchboard's own batches of 1000, ${guarantee}`,
+    ...(await paired(
+      sbPublishOnly(bus, (r) => `bench.${run}.${short}.ownbatch.${r}`, false, prepare),
+      sbPublishOnly(bus, (r) => `bench.${run}.${short}.ownone.${r}`, true, prepare),
+    )),
+    target: '>= 0.90',
+    note: "the raw column is Switchboard's own batch rate (same bus)",
+  };
 }
 
 /** Single publishes at a low rate (one every 5 ms, each awaited): latency of a publish call, raw and Switchboard, and Switchboard end to end. */
@@ -487,6 +503,12 @@ async function benchMemory(): Promise<void> {
       return arrivals.sample(started);
     };
   rows.push({ transport: 'memory', scenario: `end to end, JSON codec vs hand-written JSON loop`, ...(await paired(() => handWritten(), endToEnd('json', N))), target: '>= 0.80' });
+  const memoryBus = longLivedBus(async () => createMemoryTransport());
+  try {
+    rows.push(await oneVsOwnBatches('memory', memoryBus.get, 'JSON, no subscriber'));
+  } finally {
+    await memoryBus.close();
+  }
   rows.push({
     transport: 'memory',
     scenario: `end to end, bytes codec (payloads already bytes), ${BYTES_COUNT} messages`,
