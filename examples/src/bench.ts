@@ -1654,6 +1654,8 @@ async function benchPeers(): Promise<void> {
     await rabbit.close();
   }
 
+  await messageQueueToolkitRows();
+
   // Kafka: NestJS ClientKafka (kafkajs underneath, one send per emit, acks=all) against Switchboard.
   const kafkaAdmin = new Kafka({ clientId: 'bench-peers', brokers: KAFKA_BROKERS, logLevel: logLevel.NOTHING }).admin();
   await kafkaAdmin.connect();
@@ -1700,6 +1702,138 @@ async function benchPeers(): Promise<void> {
     await kafkaPublishing.close();
     await kafkaAdmin.disconnect();
   }
+}
+
+/** message-queue-toolkit's AMQP packages, pinned, installed by the bench into its own scratch directory. */
+const MQT_PACKAGES = ['@message-queue-toolkit/amqp@23.1.0', '@message-queue-toolkit/core@25.4.0', '@message-queue-toolkit/schemas@7.1.0', 'amqplib@0.10', 'zod@4.6.7'];
+
+/**
+ * message-queue-toolkit (RabbitMQ, a queue publisher and consumer, the zod schema it requires): its
+ * `publish()` is synchronous and waits for no confirm, so Switchboard publishes with guarantee
+ * "none" (no confirms either) in these rows; both consume with a manual ack after the handler.
+ */
+async function messageQueueToolkitRows(): Promise<void> {
+  const dir = join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'switchboard', 'bench-peers', 'mqt-23');
+  if (!existsSync(join(dir, 'node_modules', '@message-queue-toolkit', 'amqp', 'package.json'))) {
+    progress(`installing ${MQT_PACKAGES.join(' ')} into ${dir}`);
+    execFileSync('npm', ['install', '--prefix', dir, '--no-audit', '--no-fund', '--loglevel=error', ...MQT_PACKAGES], { stdio: ['ignore', 'ignore', 'inherit'] });
+  }
+  const { createRequire } = await import('node:module');
+  const require = createRequire(join(dir, 'package.json'));
+  // biome-ignore lint/suspicious/noExplicitAny: loaded from the scratch directory, without types here
+  const load = async (name: string): Promise<any> => import(pathToFileURL(require.resolve(name)).href);
+  const { AbstractAmqpQueuePublisher, AbstractAmqpQueueConsumer, AmqpConnectionManager } = await load('@message-queue-toolkit/amqp');
+  const { MessageHandlerConfigBuilder } = await load('@message-queue-toolkit/core');
+  const { z } = await load('zod');
+  const version = (JSON.parse((await import('node:fs')).readFileSync(join(dir, 'node_modules', '@message-queue-toolkit', 'amqp', 'package.json'), 'utf8')) as { version: string }).version;
+  const silent = { debug() {}, info() {}, warn() {}, trace() {}, error() {}, fatal() {}, silent() {}, level: 'silent', isLevelEnabled: () => false, child: () => silent };
+  const url = new URL(RABBITMQ_URL);
+  const manager = new AmqpConnectionManager(
+    { hostname: url.hostname, port: Number(url.port || 5672), username: decodeURIComponent(url.username), password: decodeURIComponent(url.password), vhost: '', useTls: false },
+    silent,
+  );
+  await manager.init();
+  const dependencies = { amqpConnectionManager: manager, logger: silent, errorReporter: { report() {} } };
+  const schema = z.object({ id: z.string(), type: z.literal('order'), sku: z.string(), quantity: z.number(), sentAt: z.number(), note: z.string() });
+  // Its publishers and consumers are subclasses of the library's abstract bases (nothing to add here).
+  type Service = { init(): Promise<void>; start(): Promise<void>; publish(message: object): void; close(): Promise<void> };
+  const Publisher: new (...args: unknown[]) => Service = class extends AbstractAmqpQueuePublisher {};
+  const Consumer: new (...args: unknown[]) => Service = class extends AbstractAmqpQueueConsumer {};
+  const creation = (queueName: string) => ({ creationConfig: { queueName, queueOptions: { durable: true, arguments: { 'x-expires': 600_000 } } }, messageTypeResolver: { messageTypePath: 'type' } });
+  const publishAll = (publisher: { publish(message: object): void }) => {
+    const started = now();
+    for (let i = 0; i < N; i++) publisher.publish({ id: `m${i}`, type: 'order', ...payload(i) });
+    return started;
+  };
+  const mqtPublish = async (r: number): Promise<Sample> => {
+    const publisher = new Publisher(dependencies, { ...creation(`bench.${run}.peer.mqt.${r}`), messageSchemas: [schema] });
+    await publisher.init();
+    try {
+      const started = publishAll(publisher);
+      return { msgPerSec: Math.round(N / ((now() - started) / 1000)) };
+    } finally {
+      await publisher.close().catch(() => undefined);
+    }
+  };
+  const mqtEndToEnd = async (r: number): Promise<Sample> => {
+    const queue = `bench.${run}.peer.mqte2e.${r}`;
+    const arrivals = new Arrivals();
+    const consumer = new Consumer(
+      {
+        ...dependencies,
+        consumerErrorResolver: { processError: (error: unknown) => error },
+        transactionObservabilityManager: { start() {}, stop() {}, startWithGroup() {}, addCustomAttributes() {} },
+      },
+      {
+        ...creation(queue),
+        handlers: new MessageHandlerConfigBuilder()
+          .addConfig(schema, async (message: { sentAt: number }) => {
+            arrivals.arrive(message.sentAt);
+            return { result: 'success' };
+          })
+          .build(),
+      },
+      {},
+    );
+    await consumer.start();
+    const publisher = new Publisher(dependencies, { ...creation(queue), messageSchemas: [schema] });
+    await publisher.init();
+    try {
+      const started = publishAll(publisher);
+      await arrivals.wait(N);
+      return arrivals.sample(started);
+    } finally {
+      await consumer.close().catch(() => undefined);
+      await publisher.close().catch(() => undefined);
+    }
+  };
+  const sbRabbit = () => createRabbitTransport({ url: RABBITMQ_URL, queueExpiresMs: 600_000 });
+  const unconfirmed = { get: async () => createBus({ transport: await sbRabbit(), publisher: { guarantee: 'none', noReceivers: 'ignore' } }) };
+  const bus = await unconfirmed.get();
+  try {
+    rows.push({
+      transport: 'peers',
+      scenario: `rabbitmq publish without confirms: message-queue-toolkit ${version} publish() (synchronous) vs Switchboard batches, guarantee "none"`,
+      ...(await paired(
+        mqtPublish,
+        sbPublishOnly(
+          async () => bus,
+          (r) => `bench.${run}.peer.sbmqt.${r}`,
+          false,
+        ),
+      )),
+      note: '"raw" column = message-queue-toolkit',
+    });
+    rows.push({
+      transport: 'peers',
+      scenario: `rabbitmq end to end, manual ack: message-queue-toolkit consumer vs Switchboard (concurrency 100), publish without confirms`,
+      ...(await paired(
+        mqtEndToEnd,
+        sbEndToEndUnconfirmed(sbRabbit, (r) => `bench.${run}.peer.sbmqte2e.${r}`),
+      )),
+      note: '"raw" column = message-queue-toolkit',
+    });
+  } finally {
+    await bus.close();
+    await manager.close?.().catch?.(() => undefined);
+  }
+}
+
+/** Switchboard end to end as {@link sbEndToEnd}, publishing with guarantee "none" (no confirms). */
+function sbEndToEndUnconfirmed(transport: () => Promise<Transport>, topic: (r: number) => string): (r: number) => Promise<Sample> {
+  return async (r) => {
+    const bus = createBus({ transport: await transport(), publisher: { guarantee: 'none' } });
+    try {
+      const t = topic(r);
+      const arrivals = new Arrivals();
+      await bus.subscriber.subscribe<{ sentAt: number }>(t, (m) => arrivals.arrive(m.value.sentAt), { concurrency: 100, group: `bench-${t}` });
+      const started = await sbPublish(bus, t, false);
+      await arrivals.wait(N);
+      return arrivals.sample(started);
+    } finally {
+      await bus.close();
+    }
+  };
 }
 
 const suites: Record<string, () => Promise<void>> = {
