@@ -1811,7 +1811,7 @@ async function messageQueueToolkitRows(): Promise<void> {
     });
     rows.push({
       transport: 'peers',
-      scenario: `rabbitmq end to end, manual ack: message-queue-toolkit consumer vs Switchboard (concurrency 100), publish without confirms`,
+      scenario: `rabbitmq end to end, manual ack, publish without confirms: message-queue-toolkit consumer (no prefetch limit, its default) vs Switchboard (concurrency = prefetch 1000)`,
       ...(await paired(
         mqtEndToEnd,
         sbEndToEndUnconfirmed(sbRabbit, (r) => `bench.${run}.peer.sbmqte2e.${r}`),
@@ -1831,7 +1831,7 @@ function sbEndToEndUnconfirmed(transport: () => Promise<Transport>, topic: (r: n
     try {
       const t = topic(r);
       const arrivals = new Arrivals();
-      await bus.subscriber.subscribe<{ sentAt: number }>(t, (m) => arrivals.arrive(m.value.sentAt), { concurrency: 100, group: `bench-${t}` });
+      await bus.subscriber.subscribe<{ sentAt: number }>(t, (m) => arrivals.arrive(m.value.sentAt), { concurrency: 1000, group: `bench-${t}` });
       const started = await sbPublish(bus, t, false);
       await arrivals.wait(N);
       return arrivals.sample(started);
