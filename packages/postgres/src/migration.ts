@@ -6,11 +6,19 @@ export function assertTableName(name: string): void {
   if (!/^[a-z_][a-z0-9_]{0,40}$/.test(name)) throw new Error(`invalid table name "${name}": lower-case letters, digits and _ only`);
 }
 
-/** Runs a shipped migration (`migrations/<file>`) with `{table}` replaced by `table`. Idempotent (the migrations use IF NOT EXISTS). */
+/**
+ * Runs a shipped migration (`migrations/<file>`) with `{table}` replaced by `table`. Idempotent (the
+ * migrations use IF NOT EXISTS) and safe when processes start together: it runs in one transaction
+ * under an advisory lock per file and table (two concurrent `CREATE TABLE IF NOT EXISTS` of the same
+ * table can both miss it, and one fails on the catalog's unique index).
+ */
 export async function runMigration(pool: Pool, file: string, table: string): Promise<void> {
   assertTableName(table);
   const sql = await readFile(new URL(`../migrations/${file}`, import.meta.url), 'utf8');
-  await pool.query(sql.replaceAll('{table}', table));
+  await inTransaction(pool, async (client) => {
+    await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`switchboard-migrate:${file}:${table}`]);
+    await client.query(sql.replaceAll('{table}', table));
+  });
 }
 
 /** Runs `work` in one transaction on a client of `pool`: committed when it resolves, rolled back when it throws. */
