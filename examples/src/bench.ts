@@ -4,7 +4,8 @@
  *
  *   pnpm bench [--only memory,kafka,rabbitmq,redis,redis-streams,nats,mqtt,postgres,outbox,peers] [--peers] [--messages N] [--rounds R] [--json]
  *
- * `--peers` adds the peers row set (NestJS microservices on RabbitMQ and Kafka), installed by the bench.
+ * `--peers` adds the peers row set (NestJS microservices on RabbitMQ and Kafka, message-queue-toolkit on
+ * RabbitMQ), installed by the bench.
  *
  * Bounded: N messages per measurement (default 20000), R rounds (default 3), every wait capped at
  * 60 s; loopback brokers only (scripts/brokers.sh up). Progress goes to stderr.
