@@ -1,6 +1,7 @@
 import type { Pool } from 'pg';
 import type { BusObserver, SourceMetadata, SubscriptionStatus } from '@switchboard/core';
 import {
+  InFlight,
   InterruptionTracker,
   OrderedLanes,
   ReadWindow,
@@ -107,8 +108,8 @@ export class QueueSubscription implements TransportSubscription {
    * back at once instead of running ahead of the retry.
    */
   private readonly yielded = new Map<string, { seq: number; clock: number }>();
-  /** Hand-back writes under way (see readLoop: a claim waits for them). */
-  private readonly handingBack = new Set<Promise<void>>();
+  /** Hand-back writes under way (see readLoop: a claim waits until none is). */
+  private readonly handingBack = new InFlight();
   private clock = 0;
 
   /** This member's lease owner name: the transport's plus a number (two subscriptions of a process are two members). */
@@ -176,7 +177,7 @@ export class QueueSubscription implements TransportSubscription {
       // Until a hand-back is written, the table shows its messages leased by this member, and the claim
       // lets this member take later messages of their keys ("its lanes keep their order"), though they
       // are in no lane any more: those would run ahead. So a claim waits for hand-backs under way.
-      if (this.handingBack.size > 0) await Promise.all(this.handingBack);
+      await this.handingBack.idle();
       const startedAt = this.clock;
       try {
         const { rows } = await claimPool.query<ClaimedRow>(sql.claim, [this.subId, ask, this.member, options.leaseMs, this.keyOrder]);
@@ -295,12 +296,12 @@ export class QueueSubscription implements TransportSubscription {
     for (const held of messages) this.release(held);
     this.handedBackCount += messages.length;
     const seqs = messages.map((m) => m.seq);
-    const written: Promise<void> = this.context.pool
+    this.handingBack.begin();
+    this.context.pool
       .query(this.context.sql.handBack, [this.subId, seqs, this.member])
       .then(() => this.wakeup.notify())
       .catch((error: unknown) => this.report('postgres: handing messages back (they return when their lease expires)', error))
-      .finally(() => this.handingBack.delete(written));
-    this.handingBack.add(written);
+      .finally(() => this.handingBack.end());
   }
 
   private release(held: HeldMessage): void {
