@@ -7,17 +7,19 @@ export function assertTableName(name: string): void {
 }
 
 /**
- * Runs a shipped migration (`migrations/<file>`) with `{table}` replaced by `table`. Idempotent (the
+ * Runs a shipped migration (`migrations/<file>`) with `{table}` replaced by `table` (and each of
+ * `placeholders`, e.g. `{last_shard}`, by its value). Idempotent (the
  * migrations use IF NOT EXISTS) and safe when processes start together: it runs in one transaction
  * under an advisory lock per file and table (two concurrent `CREATE TABLE IF NOT EXISTS` of the same
  * table can both miss it, and one fails on the catalog's unique index).
  */
-export async function runMigration(pool: Pool, file: string, table: string): Promise<void> {
+export async function runMigration(pool: Pool, file: string, table: string, placeholders: Readonly<Record<string, string>> = {}): Promise<void> {
   assertTableName(table);
-  const sql = await readFile(new URL(`../migrations/${file}`, import.meta.url), 'utf8');
+  let sql = (await readFile(new URL(`../migrations/${file}`, import.meta.url), 'utf8')).replaceAll('{table}', table);
+  for (const [name, value] of Object.entries(placeholders)) sql = sql.replaceAll(name, value);
   await inTransaction(pool, async (client) => {
     await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`switchboard-migrate:${file}:${table}`]);
-    await client.query(sql.replaceAll('{table}', table));
+    await client.query(sql);
   });
 }
 

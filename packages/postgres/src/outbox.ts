@@ -1,4 +1,3 @@
-import { readFile } from 'node:fs/promises';
 import type { ClientBase, Pool, PoolClient } from 'pg';
 import {
   encodeOutgoing,
@@ -18,7 +17,7 @@ import {
 } from '@switchboard/core';
 import { refuseOversizeMessages } from '@switchboard/core/transport';
 import { PostgresDeduplicator } from './dedup.js';
-import { assertTableName, inTransaction } from './migration.js';
+import { assertTableName, runMigration } from './migration.js';
 import { messageOfRow, type MessageColumns } from './message-row.js';
 
 export interface PostgresOutboxOptions {
@@ -44,12 +43,7 @@ export interface OutboxTransaction {
 
 /** Creates the outbox tables if missing (`migrations/005_outbox.sql`), under an advisory lock so processes starting together do not race. */
 export async function migratePostgresOutbox(pool: Pool, table = 'switchboard_outbox'): Promise<void> {
-  assertTableName(table);
-  const sql = (await readFile(new URL('../migrations/005_outbox.sql', import.meta.url), 'utf8')).replaceAll('{table}', table).replaceAll('{last_shard}', String(OUTBOX_SHARDS - 1));
-  await inTransaction(pool, async (client) => {
-    await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`switchboard-outbox-migrate:${table}`]);
-    await client.query(sql);
-  });
+  await runMigration(pool, '005_outbox.sql', table, { '{last_shard}': String(OUTBOX_SHARDS - 1) });
 }
 
 /**
