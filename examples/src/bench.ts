@@ -1222,15 +1222,24 @@ interface PgBossLike {
  * pg-boss, installed by the bench into ~/.cache/switchboard/bench-peers (not a dependency of the
  * repository): major 12 on Node >= 22.12, else 10 (the last major for Node 20).
  */
+/**
+ * A peer's packages in `~/.cache/switchboard/bench-peers/<name>` (not dependencies of the repository),
+ * npm-installed there the first time `probe` (a package of the set) is missing. Returns the directory.
+ */
+function installPeers(name: string, probe: string, packages: readonly string[]): string {
+  const dir = join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'switchboard', 'bench-peers', name);
+  if (!existsSync(join(dir, 'node_modules', probe, 'package.json'))) {
+    progress(`installing ${packages.join(' ')} into ${dir}`);
+    execFileSync('npm', ['install', '--prefix', dir, '--no-audit', '--no-fund', '--loglevel=error', ...packages], { stdio: ['ignore', 'ignore', 'inherit'] });
+  }
+  return dir;
+}
+
 async function loadPgBoss(): Promise<{ major: number; create: (options: object) => PgBossLike }> {
   const [nodeMajor, nodeMinor] = process.versions.node.split('.').map(Number) as [number, number];
   const major = nodeMajor > 22 || (nodeMajor === 22 && nodeMinor >= 12) ? 12 : 10;
-  const dir = join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'switchboard', 'bench-peers', `pg-boss-${major}`);
+  const dir = installPeers(`pg-boss-${major}`, 'pg-boss', [`pg-boss@${major}`]);
   const main = join(dir, 'node_modules', 'pg-boss', 'package.json');
-  if (!existsSync(main)) {
-    progress(`installing pg-boss@${major} into ${dir}`);
-    execFileSync('npm', ['install', '--prefix', dir, '--no-audit', '--no-fund', '--loglevel=error', `pg-boss@${major}`], { stdio: ['ignore', 'ignore', 'inherit'] });
-  }
   const entry = JSON.parse((await import('node:fs')).readFileSync(main, 'utf8')) as { main: string };
   const module = (await import(pathToFileURL(join(dir, 'node_modules', 'pg-boss', entry.main)).href)) as { PgBoss?: new (o: object) => PgBossLike; default?: new (o: object) => PgBossLike };
   const PgBoss = module.PgBoss ?? module.default!;
@@ -1525,11 +1534,7 @@ const PEER_PACKAGES = [
 
 // biome-ignore lint/suspicious/noExplicitAny: the peers are loaded from their scratch directory, without types here
 async function loadPeers(): Promise<{ dir: string; load: (name: string) => Promise<any> }> {
-  const dir = join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'switchboard', 'bench-peers', 'nest-12');
-  if (!existsSync(join(dir, 'node_modules', '@nestjs', 'microservices', 'package.json'))) {
-    progress(`installing ${PEER_PACKAGES.join(' ')} into ${dir}`);
-    execFileSync('npm', ['install', '--prefix', dir, '--no-audit', '--no-fund', '--loglevel=error', ...PEER_PACKAGES], { stdio: ['ignore', 'ignore', 'inherit'] });
-  }
+  const dir = installPeers('nest-12', '@nestjs/microservices', PEER_PACKAGES);
   const { createRequire } = await import('node:module');
   const require = createRequire(join(dir, 'package.json'));
   return { dir, load: async (name) => require(name) };
@@ -1714,11 +1719,7 @@ const MQT_PACKAGES = ['@message-queue-toolkit/amqp@23.1.0', '@message-queue-tool
  * "none" (no confirms either) in these rows; both consume with a manual ack after the handler.
  */
 async function messageQueueToolkitRows(): Promise<void> {
-  const dir = join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'switchboard', 'bench-peers', 'mqt-23');
-  if (!existsSync(join(dir, 'node_modules', '@message-queue-toolkit', 'amqp', 'package.json'))) {
-    progress(`installing ${MQT_PACKAGES.join(' ')} into ${dir}`);
-    execFileSync('npm', ['install', '--prefix', dir, '--no-audit', '--no-fund', '--loglevel=error', ...MQT_PACKAGES], { stdio: ['ignore', 'ignore', 'inherit'] });
-  }
+  const dir = installPeers('mqt-23', '@message-queue-toolkit/amqp', MQT_PACKAGES);
   const { createRequire } = await import('node:module');
   const require = createRequire(join(dir, 'package.json'));
   // biome-ignore lint/suspicious/noExplicitAny: loaded from the scratch directory, without types here
