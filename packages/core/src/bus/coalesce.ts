@@ -27,8 +27,7 @@ export class PublishCoalescer implements RawPublisher {
       const opened = batch;
       queueMicrotask(() => this.flush(byTopic, opened));
     }
-    if (messages.length === 1) batch.messages.push(messages[0]!);
-    else for (const message of messages) batch.messages.push(message);
+    for (const message of messages) batch.messages.push(message);
     const settled = batch.settled;
     if (batch.messages.length >= this.maxBatch) this.flush(byTopic, batch);
     return settled;
