@@ -2,7 +2,7 @@
  * `pnpm bench`: throughput and latency through Switchboard and through the raw client (kafkajs,
  * amqplib, ioredis) with the same payloads and equivalent guarantees, in the same run, as ratios.
  *
- *   pnpm bench [--only memory,kafka,rabbitmq,redis,redis-streams,nats,mqtt,postgres,outbox,peers] [--peers] [--messages N] [--rounds R] [--json]
+ *   pnpm bench [--only memory,kafka,rabbitmq,redis,redis-streams,nats,mqtt,postgres,outbox,peers] [--peers] [--messages N] [--rounds R] [--warmup W] [--json]
  *
  * `--peers` adds the peers row set (NestJS microservices on RabbitMQ and Kafka, message-queue-toolkit on
  * RabbitMQ), installed by the bench.
@@ -12,7 +12,8 @@
  *
  * How it compares: raw and Switchboard run interleaved, one of each per round (the order alternates
  * between rounds), and the ratio is taken within each round, so a machine that slows down for a while
- * slows both sides of a ratio. The table shows the median of those per-round ratios and their range;
+ * slows both sides of a ratio. Throughput rows first run W uncounted warm-up rounds per side (default 1),
+ * so no counted round measures V8 compiling the code under test. The table shows the median of those per-round ratios and their range;
  * the msg/s columns are medians. p50/p99 of an end-to-end row are measured under the burst (publish
  * as fast as possible): they include queueing, they are not idle latency; the "single publish every
  * 5 ms" rows measure latency at a low rate (each publish awaited), a publish call's and end to end. The 1,000,000-message burst
@@ -53,6 +54,12 @@ const arg = (flag: string) => {
 };
 const N = Number(arg('--messages') ?? 20_000);
 const ROUNDS = Number(arg('--rounds') ?? 3);
+/**
+ * Uncounted rounds each side runs before a throughput row's counted rounds (`--warmup W`, default 1):
+ * a row's first round otherwise measures V8 compiling the code it runs, the longer path (Switchboard's)
+ * more than the short one. The round index given to a warm-up is ROUNDS + i, so its topics are its own.
+ */
+const WARMUP = Number(arg('--warmup') ?? 1);
 const JSON_OUT = argv.includes('--json');
 const ONLY = [...(arg('--only') ?? 'memory,kafka,rabbitmq,redis,redis-streams,nats,mqtt,postgres,outbox').split(','), ...(argv.includes('--peers') ? ['peers'] : [])];
 const NATS_URL = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
@@ -123,7 +130,18 @@ class Arrivals {
   }
 }
 
-async function rounds(measure: (round: number) => Promise<Sample>): Promise<Sample> {
+/** How a measurement warms up: throughput rows run WARMUP uncounted rounds; latency and I/O-bound rows (paced, 20 ms handlers) run none. */
+interface Warm {
+  warmup?: number;
+}
+
+async function warmUp(measures: readonly ((round: number) => Promise<Sample>)[], warm: Warm): Promise<void> {
+  const count = warm.warmup ?? WARMUP;
+  for (let i = 0; i < count; i++) for (const measure of measures) await measure(ROUNDS + i);
+}
+
+async function rounds(measure: (round: number) => Promise<Sample>, warm: Warm = {}): Promise<Sample> {
+  await warmUp([measure], warm);
   const samples: Sample[] = [];
   for (let r = 0; r < ROUNDS; r++) samples.push(await measure(r));
   return median(samples);
@@ -133,7 +151,8 @@ async function rounds(measure: (round: number) => Promise<Sample>): Promise<Samp
  * Raw and Switchboard interleaved: each round measures both (raw first in even rounds, Switchboard
  * first in odd ones) and keeps their ratio; medians of each side and the per-round ratios.
  */
-async function paired(raw: (round: number) => Promise<Sample>, switchboard: (round: number) => Promise<Sample>): Promise<Pick<Row, 'raw' | 'switchboard' | 'ratios'>> {
+async function paired(raw: (round: number) => Promise<Sample>, switchboard: (round: number) => Promise<Sample>, warm: Warm = {}): Promise<Pick<Row, 'raw' | 'switchboard' | 'ratios'>> {
+  await warmUp([raw, switchboard], warm);
   const rawSamples: Sample[] = [];
   const sbSamples: Sample[] = [];
   const ratios: number[] = [];
@@ -291,7 +310,7 @@ async function lowRateRows(
       await bus.close();
     }
   };
-  const publishLatency = await paired(rawLatency, sbLatency);
+  const publishLatency = await paired(rawLatency, sbLatency, { warmup: 0 });
   rows.push({
     transport,
     scenario: `single publish every ${LOW_RATE_GAP_MS} ms, each awaited: publish latency`,
@@ -299,28 +318,31 @@ async function lowRateRows(
     switchboard: publishLatency.switchboard,
     note: `${LOW_RATE_COUNT} publishes per round; msg/s = the paced rate`,
   });
-  const endToEnd = await rounds(async (r) => {
-    const bus = createBus({ transport: await sbTransport() });
-    try {
-      const topic = `bench.${run}.${short}.sblate2e.${r}`;
-      await prepare?.(topic);
-      const arrivals = new Arrivals();
-      const caps = bus.transport.capabilities;
-      await bus.subscriber.subscribe<{ sentAt: number }>(topic, (m) => arrivals.arrive(m.value.sentAt), {
-        ...(caps.consumerGroups ? { group: `bench-${topic}` } : {}),
-        ...(caps.replay ? { startFrom: 'earliest' as const } : {}),
-      });
-      const started = now();
-      for (let i = 0; i < LOW_RATE_COUNT; i++) {
-        await bus.publisher.publish(topic, { key: `product-${i % 50}`, value: payload(i) });
-        await pace();
+  const endToEnd = await rounds(
+    async (r) => {
+      const bus = createBus({ transport: await sbTransport() });
+      try {
+        const topic = `bench.${run}.${short}.sblate2e.${r}`;
+        await prepare?.(topic);
+        const arrivals = new Arrivals();
+        const caps = bus.transport.capabilities;
+        await bus.subscriber.subscribe<{ sentAt: number }>(topic, (m) => arrivals.arrive(m.value.sentAt), {
+          ...(caps.consumerGroups ? { group: `bench-${topic}` } : {}),
+          ...(caps.replay ? { startFrom: 'earliest' as const } : {}),
+        });
+        const started = now();
+        for (let i = 0; i < LOW_RATE_COUNT; i++) {
+          await bus.publisher.publish(topic, { key: `product-${i % 50}`, value: payload(i) });
+          await pace();
+        }
+        await arrivals.wait(LOW_RATE_COUNT);
+        return arrivals.sample(started);
+      } finally {
+        await bus.close();
       }
-      await arrivals.wait(LOW_RATE_COUNT);
-      return arrivals.sample(started);
-    } finally {
-      await bus.close();
-    }
-  });
+    },
+    { warmup: 0 },
+  );
   rows.push({
     transport,
     scenario: `single publish every ${LOW_RATE_GAP_MS} ms: end-to-end latency (publish to handler)`,
@@ -414,37 +436,40 @@ function sbPublishOnly(bus: () => Promise<Bus>, topic: (r: number) => string, on
  */
 async function keyParallelism(transport: () => Promise<Transport>, topic: (ordering: string, r: number) => string, beforePublish?: (topic: string) => Promise<void>): Promise<Row> {
   const measure = (ordering: 'partition' | 'key', count: number) =>
-    rounds(async (r) => {
-      const bus = createBus({ transport: await transport(), publisher: { noReceivers: 'ignore' } });
-      try {
-        const t = topic(ordering, r);
-        await beforePublish?.(t);
-        const arrivals = new Arrivals();
-        let first: number | undefined;
-        const subscribe = () =>
-          bus.subscriber.subscribe(
-            t,
-            async () => {
-              first ??= now();
-              await new Promise((resolve) => setTimeout(resolve, 20));
-              arrivals.arrive();
-            },
-            { group: 'bench', concurrency: 64, ordering, ...(bus.transport.capabilities.replay ? { startFrom: 'earliest' as const } : {}) },
-          );
-        // Where nothing is kept for a group that does not exist yet, it must exist before publishing.
-        const subscription = bus.transport.capabilities.replay ? undefined : await subscribe();
-        for (let i = 0; i < count; i += 1000)
-          await bus.publisher.publish(
-            t,
-            Array.from({ length: Math.min(1000, count - i) }, (_, j) => ({ key: `customer-${(i + j) % 50}`, value: payload(i + j) })),
-          );
-        if (!subscription) await subscribe();
-        await arrivals.wait(count);
-        return { msgPerSec: Math.round((count - 1) / ((now() - first!) / 1000)) };
-      } finally {
-        await bus.close();
-      }
-    });
+    rounds(
+      async (r) => {
+        const bus = createBus({ transport: await transport(), publisher: { noReceivers: 'ignore' } });
+        try {
+          const t = topic(ordering, r);
+          await beforePublish?.(t);
+          const arrivals = new Arrivals();
+          let first: number | undefined;
+          const subscribe = () =>
+            bus.subscriber.subscribe(
+              t,
+              async () => {
+                first ??= now();
+                await new Promise((resolve) => setTimeout(resolve, 20));
+                arrivals.arrive();
+              },
+              { group: 'bench', concurrency: 64, ordering, ...(bus.transport.capabilities.replay ? { startFrom: 'earliest' as const } : {}) },
+            );
+          // Where nothing is kept for a group that does not exist yet, it must exist before publishing.
+          const subscription = bus.transport.capabilities.replay ? undefined : await subscribe();
+          for (let i = 0; i < count; i += 1000)
+            await bus.publisher.publish(
+              t,
+              Array.from({ length: Math.min(1000, count - i) }, (_, j) => ({ key: `customer-${(i + j) % 50}`, value: payload(i + j) })),
+            );
+          if (!subscription) await subscribe();
+          await arrivals.wait(count);
+          return { msgPerSec: Math.round((count - 1) / ((now() - first!) / 1000)) };
+        } finally {
+          await bus.close();
+        }
+      },
+      { warmup: 0 },
+    );
   const partition = await measure('partition', 600);
   const key = await measure('key', 6000);
   return {
@@ -1887,7 +1912,7 @@ if (JSON_OUT) {
   ];
   const widths = table[0]!.map((_, c) => Math.max(...table.map((row) => row[c]!.length)));
   console.log(
-    `Switchboard bench: ${N} messages (~256 B JSON) per measurement, ${ROUNDS} interleaved rounds (msg/s: medians; ratio: median of per-round ratios), p50/p99: under the burst, except the "single publish every 5 ms" rows (idle latency), Node ${process.version}, loopback. target: issue #14's.`,
+    `Switchboard bench: ${N} messages (~256 B JSON) per measurement, ${ROUNDS} interleaved rounds after ${WARMUP} uncounted warm-up round(s) per side on throughput rows (msg/s: medians; ratio: median of per-round ratios), p50/p99: under the burst, except the "single publish every 5 ms" rows (idle latency), Node ${process.version}, loopback. target: issues #14, #24, #29.`,
   );
   for (const [i, row] of table.entries()) {
     console.log(row.map((cell, c) => (c < 2 || c === 8 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  '));
