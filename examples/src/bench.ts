@@ -7,7 +7,7 @@
  * `--peers` adds the peers row set (NestJS microservices on RabbitMQ and Kafka, message-queue-toolkit on
  * RabbitMQ), installed by the bench.
  *
- * Bounded: N messages per measurement (default 20000), R rounds (default 3), every wait capped at
+ * Bounded: N messages per measurement (default 20000), R rounds (default 5), every wait capped at
  * 60 s; loopback brokers only (scripts/brokers.sh up). Progress goes to stderr.
  *
  * How it compares: raw and Switchboard run interleaved, one of each per round (the order alternates
@@ -53,7 +53,7 @@ const arg = (flag: string) => {
   return i >= 0 ? argv[i + 1] : undefined;
 };
 const N = Number(arg('--messages') ?? 20_000);
-const ROUNDS = Number(arg('--rounds') ?? 3);
+const ROUNDS = Number(arg('--rounds') ?? 5);
 /**
  * Uncounted rounds each side runs before a throughput row's counted rounds (`--warmup W`, default 1):
  * a row's first round otherwise measures V8 compiling the code it runs, the longer path (Switchboard's)
@@ -147,30 +147,40 @@ async function rounds(measure: (round: number) => Promise<Sample>, warm: Warm = 
   return median(samples);
 }
 
+type Measure = (round: number) => Promise<Sample>;
+
 /**
- * Raw and Switchboard interleaved: each round measures both (raw first in even rounds, Switchboard
- * first in odd ones) and keeps their ratio; medians of each side and the per-round ratios.
+ * Several sides interleaved: each round measures every side once, the order rotating between rounds
+ * (two sides: raw first in even rounds, Switchboard first in odd ones). Returns each side's samples,
+ * round by round, so ratios can be taken within a round.
  */
-async function paired(raw: (round: number) => Promise<Sample>, switchboard: (round: number) => Promise<Sample>, warm: Warm = {}): Promise<Pick<Row, 'raw' | 'switchboard' | 'ratios'>> {
-  await warmUp([raw, switchboard], warm);
-  const rawSamples: Sample[] = [];
-  const sbSamples: Sample[] = [];
-  const ratios: number[] = [];
+async function interleaved(sides: readonly Measure[], warm: Warm): Promise<Sample[][]> {
+  await warmUp(sides, warm);
+  const samples: Sample[][] = sides.map(() => []);
   for (let r = 0; r < ROUNDS; r++) {
-    let rawSample: Sample;
-    let sbSample: Sample;
-    if (r % 2 === 0) {
-      rawSample = await raw(r);
-      sbSample = await switchboard(r);
-    } else {
-      sbSample = await switchboard(r);
-      rawSample = await raw(r);
+    for (let k = 0; k < sides.length; k++) {
+      const side = (r + k) % sides.length;
+      samples[side]!.push(await sides[side]!(r));
     }
-    rawSamples.push(rawSample);
-    sbSamples.push(sbSample);
-    ratios.push(sbSample.msgPerSec / rawSample.msgPerSec);
   }
-  return { raw: median(rawSamples), switchboard: median(sbSamples), ratios };
+  return samples;
+}
+
+/** Medians of each side and the per-round ratios Switchboard ÷ raw. */
+function pairOf(raw: readonly Sample[], switchboard: readonly Sample[]): Pick<Row, 'raw' | 'switchboard' | 'ratios'> {
+  return { raw: median([...raw]), switchboard: median([...switchboard]), ratios: switchboard.map((sample, r) => sample.msgPerSec / raw[r]!.msgPerSec) };
+}
+
+/** Raw and Switchboard interleaved (see {@link interleaved}): medians of each side and the per-round ratios. */
+async function paired(raw: Measure, switchboard: Measure, warm: Warm = {}): Promise<Pick<Row, 'raw' | 'switchboard' | 'ratios'>> {
+  const [rawSamples, sbSamples] = await interleaved([raw, switchboard], warm);
+  return pairOf(rawSamples!, sbSamples!);
+}
+
+/** One Switchboard side against two raw clients in the same rounds: both ratios come from the same Switchboard samples. */
+async function pairedWithBoth(rawA: Measure, rawB: Measure, switchboard: Measure): Promise<[Pick<Row, 'raw' | 'switchboard' | 'ratios'>, Pick<Row, 'raw' | 'switchboard' | 'ratios'>]> {
+  const [a, b, sb] = await interleaved([rawA, rawB, switchboard], {});
+  return [pairOf(a!, sb!), pairOf(b!, sb!)];
 }
 
 /**
@@ -360,15 +370,26 @@ function medianOf(values: readonly number[]): number {
 /** The envelope with only what each broker needs (`envelope: LEAN` rows): generated ids and stamped times stay off the wire. */
 const LEAN: Envelope = { id: 'given', timestamp: 'broker' };
 
-async function sbPublish(bus: Bus, topic: string, oneAtATime: boolean): Promise<number> {
+/**
+ * Whether Switchboard's messages carry a key. Against raw clients they do (keys decide partitions and
+ * per-key order); against the peers they do not, as the peers' messages have none (NestJS `emit`,
+ * message-queue-toolkit `publish`): the same messages on both sides.
+ */
+type Keys = 'keyed' | 'unkeyed';
+
+function outgoing(i: number, keys: Keys): { key?: string; value: ReturnType<typeof payload> } {
+  return keys === 'keyed' ? { key: `product-${i % 50}`, value: payload(i) } : { value: payload(i) };
+}
+
+async function sbPublish(bus: Bus, topic: string, oneAtATime: boolean, keys: Keys = 'keyed'): Promise<number> {
   const started = now();
   for (let i = 0; i < N; i += 1000) {
     const count = Math.min(1000, N - i);
-    if (oneAtATime) await Promise.all(Array.from({ length: count }, (_, j) => bus.publisher.publish(topic, { key: `product-${(i + j) % 50}`, value: payload(i + j) })));
+    if (oneAtATime) await Promise.all(Array.from({ length: count }, (_, j) => bus.publisher.publish(topic, outgoing(i + j, keys))));
     else
       await bus.publisher.publish(
         topic,
-        Array.from({ length: count }, (_, j) => ({ key: `product-${(i + j) % 50}`, value: payload(i + j) })),
+        Array.from({ length: count }, (_, j) => outgoing(i + j, keys)),
       );
     if (i % 5000 === 0) progress(`${topic}: published ${i}/${N}`);
   }
@@ -382,6 +403,7 @@ function sbEndToEnd(
   concurrency: number,
   beforePublish?: (topic: string) => Promise<void>,
   envelope?: Envelope,
+  keys: Keys = 'keyed',
 ): (r: number) => Promise<Sample> {
   return async (r) => {
     const bus = createBus({ transport: await transport(), ...(envelope ? { publisher: { envelope } } : {}) });
@@ -395,7 +417,7 @@ function sbEndToEnd(
         ...(caps.consumerGroups ? { group: `bench-${t}` } : {}),
         ...(caps.replay ? { startFrom: 'earliest' as const } : {}),
       });
-      const started = await sbPublish(bus, t, false);
+      const started = await sbPublish(bus, t, false, keys);
       await arrivals.wait(N);
       return arrivals.sample(started);
     } finally {
@@ -418,12 +440,18 @@ function longLivedBus(transport: () => Promise<Transport>, envelope?: Envelope):
   };
 }
 
-function sbPublishOnly(bus: () => Promise<Bus>, topic: (r: number) => string, oneAtATime: boolean, beforePublish?: (topic: string) => Promise<void>): (r: number) => Promise<Sample> {
+function sbPublishOnly(
+  bus: () => Promise<Bus>,
+  topic: (r: number) => string,
+  oneAtATime: boolean,
+  beforePublish?: (topic: string) => Promise<void>,
+  keys: Keys = 'keyed',
+): (r: number) => Promise<Sample> {
   return async (r) => {
     const b = await bus();
     const t = topic(r);
     await beforePublish?.(t);
-    const started = await sbPublish(b, t, oneAtATime);
+    const started = await sbPublish(b, t, oneAtATime, keys);
     return { msgPerSec: Math.round(N / ((now() - started) / 1000)) };
   };
 }
@@ -636,20 +664,13 @@ async function benchKafkaPlatformatic(
   const sbOne = sbPublishOnly(publishing.get, (r) => `bench.${run}.kafka.pltone.${r}`, true, ensure);
   try {
     const driver = 'driver "platformatic"';
-    rows.push({ transport: 'kafka', scenario: `publish, batches of 1000, acks=all, ${driver}, vs raw kafkajs`, ...(await paired(kafkajs.batch, sbBatches)), target: '>= 1.0' });
-    rows.push({
-      transport: 'kafka',
-      scenario: `publish, batches of 1000, acks=all, ${driver}, vs raw @platformatic/kafka`,
-      ...(await paired(rawRound('pltrawpub', rawBatches), sbBatches)),
-      target: '>= 0.9',
-    });
-    rows.push({ transport: 'kafka', scenario: `one message per call, acks=all, ${driver}, vs raw kafkajs one per call`, ...(await paired(kafkajs.oneAtATime, sbOne)), target: '>= 1.0' });
-    rows.push({
-      transport: 'kafka',
-      scenario: `one message per call, acks=all, ${driver}, vs raw @platformatic/kafka one per call`,
-      ...(await paired(rawRound('pltrawone', rawOneAtATime), sbOne)),
-      target: '>= 0.9',
-    });
+    // Each Switchboard round is compared with both raw clients measured in the same round.
+    const [batchVsKafkajs, batchVsPlatformatic] = await pairedWithBoth(kafkajs.batch, rawRound('pltrawpub', rawBatches), sbBatches);
+    rows.push({ transport: 'kafka', scenario: `publish, batches of 1000, acks=all, ${driver}, vs raw kafkajs`, ...batchVsKafkajs, target: '>= 1.0' });
+    rows.push({ transport: 'kafka', scenario: `publish, batches of 1000, acks=all, ${driver}, vs raw @platformatic/kafka`, ...batchVsPlatformatic, target: '>= 0.9' });
+    const [oneVsKafkajs, oneVsPlatformatic] = await pairedWithBoth(kafkajs.oneAtATime, rawRound('pltrawone', rawOneAtATime), sbOne);
+    rows.push({ transport: 'kafka', scenario: `one message per call, acks=all, ${driver}, vs raw kafkajs one per call`, ...oneVsKafkajs, target: '>= 1.0' });
+    rows.push({ transport: 'kafka', scenario: `one message per call, acks=all, ${driver}, vs raw @platformatic/kafka one per call`, ...oneVsPlatformatic, target: '>= 0.9' });
     const leanPublishing = longLivedBus(sbTransport, LEAN);
     try {
       rows.push({
@@ -1541,7 +1562,8 @@ if (argv.includes('--burst-child')) {
 }
 // ───────────── peers (--peers) ─────────────
 /**
- * Libraries of the same kind, in the same run, at the same guarantees: NestJS microservices 12
+ * Libraries of the same kind, in the same run, at the same guarantees and with the same messages
+ * (a JSON value without a key: the peers' messages have none): NestJS microservices 12
  * (`ClientRMQ` / `ClientKafka` `emit`, an RMQ microservice server consuming). Installed by the bench
  * into ~/.cache/switchboard/bench-peers (not dependencies of the repository). In these rows the "raw"
  * column is the peer, so a ratio above 1 means Switchboard is ahead.
@@ -1614,7 +1636,7 @@ async function benchPeers(): Promise<void> {
       scenario: `rabbitmq publish, persistent + confirms: NestJS ${nestVersion} emit (1000 in flight) vs Switchboard batches`,
       ...(await paired(
         nestPublish,
-        sbPublishOnly(publishing.get, (r) => `bench.${run}.peer.sbrmq.${r}`, false, declare),
+        sbPublishOnly(publishing.get, (r) => `bench.${run}.peer.sbrmq.${r}`, false, declare, 'unkeyed'),
       )),
       note: '"raw" column = NestJS',
     });
@@ -1623,7 +1645,7 @@ async function benchPeers(): Promise<void> {
       scenario: `rabbitmq publish: NestJS emit vs Switchboard one publish() per message (1000 in flight)`,
       ...(await paired(
         nestPublish,
-        sbPublishOnly(publishing.get, (r) => `bench.${run}.peer.sbrmqone.${r}`, true, declare),
+        sbPublishOnly(publishing.get, (r) => `bench.${run}.peer.sbrmqone.${r}`, true, declare, 'unkeyed'),
       )),
       note: '"raw" column = NestJS',
     });
@@ -1632,7 +1654,7 @@ async function benchPeers(): Promise<void> {
       scenario: `rabbitmq publish: NestJS emit vs Switchboard batches, lean envelope`,
       ...(await paired(
         nestPublish,
-        sbPublishOnly(leanPublishing.get, (r) => `bench.${run}.peer.sbrmqlean.${r}`, false, declare),
+        sbPublishOnly(leanPublishing.get, (r) => `bench.${run}.peer.sbrmqlean.${r}`, false, declare, 'unkeyed'),
       )),
       note: '"raw" column = NestJS',
     });
@@ -1675,7 +1697,7 @@ async function benchPeers(): Promise<void> {
       scenario: `rabbitmq end to end (prefetch/concurrency 100, manual ack): NestJS microservice vs Switchboard`,
       ...(await paired(
         nestEndToEnd,
-        sbEndToEnd(sbRabbit, (r) => `bench.${run}.peer.sbrmqe2e.${r}`, 100),
+        sbEndToEnd(sbRabbit, (r) => `bench.${run}.peer.sbrmqe2e.${r}`, 100, undefined, undefined, 'unkeyed'),
       )),
       note: '"raw" column = NestJS',
     });
@@ -1716,7 +1738,7 @@ async function benchPeers(): Promise<void> {
       scenario: `kafka publish, acks=all: NestJS ${nestVersion} ClientKafka emit (1000 in flight) vs Switchboard batches`,
       ...(await paired(
         nestKafkaPublish,
-        sbPublishOnly(kafkaPublishing.get, (r) => `bench.${run}.peer.sbkafka.${r}`, false, ensure),
+        sbPublishOnly(kafkaPublishing.get, (r) => `bench.${run}.peer.sbkafka.${r}`, false, ensure, 'unkeyed'),
       )),
       note: '"raw" column = NestJS',
     });
@@ -1725,7 +1747,7 @@ async function benchPeers(): Promise<void> {
       scenario: `kafka publish, acks=all: NestJS emit vs Switchboard one publish() per message (1000 in flight)`,
       ...(await paired(
         nestKafkaPublish,
-        sbPublishOnly(kafkaPublishing.get, (r) => `bench.${run}.peer.sbkafkaone.${r}`, true, ensure),
+        sbPublishOnly(kafkaPublishing.get, (r) => `bench.${run}.peer.sbkafkaone.${r}`, true, ensure, 'unkeyed'),
       )),
       note: '"raw" column = NestJS',
     });
@@ -1742,6 +1764,9 @@ const MQT_PACKAGES = ['@message-queue-toolkit/amqp@23.1.0', '@message-queue-tool
  * message-queue-toolkit (RabbitMQ, a queue publisher and consumer, the zod schema it requires): its
  * `publish()` is synchronous and waits for no confirm, so Switchboard publishes with guarantee
  * "none" (no confirms either) in these rows; both consume with a manual ack after the handler.
+ * Its `publish()` returns before a byte is written (amqplib buffers without limit), so the publish
+ * row times both sides until the broker holds every message in the queue (polled with
+ * `checkQueue`), not until the calls return.
  */
 async function messageQueueToolkitRows(): Promise<void> {
   const dir = installPeers('mqt-23', '@message-queue-toolkit/amqp', MQT_PACKAGES);
@@ -1773,14 +1798,41 @@ async function messageQueueToolkitRows(): Promise<void> {
     for (let i = 0; i < N; i++) publisher.publish({ id: `m${i}`, type: 'order', ...payload(i) });
     return started;
   };
+  const rabbit = await amqplib.connect(RABBITMQ_URL);
+  const admin = await rabbit.createChannel();
+  /** Resolves when `queue` holds `count` ready messages (bounded by WAIT_MS): the broker has read them all. */
+  const untilQueued = async (queue: string, count: number) => {
+    const deadline = now() + WAIT_MS;
+    while ((await admin.checkQueue(queue)).messageCount < count) {
+      if (now() > deadline) throw new Error(`${queue}: fewer than ${count} messages queued within ${WAIT_MS} ms`);
+      await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+  };
   const mqtPublish = async (r: number): Promise<Sample> => {
-    const publisher = new Publisher(dependencies, { ...creation(`bench.${run}.peer.mqt.${r}`), messageSchemas: [schema] });
+    const queue = `bench.${run}.peer.mqt.${r}`;
+    const publisher = new Publisher(dependencies, { ...creation(queue), messageSchemas: [schema] });
     await publisher.init();
     try {
       const started = publishAll(publisher);
+      await untilQueued(queue, N);
       return { msgPerSec: Math.round(N / ((now() - started) / 1000)) };
     } finally {
       await publisher.close().catch(() => undefined);
+      await admin.deleteQueue(queue).catch(() => undefined);
+    }
+  };
+  /** Switchboard, guarantee "none", batches of 1000 into a queue bound to its exchange; timed until the queue holds them all. */
+  const sbPublishQueued = async (r: number): Promise<Sample> => {
+    const queue = `bench.${run}.peer.sbmqt.${r}`;
+    await admin.assertExchange('switchboard', 'topic', { durable: true });
+    await admin.assertQueue(queue, { durable: true, arguments: { 'x-expires': 600_000 } });
+    await admin.bindQueue(queue, 'switchboard', queue);
+    try {
+      const started = await sbPublish(bus, queue, false, 'unkeyed');
+      await untilQueued(queue, N);
+      return { msgPerSec: Math.round(N / ((now() - started) / 1000)) };
+    } finally {
+      await admin.deleteQueue(queue).catch(() => undefined);
     }
   };
   const mqtEndToEnd = async (r: number): Promise<Sample> => {
@@ -1825,16 +1877,9 @@ async function messageQueueToolkitRows(): Promise<void> {
   try {
     rows.push({
       transport: 'peers',
-      scenario: `rabbitmq publish without confirms: message-queue-toolkit ${version} publish() (synchronous) vs Switchboard batches, guarantee "none"`,
-      ...(await paired(
-        mqtPublish,
-        sbPublishOnly(
-          async () => bus,
-          (r) => `bench.${run}.peer.sbmqt.${r}`,
-          false,
-        ),
-      )),
-      note: '"raw" column = message-queue-toolkit',
+      scenario: `rabbitmq publish without confirms, until the queue holds them all: message-queue-toolkit ${version} publish() vs Switchboard batches, guarantee "none"`,
+      ...(await paired(mqtPublish, sbPublishQueued)),
+      note: '"raw" column = message-queue-toolkit; both timed until checkQueue counts every message',
     });
     rows.push({
       transport: 'peers',
@@ -1848,6 +1893,7 @@ async function messageQueueToolkitRows(): Promise<void> {
   } finally {
     await bus.close();
     await manager.close?.().catch?.(() => undefined);
+    await rabbit.close();
   }
 }
 
@@ -1859,7 +1905,7 @@ function sbEndToEndUnconfirmed(transport: () => Promise<Transport>, topic: (r: n
       const t = topic(r);
       const arrivals = new Arrivals();
       await bus.subscriber.subscribe<{ sentAt: number }>(t, (m) => arrivals.arrive(m.value.sentAt), { concurrency: 1000, group: `bench-${t}` });
-      const started = await sbPublish(bus, t, false);
+      const started = await sbPublish(bus, t, false, 'unkeyed');
       await arrivals.wait(N);
       return arrivals.sample(started);
     } finally {
