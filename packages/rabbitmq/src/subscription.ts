@@ -1,6 +1,7 @@
 import type { Channel, ConsumeMessage } from 'amqplib';
 import { DEAD_LETTER_SUFFIX, type BusObserver, type SourceMetadata, type SubscriptionStatus } from '@switchboard/core';
 import { TransportDelivery, InFlight, compileTopicPattern, type ControlSigner, type DeliveryListener, type TransportSubscribeSpec, type TransportSubscription } from '@switchboard/core/transport';
+import { ChannelAcks } from './acks.js';
 import { fromConsumeMessage, type ReceivedMessage, type ReceiveContext } from './codec.js';
 import type { RabbitOptions, RabbitRoute } from './options.js';
 
@@ -27,6 +28,8 @@ export interface SubscriptionContext {
  */
 export class RabbitSubscription implements TransportSubscription {
   private channel: Channel | undefined;
+  /** The acks of the current channel (see {@link ChannelAcks}): every delivery is settled through them. */
+  private acks: ChannelAcks | undefined;
   private consumerTag: string | undefined;
   private queue = '';
   private readonly inFlight = new InFlight();
@@ -61,8 +64,10 @@ export class RabbitSubscription implements TransportSubscription {
     await channel.prefetch(this.spec.concurrency);
     this.queue = await this.transport.declareGroupQueue(channel, this.spec);
     this.sources.clear(); // they name the queue
-    const { consumerTag } = await channel.consume(this.queue, (message) => this.onMessage(channel, message), { noAck: false });
+    const acks = new ChannelAcks(channel);
+    const { consumerTag } = await channel.consume(this.queue, (message) => this.onMessage(channel, acks, message), { noAck: false });
     this.channel = channel;
+    this.acks = acks;
     this.consumerTag = consumerTag;
     if (this.interruptedAt !== undefined) {
       this.observer().onEvent({ type: 'subscription-resumed', topic: this.spec.topic, transport: 'rabbitmq', gapMs: Date.now() - this.interruptedAt });
@@ -143,7 +148,7 @@ export class RabbitSubscription implements TransportSubscription {
     })().finally(() => (this.restarting = undefined));
   }
 
-  private onMessage(channel: Channel, message: ConsumeMessage | null): void {
+  private onMessage(channel: Channel, acks: ChannelAcks, message: ConsumeMessage | null): void {
     if (message === null) {
       // The server cancelled the consumer (queue deleted, node down...): start again.
       if (this.channel === channel) this.channel = undefined;
@@ -152,22 +157,23 @@ export class RabbitSubscription implements TransportSubscription {
       this.restart();
       return;
     }
+    acks.track(message);
     if (this.state === 'closing' || this.state === 'ended') {
       this.handedBackCount++;
-      channel.nack(message, false, true); // received but not started: hand it back
+      this.nackQuietly(acks, message); // received but not started: hand it back
       return;
     }
     if (this.receiveContext.pattern && message.fields.routingKey.endsWith(DEAD_LETTER_SUFFIX) && !this.spec.topic.endsWith(DEAD_LETTER_SUFFIX)) {
       // A dead letter published through the main exchange also matches the pattern's binding; the
       // DLQ queue has its own copy, and a pattern subscription never consumes dead letters.
-      channel.ack(message);
+      acks.ack(message);
       return;
     }
     const received = fromConsumeMessage(message, this.receiveContext);
     for (const { header, value } of received.untrusted) {
       this.observer().onEvent({ type: 'untrusted-header', topic: this.spec.topic, transport: 'rabbitmq', header, value, messageId: received.transport.id });
     }
-    this.deliver(channel, message, received, received.attempt);
+    this.deliver(acks, message, received, received.attempt);
   }
 
   /** Source metadata by exchange, routing key and topic, shared by the deliveries that have the same (read-only). */
@@ -194,8 +200,8 @@ export class RabbitSubscription implements TransportSubscription {
   }
 
   /** Hands `message` to the listener as `attempt`; settles it on the channel afterwards. */
-  private deliver(channel: Channel, message: ConsumeMessage, received: ReceivedMessage, attempt: number): void {
-    const delivery = new RabbitDelivery(this, channel, message, received, attempt, this.sourceOf(message, received.topic));
+  private deliver(acks: ChannelAcks, message: ConsumeMessage, received: ReceivedMessage, attempt: number): void {
+    const delivery = new RabbitDelivery(this, acks, message, received, attempt, this.sourceOf(message, received.topic));
     this.inFlight.begin();
     let running: Promise<void> | void;
     try {
@@ -213,7 +219,7 @@ export class RabbitSubscription implements TransportSubscription {
 
   /** A delivery the listener left unsettled is handed back (requeued). */
   private afterDelivery(delivery: RabbitDelivery): void {
-    if (!delivery.settled) this.nackQuietly(delivery.channel, delivery.message);
+    if (!delivery.settled) this.nackQuietly(delivery.acks, delivery.message);
     this.inFlight.end();
   }
 
@@ -224,11 +230,11 @@ export class RabbitSubscription implements TransportSubscription {
    * advances and the message cannot loop.
    */
   async retryThroughQueue(delivery: RabbitDelivery, delayMs: number, nextAttempt: number): Promise<void> {
-    const { channel, message, received } = delivery;
+    const { acks, message, received } = delivery;
     const delay = Math.max(0, Math.round(delayMs));
     try {
       await this.transport.sendToRetryQueue(this.queue, message, received, nextAttempt, delay);
-      channel.ack(message);
+      acks.ack(message);
     } catch (error) {
       this.observer().onEvent({ type: 'internal-error', topic: this.spec.topic, context: 'rabbitmq retry queue publish failed: retrying in process', error });
       this.inFlight.begin();
@@ -236,17 +242,17 @@ export class RabbitSubscription implements TransportSubscription {
         this.inFlight.end();
         if (this.state === 'closing' || this.state === 'ended') {
           this.handedBackCount++;
-          this.nackQuietly(channel, message);
+          this.nackQuietly(acks, message);
           return;
         }
-        this.deliver(channel, message, received, nextAttempt);
+        this.deliver(acks, message, received, nextAttempt);
       }, delay);
     }
   }
 
-  private nackQuietly(channel: Channel, message: ConsumeMessage): void {
+  private nackQuietly(acks: ChannelAcks, message: ConsumeMessage): void {
     try {
-      channel.nack(message, false, true);
+      acks.nack(message, true);
     } catch {
       // channel gone: the broker requeues it
     }
@@ -275,9 +281,11 @@ export class RabbitSubscription implements TransportSubscription {
     this.ending ??= (async () => {
       this.state = mode;
       const channel = this.channel;
+      const acks = this.acks;
       if (channel && this.consumerTag) await channel.cancel(this.consumerTag).catch(() => undefined);
       await this.inFlight.idle();
       this.state = 'ended';
+      acks?.flush(); // the last acks go out before the channel closes (else the broker redelivers them)
       if (channel) await channel.close().catch(() => undefined);
       for (const callback of this.endedCallbacks) callback();
     })();
@@ -291,7 +299,7 @@ class RabbitDelivery extends TransportDelivery {
 
   constructor(
     private readonly subscription: RabbitSubscription,
-    readonly channel: Channel,
+    readonly acks: ChannelAcks,
     readonly message: ConsumeMessage,
     readonly received: ReceivedMessage,
     attempt: number,
@@ -300,11 +308,11 @@ class RabbitDelivery extends TransportDelivery {
     super(received.transport, attempt, source);
   }
 
-  /** amqplib writes the ack at once: settled synchronously (the pipeline's fast path needs no promise). */
+  /** Settled synchronously (the pipeline's fast path needs no promise); the ack frame goes out at the end of the event-loop turn ({@link ChannelAcks}). */
   ack(): boolean {
     if (this.settled) return false;
     this.settled = true;
-    this.channel.ack(this.message);
+    this.acks.ack(this.message);
     return true;
   }
 
