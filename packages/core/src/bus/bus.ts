@@ -31,6 +31,7 @@ import type {
   Subscription,
   Transport,
   TransportPublishOptions,
+  TransportPublishResult,
   TransportSubscription,
 } from '../ports/ports.js';
 import { retryPolicySchema } from '../ports/retry.js';
@@ -165,41 +166,78 @@ export class TransportPublisher implements Publisher, GroupPublisher {
     );
   }
 
-  private async send<T>(topic: string, messages: OutgoingMessage<T> | readonly OutgoingMessage<T>[], group: string | undefined, deliverAt?: number): Promise<PublishReceipt> {
-    if (this.closed) throw new ClosedError('publisher is closed');
-    const list = Array.isArray(messages) ? (messages as readonly OutgoingMessage<T>[]) : [messages as OutgoingMessage<T>];
-    const span = startPublishSpan(topic, this.transport.kind, list.length);
+  /**
+   * Encodes and hands the messages to the transport (through the coalescer unless in a transaction or
+   * delayed). Not an async function: this is the per-publish path, and one `then` on the transport's
+   * promise costs less than an async frame awaiting it. Every failure, thrown or rejected, comes back
+   * as a rejection: an encoding error as it is, a transport failure as a {@link PublishError}.
+   */
+  private send<T>(topic: string, messages: OutgoingMessage<T> | readonly OutgoingMessage<T>[], group: string | undefined, deliverAt?: number): Promise<PublishReceipt> {
+    if (this.closed) return Promise.reject(new ClosedError('publisher is closed'));
+    const many = Array.isArray(messages);
+    const span = startPublishSpan(topic, this.transport.kind, many ? messages.length : 1);
     const stampedAt = Date.now(); // one clock read per call: the messages of a batch share their timestamp
     const lean = this.leanFieldsFor(topic);
-    const encoded = list.map((m) => this.toTransportMessage(m, span, stampedAt, lean));
+    let encoded: TransportMessage[];
+    try {
+      encoded = many
+        ? (messages as readonly OutgoingMessage<T>[]).map((m) => this.toTransportMessage(m, span, stampedAt, lean))
+        : [this.toTransportMessage(messages as OutgoingMessage<T>, span, stampedAt, lean)];
+    } catch (error) {
+      endSpan(span, error);
+      return Promise.reject(error);
+    }
     this.inFlight.begin();
+    let sent: Promise<TransportPublishResult>;
     try {
       const options = deliverAt !== undefined ? { guarantee: this.guarantee, deliverAt } : this.publishOptions;
       // Inside a transactional delivery the publish joins its transaction, and a delayed publish has
       // options of its own: both go straight to the transport, never coalesced with other publishes.
       const sink = this.transport.inTransaction?.() || deliverAt !== undefined ? this.transport : this.sink;
-      const result = group !== undefined && this.transport.publishToGroup ? await this.transport.publishToGroup(topic, group, encoded, options) : await sink.publish(topic, encoded, options);
-      endSpan(span);
-      if (result.stored) {
-        return { ids: encoded.map((m) => m.id), status: 'stored' };
-      }
-      if (result.receivers === 0 && this.noReceivers !== 'ignore') {
-        this.observer.onEvent({ type: 'no-receivers', topic, count: encoded.length });
-        if (this.noReceivers === 'reject') throw new PublishError(`no receiver for "${topic}" on ${this.transport.kind}: the message reached nobody and is lost`, topic);
-      }
-      const ids = encoded.length === 1 ? [encoded[0]!.id] : encoded.map((m) => m.id);
-      const { receivers } = result;
-      // One object shape each way (no spread of an empty object on every call: this is the per-publish path).
-      this.observer.onEvent(receivers !== undefined ? { type: 'published', topic, count: encoded.length, receivers } : { type: 'published', topic, count: encoded.length });
-      return receivers !== undefined ? { ids, status: 'delivered', receivers } : { ids, status: 'delivered' };
+      sent = group !== undefined && this.transport.publishToGroup ? this.transport.publishToGroup(topic, group, encoded, options) : sink.publish(topic, encoded, options);
     } catch (error) {
-      endSpan(span, error);
-      this.observer.onEvent({ type: 'publish-failed', topic, count: encoded.length, error });
-      if (error instanceof PublishError) throw error;
-      throw new PublishError(`publish to "${topic}" on ${this.transport.kind} failed (guarantee "${this.guarantee}"): ${(error as Error)?.message ?? error}`, topic, { cause: error });
-    } finally {
-      this.inFlight.end();
+      sent = Promise.reject(error);
     }
+    return sent.then(
+      (result) => {
+        try {
+          return this.receiptOf(topic, encoded, span, result);
+        } catch (error) {
+          throw this.failed(topic, encoded, span, error);
+        } finally {
+          this.inFlight.end();
+        }
+      },
+      (error: unknown) => {
+        this.inFlight.end();
+        throw this.failed(topic, encoded, span, error);
+      },
+    );
+  }
+
+  /** The receipt of a publish the transport took; applies the noReceivers policy (which may throw). */
+  private receiptOf(topic: string, encoded: readonly TransportMessage[], span: Span | undefined, result: TransportPublishResult): PublishReceipt {
+    endSpan(span);
+    if (result.stored) {
+      return { ids: encoded.map((m) => m.id), status: 'stored' };
+    }
+    if (result.receivers === 0 && this.noReceivers !== 'ignore') {
+      this.observer.onEvent({ type: 'no-receivers', topic, count: encoded.length });
+      if (this.noReceivers === 'reject') throw new PublishError(`no receiver for "${topic}" on ${this.transport.kind}: the message reached nobody and is lost`, topic);
+    }
+    const ids = encoded.length === 1 ? [encoded[0]!.id] : encoded.map((m) => m.id);
+    const { receivers } = result;
+    // One object shape each way (no spread of an empty object on every call: this is the per-publish path).
+    this.observer.onEvent(receivers !== undefined ? { type: 'published', topic, count: encoded.length, receivers } : { type: 'published', topic, count: encoded.length });
+    return receivers !== undefined ? { ids, status: 'delivered', receivers } : { ids, status: 'delivered' };
+  }
+
+  /** A failed publish: the span ended with the error, `publish-failed` reported; the error to throw (a {@link PublishError}). */
+  private failed(topic: string, encoded: readonly TransportMessage[], span: Span | undefined, error: unknown): PublishError {
+    endSpan(span, error);
+    this.observer.onEvent({ type: 'publish-failed', topic, count: encoded.length, error });
+    if (error instanceof PublishError) return error;
+    return new PublishError(`publish to "${topic}" on ${this.transport.kind} failed (guarantee "${this.guarantee}"): ${(error as Error)?.message ?? error}`, topic, { cause: error });
   }
 
   async close(): Promise<void> {
@@ -210,15 +248,17 @@ export class TransportPublisher implements Publisher, GroupPublisher {
   private toTransportMessage<T>(message: OutgoingMessage<T>, span: Span | undefined, stampedAt: number, lean: LeanFields): TransportMessage {
     const body = message.payload ?? this.codec.encode(message.value);
     const headers = message.headers ?? {};
-    return {
+    // Optional fields set only when present (assigned, not spread: this runs once per message).
+    const out: { -readonly [F in keyof TransportMessage]: TransportMessage[F] } = {
       id: message.id ?? newMessageId(),
-      ...(message.key !== undefined ? { key: message.key } : {}),
       headers: span ? withTraceHeaders(headers, span) : headers,
       body,
       timestamp: message.timestamp ?? stampedAt,
-      ...(lean.localIds && message.id === undefined ? { localId: true as const } : {}),
-      ...(lean.brokerTimestamp && message.timestamp === undefined ? { brokerTimestamp: true as const } : {}),
     };
+    if (message.key !== undefined) out.key = message.key;
+    if (lean.localIds && message.id === undefined) out.localId = true;
+    if (lean.brokerTimestamp && message.timestamp === undefined) out.brokerTimestamp = true;
+    return out;
   }
 }
 
