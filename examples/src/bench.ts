@@ -837,15 +837,23 @@ async function benchKafka(): Promise<void> {
 }
 
 // ───────────── rabbitmq ─────────────
+/**
+ * A durable queue named `queue` bound to Switchboard's topic exchange with its own name as routing
+ * key: what a topic's publishes reach when no subscription has declared its queue yet. Expires 10
+ * minutes after last use.
+ */
+async function declareTopicQueue(channel: amqplib.Channel, queue: string): Promise<void> {
+  await channel.assertExchange('switchboard', 'topic', { durable: true });
+  await channel.assertQueue(queue, { durable: true, arguments: { 'x-expires': 600_000 } });
+  await channel.bindQueue(queue, 'switchboard', queue);
+}
+
 async function benchRabbit(): Promise<void> {
   const connection = await amqplib.connect(RABBITMQ_URL);
   const channel = await connection.createConfirmChannel();
   const exchange = 'switchboard';
   await channel.assertExchange(exchange, 'topic', { durable: true });
-  const declare = async (queue: string) => {
-    await channel.assertQueue(queue, { durable: true, arguments: { 'x-expires': 600_000 } });
-    await channel.bindQueue(queue, exchange, queue);
-  };
+  const declare = (queue: string) => declareTopicQueue(channel, queue);
   /**
    * Raw: persistent, confirmed, confirms awaited per batch of 1000 (what Switchboard does for "all").
    * With `fields`, each message also carries what Switchboard's default envelope adds beside the
@@ -1626,11 +1634,7 @@ async function benchPeers(): Promise<void> {
         await admin.deleteQueue(queue).catch(() => undefined);
       }
     };
-    const declare = async (queue: string) => {
-      await admin.assertExchange('switchboard', 'topic', { durable: true });
-      await admin.assertQueue(queue, { durable: true, arguments: { 'x-expires': 600_000 } });
-      await admin.bindQueue(queue, 'switchboard', queue);
-    };
+    const declare = (queue: string) => declareTopicQueue(admin, queue);
     rows.push({
       transport: 'peers',
       scenario: `rabbitmq publish, persistent + confirms: NestJS ${nestVersion} emit (1000 in flight) vs Switchboard batches`,
@@ -1824,9 +1828,7 @@ async function messageQueueToolkitRows(): Promise<void> {
   /** Switchboard, guarantee "none", batches of 1000 into a queue bound to its exchange; timed until the queue holds them all. */
   const sbPublishQueued = async (r: number): Promise<Sample> => {
     const queue = `bench.${run}.peer.sbmqt.${r}`;
-    await admin.assertExchange('switchboard', 'topic', { durable: true });
-    await admin.assertQueue(queue, { durable: true, arguments: { 'x-expires': 600_000 } });
-    await admin.bindQueue(queue, 'switchboard', queue);
+    await declareTopicQueue(admin, queue);
     try {
       const started = await sbPublish(bus, queue, false, 'unkeyed');
       await untilQueued(queue, N);
