@@ -17,23 +17,22 @@ import type { Channel, ConsumeMessage } from 'amqplib';
  *   not seen settled, as it would without batching.
  */
 export class ChannelAcks {
-  /** Tracked deliveries, in arrival order (delivery tags increase along it). `true` = acked, not yet sent. */
-  private readonly outstanding: { message: ConsumeMessage; acked: boolean }[] = [];
-  private head = 0;
-  private readonly byTag = new Map<number, { message: ConsumeMessage; acked: boolean }>();
+  /**
+   * Tracked deliveries not yet settled on the wire, by delivery tag, in arrival order (a Map keeps
+   * insertion order, and tags increase along it). `acked`: acked, the frame not sent yet.
+   */
+  private readonly outstanding = new Map<number, { message: ConsumeMessage; acked: boolean }>();
   private scheduled = false;
 
   constructor(private readonly channel: Channel) {}
 
   track(message: ConsumeMessage): void {
-    const entry = { message, acked: false };
-    this.outstanding.push(entry);
-    this.byTag.set(message.fields.deliveryTag, entry);
+    this.outstanding.set(message.fields.deliveryTag, { message, acked: false });
   }
 
   /** Acks `message` with the next flush. */
   ack(message: ConsumeMessage): void {
-    const entry = this.byTag.get(message.fields.deliveryTag);
+    const entry = this.outstanding.get(message.fields.deliveryTag);
     if (!entry || entry.acked) return;
     entry.acked = true;
     if (!this.scheduled) {
@@ -44,12 +43,7 @@ export class ChannelAcks {
 
   /** Nacks `message` now (requeued when `requeue`). Throws if the channel is closed, as amqplib does. */
   nack(message: ConsumeMessage, requeue: boolean): void {
-    const entry = this.byTag.get(message.fields.deliveryTag);
-    if (entry) {
-      this.byTag.delete(message.fields.deliveryTag);
-      entry.acked = false;
-      this.remove(entry);
-    }
+    this.outstanding.delete(message.fields.deliveryTag);
     this.channel.nack(message, false, requeue);
   }
 
@@ -57,26 +51,16 @@ export class ChannelAcks {
   flush(): void {
     this.scheduled = false;
     let last: ConsumeMessage | undefined;
-    while (this.head < this.outstanding.length && this.outstanding[this.head]!.acked) {
-      last = this.outstanding[this.head]!.message;
-      this.byTag.delete(last.fields.deliveryTag);
-      this.head++;
-    }
     const alone: ConsumeMessage[] = [];
-    for (let i = this.head; i < this.outstanding.length; i++) {
-      const entry = this.outstanding[i]!;
-      if (!entry.acked) continue;
-      alone.push(entry.message);
-      this.byTag.delete(entry.message.fields.deliveryTag);
-    }
-    if (alone.length > 0) {
-      const alive = this.outstanding.slice(this.head).filter((entry) => !entry.acked);
-      this.outstanding.length = 0;
-      this.outstanding.push(...alive);
-      this.head = 0;
-    } else if (this.head > 1024 && this.head * 2 > this.outstanding.length) {
-      this.outstanding.splice(0, this.head);
-      this.head = 0;
+    let atHead = true;
+    for (const [tag, entry] of this.outstanding) {
+      if (!entry.acked) {
+        atHead = false;
+        continue;
+      }
+      this.outstanding.delete(tag);
+      if (atHead) last = entry.message;
+      else alone.push(entry.message);
     }
     try {
       if (last) this.channel.ack(last, true);
@@ -84,16 +68,5 @@ export class ChannelAcks {
     } catch {
       // channel closed: the broker requeues what it did not see acked
     }
-  }
-
-  /** Deliveries tracked and not yet settled on the wire. */
-  get size(): number {
-    return this.byTag.size;
-  }
-
-  private remove(entry: { message: ConsumeMessage; acked: boolean }): void {
-    const at = this.outstanding.indexOf(entry, this.head);
-    if (at === this.head) this.head++;
-    else if (at > this.head) this.outstanding.splice(at, 1);
   }
 }
