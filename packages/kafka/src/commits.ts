@@ -31,9 +31,9 @@ export interface CommitsContext {
 export class OffsetCommits {
   private readonly pending = new Map<string, PartitionOffset>();
   /**
-   * Offsets of the write under way (at most one flush at a time is in flight per offset). Counted in
-   * {@link believed}: a write can hang while the broker is away, and a join meanwhile must still see
-   * what was acknowledged (otherwise it reads the older committed offset and handles those records again).
+   * Offsets of the write under way. Counted in {@link believed}: a write can hang while the broker is
+   * away, and a join meanwhile must still see what was acknowledged (otherwise it reads the older
+   * committed offset and handles those records again).
    */
   private readonly writing = new Map<string, number>();
   private readonly committed = new Map<string, number>();
@@ -44,6 +44,15 @@ export class OffsetCommits {
    */
   private readonly acknowledged = new Map<string, number>();
   private timer: ReturnType<typeof setTimeout> | undefined;
+  /**
+   * Every write to the group goes through this chain, one at a time. Kafka keeps the last offset
+   * written, so two writes in flight for a partition could land out of order and move its committed
+   * offset back: a write that hung while the broker was away (kept and retried) landing after a newer
+   * one, and the group reads acknowledged records again.
+   */
+  private tail: Promise<unknown> = Promise.resolve();
+  /** The flush waiting behind the write under way: later flush() calls join it (it writes what is pending when it starts). */
+  private queuedFlush: Promise<void> | undefined;
 
   constructor(private readonly context: CommitsContext) {}
 
@@ -55,14 +64,36 @@ export class OffsetCommits {
     return undefined;
   }
 
-  /** Writes what is pending. A failure keeps the offsets (unless a newer one for the partition came meanwhile) and tries again later; never rejects. */
-  async flush(): Promise<void> {
+  /**
+   * Writes what is pending, after the write under way if any. A failure keeps the offsets (unless a
+   * newer one for the partition came meanwhile) and tries again later; never rejects.
+   */
+  flush(): Promise<void> {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
+    this.queuedFlush ??= this.afterWritesUnderWay(() => {
+      this.queuedFlush = undefined;
+      return this.writePending();
+    });
+    return this.queuedFlush;
+  }
+
+  /** Writes `offsets` (a join's start positions) after the write under way, so an older one cannot land after them; rejects when the write fails. */
+  commitNow(offsets: PartitionOffset[]): Promise<void> {
+    return this.afterWritesUnderWay(() => this.context.commitOffsets(offsets));
+  }
+
+  private afterWritesUnderWay<T>(write: () => Promise<T>): Promise<T> {
+    const run = this.tail.then(write);
+    this.tail = run.catch(() => undefined);
+    return run;
+  }
+
+  private async writePending(): Promise<void> {
     if (this.pending.size === 0) return;
     const offsets = [...this.pending.values()];
     this.pending.clear();
-    for (const { topic, partition, offset } of offsets) this.writing.set(partitionKey(topic, partition), Math.max(Number(offset), this.writing.get(partitionKey(topic, partition)) ?? -1));
+    for (const { topic, partition, offset } of offsets) this.writing.set(partitionKey(topic, partition), Number(offset));
     try {
       await this.context.commitOffsets(offsets);
       for (const { topic, partition, offset } of offsets) this.committed.set(partitionKey(topic, partition), Number(offset));
@@ -78,10 +109,7 @@ export class OffsetCommits {
       if (!this.context.isStopping()) this.timer ??= setTimeout(() => void this.flush(), Math.max(this.context.intervalMs, 1000));
       this.context.onFailed(error);
     } finally {
-      for (const { topic, partition, offset } of offsets) {
-        const tp = partitionKey(topic, partition);
-        if (this.writing.get(tp) === Number(offset)) this.writing.delete(tp);
-      }
+      this.writing.clear();
     }
   }
 

@@ -1,7 +1,7 @@
 import type { KafkaAdmin } from './client.js';
 import { type OffsetCommits, type PartitionOffset, partitionKey } from './commits.js';
 
-/** What positioning needs: the group, the admin client, the commit bookkeeping, the consumer's commit and seek. */
+/** What positioning needs: the group, the admin client, the commit bookkeeping (which writes the offsets), the consumer's seek. */
 export interface PositionsContext {
   readonly groupId: string;
   readonly startFrom: 'earliest' | 'latest';
@@ -9,7 +9,6 @@ export interface PositionsContext {
   readonly commits: OffsetCommits;
   /** Log ends by topic|partition, refreshed here. */
   readonly highWatermarks: Map<string, number>;
-  commitOffsets(offsets: PartitionOffset[]): Promise<void>;
   seek(position: PartitionOffset): void;
   /** False once the join this positioning is for was superseded or the subscription is closing: stop. */
   isCurrent(): boolean;
@@ -59,7 +58,7 @@ export async function fixPositions(context: PositionsContext, assigned: readonly
     if (atCommitted.length > 0 && context.isCurrent()) for (const position of atCommitted) context.seek(position);
     if (ahead.length > 0) {
       if (!context.isCurrent()) return;
-      await context.commitOffsets(ahead);
+      await commits.commitNow(ahead);
       for (const position of ahead) {
         commits.confirm(partitionKey(topic, position.partition), Number(position.offset));
         context.seek(position);
@@ -77,7 +76,7 @@ export async function fixPositions(context: PositionsContext, assigned: readonly
       return { topic, partition, offset: (fromEnd ? offsets?.high : offsets?.low) ?? '0' };
     });
     if (!context.isCurrent()) return;
-    await context.commitOffsets(positions);
+    await commits.commitNow(positions);
     // kafkajs drops a commit silently while its runner restarts: read it back, so the position
     // survives this member (later members and restarts start from it, never from a later "latest").
     const after = await admin.groupOffsets(groupId, topic);

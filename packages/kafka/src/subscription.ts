@@ -390,7 +390,6 @@ export class KafkaSubscription implements TransportSubscription {
         admin: this.context.client.admin,
         commits: this.commits,
         highWatermarks: this.highWatermarks,
-        commitOffsets: (offsets) => this.consumer.commit(offsets),
         seek: (position) => this.consumer.seek(position),
         isCurrent: () => generation === this.generation && !this.stopping,
         onRecommitted: (offsets) => {

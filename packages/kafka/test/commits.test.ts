@@ -37,4 +37,57 @@ describe('offset commits: what this member acknowledged, written or not', () => 
     commits.keepOnly(new Set());
     expect(commits.believed('t|1')).toBe(20);
   });
+
+  /**
+   * A broker that keeps the last offset written per partition (as Kafka does); `hangFirst` holds the
+   * first write until opened, then fails or lands it. Records every write in the order it reaches the broker.
+   */
+  function lastWriterWins(hangFirst: { promise: Promise<void> }, firstFails: boolean) {
+    const broker = new Map<string, number>();
+    const written: number[] = [];
+    let writes = 0;
+    const write = async (offsets: PartitionOffset[]) => {
+      const first = writes++ === 0;
+      if (first) await hangFirst.promise;
+      if (first && firstFails) throw new Error('Cannot connect to any broker');
+      for (const { topic, partition, offset } of offsets) {
+        broker.set(`${topic}|${partition}`, Number(offset));
+        written.push(Number(offset));
+      }
+    };
+    return { broker, written, write };
+  }
+
+  it('one write at a time: a write that hung while the broker was away and then failed is not written again after the newer offset (the group would read acknowledged records again)', async () => {
+    // Seen with @platformatic/kafka: the flush of offset 49 hung through a broker restart; the last
+    // record's ack (50) was flushed meanwhile; 49 failed, was kept, retried, and landed after 50.
+    const hanging = gate();
+    const { broker, written, write } = lastWriterWins(hanging, true);
+    const commits = commitsWith(write);
+    commits.record('t', 3, '49');
+    const first = commits.flush();
+    await Promise.resolve();
+    commits.record('t', 3, '50');
+    const second = commits.flush();
+    hanging.open();
+    await Promise.all([first, second]);
+    await commits.flush(); // whatever is still kept
+    expect(written).toEqual([50]);
+    expect(broker.get('t|3')).toBe(50);
+    expect(commits.believed('t|3')).toBe(50);
+  });
+
+  it("a join's start positions are written after the write under way, never before it", async () => {
+    const hanging = gate();
+    const { broker, written, write } = lastWriterWins(hanging, false);
+    const commits = commitsWith(write);
+    commits.record('t', 0, '49');
+    const late = commits.flush(); // hangs, then lands
+    await Promise.resolve();
+    const atJoin = commits.commitNow([{ topic: 't', partition: 0, offset: '50' }]);
+    hanging.open();
+    await Promise.all([late, atJoin]);
+    expect(written).toEqual([49, 50]);
+    expect(broker.get('t|0')).toBe(50);
+  });
 });
