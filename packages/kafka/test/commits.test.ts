@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { gate } from '@switchboard/core/testing';
-import { OffsetCommits, type PartitionOffset } from '../src/commits.js';
+import { OffsetCommits, type PartitionOffset, partitionKey } from '../src/commits.js';
 
 /** The commit bookkeeping alone (no broker): what a join sees while a write hangs, fails or lands. */
 describe('offset commits: what this member acknowledged, written or not', () => {
@@ -40,33 +40,36 @@ describe('offset commits: what this member acknowledged, written or not', () => 
 
   /**
    * A broker that keeps the last offset written per partition (as Kafka does); `hangFirst` holds the
-   * first write until opened, then fails or lands it. Records every write in the order it reaches the broker.
+   * first write until opened, then fails or lands it; `firstStarted` resolves when the first write
+   * reaches the client. Records every write in the order it reaches the broker.
    */
   function lastWriterWins(hangFirst: { promise: Promise<void> }, firstFails: boolean) {
     const broker = new Map<string, number>();
     const written: number[] = [];
     let writes = 0;
+    const started = gate();
     const write = async (offsets: PartitionOffset[]) => {
       const first = writes++ === 0;
+      if (first) started.open();
       if (first) await hangFirst.promise;
       if (first && firstFails) throw new Error('Cannot connect to any broker');
       for (const { topic, partition, offset } of offsets) {
-        broker.set(`${topic}|${partition}`, Number(offset));
+        broker.set(partitionKey(topic, partition), Number(offset));
         written.push(Number(offset));
       }
     };
-    return { broker, written, write };
+    return { broker, written, write, firstStarted: started.promise };
   }
 
   it('one write at a time: a write that hung while the broker was away and then failed is not written again after the newer offset (the group would read acknowledged records again)', async () => {
     // Seen with @platformatic/kafka: the flush of offset 49 hung through a broker restart; the last
     // record's ack (50) was flushed meanwhile; 49 failed, was kept, retried, and landed after 50.
     const hanging = gate();
-    const { broker, written, write } = lastWriterWins(hanging, true);
+    const { broker, written, write, firstStarted } = lastWriterWins(hanging, true);
     const commits = commitsWith(write);
     commits.record('t', 3, '49');
     const first = commits.flush();
-    await Promise.resolve();
+    await firstStarted;
     commits.record('t', 3, '50');
     const second = commits.flush();
     hanging.open();
@@ -79,11 +82,11 @@ describe('offset commits: what this member acknowledged, written or not', () => 
 
   it("a join's start positions are written after the write under way, never before it", async () => {
     const hanging = gate();
-    const { broker, written, write } = lastWriterWins(hanging, false);
+    const { broker, written, write, firstStarted } = lastWriterWins(hanging, false);
     const commits = commitsWith(write);
     commits.record('t', 0, '49');
     const late = commits.flush(); // hangs, then lands
-    await Promise.resolve();
+    await firstStarted;
     const atJoin = commits.commitNow([{ topic: 't', partition: 0, offset: '50' }]);
     hanging.open();
     await Promise.all([late, atJoin]);
