@@ -104,11 +104,18 @@ describe.runIf(managed)('kafka broker outage (stops and restarts the project bro
     );
     await received.waitFor(199, 60_000);
     await broker('down');
+    const lag = () => consumerBus.health().subscriptions[0]?.lag;
+    // The premise: the last record is not committed (the join read every partition's log end).
+    expect(lag()).toBeGreaterThan(0);
     const failedBefore = failedCommits;
     releaseLast();
     await received.waitFor(200, 10_000);
-    // The flush inside the outage fails (an internal-error event); the offsets are kept.
-    await waitUntil(() => failedCommits > failedBefore, 30_000, 'a failed offset commit during the outage');
+    // The write of the last offset, inside the outage, ends one of two ways, depending on the client:
+    // it fails (an internal-error event; the offset is kept), or the client resolves it without sending
+    // (kafkajs does while its consumer restarts; the member then counts it as committed: lag 0). Either
+    // way the broker does not have it, and the rejoin must write it before fetching.
+    await waitUntil(() => failedCommits > failedBefore || lag() === 0, 30_000, 'the write of the last offset during the outage');
+    const droppedByClient = failedCommits === failedBefore;
     await broker('up');
     await waitUntil(() => counts.count('subscription-resumed') > 0, 120_000, 'the consumer back in its group');
     // After the rejoin, a message published now arrives; nothing of the first 200 comes again.
@@ -122,7 +129,10 @@ describe.runIf(managed)('kafka broker outage (stops and restarts the project bro
     }
     await waitUntil(() => received.items.includes('after'), 60_000, 'the message published after the rejoin');
     const duplicates = received.count - new Set(received.items).size;
-    console.log(`[measure] kafka kept commits over a broker outage: 199 handled before the stop and 1 during it, commit failures ${failedCommits}, read again after the rejoin ${duplicates}`);
+    console.log(
+      `[measure] kafka kept commits over a broker outage: 199 handled before the stop and 1 during it, commit failures ${failedCommits}, ` +
+        `the last offset's write ${droppedByClient ? 'resolved by the client without reaching the broker' : 'failed'}, read again after the rejoin ${duplicates}`,
+    );
     expect(duplicates).toBe(0);
     await consumerBus.close();
     await producerBus.close();
