@@ -6,7 +6,7 @@
  *   sends it through another exchange (direct, fanout, topic, headers);
  * - a consumer group is a durable queue: the topic's name for the default group, `<topic>.<group>`
  *   otherwise. Consumers of one queue compete (round-robin); each group's queue gets every message;
- * - guarantee "none": transient, unconfirmed; "leader": transient, confirmed; "all": persistent and
+ * - guarantee "none": transient, unconfirmed (a channel without confirm mode); "leader": transient, confirmed; "all": persistent and
  *   confirmed (confirms awaited per batch);
  * - ack after success or after the DLQ confirmed; prefetch = concurrency;
  * - retry `broker` (default): republish to `<queue>.retry.<delayMs>` (TTL, dead-letters back) and ack;

@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import type { ConfirmChannel, ConsumeMessage, RecoveringChannelModel } from 'amqplib';
+import type { Channel, ConfirmChannel, ConsumeMessage, RecoveringChannelModel } from 'amqplib';
 import { ClosedError, PublishError } from '@switchboard/core';
 import {
   asBuffer,
@@ -15,8 +15,13 @@ import { toPublishOptions, type ReceivedMessage } from './codec.js';
 import { delayExchangeName, retryQueueName } from './names.js';
 import type { RabbitOptions, RabbitRoute } from './options.js';
 
+/** Which channel a publish goes through: confirms for guarantees "leader" and "all", a plain channel for "none". */
+type ChannelMode = 'confirm' | 'plain';
+
 interface PublishLink {
-  readonly channel: ConfirmChannel;
+  readonly mode: ChannelMode;
+  /** A ConfirmChannel when `mode` is "confirm". */
+  readonly channel: Channel;
   /** Exchanges and queues already declared on this connection. */
   readonly declared: Set<string>;
   /** messageIds the broker returned as unroutable (basic.return precedes the confirm). */
@@ -35,22 +40,24 @@ export interface PublisherContext {
 }
 
 /**
- * The confirm publisher of a transport: one confirm channel per connection (opened on demand, waited
- * for while reconnecting), confirms counted per batch (no promise per message), `drain` honoured,
- * unroutable returns reported, dead letters and retry copies sent on the same channel.
+ * The publisher of a transport: one confirm channel per connection for guarantees "leader" and "all"
+ * (confirms counted per batch, no promise per message) and, opened only when used, one plain channel
+ * for guarantee "none" (the broker sends no confirm at all: "none" asks for none). Channels open on
+ * demand and are waited for while reconnecting; `drain` honoured, unroutable returns reported on both
+ * (mandatory); dead letters and retry copies go through the confirm channel.
  */
 export class ConfirmPublisher {
   /** Times a publish waited for the channel's `drain` (amqplib's write buffer was full). */
   backpressureWaits = 0;
-  private link: PublishLink | undefined;
-  private linking: Promise<PublishLink> | undefined;
+  private readonly links = new Map<ChannelMode, PublishLink>();
+  private readonly linking = new Map<ChannelMode, Promise<PublishLink>>();
 
   constructor(private readonly context: PublisherContext) {}
 
-  /** The connection was lost: the next publish opens a channel on the new one. */
+  /** The connection was lost: the next publish opens its channel on the new one. */
   reset(): void {
-    this.link = undefined;
-    this.linking = undefined;
+    this.links.clear();
+    this.linking.clear();
   }
 
   async publishTo(
@@ -64,8 +71,12 @@ export class ConfirmPublisher {
     if (this.context.isClosed()) throw new ClosedError('rabbitmq transport is closed');
     refuseOversizeMessages(topic, messages, this.context.options.maxMessageBytes);
     const deadline = Date.now() + this.context.options.publishTimeoutMs;
-    const link = await this.publishLink(deadline);
+    const link = await this.publishLink(deadline, guarantee === 'none' ? 'plain' : 'confirm');
     if (type && exchange !== '') await this.declareExchange(link, exchange, type);
+    if (link.mode === 'plain') {
+      await this.writeAll(link, exchange, routingKey, topic, messages, guarantee, deadline);
+      return {};
+    }
     // One promise per batch, settled by counting the broker's confirms (no promise per message).
     let unroutable = 0;
     let pending = messages.length;
@@ -77,18 +88,7 @@ export class ConfirmPublisher {
       if (link.returned.delete(id)) unroutable++;
       if (--pending === 0) settle.resolve();
     };
-    for (const message of messages) {
-      const content = asBuffer(message.body);
-      const written = link.channel.publish(exchange, routingKey, content, toPublishOptions(topic, routingKey, message, guarantee, this.context.signer), onConfirm(message.id));
-      if (!written) {
-        this.backpressureWaits++;
-        await withDeadline(once(link.channel, 'drain'), deadline, () => new PublishError(`RabbitMQ applied backpressure for over ${this.context.options.publishTimeoutMs} ms`, topic));
-      }
-    }
-    if (guarantee === 'none') {
-      confirmed.catch(() => undefined);
-      return {};
-    }
+    await this.writeAll(link, exchange, routingKey, topic, messages, guarantee, deadline, onConfirm);
     await withDeadline(
       confirmed,
       deadline,
@@ -96,6 +96,30 @@ export class ConfirmPublisher {
     );
     // Unroutable (mandatory + basic.return): nobody got it; the publisher's noReceivers policy decides.
     return unroutable === 0 ? {} : { receivers: 0 };
+  }
+
+  /** Writes each message to the channel (with its confirm callback on a confirm channel), waiting for `drain` when amqplib's buffer is full. */
+  private async writeAll(
+    link: PublishLink,
+    exchange: string,
+    routingKey: string,
+    topic: string,
+    messages: readonly TransportMessage[],
+    guarantee: TransportPublishOptions['guarantee'],
+    deadline: number,
+    onConfirm?: (id: string) => (error: unknown) => void,
+  ): Promise<void> {
+    for (const message of messages) {
+      const content = asBuffer(message.body);
+      const properties = toPublishOptions(topic, routingKey, message, guarantee, this.context.signer);
+      const written = onConfirm
+        ? (link.channel as ConfirmChannel).publish(exchange, routingKey, content, properties, onConfirm(message.id))
+        : link.channel.publish(exchange, routingKey, content, properties);
+      if (!written) {
+        this.backpressureWaits++;
+        await withDeadline(once(link.channel, 'drain'), deadline, () => new PublishError(`RabbitMQ applied backpressure for over ${this.context.options.publishTimeoutMs} ms`, topic));
+      }
+    }
   }
 
   /**
@@ -115,7 +139,7 @@ export class ConfirmPublisher {
     delayMs: number,
   ): Promise<TransportPublishResult> {
     if (this.context.isClosed()) throw new ClosedError('rabbitmq transport is closed');
-    const link = await this.publishLink(Date.now() + this.context.options.publishTimeoutMs);
+    const link = await this.publishLink(Date.now() + this.context.options.publishTimeoutMs, 'confirm');
     if (type && exchange !== '') await this.declareExchange(link, exchange, type);
     const delay = Math.ceil(delayMs / 10) * 10;
     const holding = delayExchangeName(exchange, delay);
@@ -129,7 +153,7 @@ export class ConfirmPublisher {
   deadLetterPublisher(): RawPublisher {
     return {
       publish: async (dlqTopic, messages) => {
-        const link = await this.publishLink(Date.now() + this.context.options.publishTimeoutMs);
+        const link = await this.publishLink(Date.now() + this.context.options.publishTimeoutMs, 'confirm');
         await this.declareExchange(link, this.context.options.exchange, 'topic');
         await this.declareQueue(link, dlqTopic, this.context.queueArguments(), [this.context.options.exchange, dlqTopic]);
         return this.publishTo(this.context.options.exchange, undefined, dlqTopic, dlqTopic, messages, 'all');
@@ -142,7 +166,7 @@ export class ConfirmPublisher {
    * `delayMs` as `nextAttempt`. Control headers are written from the verified values in `received`.
    */
   async sendToRetryQueue(queue: string, message: ConsumeMessage, received: ReceivedMessage, nextAttempt: number, delayMs: number): Promise<void> {
-    const link = await this.publishLink(Date.now() + this.context.options.publishTimeoutMs);
+    const link = await this.publishLink(Date.now() + this.context.options.publishTimeoutMs, 'confirm');
     const retryQueue = retryQueueName(queue, delayMs);
     await this.declareQueue(link, retryQueue, {
       'x-message-ttl': delayMs,
@@ -155,7 +179,7 @@ export class ConfirmPublisher {
     delete headers['x-death'];
     const properties = toPublishOptions(received.topic, retryQueue, { ...received.transport, headers }, message.properties.deliveryMode === 2 ? 'all' : 'leader', this.context.signer, nextAttempt);
     await new Promise<void>((resolve, reject) => {
-      link.channel.publish('', retryQueue, message.content, { ...properties, mandatory: false }, (error) => (error ? reject(error) : resolve()));
+      (link.channel as ConfirmChannel).publish('', retryQueue, message.content, { ...properties, mandatory: false }, (error) => (error ? reject(error) : resolve()));
     });
   }
 
@@ -174,27 +198,32 @@ export class ConfirmPublisher {
     link.declared.add(id);
   }
 
-  /** The confirm channel of the current connection, created on demand; waits while reconnecting, up to `deadline`. */
-  private publishLink(deadline: number): Promise<PublishLink> {
-    if (this.link) return Promise.resolve(this.link);
-    this.linking ??= (async () => {
-      const channel = await this.context.model.createConfirmChannel();
-      const link: PublishLink = { channel, declared: new Set(), returned: new Set() };
-      channel.on('return', (message: ConsumeMessage) => {
-        if (typeof message.properties.messageId === 'string') link.returned.add(message.properties.messageId);
-        this.context.onUnroutable(message.fields.exchange, message.fields.routingKey);
+  /** The channel of `mode` on the current connection, created on demand; waits while reconnecting, up to `deadline`. */
+  private publishLink(deadline: number, mode: ChannelMode): Promise<PublishLink> {
+    const open = this.links.get(mode);
+    if (open) return Promise.resolve(open);
+    let linking = this.linking.get(mode);
+    if (!linking) {
+      linking = (async () => {
+        const channel = mode === 'confirm' ? await this.context.model.createConfirmChannel() : await this.context.model.createChannel();
+        const link: PublishLink = { mode, channel, declared: new Set(), returned: new Set() };
+        channel.on('return', (message: ConsumeMessage) => {
+          if (mode === 'confirm' && typeof message.properties.messageId === 'string') link.returned.add(message.properties.messageId);
+          this.context.onUnroutable(message.fields.exchange, message.fields.routingKey);
+        });
+        channel.on('error', () => undefined);
+        channel.on('close', () => {
+          if (this.links.get(mode) === link) this.links.delete(mode);
+          if (this.linking.get(mode) === linking) this.linking.delete(mode);
+        });
+        this.links.set(mode, link);
+        return link;
+      })().catch((error: unknown) => {
+        this.linking.delete(mode);
+        throw error;
       });
-      channel.on('error', () => undefined);
-      channel.on('close', () => {
-        if (this.link === link) this.link = undefined;
-        this.linking = undefined;
-      });
-      this.link = link;
-      return link;
-    })().catch((error: unknown) => {
-      this.linking = undefined;
-      throw error;
-    });
-    return withDeadline(this.linking, deadline, () => new PublishError(`RabbitMQ unreachable: no connection within ${this.context.options.publishTimeoutMs} ms`, ''));
+      this.linking.set(mode, linking);
+    }
+    return withDeadline(linking, deadline, () => new PublishError(`RabbitMQ unreachable: no connection within ${this.context.options.publishTimeoutMs} ms`, ''));
   }
 }

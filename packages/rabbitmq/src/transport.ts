@@ -110,6 +110,7 @@ export class RabbitTransport implements Transport {
     try {
       model = await amqplib.connect(endpoints.target(), {
         timeout: options.connectTimeoutMs,
+        ...(options.connectionName !== undefined ? { clientProperties: { connection_name: options.connectionName } } : {}),
         recovery: {
           initialDelay: options.reconnectInitialDelayMs,
           maxDelay: options.reconnectMaxDelayMs,

@@ -235,6 +235,33 @@ describe('rabbitmq publishing and config', () => {
     await got.waitFor(1, 10_000);
   });
 
+  it('guarantee "none" publishes on a channel without confirms, "leader"/"all" on a confirm channel; the connection carries its connectionName', async () => {
+    /** The confirm flag of each channel of the connection named `name`, as the broker lists them. */
+    const confirmFlags = async (name: string): Promise<boolean[]> => {
+      const connections = JSON.parse(await rabbitmqctl('list_connections', 'pid', 'client_properties', '--formatter', 'json')) as { pid: string; client_properties: [string, string, unknown][] }[];
+      const pid = connections.find((c) => c.client_properties.some(([key, , value]) => key === 'connection_name' && value === name))?.pid;
+      expect(pid, `a connection named ${name}`).toBeDefined();
+      const channels = JSON.parse(await rabbitmqctl('list_channels', 'connection', 'confirm', '--formatter', 'json')) as { connection: string; confirm: boolean }[];
+      return channels.filter((c) => c.connection === pid).map((c) => c.confirm);
+    };
+    const name = uniqueName('sb-rabbit-conn');
+    const bus = createBus({ transport: await testTransport({ connectionName: name }), publisher: { guarantee: 'none', noReceivers: 'ignore' } });
+    cleanups.push(() => bus.close());
+    const topic = uniqueName('sb-rabbit.unconfirmed');
+    const got = new Recorder<string>();
+    await bus.subscriber.subscribe(topic, (m) => got.add(m.id), { group: 'g' });
+    await bus.publisher.publish(
+      topic,
+      Array.from({ length: 20 }, (_, i) => ({ id: `none-${i}`, value: i })),
+    );
+    await got.waitFor(20, 10_000);
+    // The consumer's channel and the publisher's: neither in confirm mode.
+    expect(await confirmFlags(name)).toEqual([false, false]);
+    await bus.transport.publish(topic, [{ id: 'all-1', headers: {}, body: Buffer.from('1'), timestamp: Date.now() }], { guarantee: 'all' });
+    await got.waitFor(21, 10_000);
+    expect((await confirmFlags(name)).sort()).toEqual([false, false, true]);
+  });
+
   it('puts only what AMQP cannot carry in headers: key and ms timestamp; the topic only where the routing key is not it', async () => {
     const bus = await openBus();
     const topic = uniqueName('sb-rabbit.lean');
