@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createBus, createMemoryTransport, createRequester, type Publisher, RequestTimeoutError, serveRequests } from '../src/index.js';
+import type { TransportPublishOptions } from '../src/transport.js';
 import { gate, waitUntil } from '../src/testing/index.js';
 
 describe('request/reply (memory transport)', () => {
@@ -78,5 +79,25 @@ describe('request/reply (memory transport)', () => {
       process.off('unhandledRejection', onUnhandled);
       await bus.close();
     }
+  });
+
+  it('publishes to a reply topic (sb.reply.*) with existingOnly, so no transport creates it; other topics without', async () => {
+    const transport = createMemoryTransport();
+    const seen: [string, TransportPublishOptions][] = [];
+    const publish = transport.publish.bind(transport);
+    transport.publish = (topic, messages, options) => {
+      seen.push([topic, options]);
+      return publish(topic, messages, options);
+    };
+    const bus = createBus({ transport, publisher: { noReceivers: 'ignore' } });
+    await bus.publisher.publish('sb.reply.abc', { value: 1 });
+    await bus.publisher.publish('orders', { value: 1 });
+    await bus.publisher.publish('sb.replyish', { value: 1 });
+    expect(seen.map(([topic, options]) => [topic, options.existingOnly === true])).toEqual([
+      ['sb.reply.abc', true],
+      ['orders', false],
+      ['sb.replyish', false],
+    ]);
+    await bus.close();
   });
 });

@@ -25,6 +25,11 @@ export class KafkaTopics {
     return ready;
   }
 
+  /** Whether `topic` exists in the cluster now: one metadata request, never creates it. */
+  async exists(topic: string): Promise<boolean> {
+    return (await this.admin.listTopics()).includes(topic);
+  }
+
   /** Topics this transport created or confirmed (through `ensureTopic`). */
   knownTopics(): string[] {
     return [...this.topicsReady.keys()];

@@ -120,7 +120,10 @@ export class KafkaTransport implements Transport {
     const deadline = Date.now() + this.options.publishTimeoutMs;
     const timeoutError = () =>
       new AckTimeoutError(`Kafka did not acknowledge ${messages.length} message(s) to "${topic}" (acks=${ACKS[options.guarantee]}) within ${this.options.publishTimeoutMs} ms`, topic);
-    await withDeadline(this.ensureTopic(topic), deadline, timeoutError);
+    if (options.existingOnly) {
+      // A reply topic: created by its requester only; gone means the requester is gone.
+      if (!(await withDeadline(this.topics.exists(topic), deadline, timeoutError))) return { receivers: 0 };
+    } else await withDeadline(this.ensureTopic(topic), deadline, timeoutError);
     const records = messages.map(toKafkaRecord);
     const scope = transactionScope.getStore();
     if (scope?.owner === this) {

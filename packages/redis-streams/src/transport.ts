@@ -87,12 +87,13 @@ export class RedisStreamsTransport implements Transport {
     if (options.guarantee === 'all' && this.options.replicas === 0) {
       throw new CapabilityError([{ path: 'publish.guarantee', message: 'redis-streams: "all" needs the transport option "replicas" > 0 (a lone server cannot confirm a copy)' }]);
     }
-    const sent = this.append(stream, messages);
+    const sent = this.append(stream, messages, options.existingOnly === true);
     if (options.guarantee === 'none') {
       sent.catch((error: unknown) => this.observer.onEvent({ type: 'publish-failed', topic: stream, count: messages.length, error }));
       return {};
     }
-    await sent;
+    // Written nowhere: the stream did not exist and `existingOnly` forbade creating it.
+    if (!(await sent)) return { receivers: 0 };
     if (options.guarantee === 'all') {
       const confirmed = await this.commands.wait(this.options.replicas, this.options.replicaTimeoutMs);
       if (confirmed < this.options.replicas) {
@@ -112,17 +113,19 @@ export class RedisStreamsTransport implements Transport {
     return [];
   }
 
-  private async append(stream: string, messages: readonly TransportMessage[]): Promise<void> {
-    if (messages.length === 1) {
-      await this.commands.xadd(stream, ...this.trim(), '*', ...entryFields(messages[0]!));
-      return;
-    }
+  /**
+   * XADDs every message (pipelined when several); false when `existingOnly` and the stream did not
+   * exist (NOMKSTREAM: Redis then writes nothing and answers nil).
+   */
+  private async append(stream: string, messages: readonly TransportMessage[], existingOnly: boolean): Promise<boolean> {
+    const options = existingOnly ? ['NOMKSTREAM', ...this.trim()] : this.trim();
+    if (messages.length === 1) return (await this.commands.xadd(stream, ...options, '*', ...entryFields(messages[0]!))) !== null;
     const pipeline = this.commands.pipeline();
-    const trim = this.trim();
-    for (const message of messages) pipeline.xadd(stream, ...trim, '*', ...entryFields(message));
+    for (const message of messages) pipeline.xadd(stream, ...options, '*', ...entryFields(message));
     const results = (await pipeline.exec()) ?? [];
     const failed = results.find(([error]) => error);
     if (failed) throw failed[0];
+    return results.every(([, id]) => id !== null);
   }
 
   /** One group member on `spec.topic` (a stream), with its own reading connection; resolves once the group exists and reading started. */

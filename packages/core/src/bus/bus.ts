@@ -11,6 +11,7 @@ import type { BusObserver } from '../ports/events.js';
 import { createDeliveryProcessor } from '../pipeline/pipeline.js';
 import type { Span } from '@opentelemetry/api';
 import { PublishCoalescer } from './coalesce.js';
+import { REPLY_TOPIC_PREFIX } from './request-reply.js';
 import { batchingHandler, batchOptionsSchema } from './batch.js';
 import type { BatchHandler, BatchSubscribeOptions } from '../ports/ports.js';
 import { HealthTracker, type ObservedSubscription } from './lifecycle.js';
@@ -95,6 +96,8 @@ export class TransportPublisher implements Publisher, GroupPublisher {
   private readonly envelopeByTopic: ReadonlyMap<string, LeanFields>;
   /** The transport options of a publish without a delivery time (one object, reused). */
   private readonly publishOptions: TransportPublishOptions;
+  /** The same for a reply topic: never created by the publish (see {@link TransportPublishOptions.existingOnly}). */
+  private readonly replyPublishOptions: TransportPublishOptions;
 
   constructor(
     private readonly transport: Transport,
@@ -103,6 +106,7 @@ export class TransportPublisher implements Publisher, GroupPublisher {
     this.guarantee = options.guarantee ?? transport.capabilities.defaultGuarantee;
     assertGuaranteeSupported(transport, this.guarantee);
     this.publishOptions = { guarantee: this.guarantee };
+    this.replyPublishOptions = { guarantee: this.guarantee, existingOnly: true };
     this.codec = options.codec ?? jsonCodec;
     this.observer = options.observer ?? combineObservers();
     this.noReceivers = options.noReceivers ?? 'warn';
@@ -190,7 +194,8 @@ export class TransportPublisher implements Publisher, GroupPublisher {
     this.inFlight.begin();
     let sent: Promise<TransportPublishResult>;
     try {
-      const options = deliverAt !== undefined ? { guarantee: this.guarantee, deliverAt } : this.publishOptions;
+      const reply = topic.startsWith(REPLY_TOPIC_PREFIX);
+      const options = deliverAt !== undefined ? { guarantee: this.guarantee, deliverAt, ...(reply ? { existingOnly: true } : {}) } : reply ? this.replyPublishOptions : this.publishOptions;
       // Inside a transactional delivery the publish joins its transaction, and a delayed publish has
       // options of its own: both go straight to the transport, never coalesced with other publishes.
       const sink = this.transport.inTransaction?.() || deliverAt !== undefined ? this.transport : this.sink;

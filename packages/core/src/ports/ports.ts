@@ -171,6 +171,14 @@ export interface TransportPublishOptions {
    * `delayedDelivery`; the guarantee then covers the held message.
    */
   readonly deliverAt?: number;
+  /**
+   * Publish only to a destination that exists now: the transport never creates it for this publish
+   * (a Kafka topic, a Redis stream), and a destination that does not exist resolves with
+   * `receivers: 0` (nobody could get the message). The publisher sets it for reply topics
+   * (`sb.reply.*`): their name comes from a request's `x-reply-to` header, which any producer can
+   * set, and a reply sent after its requester closed must not bring the deleted topic back.
+   */
+  readonly existingOnly?: boolean;
 }
 
 /** Options of one `publish` call. */
