@@ -3,6 +3,12 @@ export function partitionKey(topic: string, partition: number): string {
   return `${topic}|${partition}`;
 }
 
+/** The topic and partition of a {@link partitionKey} (topic names may not hold `|`, partitions are numbers: the last `|` splits). */
+export function parsePartitionKey(key: string): { topic: string; partition: number } {
+  const at = key.lastIndexOf('|');
+  return { topic: key.slice(0, at), partition: Number(key.slice(at + 1)) };
+}
+
 /** A partition's position to commit: the offset of the next record to read. */
 export interface PartitionOffset {
   readonly topic: string;

@@ -12,7 +12,7 @@ import {
 import { offsetAfter, type ConsumedRecord, type FetchedBatch, type GroupConsumer, type KafkaClient } from './client.js';
 import { fromKafkaRecord } from './codec.js';
 import { OffsetWindow } from './offset-window.js';
-import { OffsetCommits, partitionKey } from './commits.js';
+import { OffsetCommits, parsePartitionKey, partitionKey } from './commits.js';
 import { fixPositions } from './positions.js';
 import { isProducerFenced } from './errors.js';
 import { TransactionalPartitions, transactionScope } from './transactions.js';
@@ -692,7 +692,7 @@ export class KafkaSubscription implements TransportSubscription {
 
   private refreshHighWatermarks(): void {
     this.highWatermarksAskedAt = Date.now();
-    const topics = new Set([...this.owned].map((tp) => tp.slice(0, tp.lastIndexOf('|'))));
+    const topics = new Set([...this.owned].map((tp) => parsePartitionKey(tp).topic));
     void (async () => {
       for (const topic of topics) {
         for (const { partition, high } of await this.context.client.admin.topicOffsets(topic)) this.highWatermarks.set(partitionKey(topic, partition), Number(high));

@@ -1,5 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { KafkaClient, KafkaTransaction, TransactionalSender } from './client.js';
+import { parsePartitionKey } from './commits.js';
 
 /**
  * The transaction of the delivery being handled, per async context: set by a transactional
@@ -82,8 +83,8 @@ export class TransactionalPartitions {
   private ensure(tp: string): Entry {
     let entry = this.entries.get(tp);
     if (entry) return entry;
-    const at = tp.lastIndexOf('|');
-    const sender = this.client.transactionalSender!(`sb.${this.group}.${tp.slice(0, at)}.${tp.slice(at + 1)}`);
+    const { topic, partition } = parsePartitionKey(tp);
+    const sender = this.client.transactionalSender!(`sb.${this.group}.${topic}.${partition}`);
     const created: Entry = { sender, ready: sender.connect(), ending: Promise.resolve() };
     created.ready.catch(() => {
       if (this.entries.get(tp) === created) this.entries.delete(tp); // the next assign tries again

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { gate } from '@switchboard/core/testing';
-import { OffsetCommits, type PartitionOffset, partitionKey } from '../src/commits.js';
+import { OffsetCommits, type PartitionOffset, parsePartitionKey, partitionKey } from '../src/commits.js';
 
 /** The commit bookkeeping alone (no broker): what a join sees while a write hangs, fails or lands. */
 describe('offset commits: what this member acknowledged, written or not', () => {
@@ -92,5 +92,16 @@ describe('offset commits: what this member acknowledged, written or not', () => 
     await Promise.all([late, atJoin]);
     expect(written).toEqual([49, 50]);
     expect(broker.get('t|0')).toBe(50);
+  });
+});
+
+describe('partition keys', () => {
+  it('parse back to the topic and partition they were made of, dots and dashes in the topic included', () => {
+    for (const [topic, partition] of [
+      ['orders', 0],
+      ['sb.reply.a-b_c', 12],
+      ['x', 2147483647],
+    ] as const)
+      expect(parsePartitionKey(partitionKey(topic, partition))).toEqual({ topic, partition });
   });
 });

@@ -1,6 +1,6 @@
 import type { Consumer, ConsumerOptions, GroupAssignment, MessagesStream } from '@platformatic/kafka';
 import type { ConsumedRecord, ConsumerHandlers, FetchedBatch, GroupConsumer, GroupConsumerSpec, TopicPartitions } from '../client.js';
-import type { PartitionOffset } from '../commits.js';
+import { parsePartitionKey, partitionKey, type PartitionOffset } from '../commits.js';
 import type { KafkaOptions } from '../options.js';
 import type { PlatformaticAdmin } from './admin.js';
 import { baseOptions, dormant, type PlatformaticModule } from './connection.js';
@@ -173,7 +173,7 @@ export class PlatformaticGroupConsumer implements GroupConsumer {
     for (const { topic, partitions } of assignment) {
       if (!this.topics.includes(topic)) continue;
       reported[topic] = [...partitions];
-      for (const partition of partitions) this.owned.set(`${topic}|${partition}`, { topic, partition });
+      for (const partition of partitions) this.owned.set(partitionKey(topic, partition), { topic, partition });
     }
     for (const tp of new Set([...this.epochs.keys(), ...this.owned.keys()])) this.epochs.set(tp, (this.epochs.get(tp) ?? 0) + 1);
     this.positions.clear();
@@ -265,11 +265,11 @@ export class PlatformaticGroupConsumer implements GroupConsumer {
   /** Positions of partitions without one: the group's committed offset, or the log start when it has none. */
   private async lookUpPositions(partitions: readonly { topic: string; partition: number }[]): Promise<void> {
     for (const topic of new Set(partitions.map((p) => p.topic))) {
-      const epochs = new Map(partitions.filter((p) => p.topic === topic).map((p) => [p.partition, this.epochs.get(`${topic}|${p.partition}`)]));
+      const epochs = new Map(partitions.filter((p) => p.topic === topic).map((p) => [p.partition, this.epochs.get(partitionKey(topic, p.partition))]));
       const committed = await this.admin.groupOffsets(this.spec.groupId, topic);
       const starts = committed.some((c) => epochs.has(c.partition) && BigInt(c.offset) < 0n) ? await this.admin.topicOffsets(topic) : [];
       for (const [partition, epoch] of epochs) {
-        const tp = `${topic}|${partition}`;
+        const tp = partitionKey(topic, partition);
         if (this.positions.has(tp) || this.epochs.get(tp) !== epoch) continue; // sought, or a new join, meanwhile
         const offset = BigInt(committed.find((c) => c.partition === partition)?.offset ?? '-1');
         this.positions.set(tp, offset >= 0n ? offset : BigInt(starts.find((s) => s.partition === partition)?.low ?? '0'));
@@ -279,7 +279,7 @@ export class PlatformaticGroupConsumer implements GroupConsumer {
 
   private async fetchFrom(node: number, requests: readonly Requested[], topicIds: ReadonlyMap<string, string>): Promise<void> {
     this.busyNodes.add(node);
-    for (const r of requests) this.busyPartitions.add(`${r.topic}|${r.partition}`);
+    for (const r of requests) this.busyPartitions.add(partitionKey(r.topic, r.partition));
     try {
       const byTopic = new Map<string, Requested[]>();
       for (const r of requests) {
@@ -326,14 +326,14 @@ export class PlatformaticGroupConsumer implements GroupConsumer {
       if (refused) await new Promise((resolve) => setTimeout(resolve, 100));
     } finally {
       this.busyNodes.delete(node);
-      for (const r of requests) this.busyPartitions.delete(`${r.topic}|${r.partition}`);
+      for (const r of requests) this.busyPartitions.delete(partitionKey(r.topic, r.partition));
       this.wake();
     }
   }
 
   private batchOf(requested: Requested, answer: FetchResponse['responses'][number]['partitions'][number]): FetchedBatch | undefined {
     const { topic, partition, epoch } = requested;
-    const tp = `${topic}|${partition}`;
+    const tp = partitionKey(topic, partition);
     if (this.epochs.get(tp) !== epoch) return undefined; // sought or rejoined since the request
     if (answer.errorCode === OFFSET_OUT_OF_RANGE) {
       // Retention removed the position's records: go on from the log start (kafkajs' earliest reset).
@@ -379,7 +379,7 @@ export class PlatformaticGroupConsumer implements GroupConsumer {
     if (this.freeSlots === 0) await new Promise<void>((resolve) => this.slotWaiters.push(resolve));
     else this.freeSlots--;
     try {
-      if (!this.running || batch.isStale() || this.pausedPartitions.has(`${batch.topic}|${batch.partition}`)) return;
+      if (!this.running || batch.isStale() || this.pausedPartitions.has(partitionKey(batch.topic, batch.partition))) return;
       await this.handlers!.onBatch(batch);
     } catch (error) {
       // A handler broke the batch contract: a crash, after which positions are fixed again from the
@@ -409,28 +409,27 @@ export class PlatformaticGroupConsumer implements GroupConsumer {
   }
 
   pause(partitions: readonly TopicPartitions[]): void {
-    for (const { topic, partitions: list } of partitions) for (const partition of list) this.pausedPartitions.add(`${topic}|${partition}`);
+    for (const { topic, partitions: list } of partitions) for (const partition of list) this.pausedPartitions.add(partitionKey(topic, partition));
   }
 
   resume(partitions: readonly TopicPartitions[]): void {
-    for (const { topic, partitions: list } of partitions) for (const partition of list) this.pausedPartitions.delete(`${topic}|${partition}`);
+    for (const { topic, partitions: list } of partitions) for (const partition of list) this.pausedPartitions.delete(partitionKey(topic, partition));
     this.wake();
   }
 
   paused(): TopicPartitions[] {
     const byTopic = new Map<string, number[]>();
     for (const tp of this.pausedPartitions) {
-      const at = tp.lastIndexOf('|');
-      const topic = tp.slice(0, at);
+      const { topic, partition } = parsePartitionKey(tp);
       let list = byTopic.get(topic);
       if (!list) byTopic.set(topic, (list = []));
-      list.push(Number(tp.slice(at + 1)));
+      list.push(partition);
     }
     return [...byTopic].map(([topic, partitions]) => ({ topic, partitions }));
   }
 
   seek({ topic, partition, offset }: PartitionOffset): void {
-    const tp = `${topic}|${partition}`;
+    const tp = partitionKey(topic, partition);
     this.positions.set(tp, BigInt(offset));
     this.epochs.set(tp, (this.epochs.get(tp) ?? 0) + 1);
     this.wake();
