@@ -132,6 +132,17 @@ export class NatsTransport implements Transport {
     if (!isPlainTopic(topic)) throw new ConfigError([{ path: 'topic', message: `"${topic}" is not a NATS subject (dot-separated tokens, no spaces, "*" or ">")` }]);
     refuseOversizeMessages(topic, messages, this.options.maxMessageBytes);
     const subject = subjectOf(this.options.subjectPrefix, topic);
+    // The stream stores whatever matches its subjects: a reply topic nobody reads (its requester closed,
+    // or a forged x-reply-to) would keep the reply. Its reader is the requester's consumer, whose group
+    // is the reply topic itself (core's request/reply).
+    if (
+      options.existingOnly &&
+      !(await this.jsm.consumers.info(this.options.stream, durableName(topic, subject)).then(
+        () => true,
+        () => false,
+      ))
+    )
+      return { receivers: 0 };
     if (options.guarantee === 'none') {
       for (const message of messages) this.nc.publish(subject, message.body, { headers: encodeHeaders(topic, message) });
       return {};

@@ -2,21 +2,7 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
-import {
-  CapabilityError,
-  ClosedError,
-  ConfigError,
-  CountingObserver,
-  DeadLetterHeaders,
-  NonRetryableError,
-  ReplyHeaders,
-  createBus,
-  createRequester,
-  registerTransport,
-  serveRequests,
-  type Bus,
-  type Message,
-} from '@switchboard/core';
+import { CapabilityError, ConfigError, CountingObserver, DeadLetterHeaders, NonRetryableError, createBus, registerTransport, type Bus, type Message } from '@switchboard/core';
 import { runCli } from '@switchboard/cli/testing';
 import { Recorder, recordLines, uniqueName } from '@switchboard/core/testing';
 import { createSwitchboardContainer } from '@switchboard/inversify';
@@ -187,45 +173,6 @@ describe('redis streams semantics', () => {
     expect(hostile.headers).toEqual({});
     expect(hostile.timestamp).toBeGreaterThan(0);
     await bus.counts.waitFor('untrusted-header', 3);
-  });
-});
-
-describe('redis streams request/reply', () => {
-  it('a reply never creates its stream: not after the requester closed (deleted), nor for an x-reply-to no requester made (a header any producer sets)', async () => {
-    const redis = await admin();
-    const noReceivers = new Recorder<string>();
-    const bus = createBus({ transport: await testTransport(), observer: { onEvent: (event) => event.type === 'no-receivers' && noReceivers.add(event.topic) } });
-    cleanups.push(() => bus.close());
-    const topic = uniqueName('sb-streams.late-reply');
-    let releaseReply!: () => void;
-    const replyMayGo = new Promise<void>((resolve) => (releaseReply = resolve));
-    const handled = new Recorder<string>();
-    await serveRequests<{ n: number }>(
-      bus,
-      `${topic}.rpc`,
-      async (m) => {
-        handled.add(m.headers[ReplyHeaders.replyTo]!);
-        if (m.value.n === 1) await replyMayGo; // the late one: answered after its requester closed
-        return { doubled: m.value.n * 2 };
-      },
-      { group: 'rpc' },
-    );
-    const requester = await createRequester(bus);
-    expect((await requester.request<{ doubled: number }>(`${topic}.rpc`, { n: 3 }, { timeoutMs: 10_000 })).value.doubled).toBe(6);
-    const late = requester.request(`${topic}.rpc`, { n: 1 }, { timeoutMs: 10_000 }).catch((error: unknown) => error);
-    await handled.waitFor(2, 10_000);
-    await requester.close(); // deletes its reply stream
-    expect(await late).toBeInstanceOf(ClosedError);
-    expect(await redis.exists(requester.replyTopic)).toBe(0);
-    releaseReply();
-    expect(await noReceivers.waitFor(1, 10_000)).toEqual([requester.replyTopic]);
-    expect(await redis.exists(requester.replyTopic)).toBe(0);
-
-    // A request whose x-reply-to names a reply stream nobody created.
-    const hostile = `sb.reply.${uniqueName('hostile').replace(/[^A-Za-z0-9_-]/g, '')}`;
-    await bus.publisher.publish(`${topic}.rpc`, { value: { n: 2 }, headers: { [ReplyHeaders.replyTo]: hostile, [ReplyHeaders.correlationId]: 'c-1' } });
-    expect(await noReceivers.waitFor(2, 10_000)).toEqual([requester.replyTopic, hostile]);
-    expect(await redis.exists(hostile)).toBe(0);
   });
 });
 

@@ -2,27 +2,37 @@ import { expect, it } from 'vitest';
 import { createRequester, ReplyHeaders, serveRequests } from '../../bus/request-reply.js';
 import { DeadLetterHeaders } from '../../pipeline/dead-letter.js';
 import { NonRetryableError, RequestTimeoutError } from '../../ports/errors.js';
+import type { BusEventType } from '../../ports/events.js';
 import type { Message } from '../../ports/message.js';
 import { gate, Recorder, waitUntil } from '../recorder.js';
 import type { ConformanceContext } from './context.js';
+
+/** The events that end a publish: it reached someone, nobody, or failed. */
+const PUBLISH_OUTCOMES: readonly BusEventType[] = ['published', 'no-receivers', 'publish-failed'];
 
 /** Messaging patterns on top of the pipeline: request/reply; batch handlers (partial failures, per-key order), or their refusal. */
 export function patternsScenarios(context: ConformanceContext): void {
   const { caps, waitMs, timeout, groupOf, startFrom, openBus, openDeadLetters, topics, fastRetry, onCleanup } = context;
 
-  it(`request/reply: 50 concurrent requests each get their reply; a throwing replier answers with an error; a slow one times out, its late reply dropped; a forged reply-to is dead-lettered; close leaves nothing${context.target.ephemeralStateLeft ? ' (on the broker either)' : ''}`, {
+  it(`request/reply: 50 concurrent requests each get their reply; a throwing replier answers with an error; a slow one times out, its late reply dropped; a forged reply-to is dead-lettered; close leaves nothing${context.target.ephemeralStateLeft ? ' (on the broker either), and no reply brings a reply topic back or makes one' : ''}`, {
     timeout,
   }, async () => {
     const bus = await openBus();
     const [topic] = await topics('rpc');
     const reader = await openDeadLetters(bus, topic!);
     const slow = gate();
+    const pastClose = gate();
+    const heldPastClose = new Recorder<string>();
     await serveRequests<{ n: number }>(
       bus,
       topic!,
       async (m) => {
         if (m.value.n === -1) throw new TypeError('negative quantity');
         if (m.value.n === -2) await slow.promise; // held until the requester gave up
+        if (m.value.n === -3) {
+          heldPastClose.add(m.id);
+          await pastClose.promise; // answered after its requester closed
+        }
         return { doubled: m.value.n * 2 };
       },
       { ...groupOf('rpc'), startFrom, concurrency: 8 },
@@ -44,12 +54,29 @@ export function patternsScenarios(context: ConformanceContext): void {
     expect(letter!.headers[DeadLetterHeaders.reason]).toBe('non-retryable');
     expect(letter!.headers[DeadLetterHeaders.errorMessage]).toContain('not a reply topic');
 
+    const answeredLate = requester.request(topic!, { n: -3 }, { timeoutMs: waitMs }).catch((error: unknown) => error);
+    await heldPastClose.waitFor(1, waitMs, 'the request to be answered after close');
     await requester.close();
+    expect(await answeredLate).toMatchObject({ name: 'ClosedError' });
     await expect(requester.request(topic!, { n: 1 }, { timeoutMs: 100 })).rejects.toThrowError(/closed/);
     expect(bus.subscriptions().map((s) => s.topic)).not.toContain(requester.replyTopic);
-    if (context.target.ephemeralStateLeft) {
-      expect(await context.target.ephemeralStateLeft(bus.transport, requester.replyTopic, requester.replyTopic)).toBe(false);
-    }
+    const { ephemeralStateLeft } = context.target;
+    if (ephemeralStateLeft) {
+      expect(await ephemeralStateLeft(bus.transport, requester.replyTopic, requester.replyTopic)).toBe(false);
+      // A reply never brings a reply topic back or makes one (only a requester's subscription does):
+      // neither the reply sent after its requester closed, nor one to a reply topic no requester made
+      // (x-reply-to is a header any producer sets). Each is over once its publish is (delivered to
+      // nobody, or failed), and the broker then keeps nothing under that name.
+      const replyPublishEnded = (replyTopic: string) =>
+        waitUntil(() => PUBLISH_OUTCOMES.some((type) => bus.counts.count(type, replyTopic) > 0), waitMs, `the reply to ${replyTopic} published or refused`);
+      pastClose.open();
+      await replyPublishEnded(requester.replyTopic);
+      expect(await ephemeralStateLeft(bus.transport, requester.replyTopic, requester.replyTopic)).toBe(false);
+      const forged = `sb.reply.forged${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`;
+      await bus.publisher.publish(topic!, { headers: { [ReplyHeaders.replyTo]: forged, [ReplyHeaders.correlationId]: 'c-2' }, value: { n: 2 } });
+      await replyPublishEnded(forged);
+      expect(await ephemeralStateLeft(bus.transport, forged, forged)).toBe(false);
+    } else pastClose.open();
   });
   if (caps.delayedDelivery) {
     it('delayed delivery: delayMs and deliverAt hold a message until its time, no earlier; lateness p50/p99 printed', { timeout }, async () => {
