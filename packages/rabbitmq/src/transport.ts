@@ -145,7 +145,8 @@ export class RabbitTransport implements Transport {
    * resolves on the broker's confirms. "all": persistent (delivery mode 2), resolves on confirms.
    * Confirms of a batch are awaited together, never one by one; `drain` is honoured. A message the
    * broker returns as unroutable (mandatory) is reported as `receivers: 0` under "leader", and rejects
-   * the publish (a PublishError) under "all": nothing stored it.
+   * the publish (a PublishError) under "all": nothing stored it. With `existingOnly` (a reply) it is
+   * `receivers: 0` under every guarantee.
    */
   async publish(topic: string, messages: readonly TransportMessage[], options: TransportPublishOptions): Promise<TransportPublishResult> {
     const route = this.routeFor(topic);
@@ -153,8 +154,10 @@ export class RabbitTransport implements Transport {
     if (delayMs > 0) return this.publisher.publishDelayed(route.exchange, route.type, route.routingKey ?? topic, topic, messages, options.guarantee, delayMs);
     const result = await this.publisher.publishTo(route.exchange, route.type, route.routingKey ?? topic, topic, messages, options.guarantee);
     // "all" promises the message was made durable; a returned one is stored nowhere, whatever the
-    // publisher's noReceivers policy says (that policy decides for "none" and "leader").
-    if (result.receivers === 0 && options.guarantee === 'all') {
+    // publisher's noReceivers policy says (that policy decides for "none" and "leader"). A publish that
+    // must not create its destination (a reply: its requester may be gone, or x-reply-to forged) asks
+    // only "to the queue if one exists", so a returned one is `receivers: 0` there, not a failure.
+    if (result.receivers === 0 && options.guarantee === 'all' && !options.existingOnly) {
       throw new PublishError(
         `RabbitMQ returned message(s) to "${topic}" as unroutable (no queue bound to "${route.exchange}" for it): nothing stored them, so guarantee "all" is not met. Subscribe once (that declares the group's queue), or publish with guarantee "leader" to accept the loss`,
         topic,

@@ -67,14 +67,22 @@ export function patternsScenarios(context: ConformanceContext): void {
       // neither the reply sent after its requester closed, nor one to a reply topic no requester made
       // (x-reply-to is a header any producer sets). Each is over once its publish is (delivered to
       // nobody, or failed), and the broker then keeps nothing under that name.
-      const replyPublishEnded = (replyTopic: string) =>
-        waitUntil(() => PUBLISH_OUTCOMES.some((type) => bus.counts.count(type, replyTopic) > 0), waitMs, `the reply to ${replyTopic} published or refused`);
-      pastClose.open();
-      await replyPublishEnded(requester.replyTopic);
+      // Each reached nobody: `no-receivers` once, never a failure (a failed reply publish would retry
+      // the request, then dead-letter it, for a requester that is only gone). Counted from before it
+      // was sent: the requester's reply topic already has its answered requests' `published`.
+      const outcomes = (replyTopic: string) => PUBLISH_OUTCOMES.map((type) => bus.counts.count(type, replyTopic));
+      const replyPublishEnded = async (replyTopic: string, send: () => unknown) => {
+        const before = outcomes(replyTopic);
+        const sinceSent = () => Object.fromEntries(PUBLISH_OUTCOMES.map((type, i) => [type, bus.counts.count(type, replyTopic) - before[i]!]));
+        await send();
+        await waitUntil(() => Object.values(sinceSent()).some((n) => n > 0), waitMs, `the reply to ${replyTopic} published or refused`);
+        // (`published` follows `no-receivers` with receivers 0: a receipt is still given.)
+        expect(sinceSent()).toMatchObject({ 'no-receivers': 1, 'publish-failed': 0 });
+      };
+      await replyPublishEnded(requester.replyTopic, () => pastClose.open());
       expect(await ephemeralStateLeft(bus.transport, requester.replyTopic, requester.replyTopic)).toBe(false);
       const forged = `sb.reply.forged${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`;
-      await bus.publisher.publish(topic!, { headers: { [ReplyHeaders.replyTo]: forged, [ReplyHeaders.correlationId]: 'c-2' }, value: { n: 2 } });
-      await replyPublishEnded(forged);
+      await replyPublishEnded(forged, () => bus.publisher.publish(topic!, { headers: { [ReplyHeaders.replyTo]: forged, [ReplyHeaders.correlationId]: 'c-2' }, value: { n: 2 } }));
       expect(await ephemeralStateLeft(bus.transport, forged, forged)).toBe(false);
     } else pastClose.open();
   });
