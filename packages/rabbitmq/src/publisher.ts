@@ -219,7 +219,8 @@ export class ConfirmPublisher {
         this.links.set(mode, link);
         return link;
       })().catch((error: unknown) => {
-        this.linking.delete(mode);
+        // Only this attempt's entry: after a reset() a newer attempt may be under way in its place.
+        if (this.linking.get(mode) === linking) this.linking.delete(mode);
         throw error;
       });
       this.linking.set(mode, linking);
