@@ -75,7 +75,8 @@ export const rabbitOptionsSchema = z
     topologyCheckIntervalMs: z.union([z.literal(0), z.number().int().min(100).max(3_600_000)]).default(10_000),
     /**
      * The connection's name as RabbitMQ shows it (client property `connection_name`: management UI,
-     * `rabbitmqctl list_connections client_properties`), e.g. the service's name. Default: none.
+     * `rabbitmqctl list_connections client_properties`), e.g. the service's name: 1 to 255 characters.
+     * Default: none.
      */
     connectionName: z.string().min(1).max(255).optional(),
     /** First wait before reconnecting after a lost connection, ms (doubles up to reconnectMaxDelayMs). */

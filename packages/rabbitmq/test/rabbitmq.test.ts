@@ -262,6 +262,14 @@ describe('rabbitmq publishing and config', () => {
     expect((await confirmFlags(name)).sort()).toEqual([false, false, true]);
   });
 
+  it('refuses a connectionName outside its bounds (empty, or over 255 characters), naming the field', async () => {
+    for (const connectionName of ['', 'n'.repeat(256)]) {
+      const refused = await createRabbitTransport({ url: RABBITMQ_URL, connectionName }).catch((error: unknown) => error);
+      expect(refused).toBeInstanceOf(ConfigError);
+      expect((refused as Error).message).toMatch(/connectionName/);
+    }
+  });
+
   it('puts only what AMQP cannot carry in headers: key and ms timestamp; the topic only where the routing key is not it', async () => {
     const bus = await openBus();
     const topic = uniqueName('sb-rabbit.lean');
