@@ -1122,7 +1122,7 @@ async function benchNats(): Promise<void> {
   const sbTransport = () => createNatsTransport({ servers: NATS_URL, stream, subjectPrefix: prefix });
   try {
     await publishRows('nats', 'all', { batch: rawPublishRound('rawpub', rawPublish), oneAtATime: rawPublishRound('rawone', rawPublish) }, sbTransport);
-    /** Raw consumer: a durable pull consumer, consume() with 64 messages buffered, ack() each (not confirmed; Switchboard waits for the server's confirmation). */
+    /** Raw consumer: a durable pull consumer, consume() with 64 messages buffered, ack() each as it comes (Switchboard writes a turn's acks together); neither waits for the server to confirm an ack. */
     const rawE2e = async (r: number): Promise<Sample> => {
       const subject = `bench.${run}.nats.rawe2e.${r}`;
       const durable = `raw_${r}_${Date.now()}`;
