@@ -67,17 +67,19 @@ export function patternsScenarios(context: ConformanceContext): void {
       // neither the reply sent after its requester closed, nor one to a reply topic no requester made
       // (x-reply-to is a header any producer sets). Each is over once its publish is (delivered to
       // nobody, or failed), and the broker then keeps nothing under that name.
-      // Each reached nobody: `no-receivers` once, never a failure (a failed reply publish would retry
-      // the request, then dead-letter it, for a requester that is only gone). Counted from before it
-      // was sent: the requester's reply topic already has its answered requests' `published`.
+      // Each publish ends well: `published` once (after `no-receivers` where the transport counts
+      // receivers; PostgreSQL stores the row and does not), never `publish-failed` (a failed reply
+      // publish would retry the request, then dead-letter it, for a requester that is only gone).
+      // Counted from before it was sent: the requester's reply topic already has its answered
+      // requests' `published`.
       const outcomes = (replyTopic: string) => PUBLISH_OUTCOMES.map((type) => bus.counts.count(type, replyTopic));
       const replyPublishEnded = async (replyTopic: string, send: () => unknown) => {
         const before = outcomes(replyTopic);
         const sinceSent = () => Object.fromEntries(PUBLISH_OUTCOMES.map((type, i) => [type, bus.counts.count(type, replyTopic) - before[i]!]));
         await send();
         await waitUntil(() => Object.values(sinceSent()).some((n) => n > 0), waitMs, `the reply to ${replyTopic} published or refused`);
-        // (`published` follows `no-receivers` with receivers 0: a receipt is still given.)
-        expect(sinceSent()).toMatchObject({ 'no-receivers': 1, 'publish-failed': 0 });
+        expect(sinceSent()).toMatchObject({ published: 1, 'publish-failed': 0 });
+        expect(sinceSent()['no-receivers']).toBeLessThanOrEqual(1);
       };
       await replyPublishEnded(requester.replyTopic, () => pastClose.open());
       expect(await ephemeralStateLeft(bus.transport, requester.replyTopic, requester.replyTopic)).toBe(false);
