@@ -65,8 +65,8 @@ export function patternsScenarios(context: ConformanceContext): void {
       expect(await ephemeralStateLeft(bus.transport, requester.replyTopic, requester.replyTopic)).toBe(false);
       // A reply never brings a reply topic back or makes one (only a requester's subscription does):
       // neither the reply sent after its requester closed, nor one to a reply topic no requester made
-      // (x-reply-to is a header any producer sets). Each is over once its publish is (delivered to
-      // nobody, or failed), and the broker then keeps nothing under that name.
+      // (x-reply-to is a header any producer sets). Once its publish has ended, the broker keeps
+      // nothing under that name.
       // Each publish ends well: `published` once (after `no-receivers` where the transport counts
       // receivers; PostgreSQL stores the row and does not), never `publish-failed` (a failed reply
       // publish would retry the request, then dead-letter it, for a requester that is only gone).
