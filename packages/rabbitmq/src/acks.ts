@@ -24,7 +24,8 @@ export class ChannelAcks {
   private readonly outstanding = new Map<number, { message: ConsumeMessage; acked: boolean }>();
   private scheduled = false;
 
-  constructor(private readonly channel: Channel) {}
+  /** @param channel the channel the deliveries arrived on (their acks can go nowhere else). */
+  constructor(readonly channel: Channel) {}
 
   track(message: ConsumeMessage): void {
     this.outstanding.set(message.fields.deliveryTag, { message, acked: false });

@@ -8,7 +8,8 @@
  *   otherwise. Consumers of one queue compete (round-robin); each group's queue gets every message;
  * - guarantee "none": transient, unconfirmed (a channel without confirm mode); "leader": transient, confirmed; "all": persistent and
  *   confirmed (confirms awaited per batch);
- * - ack after success or after the DLQ confirmed; prefetch = concurrency;
+ * - ack after success or after the DLQ confirmed; prefetch = concurrency, or `prefetch` when larger
+ *   (what arrives beyond the concurrency waits in process, in arrival order);
  * - retry `broker` (default): republish to `<queue>.retry.<delayMs>` (TTL, dead-letters back) and ack;
  *   `in-process`: wait in the handler slot;
  * - dead letters: durable queue `<topic>-dlq` bound to the main exchange (the broker's own x-death

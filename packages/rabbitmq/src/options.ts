@@ -43,6 +43,17 @@ export const rabbitOptionsSchema = z
      * work queue, so a backing-off message holds no prefetch slot. `in-process`: the handler slot waits.
      */
     retryMode: z.enum(['broker', 'in-process']).default('broker'),
+    /**
+     * Messages one consumer may hold unacknowledged (the channel's prefetch, basic.qos), never fewer
+     * than its subscription's concurrency. Default: the concurrency, so the broker gives each member
+     * only what it can start at once and competing consumers share a queue evenly. A larger value keeps
+     * the next messages in process while the handlers run (in arrival order, handed to a handler as one
+     * finishes), so a low-concurrency consumer no longer waits a round trip to the broker per message.
+     * Two costs: a member holds messages another member could take, and what it holds when it closes or
+     * loses its channel goes back to the queue marked redelivered, which counts as a delivery attempt
+     * (the broker cannot tell a held message from a handled one).
+     */
+    prefetch: z.number().int().min(1).max(65_535).optional(),
     /** Queue type of the group queues. Quorum queues can cap redeliveries with `deliveryLimit`. */
     queueType: z.enum(['classic', 'quorum']).default('classic'),
     /** Quorum queues only: after this many redeliveries the broker dead-letters the message to `<queue>-dlq`. */

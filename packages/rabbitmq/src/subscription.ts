@@ -11,7 +11,7 @@ import type { RabbitOptions, RabbitRoute } from './options.js';
  * messages are read with. The transport implements it; nothing else of the transport is reachable.
  */
 export interface SubscriptionContext {
-  readonly options: Pick<RabbitOptions, 'queueType'>;
+  readonly options: Pick<RabbitOptions, 'queueType' | 'prefetch'>;
   readonly signer: ControlSigner | undefined;
   createChannel(): Promise<Channel>;
   declareGroupQueue(channel: Channel, spec: TransportSubscribeSpec): Promise<string>;
@@ -21,10 +21,20 @@ export interface SubscriptionContext {
   sendToRetryQueue(queue: string, message: ConsumeMessage, received: ReceivedMessage, nextAttempt: number, delayMs: number): Promise<void>;
 }
 
+/** A delivery received beyond the concurrency, waiting in process for a handler slot. */
+interface WaitingDelivery {
+  readonly acks: ChannelAcks;
+  readonly message: ConsumeMessage;
+  readonly received: ReceivedMessage;
+  readonly attempt: number;
+}
+
 /**
- * One consumer on a group queue, on its own channel (prefetch = concurrency). Survives connection
- * loss and server-side cancels by starting again on a new channel; deliveries unacked at that moment
- * are redelivered by the broker.
+ * One consumer on a group queue, on its own channel with prefetch max(`prefetch`, concurrency). At
+ * most `concurrency` deliveries are in the listener at once; what the broker sent beyond waits in
+ * process, in arrival order (a close hands it back, a lost channel drops it: the broker redelivers
+ * both). Survives connection loss and server-side cancels by starting again on a new channel;
+ * deliveries unacked at that moment are redelivered by the broker.
  */
 export class RabbitSubscription implements TransportSubscription {
   private channel: Channel | undefined;
@@ -32,11 +42,18 @@ export class RabbitSubscription implements TransportSubscription {
   private acks: ChannelAcks | undefined;
   private consumerTag: string | undefined;
   private queue = '';
+  /** Counts deliveries in the listener, waiting for a slot, or waiting for an in-process retry: closing waits for it. */
   private readonly inFlight = new InFlight();
+  /** Deliveries in the listener now (at most the concurrency). */
+  private running = 0;
+  /** Received beyond the concurrency, oldest first. */
+  private waiting: WaitingDelivery[] = [];
   private state: 'active' | 'closing' | 'draining' | 'ended' = 'active';
   private ending: Promise<void> | undefined;
   private interruptedAt: number | undefined;
   private handedBackCount = 0;
+  /** Set once closing or draining cancelled the consumer: the broker sends it nothing more. */
+  private cancelled = false;
   private restarting: Promise<void> | undefined;
   private endedCallbacks: (() => void)[] = [];
   private readonly receiveContext: ReceiveContext;
@@ -60,8 +77,9 @@ export class RabbitSubscription implements TransportSubscription {
     channel.on('error', () => undefined);
     channel.on('close', () => {
       if (this.channel === channel) this.channel = undefined;
+      this.dropWaiting(channel);
     });
-    await channel.prefetch(this.spec.concurrency);
+    await channel.prefetch(Math.max(this.transport.options.prefetch ?? 0, this.spec.concurrency));
     this.queue = await this.transport.declareGroupQueue(channel, this.spec);
     this.sources.clear(); // they name the queue
     const acks = new ChannelAcks(channel);
@@ -75,9 +93,14 @@ export class RabbitSubscription implements TransportSubscription {
     }
   }
 
-  /** Live, or interrupted since the connection or the consumer was lost. RabbitMQ tells queue depth only on request: no lag. */
+  /**
+   * Live, or interrupted since the connection or the consumer was lost. With `prefetch` above the
+   * concurrency, live also tells the deliveries waiting in process for a handler (`buffered`); without,
+   * none ever waits and it is left out. RabbitMQ tells queue depth only on request: no lag.
+   */
   status(): SubscriptionStatus {
-    return this.interruptedAt !== undefined ? { state: 'interrupted', since: this.interruptedAt } : { state: 'live' };
+    if (this.interruptedAt !== undefined) return { state: 'interrupted', since: this.interruptedAt };
+    return (this.transport.options.prefetch ?? 0) > this.spec.concurrency ? { state: 'live', buffered: this.waiting.length } : { state: 'live' };
   }
 
   interrupted(error: unknown): void {
@@ -158,9 +181,9 @@ export class RabbitSubscription implements TransportSubscription {
       return;
     }
     acks.track(message);
-    if (this.state === 'closing' || this.state === 'ended') {
+    if (this.cancelled) {
       this.handedBackCount++;
-      this.nackQuietly(acks, message); // received but not started: hand it back
+      this.nackQuietly(acks, message); // arrived after the cancel: hand it back
       return;
     }
     if (this.receiveContext.pattern && message.fields.routingKey.endsWith(DEAD_LETTER_SUFFIX) && !this.spec.topic.endsWith(DEAD_LETTER_SUFFIX)) {
@@ -173,7 +196,53 @@ export class RabbitSubscription implements TransportSubscription {
     for (const { header, value } of received.untrusted) {
       this.observer().onEvent({ type: 'untrusted-header', topic: this.spec.topic, transport: 'rabbitmq', header, value, messageId: received.transport.id });
     }
-    this.deliver(acks, message, received, received.attempt);
+    this.admit(acks, message, received, received.attempt);
+  }
+
+  /**
+   * Hands the delivery to the listener now if a slot is free, else queues it behind the others
+   * waiting. Closing, it only queues: what waits is handed back once the consumer is cancelled (a nack
+   * before that would requeue it to this same consumer).
+   */
+  private admit(acks: ChannelAcks, message: ConsumeMessage, received: ReceivedMessage, attempt: number): void {
+    if (this.running < this.spec.concurrency && this.waiting.length === 0 && (this.state === 'active' || this.state === 'draining')) {
+      this.deliver(acks, message, received, attempt);
+      return;
+    }
+    this.inFlight.begin();
+    this.waiting.push({ acks, message, received, attempt });
+  }
+
+  /** A slot came free: starts the oldest waiting deliveries while slots are free (not once closing: those are handed back). */
+  private startWaiting(): void {
+    while (this.running < this.spec.concurrency && this.waiting.length > 0 && (this.state === 'active' || this.state === 'draining')) {
+      const next = this.waiting.shift()!;
+      this.deliver(next.acks, next.message, next.received, next.attempt);
+      this.inFlight.end();
+    }
+  }
+
+  /** Closing, the consumer cancelled: what waits for a slot goes back to the queue unstarted (requeued; counted in {@link handedBack}). */
+  private handBackWaiting(): void {
+    if (!this.cancelled) return; // the cancel's end hands them back
+    const waiting = this.waiting;
+    this.waiting = [];
+    for (const entry of waiting) {
+      this.handedBackCount++;
+      this.nackQuietly(entry.acks, entry.message);
+      this.inFlight.end();
+    }
+  }
+
+  /** `channel` closed: its waiting deliveries cannot be acked any more and the broker redelivers them, so they are not started. */
+  private dropWaiting(channel: Channel): void {
+    if (this.waiting.length === 0) return;
+    const kept: WaitingDelivery[] = [];
+    for (const entry of this.waiting) {
+      if (entry.acks.channel === channel) this.inFlight.end();
+      else kept.push(entry);
+    }
+    this.waiting = kept;
   }
 
   /** Source metadata by exchange, routing key and topic, shared by the deliveries that have the same (read-only). */
@@ -203,6 +272,7 @@ export class RabbitSubscription implements TransportSubscription {
   private deliver(acks: ChannelAcks, message: ConsumeMessage, received: ReceivedMessage, attempt: number): void {
     const delivery = new RabbitDelivery(this, acks, message, received, attempt, this.sourceOf(message, received.topic));
     this.inFlight.begin();
+    this.running++;
     let running: Promise<void> | void;
     try {
       running = this.listener(delivery);
@@ -220,6 +290,8 @@ export class RabbitSubscription implements TransportSubscription {
   /** A delivery the listener left unsettled is handed back (requeued). */
   private afterDelivery(delivery: RabbitDelivery): void {
     if (!delivery.settled) this.nackQuietly(delivery.acks, delivery.message);
+    this.running--;
+    if (this.waiting.length > 0) this.startWaiting();
     this.inFlight.end();
   }
 
@@ -239,13 +311,9 @@ export class RabbitSubscription implements TransportSubscription {
       this.observer().onEvent({ type: 'internal-error', topic: this.spec.topic, context: 'rabbitmq retry queue publish failed: retrying in process', error });
       this.inFlight.begin();
       setTimeout(() => {
-        this.inFlight.end();
-        if (this.state === 'closing' || this.state === 'ended') {
-          this.handedBackCount++;
-          this.nackQuietly(acks, message);
-          return;
-        }
-        this.deliver(acks, message, received, nextAttempt);
+        this.admit(acks, message, received, nextAttempt);
+        if (this.state === 'closing' || this.state === 'ended') this.handBackWaiting();
+        this.inFlight.end(); // after admit counted it again: a drain waiting for idle does not end in between
       }, delay);
     }
   }
@@ -276,13 +344,18 @@ export class RabbitSubscription implements TransportSubscription {
   }
 
   private end(mode: 'closing' | 'draining'): Promise<void> {
-    // close() during a drain: deliveries arriving from now on are handed back.
-    if (mode === 'closing' && this.state === 'draining') this.state = 'closing';
+    // close() during a drain: deliveries arriving from now on, and those waiting for a slot, are handed back.
+    if (mode === 'closing' && this.state === 'draining') {
+      this.state = 'closing';
+      this.handBackWaiting();
+    }
     this.ending ??= (async () => {
       this.state = mode;
       const channel = this.channel;
       const acks = this.acks;
       if (channel && this.consumerTag) await channel.cancel(this.consumerTag).catch(() => undefined);
+      this.cancelled = true;
+      if (this.state === 'closing') this.handBackWaiting();
       await this.inFlight.idle();
       this.state = 'ended';
       acks?.flush(); // the last acks go out before the channel closes (else the broker redelivers them)

@@ -24,7 +24,8 @@ async function publishRaw(_transport: unknown, topic: string, message: RawMessag
 const maxMessageBytes = 1024 * 1024;
 const modes = [
   { name: 'retryMode broker', options: { retryMode: 'broker' as const, maxMessageBytes } },
-  { name: 'retryMode in-process', options: { retryMode: 'in-process' as const, maxMessageBytes } },
+  // A window above the concurrency: deliveries wait in process for a handler slot (option `prefetch`).
+  { name: 'retryMode in-process, prefetch 64', options: { retryMode: 'in-process' as const, prefetch: 64, maxMessageBytes } },
   // Untrusted producers: control headers signed and verified.
   { name: 'retryMode broker, signed control headers', options: { retryMode: 'broker' as const, signingKey: 'conformance-signing-key-0123456789', maxMessageBytes } },
 ];
