@@ -3,8 +3,11 @@
 # into an empty project, compiles a strict TypeScript app against them (skipLibCheck: false) and runs
 # it on each transport given (default: memory kafka rabbitmq; brokers must answer). Prints each
 # package's install size (the package plus what it pulls in, alone in an empty project).
+# `kafka:platformatic` runs Kafka on driver platformatic: first without @platformatic/kafka (an optional
+# peer dependency, which npm does not install), where the error must tell what to install; then
+# after `npm install @platformatic/kafka` (the version range @switchboard/kafka declares).
 #
-#   scripts/pack-install.sh [memory] [kafka] [rabbitmq] [redis] [redis-streams] [nats] [postgres] [mqtt]
+#   scripts/pack-install.sh [memory] [kafka] [kafka:platformatic] [rabbitmq] [redis] [redis-streams] [nats] [postgres] [mqtt]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 transports=("$@"); [ ${#transports[@]} -eq 0 ] && transports=(memory kafka rabbitmq)
@@ -97,23 +100,34 @@ async function patterns(bus: Bus, topic: string): Promise<{ reply: number; batch
   return { reply: reply.value.doubled, batched };
 }
 
-const kind = process.argv[2] ?? 'memory';
-const config = await loadBusConfig({ object: { transport: { kind } } });
+// `kind` or `kind:driver` (kafka:platformatic).
+const [kind = 'memory', driver] = (process.argv[2] ?? 'memory').split(':');
+const transport = { kind, ...(driver !== undefined ? { driver } : {}) };
+const config = await loadBusConfig({ object: { transport } });
 // The composition root registers the adapters it may use; `transport.kind` picks one.
 const bus = await createBusFromConfig(config, { transports: [kafkaTransport, rabbitmqTransport, redisPubSubTransport, redisStreamsTransport, natsTransport, postgresTransport, mqttTransport] });
 const topic = `install-check.${kind}.${Date.now()}`;
 const result = await run(bus.publisher, bus.subscriber, topic);
 await bus.close();
-console.log(`pack-install: ${kind}: handled ${result.handled}/4, dead-lettered ${result.deadLettered ? 1 : 0}/1`);
-const leanConfig = await loadBusConfig({ object: { transport: { kind }, publish: { envelope: { id: 'given', timestamp: 'broker' } } } });
+console.log(`pack-install: ${process.argv[2]}: handled ${result.handled}/4, dead-lettered ${result.deadLettered ? 1 : 0}/1`);
+const leanConfig = await loadBusConfig({ object: { transport, publish: { envelope: { id: 'given', timestamp: 'broker' } } } });
 const lean = await createBusFromConfig(leanConfig, { transports: [kafkaTransport, rabbitmqTransport, redisPubSubTransport, redisStreamsTransport, natsTransport, postgresTransport, mqttTransport] });
 const used = await patterns(lean, `${topic}.patterns`);
 await lean.close();
-console.log(`pack-install: ${kind}: request/reply ${used.reply}/42, batch handler ${used.batched < 0 ? 'refused, naming batch (as documented)' : `${used.batched}/10`} (lean envelope)`);
+console.log(`pack-install: ${process.argv[2]}: request/reply ${used.reply}/42, batch handler ${used.batched < 0 ? 'refused, naming batch (as documented)' : `${used.batched}/10`} (lean envelope)`);
 process.exit(result.handled === 4 && result.deadLettered && used.reply === 42 && (used.batched === 10 || used.batched === -1) ? 0 : 1);
 TS
 npx tsc -p tsconfig.json
 echo "pack-install: strict app compiled (skipLibCheck: false)"
 npx --no-install switchboard --help >/dev/null && echo "pack-install: switchboard --help answers (bin of @switchboard/cli)"
-for t in "${transports[@]}"; do node dist/app.js "$t"; done
+for t in "${transports[@]}"; do
+  if [ "$t" = kafka:platformatic ] && [ ! -d node_modules/@platformatic/kafka ]; then
+    # Without the optional peer, the driver must say what to install (and nothing else must break).
+    if out=$(node dist/app.js "$t" 2>&1); then echo "pack-install: $t ran without @platformatic/kafka installed" >&2; exit 1; fi
+    grep -q 'npm install @platformatic/kafka' <<<"$out" || { echo "pack-install: $t without @platformatic/kafka: unclear error:" >&2; echo "$out" | head -20 >&2; exit 1; }
+    echo "pack-install: $t without @platformatic/kafka: refused, naming the package to install"
+    npm install --no-package-lock "@platformatic/kafka@$(node -p "require('$root/packages/kafka/package.json').peerDependencies['@platformatic/kafka']")" >/dev/null
+  fi
+  node dist/app.js "$t"
+done
 echo "pack-install: ok"
