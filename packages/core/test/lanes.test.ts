@@ -50,6 +50,42 @@ describe('KeyedScheduler (kit/lanes)', () => {
     expect(log.indexOf('b2')).toBeLessThan(log.indexOf('a1'));
   });
 
+  it('a lane (numeric key) that empties after every item is reused: order and delayed retries still hold', async () => {
+    const log: string[] = [];
+    let retried = false;
+    const gates = new Map<string, () => void>();
+    const scheduler = new KeyedScheduler<string>(
+      2,
+      (item) => {
+        if (item === 'x2' && !retried) {
+          retried = true;
+          return 20; // held for a retry: x3 waits behind it
+        }
+        if (item.endsWith('*')) return new Promise<void>((resolve) => gates.set(item, () => (log.push(item), resolve())));
+        log.push(item);
+        return undefined;
+      },
+      (error) => {
+        throw error;
+      },
+    );
+    scheduler.push(0, 'x1'); // runs at once; lane 0 is idle again
+    scheduler.push(0, 'x2');
+    scheduler.push(0, 'x3');
+    scheduler.push(1, 'y1*'); // lane 1 runs asynchronously
+    scheduler.push(1, 'y2');
+    expect(log).toEqual(['x1']);
+    expect(scheduler.pending).toBe(3); // x2 (held), x3, y2
+    gates.get('y1*')!();
+    await scheduler.whenIdle(true);
+    expect(log).toEqual(['x1', 'y1*', 'y2', 'x2', 'x3']);
+    scheduler.push(0, 'x4'); // the idle lane again
+    scheduler.push(1, 'y3');
+    expect(log.slice(5)).toEqual(['x4', 'y3']);
+    expect(scheduler.pending).toBe(0);
+    expect(scheduler.takePending()).toEqual([]);
+  });
+
   it('hands back what has not started (takePending) and counts it', () => {
     const scheduler = new KeyedScheduler<number>(
       1,

@@ -7,6 +7,9 @@ import type { Ordering } from '../ports/capabilities.js';
  *
  * The runner may return a number: "put this item back at the head of its key and hold the key that
  * many ms" — a delayed retry that keeps the key's order, holds no runner, and lets other keys run.
+ *
+ * Order keys: a number is a lane (a small, bounded set: its queue is kept while idle); a string is a
+ * message key (unbounded: its queue is dropped once idle).
  */
 export class KeyedScheduler<T> {
   private readonly queues = new Map<string | number, KeyQueue<T>>();
@@ -177,9 +180,16 @@ export class KeyedScheduler<T> {
       }
     } else {
       queue.state = 'idle';
-      queue.items = [];
       queue.head = 0;
-      if (queue.key !== undefined && this.queues.get(queue.key) === queue) this.queues.delete(queue.key);
+      if (typeof queue.key === 'number') {
+        // A lane number (a bounded set, see OrderedLanes): the queue stays for the lane's next item, so
+        // a lane that empties after every item allocates nothing per item.
+        queue.items.length = 0;
+      } else {
+        queue.items = [];
+        // A key (unbounded: one per message key) or no key: dropped once idle, so the map stays small.
+        if (queue.key !== undefined && this.queues.get(queue.key) === queue) this.queues.delete(queue.key);
+      }
     }
   }
 
