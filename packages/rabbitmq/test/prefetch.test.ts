@@ -61,15 +61,25 @@ const spec = (topic: string, concurrency = 1) => ({ topic, pattern: false, group
 const ids = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}-${i}`);
 const buffered = (subscription: TransportSubscription) => subscription.status?.().buffered;
 
+/**
+ * A concurrency-1 subscription with `options.prefetch` whose handler holds its first delivery, after
+ * `count` messages `<prefix>-<i>` were published: returns once the broker filled the window (one
+ * running, prefetch - 1 waiting in process).
+ */
+async function holding(options: RabbitOptionsInput & { prefetch: number }, prefix: string, count: number) {
+  const transport = await open(options);
+  const topic = uniqueName(`sb-rabbit.${prefix}`);
+  const handler = gatedHandler();
+  const subscription = await transport.subscribe(spec(topic), handler.listener);
+  await publish(transport, topic, ids(prefix, count));
+  await vi.waitFor(() => expect(buffered(subscription)).toBe(options.prefetch - 1), { timeout: 10_000, interval: 20 });
+  return { transport, topic, handler, subscription };
+}
+
 describe('rabbitmq prefetch above the concurrency', () => {
   it('holds up to `prefetch` messages, runs `concurrency` of them at once, in arrival order', async () => {
-    const transport = await open({ prefetch: 50 });
-    const topic = uniqueName('sb-rabbit.prefetch');
-    const handler = gatedHandler();
-    const subscription = await transport.subscribe(spec(topic), handler.listener);
-    await publish(transport, topic, ids('m', 200));
-    // The broker sent 50 (one running, 49 waiting in process) and keeps the other 150.
-    await vi.waitFor(() => expect(buffered(subscription)).toBe(49), { timeout: 10_000, interval: 20 });
+    // The broker sends 50 (one running, 49 waiting in process) and keeps the other 150.
+    const { topic, handler, subscription } = await holding({ prefetch: 50 }, 'm', 200);
     await vi.waitFor(async () => expect(await queueCounts(`${topic}.workers`)).toEqual({ ready: 150, unacked: 50 }), { timeout: 15_000, interval: 250 });
     handler.release();
     await vi.waitFor(() => expect(handler.seen.length).toBe(200), { timeout: 15_000, interval: 20 });
@@ -91,12 +101,7 @@ describe('rabbitmq prefetch above the concurrency', () => {
   });
 
   it('close() hands back what waits, unstarted; another member gets it, marked redelivered (one more attempt)', async () => {
-    const transport = await open({ prefetch: 50 });
-    const topic = uniqueName('sb-rabbit.prefetch-close');
-    const first = gatedHandler();
-    const subscription = await transport.subscribe(spec(topic), first.listener);
-    await publish(transport, topic, ids('c', 100));
-    await vi.waitFor(() => expect(buffered(subscription)).toBe(49), { timeout: 10_000, interval: 20 });
+    const { transport, topic, handler: first, subscription } = await holding({ prefetch: 50 }, 'c', 100);
     const closing = subscription.close();
     first.release(); // the running delivery finishes and is acked; the 49 waiting never start
     await closing;
@@ -114,12 +119,7 @@ describe('rabbitmq prefetch above the concurrency', () => {
   });
 
   it('drain() handles what it holds, hands nothing back, and leaves the rest in the queue', async () => {
-    const transport = await open({ prefetch: 20 });
-    const topic = uniqueName('sb-rabbit.prefetch-drain');
-    const handler = gatedHandler();
-    const subscription = await transport.subscribe(spec(topic), handler.listener);
-    await publish(transport, topic, ids('r', 30));
-    await vi.waitFor(() => expect(buffered(subscription)).toBe(19), { timeout: 10_000, interval: 20 });
+    const { topic, handler, subscription } = await holding({ prefetch: 20 }, 'r', 30);
     const draining = subscription.drain();
     handler.release();
     await draining;
@@ -130,12 +130,7 @@ describe('rabbitmq prefetch above the concurrency', () => {
 
   it('a lost connection drops what waits (the broker redelivers it): nothing runs on the dead channel', async () => {
     const name = uniqueName('sb-rabbit-prefetch-conn');
-    const transport = await open({ prefetch: 20, connectionName: name });
-    const topic = uniqueName('sb-rabbit.prefetch-lost');
-    const handler = gatedHandler();
-    const subscription = await transport.subscribe(spec(topic), handler.listener);
-    await publish(transport, topic, ids('l', 20));
-    await vi.waitFor(() => expect(buffered(subscription)).toBe(19), { timeout: 10_000, interval: 20 });
+    const { handler, subscription } = await holding({ prefetch: 20, connectionName: name }, 'l', 20);
     // The tab-separated listing gives the pid in the form close_connection takes (the JSON one does not).
     const listing = await rabbitmqctl('list_connections', '-q', 'pid', 'client_properties');
     const pid = listing
