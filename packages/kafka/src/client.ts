@@ -24,6 +24,15 @@ export interface KafkaClient {
   close(): Promise<void>;
 }
 
+/**
+ * The name of the partition assignment both drivers offer in the classic group protocol (round-robin
+ * over the members subscribed to each topic). One name for both: a group whose members run different
+ * drivers (a rolling change of `driver`) then has an assignor in common, which the broker requires of
+ * every member, and whichever member leads assigns for all. Subscription metadata and assignments are
+ * Kafka's standard consumer-protocol encodings on both sides.
+ */
+export const SUBSCRIPTION_ROUND_ROBIN = 'SwitchboardSubscriptionRoundRobin';
+
 /** A record as the transport writes it. `partition` set: that partition; else keyed = murmur2 of the key (Java-compatible), keyless = round-robin. */
 export interface OutgoingRecord {
   readonly key: Buffer | string | null;

@@ -1,4 +1,5 @@
 import { AssignerProtocol, type PartitionAssigner } from 'kafkajs';
+import { SUBSCRIPTION_ROUND_ROBIN } from '../client.js';
 
 /**
  * Round-robin partition assignment that respects what each member subscribed to.
@@ -8,11 +9,12 @@ import { AssignerProtocol, type PartitionAssigner } from 'kafkajs';
  * its `-dlq`) would receive each other's partitions. Java's assignors respect subscriptions; this one
  * does too: a topic's partitions go, round-robin, only to the members subscribed to that topic
  * (kafkajs gives the leader only its own topics, so the union of all members' is used instead).
- * Members of one group must share an assigner; kafkajs' RoundRobin is offered second, for groups
+ * Members of one group must share an assigner: the platformatic driver offers this one under the
+ * same name (see {@link SUBSCRIPTION_ROUND_ROBIN}); kafkajs' RoundRobin is offered second, for groups
  * that mix in plain kafkajs consumers.
  */
 export const SubscriptionAwareAssigner: PartitionAssigner = ({ cluster }) => ({
-  name: 'SwitchboardSubscriptionRoundRobin',
+  name: SUBSCRIPTION_ROUND_ROBIN,
   version: 0,
   async assign({ members }) {
     const subscribers = new Map<string, string[]>();
@@ -45,6 +47,6 @@ export const SubscriptionAwareAssigner: PartitionAssigner = ({ cluster }) => ({
     }));
   },
   protocol({ topics }) {
-    return { name: 'SwitchboardSubscriptionRoundRobin', metadata: AssignerProtocol.MemberMetadata.encode({ version: 0, topics, userData: Buffer.alloc(0) }) };
+    return { name: SUBSCRIPTION_ROUND_ROBIN, metadata: AssignerProtocol.MemberMetadata.encode({ version: 0, topics, userData: Buffer.alloc(0) }) };
   },
 });

@@ -5,8 +5,9 @@ import type { ClusterMetadata } from '@platformatic/kafka';
  * Round-robin partition assignment (classic group protocol) that respects what each member subscribed
  * to: @platformatic/kafka's own round-robin spreads the leader's topics over every member, so two
  * subscriptions sharing a group id but reading different topics (a topic and its `-dlq`) would receive
- * each other's partitions. The kafkajs driver's assigner does the same (members of one group use one
- * driver). Members are taken in member-id order, partitions in number order.
+ * each other's partitions. The kafkajs driver's assigner does the same, under the same protocol name
+ * (SUBSCRIPTION_ROUND_ROBIN), so one group may mix both drivers. Members are taken in member-id order,
+ * partitions in number order.
  */
 export function subscriptionAwareAssigner(_current: string, members: Map<string, ExtendedGroupProtocolSubscription>, _topics: Set<string>, metadata: ClusterMetadata): GroupPartitionsAssignments[] {
   const memberIds = [...members.keys()].sort();

@@ -1,5 +1,5 @@
 import type { Consumer, ConsumerOptions, GroupAssignment, MessagesStream } from '@platformatic/kafka';
-import type { ConsumedRecord, ConsumerHandlers, FetchedBatch, GroupConsumer, GroupConsumerSpec, TopicPartitions } from '../client.js';
+import { SUBSCRIPTION_ROUND_ROBIN, type ConsumedRecord, type ConsumerHandlers, type FetchedBatch, type GroupConsumer, type GroupConsumerSpec, type TopicPartitions } from '../client.js';
 import { parsePartitionKey, partitionKey, type PartitionOffset } from '../commits.js';
 import type { KafkaOptions } from '../options.js';
 import type { PlatformaticAdmin } from './admin.js';
@@ -88,6 +88,14 @@ export class PlatformaticGroupConsumer implements GroupConsumer {
             sessionTimeout: options.sessionTimeoutMs,
             heartbeatInterval: options.heartbeatIntervalMs,
             rebalanceTimeout: options.rebalanceTimeoutMs,
+            // Offered under the kafkajs driver's name, so a group may mix both drivers (see
+            // SUBSCRIPTION_ROUND_ROBIN); `roundrobin` (the name this driver offered before) second, so
+            // members of an earlier build still share an assignor with this one during an upgrade. The
+            // same assigner runs under either name.
+            protocols: [
+              { name: SUBSCRIPTION_ROUND_ROBIN, version: 0 },
+              { name: 'roundrobin', version: 1 },
+            ],
             partitionAssigner: subscriptionAwareAssigner,
           };
     this.consumer = new kafka.Consumer({
