@@ -57,6 +57,8 @@ export class RabbitSubscription implements TransportSubscription {
   private restarting: Promise<void> | undefined;
   private endedCallbacks: (() => void)[] = [];
   private readonly receiveContext: ReceiveContext;
+  /** The channel's prefetch: max(`prefetch`, concurrency). Above the concurrency, deliveries can wait in process. */
+  private readonly prefetch: number;
 
   constructor(
     private readonly transport: SubscriptionContext,
@@ -70,6 +72,7 @@ export class RabbitSubscription implements TransportSubscription {
       quorum: transport.options.queueType === 'quorum',
       signer: transport.signer,
     };
+    this.prefetch = Math.max(transport.options.prefetch ?? 0, spec.concurrency);
   }
 
   async start(): Promise<void> {
@@ -79,7 +82,7 @@ export class RabbitSubscription implements TransportSubscription {
       if (this.channel === channel) this.channel = undefined;
       this.dropWaiting(channel);
     });
-    await channel.prefetch(Math.max(this.transport.options.prefetch ?? 0, this.spec.concurrency));
+    await channel.prefetch(this.prefetch);
     this.queue = await this.transport.declareGroupQueue(channel, this.spec);
     this.sources.clear(); // they name the queue
     const acks = new ChannelAcks(channel);
@@ -100,7 +103,7 @@ export class RabbitSubscription implements TransportSubscription {
    */
   status(): SubscriptionStatus {
     if (this.interruptedAt !== undefined) return { state: 'interrupted', since: this.interruptedAt };
-    return (this.transport.options.prefetch ?? 0) > this.spec.concurrency ? { state: 'live', buffered: this.waiting.length } : { state: 'live' };
+    return this.prefetch > this.spec.concurrency ? { state: 'live', buffered: this.waiting.length } : { state: 'live' };
   }
 
   interrupted(error: unknown): void {
