@@ -184,7 +184,13 @@ export class KafkaSubscription implements TransportSubscription {
       onCommitted: (offsets) => {
         if (this.scheduler) this.windowsCommitted(offsets);
       },
-      onFailed: (error) => this.observer().onEvent({ type: 'internal-error', topic: this.spec.topic, context: 'kafka offset commit (kept, committed again later)', error }),
+      onFailed: (error) =>
+        this.observer().onEvent({
+          type: 'internal-error',
+          topic: this.spec.topic,
+          context: this.stopping ? 'kafka offset commit at close (not committed: the next owner reads those records again)' : 'kafka offset commit (kept, committed again later)',
+          error,
+        }),
       isStopping: () => this.stopping,
     });
     if (spec.ordering !== 'partition') {
@@ -719,13 +725,27 @@ export class KafkaSubscription implements TransportSubscription {
       this.held.clear();
       this.handedBackCount += this.scheduler?.takePending().length ?? 0; // not started: handed back uncommitted
       await this.inFlight.idle();
-      await this.commits.flush();
+      await this.lastCommit();
       await this.transactions?.close();
       await this.consumer.disconnect().catch(() => undefined);
       this.firstPositioned.reject(new ClosedError('kafka subscription closed'));
       for (const callback of this.endedCallbacks) callback();
     })();
     return this.ending;
+  }
+
+  /**
+   * The commit of what was acknowledged since the last one, at close: waited for at most
+   * `closeCommitTimeoutMs`. Past it (no broker answers) the close goes on without it; the write is
+   * not retried (`isStopping`), and the partition's next owner reads those records again.
+   */
+  private async lastCommit(): Promise<void> {
+    const bound = this.context.options.closeCommitTimeoutMs;
+    await withDeadline(
+      this.commits.flush(),
+      Date.now() + bound,
+      () => new Error(`no answer within closeCommitTimeoutMs (${bound} ms): closed without committing what was acknowledged since the last commit (the next owner reads it again)`),
+    ).catch((error: unknown) => this.observer().onEvent({ type: 'internal-error', topic: this.spec.topic, context: 'kafka offset commit at close', error }));
   }
 
   /** Kafka hands back what it fetched but did not start (uncommitted), so drain is close. */

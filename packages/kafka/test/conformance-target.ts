@@ -27,6 +27,8 @@ export const target = {
   name: 'kafka',
   capabilities: kafkaCapabilities(TEST_DRIVER),
   createTransport: (): Promise<KafkaTransport> => testTransport(),
+  // outage.test.ts stops the project's broker instead (publish, consume, commits, close, resume).
+  brokerLink: { unavailable: 'Kafka clients connect to the addresses the brokers advertise, not through a relay' },
   prepareTopics: async (topics: readonly string[]) => {
     admin ??= await testTransport();
     await admin.ensureTopics(topics);

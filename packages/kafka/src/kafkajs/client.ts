@@ -232,10 +232,13 @@ class KafkajsAdmin implements KafkaAdmin {
 class KafkajsGroupConsumer implements GroupConsumer {
   private readonly consumer: Consumer;
   private handlers: ConsumerHandlers | undefined;
+  /** The member id of the consumer's current membership (from its last join); undefined after a crash. */
+  private memberId: string | undefined;
+  private stopped = false;
 
   constructor(
-    kafka: Kafka,
-    options: KafkaOptions,
+    private readonly kafka: Kafka,
+    private readonly options: KafkaOptions,
     private readonly spec: GroupConsumerSpec,
   ) {
     this.consumer = kafka.consumer({
@@ -260,10 +263,18 @@ class KafkajsGroupConsumer implements GroupConsumer {
     // Positions are fixed by the subscription; kafkajs' own fallback for a partition without a
     // committed offset is "earliest", which never skips anything.
     await consumer.subscribe({ topics: [this.spec.topics], fromBeginning: true });
-    consumer.on(consumer.events.GROUP_JOIN, (event) => handlers.onJoin(event.payload.memberAssignment));
+    consumer.on(consumer.events.GROUP_JOIN, (event) => {
+      this.memberId = event.payload.memberId;
+      handlers.onJoin(event.payload.memberAssignment);
+    });
     consumer.on(consumer.events.REBALANCING, () => handlers.onRebalancing());
     consumer.on(consumer.events.FETCH, () => handlers.onFetch());
-    consumer.on(consumer.events.CRASH, (event) => handlers.onCrash(event.payload.error, event.payload.restart));
+    consumer.on(consumer.events.CRASH, (event) => {
+      const left = this.memberId;
+      this.memberId = undefined;
+      if (left !== undefined) void this.removeStaleMember(left);
+      handlers.onCrash(event.payload.error, event.payload.restart);
+    });
     await this.run();
   }
 
@@ -309,6 +320,44 @@ class KafkajsGroupConsumer implements GroupConsumer {
   }
 
   disconnect(): Promise<void> {
+    this.stopped = true;
     return this.consumer.disconnect();
   }
+
+  /**
+   * After a crash kafkajs runs the consumer again as a new member (a new member id), and the LeaveGroup
+   * it sends for the old one fails while the broker is away. A broker that comes back restores the
+   * group with the old member in it, and the new member's join waits until that one's session expires:
+   * consumption resumed `sessionTimeoutMs` (30 s by default) after the broker did. So the old member is
+   * removed here, with a LeaveGroup of its id sent to the group's coordinator, tried every second until
+   * it is answered (gone already counts), for at most a session timeout (the broker expires it then).
+   * kafkajs exposes LeaveGroup only on its internal cluster, created here through the client's private
+   * factory (kafkajs 2.2.4, no release since 2023: its internals do not move).
+   */
+  private async removeStaleMember(memberId: string): Promise<void> {
+    const createCluster = Object.getOwnPropertySymbols(this.kafka).find((symbol) => symbol.description === 'private:Kafka:createCluster');
+    if (!createCluster) return; // another kafkajs build: the old member then expires after its session
+    const until = Date.now() + this.options.sessionTimeoutMs;
+    while (!this.stopped && Date.now() < until) {
+      const cluster = (this.kafka as unknown as Record<symbol, (options: object) => KafkajsCluster>)[createCluster]!({ metadataMaxAge: this.options.metadataMaxAgeMs, allowAutoTopicCreation: false });
+      try {
+        await cluster.connect();
+        const coordinator = await cluster.findGroupCoordinator({ groupId: this.spec.groupId });
+        await coordinator.leaveGroup({ groupId: this.spec.groupId, memberId });
+        return;
+      } catch (error) {
+        if ((error as { type?: string }).type === 'UNKNOWN_MEMBER_ID') return; // left or expired already
+      } finally {
+        await cluster.disconnect().catch(() => undefined);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+  }
+}
+
+/** The part of kafkajs' internal cluster {@link KafkajsGroupConsumer.removeStaleMember} uses. */
+interface KafkajsCluster {
+  connect(): Promise<void>;
+  disconnect(): Promise<void>;
+  findGroupCoordinator(request: { groupId: string }): Promise<{ leaveGroup(request: { groupId: string; memberId: string }): Promise<unknown> }>;
 }
