@@ -8,6 +8,7 @@ runConformanceSuite({
   name: 'memory',
   capabilities: MEMORY_CAPABILITIES,
   createTransport: async () => createMemoryTransport(broker),
+  brokerLink: { unavailable: 'no broker: the memory transport has no connection to lose' },
   ephemeralStateLeft: async (_transport, topic, group) => broker.hasGroup(topic, group),
   waitMs: 5000,
 });
@@ -16,6 +17,7 @@ runConformanceSuite({
   name: 'memory, ordering "key"',
   capabilities: MEMORY_CAPABILITIES,
   createTransport: async () => createMemoryTransport(broker),
+  brokerLink: { unavailable: 'no broker: the memory transport has no connection to lose' },
   waitMs: 5000,
   defaults: { ordering: 'key' },
 });
@@ -25,5 +27,6 @@ runConformanceSuite({
   name: 'memory, maxMessageBytes 256 KiB',
   capabilities: { ...MEMORY_CAPABILITIES, maxMessageBytes: 256 * 1024 },
   createTransport: async () => createMemoryTransport(broker, { maxMessageBytes: 256 * 1024 }),
+  brokerLink: { unavailable: 'no broker: the memory transport has no connection to lose' },
   waitMs: 5000,
 });

@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import type { MqttClient } from 'mqtt';
 import { afterAll } from 'vitest';
-import { runConformanceSuite, type RawMessage } from '@switchboard/core/testing';
+import { runConformanceSuite, type RawMessage, BrokerLink } from '@switchboard/core/testing';
 import { mqttCapabilities } from '@switchboard/mqtt';
-import { publishRawWith, rawClient, testTransport } from './helpers.js';
+import { MQTT_URL, publishRawWith, rawClient, testTransport } from './helpers.js';
 
 let raw: MqttClient | undefined;
 afterAll(() => raw?.endAsync());
@@ -19,6 +19,10 @@ runConformanceSuite({
   name: 'mqtt (static members)',
   capabilities: mqttCapabilities({ memberId: 'static', brokerPersists: false, maxMessageBytes }),
   createTransport: () => testTransport({ memberId: `conf-${randomUUID().slice(0, 8)}`, maxMessageBytes }),
+  brokerLink: {
+    broker: BrokerLink.addressOf(MQTT_URL),
+    createTransport: (link) => testTransport({ url: link.urlThrough(MQTT_URL), memberId: `conf-${randomUUID().slice(0, 8)}`, maxMessageBytes, publishTimeoutMs: 2000 }),
+  },
   publishRaw,
   waitMs: 10_000,
 });
@@ -27,6 +31,7 @@ runConformanceSuite({
   name: 'mqtt (members without identity)',
   capabilities: mqttCapabilities({ brokerPersists: false, maxMessageBytes }),
   createTransport: () => testTransport({ maxMessageBytes }),
+  brokerLink: { broker: BrokerLink.addressOf(MQTT_URL), createTransport: (link) => testTransport({ url: link.urlThrough(MQTT_URL), maxMessageBytes, publishTimeoutMs: 2000 }) },
   publishRaw,
   waitMs: 10_000,
 });

@@ -7,6 +7,7 @@ import {
   TransportDelivery,
   afterListener,
   matchesTopicPattern,
+  withDeadline,
   type DeliveryListener,
   type TransportMessage,
   type TransportSubscribeSpec,
@@ -57,6 +58,8 @@ export class NatsSubscription implements TransportSubscription {
   private state: 'active' | 'closing' | 'draining' | 'ended' = 'active';
   private ending: Promise<void> | undefined;
   private reading: Promise<void> | undefined;
+  /** The fetch under way, stopped by a close that cannot wait for it (the server is not answering). */
+  private fetching: { stop(): void } | undefined;
   private ticker: NodeJS.Timeout | undefined;
   private readonly gap: InterruptionTracker;
   /** The group's lag from the last consumer info: not yet delivered plus delivered and not acknowledged. */
@@ -141,7 +144,9 @@ export class NatsSubscription implements TransportSubscription {
       }
       try {
         const batch = await this.consumer.fetch({ max_messages: free, expires: options.fetchExpiresMs });
+        this.fetching = batch;
         for await (const msg of batch) this.accept(msg);
+        this.fetching = undefined;
         if (this.context.connected()) this.resumed(); // a fetch that ended well: the consumer answers again
         backoff = 100;
       } catch (error) {
@@ -267,7 +272,13 @@ export class NatsSubscription implements TransportSubscription {
       // is handed back at once. Stopping it would drop those messages in the client, to come again
       // only after ackWaitMs.
       this.window.wake();
-      await this.reading;
+      // While the server does not answer, the fetch never ends (the client waits for the connection):
+      // past its expiry and a second it is stopped. What it would still deliver comes again after ackWaitMs.
+      const fetchEnds = this.context.options.fetchExpiresMs + 1000;
+      await withDeadline(this.reading ?? Promise.resolve(), Date.now() + fetchEnds, () => new Error('fetch did not end')).catch(() => {
+        this.fetching?.stop();
+        this.fetching = undefined;
+      });
       if (this.state === 'draining') await this.lanes.whenIdle(true);
       else {
         this.lanes.takePending();

@@ -8,6 +8,7 @@ import {
   ObserverSet,
   redactUrl,
   refuseOversizeMessages,
+  withDeadline,
   type DeliveryListener,
   type TransportMessage,
   type TransportPublishOptions,
@@ -225,8 +226,10 @@ export class NatsTransport implements Transport {
     this.closed = true;
     await Promise.all([...this.subscriptions].map((s) => s.close()));
     this.subscriptions.clear();
-    // Drain flushes what was published and the acknowledgements and hand-backs just sent.
-    await this.nc.drain().catch(() => this.nc.close());
+    // Drain flushes what was published and the acknowledgements and hand-backs just sent. While the
+    // server does not answer it never ends: past publishTimeoutMs the connection is closed without it
+    // (unsent acks: those messages come again after ackWaitMs; publishes were each acknowledged or failed).
+    await withDeadline(this.nc.drain(), Date.now() + this.options.publishTimeoutMs, () => new Error('drain did not end')).catch(() => this.nc.close());
     await this.watching.catch(() => undefined);
   }
 }

@@ -1,7 +1,7 @@
 import { connect, headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { afterAll } from 'vitest';
-import { runConformanceSuite, type RawMessage } from '@switchboard/core/testing';
+import { runConformanceSuite, type RawMessage, BrokerLink } from '@switchboard/core/testing';
 import { durableName, filterOf, natsCapabilities } from '@switchboard/nats';
 import { NATS_URL, testTransport } from './helpers.js';
 
@@ -35,6 +35,7 @@ for (const ordering of ['partition', 'none'] as const) {
     name: `nats (ordering ${ordering})`,
     capabilities: natsCapabilities({ maxMessageBytes }),
     createTransport: () => testTransport({ maxMessageBytes, ackWaitMs: 3000 }),
+    brokerLink: { broker: BrokerLink.addressOf(NATS_URL), createTransport: (link) => testTransport({ servers: link.urlThrough(NATS_URL), maxMessageBytes, ackWaitMs: 3000, publishTimeoutMs: 2000 }) },
     publishRaw,
     ephemeralStateLeft: async (_transport, topic, group) => {
       raw ??= await connect({ servers: NATS_URL });

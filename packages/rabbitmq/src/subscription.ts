@@ -1,6 +1,15 @@
 import type { Channel, ConsumeMessage } from 'amqplib';
 import { DEAD_LETTER_SUFFIX, type BusObserver, type SourceMetadata, type SubscriptionStatus } from '@switchboard/core';
-import { TransportDelivery, InFlight, compileTopicPattern, type ControlSigner, type DeliveryListener, type TransportSubscribeSpec, type TransportSubscription } from '@switchboard/core/transport';
+import {
+  TransportDelivery,
+  InFlight,
+  compileTopicPattern,
+  withDeadline,
+  type ControlSigner,
+  type DeliveryListener,
+  type TransportSubscribeSpec,
+  type TransportSubscription,
+} from '@switchboard/core/transport';
 import { ChannelAcks } from './acks.js';
 import { fromConsumeMessage, type ReceivedMessage, type ReceiveContext } from './codec.js';
 import type { RabbitOptions, RabbitRoute } from './options.js';
@@ -11,7 +20,7 @@ import type { RabbitOptions, RabbitRoute } from './options.js';
  * messages are read with. The transport implements it; nothing else of the transport is reachable.
  */
 export interface SubscriptionContext {
-  readonly options: Pick<RabbitOptions, 'queueType' | 'prefetch'>;
+  readonly options: Pick<RabbitOptions, 'queueType' | 'prefetch' | 'publishTimeoutMs'>;
   readonly signer: ControlSigner | undefined;
   createChannel(): Promise<Channel>;
   declareGroupQueue(channel: Channel, spec: TransportSubscribeSpec): Promise<string>;
@@ -356,13 +365,21 @@ export class RabbitSubscription implements TransportSubscription {
       this.state = mode;
       const channel = this.channel;
       const acks = this.acks;
-      if (channel && this.consumerTag) await channel.cancel(this.consumerTag).catch(() => undefined);
+      // Each wait on the broker is bounded (publishTimeoutMs), and once one went unanswered the next is
+      // not waited for: a broker that stopped answering without closing the connection (a partition)
+      // would leave them pending until heartbeats notice, minutes later.
+      let silent = false;
+      const answered = (request: Promise<unknown>) =>
+        withDeadline(request, silent ? 0 : Date.now() + this.transport.options.publishTimeoutMs, () => new Error('no answer')).catch((error: unknown) => {
+          if ((error as Error).message === 'no answer') silent = true;
+        });
+      if (channel && this.consumerTag) await answered(channel.cancel(this.consumerTag));
       this.cancelled = true;
       if (this.state === 'closing') this.handBackWaiting();
       await this.inFlight.idle();
       this.state = 'ended';
       acks?.flush(); // the last acks go out before the channel closes (else the broker redelivers them)
-      if (channel) await channel.close().catch(() => undefined);
+      if (channel) await answered(channel.close());
       for (const callback of this.endedCallbacks) callback();
     })();
     return this.ending;

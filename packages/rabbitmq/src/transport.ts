@@ -4,6 +4,7 @@ import { ClosedError, PublishError, type BusObserver, type Capabilities, type Co
 import {
   ConnectionState,
   ObserverSet,
+  withDeadline,
   createControlSigner,
   type ControlSigner,
   type DeliveryListener,
@@ -255,7 +256,20 @@ export class RabbitTransport implements Transport {
     if (this.closed) return;
     this.closed = true;
     clearTimeout(this.topologyTimer);
-    await Promise.all([...this.subscriptions].map((s) => s.close()));
-    await this.model.close().catch(() => undefined);
+    const socket = socketOf(this.model);
+    const closing = (async () => {
+      await Promise.all([...this.subscriptions].map((s) => s.close()));
+      await this.model.close().catch(() => undefined);
+    })();
+    // A broker that stops answering without closing the connection (a network partition) never sends
+    // the cancel-ok and close-ok these wait for, until heartbeats notice (two intervals: 2 minutes at
+    // RabbitMQ's default 60 s). Past publishTimeoutMs the socket is destroyed instead: what was not
+    // acknowledged comes again (the broker requeues a lost connection's messages).
+    await withDeadline(closing, Date.now() + this.options.publishTimeoutMs, () => new Error('close did not end')).catch(() => socket?.destroy());
   }
+}
+
+/** The socket under amqplib's recovering model (its internal fields in amqplib 2.3; undefined if they move). */
+function socketOf(model: RecoveringChannelModel): { destroy(): void } | undefined {
+  return (model as unknown as { _core?: { _model?: { connection?: { stream?: { destroy(): void } } } } })._core?._model?.connection?.stream;
 }

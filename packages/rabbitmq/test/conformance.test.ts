@@ -1,6 +1,6 @@
 import * as amqplib from 'amqplib';
 import { afterAll } from 'vitest';
-import { runConformanceSuite, type RawMessage } from '@switchboard/core/testing';
+import { runConformanceSuite, type RawMessage, BrokerLink } from '@switchboard/core/testing';
 import { queueNameFor, rabbitCapabilities } from '@switchboard/rabbitmq';
 import { RABBITMQ_URL, testTransport } from './helpers.js';
 
@@ -49,6 +49,7 @@ for (const mode of modes) {
     name: `rabbitmq (${mode.name})`,
     capabilities: rabbitCapabilities(mode.options),
     createTransport: () => testTransport(mode.options),
+    brokerLink: { broker: BrokerLink.addressOf(RABBITMQ_URL), createTransport: (link) => testTransport({ ...mode.options, url: link.urlThrough(RABBITMQ_URL), publishTimeoutMs: 2000 }) },
     publishRaw,
     ephemeralStateLeft,
     readsControlHeaders: true,

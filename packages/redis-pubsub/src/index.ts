@@ -37,7 +37,15 @@ export { RedisDeduplicationStore } from './dedup-store.js';
 
 /** Opens a Redis-stream fallback store on its own connection (used by `switchboard relay --store redis://...`). */
 export async function openRedisFallbackStore(url: string, key?: string): Promise<RedisFallbackStore & { close(): Promise<void> }> {
-  const redis = new Redis(url, { lazyConnect: true, connectTimeout: 5000, maxRetriesPerRequest: 1, retryStrategy: (times) => Math.min(100 * 2 ** times, 2000) });
+  // A write the server does not answer within 5 s fails (and its socket is replaced) instead of hanging the relay.
+  const redis = new Redis(url, {
+    lazyConnect: true,
+    connectTimeout: 5000,
+    commandTimeout: 5000,
+    socketTimeout: 5000,
+    maxRetriesPerRequest: 1,
+    retryStrategy: (times) => Math.min(100 * 2 ** times, 2000),
+  });
   const store = new RedisFallbackStore({ redis, ...(key ? { key } : {}) }); // adds the one-line error reporting
   try {
     await redis.connect();

@@ -15,6 +15,13 @@ export const redisOptionsSchema = z
     /** Connect timeout, ms: an unreachable server gives a clear error instead of hanging. */
     connectTimeoutMs: z.number().int().min(100).max(120_000).default(5000),
     /**
+     * A command the server does not answer within this fails, ms (a publish then rejects), and the
+     * connection it waited on is dropped and opened again. Without it a connection that stopped
+     * answering without closing (a network partition, a proxy whose server is gone) left publishes
+     * pending forever.
+     */
+    commandTimeoutMs: z.number().int().min(100).max(600_000).default(5000),
+    /**
      * Pub/Sub pushes whatever the pace of the handlers and cannot be slowed down: each subscription
      * buffers at most this many received, unhandled messages in process. Beyond it, `overflow` applies.
      */

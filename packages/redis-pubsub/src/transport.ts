@@ -259,6 +259,9 @@ async function openConnection(options: RedisOptions, role: 'publisher' | 'subscr
     autoResubscribe: false,
     maxRetriesPerRequest: role === 'publisher' ? 1 : null,
     retryStrategy: (times) => Math.min(50 * 2 ** times, 2000),
+    // A reply that never comes fails its command, and the silent socket is replaced (see commandTimeoutMs).
+    commandTimeout: options.commandTimeoutMs,
+    socketTimeout: options.commandTimeoutMs,
     connectionName: `switchboard-${role}`,
     ...(options.username !== undefined ? { username: options.username } : {}),
     ...(options.password !== undefined ? { password: options.password } : {}),

@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import { afterAll } from 'vitest';
-import { runConformanceSuite, type RawMessage } from '@switchboard/core/testing';
+import { runConformanceSuite, type RawMessage, BrokerLink } from '@switchboard/core/testing';
 import { createRedisPubSubTransport, redisPubSubCapabilities } from '@switchboard/redis-pubsub';
 import { REDIS_URL, openStreamReader } from './helpers.js';
 
@@ -23,6 +23,7 @@ runConformanceSuite({
   name: 'redis-pubsub',
   capabilities: redisPubSubCapabilities({ maxMessageBytes }),
   createTransport: () => createRedisPubSubTransport({ url: REDIS_URL, maxMessageBytes }),
+  brokerLink: { broker: BrokerLink.addressOf(REDIS_URL), createTransport: (link) => createRedisPubSubTransport({ url: link.urlThrough(REDIS_URL), maxMessageBytes, commandTimeoutMs: 2000 }) },
   openDeadLetterReader: (_transport, stream) => openStreamReader(stream),
   publishRaw,
   waitMs: 10_000,

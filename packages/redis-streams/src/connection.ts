@@ -8,12 +8,19 @@ import type { RedisStreamsOptions } from './options.js';
  * `reader` (one per subscription, for blocking reads) queues and reconnects forever.
  */
 export async function openConnection(options: RedisStreamsOptions, role: 'commands' | 'reader'): Promise<Redis> {
+  const commandTimeoutMs = options.commandTimeoutMs + (options.replicas > 0 ? options.replicaTimeoutMs : 0);
   const connection = new Redis(options.url, {
     lazyConnect: true,
     connectTimeout: options.connectTimeoutMs,
     enableOfflineQueue: role === 'reader',
     maxRetriesPerRequest: role === 'commands' ? 1 : null,
     retryStrategy: (times) => Math.min(50 * 2 ** times, 2000),
+    // A reply that never comes fails its command, and the silent socket is replaced (see
+    // commandTimeoutMs). A reader's XREADGROUP BLOCK gets blockMs more (ioredis adds the grace to the
+    // command's own BLOCK), and its socket may stay quiet for as long.
+    ...(role === 'commands'
+      ? { commandTimeout: commandTimeoutMs, socketTimeout: commandTimeoutMs }
+      : { blockingTimeout: options.blockMs, blockingTimeoutGrace: commandTimeoutMs, socketTimeout: options.blockMs + commandTimeoutMs }),
     connectionName: `switchboard-streams-${role}`,
     ...(options.username !== undefined ? { username: options.username } : {}),
     ...(options.password !== undefined ? { password: options.password } : {}),

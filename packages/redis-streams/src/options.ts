@@ -15,6 +15,15 @@ export const redisStreamsOptionsSchema = z
     /** Connect timeout, ms: an unreachable server gives a clear error instead of hanging. */
     connectTimeoutMs: z.number().int().min(100).max(120_000).default(5000),
     /**
+     * A command the server does not answer within this fails, ms (a publish then rejects; a blocking
+     * read gets `blockMs` more), and the connection it waited on is dropped and opened again: a reader
+     * reports the subscription interrupted, then resumed. Without it a connection that stopped
+     * answering without closing (a network partition, a proxy whose server is gone) left publishes and
+     * `close()` pending forever. With `replicas` set, commands get `replicaTimeoutMs` more (WAIT
+     * blocks that long before it answers).
+     */
+    commandTimeoutMs: z.number().int().min(100).max(600_000).default(5000),
+    /**
      * Entries one subscription holds at most (read, running, or waiting for a retry): it reads no more
      * until some are settled. At least the subscription's `concurrency`.
      */

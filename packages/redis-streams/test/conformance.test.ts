@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import { afterAll } from 'vitest';
-import { runConformanceSuite, type RawMessage } from '@switchboard/core/testing';
+import { runConformanceSuite, type RawMessage, BrokerLink } from '@switchboard/core/testing';
 import { redisStreamsCapabilities } from '@switchboard/redis-streams';
 import { REDIS_URL, testTransport } from './helpers.js';
 
@@ -22,6 +22,7 @@ for (const ordering of ['partition', 'key'] as const) {
     name: `redis-streams (ordering ${ordering})`,
     capabilities: redisStreamsCapabilities({ maxMessageBytes, replicas: 0 }),
     createTransport: () => testTransport({ maxMessageBytes, claimIdleMs: 3000 }),
+    brokerLink: { broker: BrokerLink.addressOf(REDIS_URL), createTransport: (link) => testTransport({ url: link.urlThrough(REDIS_URL), maxMessageBytes, claimIdleMs: 3000, commandTimeoutMs: 2000 }) },
     publishRaw,
     ephemeralStateLeft: async (_transport, stream) => {
       if (raw.status === 'wait') await raw.connect();

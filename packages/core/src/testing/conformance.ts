@@ -5,6 +5,7 @@ import { failuresScenarios } from './conformance/failures.js';
 import { groupsAndOrderScenarios } from './conformance/groups-and-order.js';
 import { hostileInputScenarios } from './conformance/hostile-input.js';
 import { lifecycleScenarios } from './conformance/lifecycle.js';
+import { outageScenarios } from './conformance/outage.js';
 import { patternsScenarios } from './conformance/patterns.js';
 
 export type { ConformanceTarget, DeadLetterReader, RawMessage, ConformanceContext } from './conformance/context.js';
@@ -18,6 +19,7 @@ export const conformanceScenarios = {
   hostileInput: hostileInputScenarios,
   lifecycle: lifecycleScenarios,
   patterns: patternsScenarios,
+  outage: outageScenarios,
 } as const;
 export type ConformanceScenarioName = keyof typeof conformanceScenarios;
 

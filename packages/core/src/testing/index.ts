@@ -7,3 +7,4 @@ export * from './hostile.js';
 export * from './dedup-store-suite.js';
 export * from './outbox-store-suite.js';
 export * from './harness.js';
+export * from './broker-link.js';

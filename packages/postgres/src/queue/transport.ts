@@ -5,6 +5,7 @@ import { ClosedError, ConfigError, PublishError, type BusObserver, type Capabili
 import {
   ConnectError,
   ConnectionState,
+  withDeadline,
   ObserverSet,
   compileTopicPattern,
   matchesTopicPattern,
@@ -328,13 +329,21 @@ export class PostgresQueueTransport implements Transport {
     clearInterval(this.retentionTimer);
     for (const timer of this.dueTimers) clearTimeout(timer);
     this.dueTimers.clear();
-    await Promise.all([...this.subscriptions].map((live) => live.subscription.close()));
-    this.subscriptions.clear();
-    await this.retention;
-    await this.listener?.end().catch(() => undefined);
-    await this.listening?.catch(() => undefined);
-    await this.pool.end().catch(() => undefined);
-    await this.claimPool.end().catch(() => undefined);
+    const closing = (async () => {
+      await Promise.all([...this.subscriptions].map((live) => live.subscription.close()));
+      this.subscriptions.clear();
+      await this.retention;
+      await this.listener?.end().catch(() => undefined);
+      await this.listening?.catch(() => undefined);
+      await this.pool.end().catch(() => undefined);
+      await this.claimPool.end().catch(() => undefined);
+    })();
+    // A server that stops answering without closing the connections (a network partition) never lets
+    // these end: `end()` waits for the server's side of each socket. Past queryTimeoutMs the sockets
+    // are destroyed instead; what was claimed and not acknowledged is claimed again once its lease ends.
+    await withDeadline(closing, Date.now() + this.options.queryTimeoutMs, () => new Error('close did not end')).catch(() => {
+      for (const client of [this.listener, ...clientsOf(this.pool), ...clientsOf(this.claimPool)]) socketOfClient(client)?.destroy();
+    });
   }
 }
 
@@ -351,4 +360,14 @@ export const CLAIM_PLANNING = '-c enable_sort=off -c enable_bitmapscan=off -c en
 function checkTopic(topic: string): void {
   if (topic.length === 0) throw new ConfigError([{ path: 'topic', message: 'must not be empty' }]);
   assertStorableText(topic, 'topic');
+}
+
+/** The clients a pool holds (node-postgres keeps them in an internal field; empty if it moves). */
+function clientsOf(pool: pg.Pool): pg.Client[] {
+  return (pool as unknown as { _clients?: pg.Client[] })._clients ?? [];
+}
+
+/** A node-postgres client's socket (its connection's stream, an internal field). */
+function socketOfClient(client: pg.Client | undefined): { destroy(): void } | undefined {
+  return (client as unknown as { connection?: { stream?: { destroy(): void } } } | undefined)?.connection?.stream;
 }

@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { afterAll } from 'vitest';
-import { runConformanceSuite, type RawMessage } from '@switchboard/core/testing';
+import { runConformanceSuite, type RawMessage, BrokerLink } from '@switchboard/core/testing';
 import { postgresQueueCapabilities } from '@switchboard/postgres';
 import { DATABASE_URL, dropQueueTables, testQueueTransport, uniquePrefix } from './helpers.js';
 
@@ -30,6 +30,7 @@ for (const ordering of ['key', 'none'] as const) {
     name: `postgres (ordering ${ordering})`,
     capabilities: postgresQueueCapabilities({ maxMessageBytes }),
     createTransport: () => testQueueTransport(prefix, { maxMessageBytes }),
+    brokerLink: { broker: BrokerLink.addressOf(DATABASE_URL), createTransport: (link) => testQueueTransport(prefix, { url: link.urlThrough(DATABASE_URL), maxMessageBytes, queryTimeoutMs: 2000 }) },
     publishRaw,
     ephemeralStateLeft: async (_transport, topic, group) => (await pool.query(`SELECT 1 FROM ${prefix}_subscriptions WHERE group_name = $1 AND filter = $2`, [group, topic])).rowCount! > 0,
     defaults: { ordering },

@@ -6,6 +6,7 @@ import { CountingObserver } from '../../observability/observer.js';
 import type { BusEvent } from '../../ports/events.js';
 import type { Transport } from '../../ports/ports.js';
 import { Recorder, uniqueName } from '../recorder.js';
+import type { BrokerLink } from '../broker-link.js';
 
 /** Counts like {@link CountingObserver} and prints what a passing run never shows (internal errors, interruptions), so a failure in CI can be diagnosed from its log. */
 export class ReportingObserver extends CountingObserver {
@@ -73,6 +74,13 @@ export interface ConformanceTarget {
    * headers that bind to the id). Absent: a generated id must not reach the consumer.
    */
   readonly carriesGeneratedIds?: string;
+  /**
+   * How to reach the broker through a relay the suite cuts ({@link BrokerLink}): the broker's address and
+   * a fresh transport connecting to the relay instead (`link.urlThrough(url)`). The outage scenarios then check that a
+   * publish settles and `close()` returns when the broker stops answering. `{ unavailable: why }` skips
+   * them with that reason (no broker; clients that connect to addresses the broker advertises).
+   */
+  readonly brokerLink?: { readonly broker: { readonly host: string; readonly port: number }; createTransport(link: BrokerLink): Promise<Transport> } | { readonly unavailable: string };
   /** Bound for each wait on the broker, ms. Default 20000. */
   readonly waitMs?: number;
   /** Per-test timeout, ms. Default 60000. */
