@@ -35,7 +35,8 @@ export const kafkaOptionsSchema = z
      * The Kafka client library: `kafkajs` (default), or `platformatic` (@platformatic/kafka 2, an optional
      * peer dependency: install it next to this package; Node >= 22.22). Producing, consuming and topic
      * administration all go through the chosen one; the other is not loaded. Keys go to the same
-     * partitions with both (Java-compatible murmur2). One consumer group may mix members of both drivers (classic protocol), so `driver` can change one process at a time.
+     * partitions with both (Java-compatible murmur2). One consumer group may mix members of both
+     * drivers (classic protocol), so `driver` can change one process at a time.
      */
     driver: z.enum(['kafkajs', 'platformatic']).default('kafkajs'),
     /**

@@ -75,10 +75,11 @@ export interface ConformanceTarget {
    */
   readonly carriesGeneratedIds?: string;
   /**
-   * How to reach the broker through a relay the suite cuts ({@link BrokerLink}): the broker's address and
-   * a fresh transport connecting to the relay instead (`link.urlThrough(url)`). The outage scenarios then check that a
-   * publish settles and `close()` returns when the broker stops answering. `{ unavailable: why }` skips
-   * them with that reason (no broker; clients that connect to addresses the broker advertises).
+   * How to reach the broker through a relay the suite cuts ({@link BrokerLink}): the broker's address,
+   * and a fresh transport connecting to the relay instead (`link.urlThrough(url)`). The outage
+   * scenarios then check that a publish settles and `close()` returns when the broker stops
+   * answering. `{ unavailable: why }` skips them with that reason (no broker; clients that connect to
+   * addresses the broker advertises).
    */
   readonly brokerLink?: { readonly broker: { readonly host: string; readonly port: number }; createTransport(link: BrokerLink): Promise<Transport> } | { readonly unavailable: string };
   /** Bound for each wait on the broker, ms. Default 20000. */

@@ -13,8 +13,9 @@ const OUTAGE_BOUND_MS = 20_000;
  * A broker that stops answering while a handler runs and a publish is made: the publish settles
  * (rejects, unless the transport's default guarantee is "none"), and `close()` returns, each within
  * {@link OUTAGE_BOUND_MS}. Targets give the relayed transport short timeouts of their own (a few
- * seconds): the scenario checks that every wait is bounded, not how long the defaults are. Before this scenario, Redis publishes over a dropped connection and a NATS
- * close while the server was down stayed pending for good.
+ * seconds): the scenario checks that every wait is bounded, not how long the defaults are. Before
+ * this scenario, Redis publishes over a dropped connection and a NATS close while the server was
+ * down stayed pending for good.
  */
 export function outageScenarios(context: ConformanceContext): void {
   const { target, caps, waitMs, timeout, groupOf, startFrom, topics, onCleanup } = context;
