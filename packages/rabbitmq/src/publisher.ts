@@ -84,7 +84,8 @@ export class ConfirmPublisher {
     const confirmed = new Promise<void>((resolve, reject) => (settle = { resolve, reject }));
     if (pending === 0) settle.resolve();
     const onConfirm = (id: string) => (error: unknown) => {
-      if (error) return settle.reject(new PublishError(`RabbitMQ nacked message ${id} on "${exchange}" / "${routingKey}"`, topic, { cause: error }));
+      // amqplib reports a broker's nack and a channel lost with the confirm outstanding the same way: its message says which.
+      if (error) return settle.reject(new PublishError(`RabbitMQ did not confirm message ${id} on "${exchange}" / "${routingKey}": ${(error as Error)?.message ?? String(error)}`, topic, { cause: error }));
       if (link.returned.delete(id)) unroutable++;
       if (--pending === 0) settle.resolve();
     };
