@@ -85,7 +85,8 @@ export class ConfirmPublisher {
     if (pending === 0) settle.resolve();
     const onConfirm = (id: string) => (error: unknown) => {
       // amqplib reports a broker's nack and a channel lost with the confirm outstanding the same way: its message says which.
-      if (error) return settle.reject(new PublishError(`RabbitMQ did not confirm message ${id} on "${exchange}" / "${routingKey}": ${(error as Error)?.message ?? String(error)}`, topic, { cause: error }));
+      if (error)
+        return settle.reject(new PublishError(`RabbitMQ did not confirm message ${id} on "${exchange}" / "${routingKey}": ${(error as Error)?.message ?? String(error)}`, topic, { cause: error }));
       if (link.returned.delete(id)) unroutable++;
       if (--pending === 0) settle.resolve();
     };

@@ -18,7 +18,8 @@ export const redisOptionsSchema = z
      * A command the server does not answer within this fails, ms (a publish then rejects), and the
      * connection it waited on is dropped and opened again. Without it a connection that stopped
      * answering without closing (a network partition, a proxy whose server is gone) left publishes
-     * pending forever.
+     * pending forever. Subscriber connections send a PING this often, so a silent one is noticed too
+     * (the subscription reports interrupted, then resumed once subscribed again).
      */
     commandTimeoutMs: z.number().int().min(100).max(600_000).default(5000),
     /**

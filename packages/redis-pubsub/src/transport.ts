@@ -185,11 +185,19 @@ export class RedisPubSubTransport implements Transport {
       );
     });
 
+    // A subscriber connection only receives: with no command waiting for a reply, a connection that went
+    // silent (a partition, a proxy whose server is gone) would never be noticed, and the subscription
+    // would stay deaf while reading as live. A PING every commandTimeoutMs gives the reply timeout
+    // something to time: no answer, and the socket is replaced (interrupted, then resubscribed and resumed).
+    const pinger = setInterval(() => void connection.ping().catch(() => undefined), this.options.commandTimeoutMs);
+    pinger.unref();
+
     let ended: Promise<void> | undefined;
     // Nothing can be handed back (no redelivery), so close also handles what was already received.
     const end = () =>
       (ended ??= (async () => {
         ending = true;
+        clearInterval(pinger);
         await (glob ? connection.punsubscribe(glob) : connection.unsubscribe(spec.topic)).catch(() => undefined);
         await lanes.whenIdle(true);
         connection.disconnect();

@@ -15,7 +15,7 @@ import {
   type NoReceiversPolicy,
   registerTransport,
 } from '@switchboard/core';
-import { Recorder, runDeduplicationStoreSuite, runFallbackStoreSuite, uniqueName } from '@switchboard/core/testing';
+import { BrokerLink, Recorder, runDeduplicationStoreSuite, runFallbackStoreSuite, uniqueName } from '@switchboard/core/testing';
 import { createSwitchboardContainer } from '@switchboard/inversify';
 import { RedisDeduplicationStore, RedisFallbackStore, createRedisPubSubTransport, readDeadLetterStream, type RedisOptions, redisPubSubTransport } from '@switchboard/redis-pubsub';
 import { REDIS_URL } from './helpers.js';
@@ -100,6 +100,27 @@ describe('redis pub/sub semantics', () => {
     await bus.counts.waitFor('subscription-interrupted', 1);
     await bus.counts.waitFor('subscription-resumed', 1);
     await bus.publisher.publish(channel, { value: 'after' });
+    await received.waitFor(2, 5000);
+    expect(received.items.map((m) => m.value)).toEqual(['before', 'after']);
+  });
+
+  it('notices a subscriber connection gone silent (a partition): interrupted, subscribed again on a new connection, receives later messages', async () => {
+    const link = await BrokerLink.open(BrokerLink.addressOf(REDIS_URL));
+    cleanups.push(() => link.close());
+    const counts = new CountingObserver();
+    const subscriberBus = createBus({ transport: await createRedisPubSubTransport({ url: link.urlThrough(REDIS_URL), commandTimeoutMs: 1000 }), observer: counts });
+    cleanups.push(() => subscriberBus.close());
+    const publisherBus = await openBus();
+    const channel = uniqueName('sb-redis.silent');
+    const received = new Recorder<Message>();
+    await subscriberBus.subscriber.subscribe(channel, (m) => received.add(m));
+    await publisherBus.publisher.publish(channel, { value: 'before' });
+    await received.waitFor(1, 5000);
+    // Open connections carry nothing from now on; a new one reaches Redis, as after a partition.
+    link.cut('silent');
+    await counts.waitFor('subscription-interrupted', 1);
+    await counts.waitFor('subscription-resumed', 1);
+    await publisherBus.publisher.publish(channel, { value: 'after' });
     await received.waitFor(2, 5000);
     expect(received.items.map((m) => m.value)).toEqual(['before', 'after']);
   });
