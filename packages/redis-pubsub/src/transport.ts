@@ -189,7 +189,8 @@ export class RedisPubSubTransport implements Transport {
     // silent (a partition, a proxy whose server is gone) would never be noticed, and the subscription
     // would stay deaf while reading as live. A PING every commandTimeoutMs gives the reply timeout
     // something to time: no answer, and the socket is replaced (interrupted, then resubscribed and resumed).
-    const pinger = setInterval(() => void connection.ping().catch(() => undefined), this.options.commandTimeoutMs);
+    // Only while connected: a PING would otherwise wait in the offline queue, one per interval of an outage.
+    const pinger = setInterval(() => connection.status === 'ready' && void connection.ping().catch(() => undefined), this.options.commandTimeoutMs);
     pinger.unref();
 
     let ended: Promise<void> | undefined;
