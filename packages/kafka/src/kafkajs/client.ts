@@ -251,8 +251,11 @@ class KafkajsGroupConsumer implements GroupConsumer {
       metadataMaxAge: options.metadataMaxAgeMs,
       allowAutoTopicCreation: false,
       // Short, bounded retries: a lost broker is noticed (and reported) within seconds and the
-      // consumer restarts every second or so until the broker answers again.
-      retry: { retries: Math.max(options.retries, 5), initialRetryTime: 100, maxRetryTime: 1000 },
+      // consumer restarts every second or so until the broker answers again. Never once disconnected:
+      // kafkajs decides on a restart after its crash handler's own disconnect, so a close that came
+      // meanwhile was undone, and the consumer came back as a member nobody reads for (it held its
+      // partitions from the group's other members).
+      retry: { retries: Math.max(options.retries, 5), initialRetryTime: 100, maxRetryTime: 1000, restartOnFailure: async () => !this.stopped },
     });
   }
 
