@@ -369,9 +369,10 @@ export class RabbitSubscription implements TransportSubscription {
       // not waited for: a broker that stopped answering without closing the connection (a partition)
       // would leave them pending until heartbeats notice, minutes later.
       let silent = false;
+      const noAnswer = new Error('no answer');
       const answered = (request: Promise<unknown>) =>
-        withDeadline(request, silent ? 0 : Date.now() + this.transport.options.publishTimeoutMs, () => new Error('no answer')).catch((error: unknown) => {
-          if ((error as Error).message === 'no answer') silent = true;
+        withDeadline(request, silent ? 0 : Date.now() + this.transport.options.publishTimeoutMs, () => noAnswer).catch((error: unknown) => {
+          if (error === noAnswer) silent = true;
         });
       if (channel && this.consumerTag) await answered(channel.cancel(this.consumerTag));
       this.cancelled = true;
