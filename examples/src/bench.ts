@@ -848,6 +848,14 @@ async function declareTopicQueue(channel: amqplib.Channel, queue: string): Promi
   await channel.bindQueue(queue, 'switchboard', queue);
 }
 
+/**
+ * RabbitMQ routes sending the topic of each round, `name(r)` (warm-up rounds included), straight to its
+ * own queue through the default exchange (`type: 'queue'`): the routing the peers use.
+ */
+function queueRoutesFor(...names: ((r: number) => string)[]): Record<string, { type: 'queue' }> {
+  return Object.fromEntries(names.flatMap((name) => Array.from({ length: ROUNDS + WARMUP }, (_, r) => [name(r), { type: 'queue' as const }])));
+}
+
 async function benchRabbit(): Promise<void> {
   const connection = await amqplib.connect(RABBITMQ_URL);
   const channel = await connection.createConfirmChannel();
@@ -1621,6 +1629,17 @@ async function benchPeers(): Promise<void> {
     ClientProxyFactory.create({ transport: NestTransport.RMQ, options: { urls: [RABBITMQ_URL], queue, persistent: true, queueOptions: { durable: true, arguments: { 'x-expires': 600_000 } } } });
   const publishing = longLivedBus(sbRabbit);
   const leanPublishing = longLivedBus(sbRabbit, LEAN);
+  const nestStraightTopic = (r: number, kind: 'batch' | 'one') => `bench.${run}.peer.sbrmq${kind}q.${r}`;
+  const straightPublishing = longLivedBus(() =>
+    createRabbitTransport({
+      url: RABBITMQ_URL,
+      queueExpiresMs: 600_000,
+      routes: queueRoutesFor(
+        (r) => nestStraightTopic(r, 'batch'),
+        (r) => nestStraightTopic(r, 'one'),
+      ),
+    }),
+  );
   try {
     const nestPublish = async (r: number): Promise<Sample> => {
       const queue = `bench.${run}.peer.nestrmq.${r}`;
@@ -1652,6 +1671,25 @@ async function benchPeers(): Promise<void> {
         sbPublishOnly(publishing.get, (r) => `bench.${run}.peer.sbrmqone.${r}`, true, declare, 'unkeyed'),
       )),
       note: '"raw" column = NestJS',
+    });
+    const declareQueue = (queue: string) => admin.assertQueue(queue, { durable: true, arguments: { 'x-expires': 600_000 } }).then(() => undefined);
+    rows.push({
+      transport: 'peers',
+      scenario: `rabbitmq publish: NestJS emit vs Switchboard batches, straight to the queue (routes type "queue", NestJS's routing)`,
+      ...(await paired(
+        nestPublish,
+        sbPublishOnly(straightPublishing.get, (r) => nestStraightTopic(r, 'batch'), false, declareQueue, 'unkeyed'),
+      )),
+      note: '"raw" column = NestJS; both publish through the default exchange to the queue',
+    });
+    rows.push({
+      transport: 'peers',
+      scenario: `rabbitmq publish: NestJS emit vs Switchboard one publish() per message (1000 in flight), straight to the queue`,
+      ...(await paired(
+        nestPublish,
+        sbPublishOnly(straightPublishing.get, (r) => nestStraightTopic(r, 'one'), true, declareQueue, 'unkeyed'),
+      )),
+      note: '"raw" column = NestJS; both publish through the default exchange to the queue',
     });
     rows.push({
       transport: 'peers',
@@ -1708,6 +1746,7 @@ async function benchPeers(): Promise<void> {
   } finally {
     await publishing.close();
     await leanPublishing.close();
+    await straightPublishing.close();
     await rabbit.close();
   }
 
@@ -1873,9 +1912,24 @@ async function messageQueueToolkitRows(): Promise<void> {
       await publisher.close().catch(() => undefined);
     }
   };
-  const sbRabbit = () => createRabbitTransport({ url: RABBITMQ_URL, queueExpiresMs: 600_000 });
-  const unconfirmed = { get: async () => createBus({ transport: await sbRabbit(), publisher: { guarantee: 'none', noReceivers: 'ignore' } }) };
-  const bus = await unconfirmed.get();
+  /** Switchboard, guarantee "none", batches of 1000 routed straight to the topic's queue (`type: 'queue'`), as the peer does; timed until the queue holds them all. */
+  const straightTopic = (r: number) => `bench.${run}.peer.sbmqtq.${r}`;
+  const sbPublishStraight = async (r: number): Promise<Sample> => {
+    const queue = straightTopic(r);
+    await admin.assertQueue(queue, { durable: true, arguments: { 'x-expires': 600_000 } });
+    try {
+      const started = await sbPublish(straightBus, queue, false, 'unkeyed');
+      await untilQueued(queue, N);
+      return { msgPerSec: Math.round(N / ((now() - started) / 1000)) };
+    } finally {
+      await admin.deleteQueue(queue).catch(() => undefined);
+    }
+  };
+  const straightE2eTopic = (r: number) => `bench.${run}.peer.sbmqte2eq.${r}`;
+  const sbRabbit = (routes: Record<string, { type: 'queue' }> = {}) => createRabbitTransport({ url: RABBITMQ_URL, queueExpiresMs: 600_000, routes });
+  const unconfirmed = async (transport: Transport) => createBus({ transport, publisher: { guarantee: 'none', noReceivers: 'ignore' } });
+  const bus = await unconfirmed(await sbRabbit());
+  const straightBus = await unconfirmed(await sbRabbit(queueRoutesFor(straightTopic)));
   try {
     rows.push({
       transport: 'peers',
@@ -1885,28 +1939,50 @@ async function messageQueueToolkitRows(): Promise<void> {
     });
     rows.push({
       transport: 'peers',
+      scenario: `rabbitmq publish without confirms, straight to the queue: message-queue-toolkit ${version} publish() vs Switchboard batches, guarantee "none", routes type "queue"`,
+      ...(await paired(mqtPublish, sbPublishStraight)),
+      note: '"raw" column = message-queue-toolkit; both publish through the default exchange to the queue, timed until checkQueue counts every message',
+    });
+    rows.push({
+      transport: 'peers',
       scenario: `rabbitmq end to end, manual ack, publish without confirms: message-queue-toolkit consumer (no prefetch limit, its default) vs Switchboard (concurrency = prefetch 1000)`,
       ...(await paired(
         mqtEndToEnd,
-        sbEndToEndUnconfirmed(sbRabbit, (r) => `bench.${run}.peer.sbmqte2e.${r}`),
+        sbEndToEndUnconfirmed(
+          () => sbRabbit(),
+          (r) => `bench.${run}.peer.sbmqte2e.${r}`,
+        ),
       )),
       note: '"raw" column = message-queue-toolkit',
     });
+    rows.push({
+      transport: 'peers',
+      scenario: `rabbitmq end to end without confirms, straight to the queue: message-queue-toolkit consumer vs Switchboard (concurrency = prefetch 1000, routes type "queue")`,
+      ...(await paired(
+        mqtEndToEnd,
+        sbEndToEndUnconfirmed(() => sbRabbit(queueRoutesFor(straightE2eTopic)), straightE2eTopic, 'default'),
+      )),
+      note: '"raw" column = message-queue-toolkit; both publish through the default exchange to the queue',
+    });
   } finally {
     await bus.close();
+    await straightBus.close();
     await manager.close?.().catch?.(() => undefined);
     await rabbit.close();
   }
 }
 
-/** Switchboard end to end as {@link sbEndToEnd}, publishing with guarantee "none" (no confirms). */
-function sbEndToEndUnconfirmed(transport: () => Promise<Transport>, topic: (r: number) => string): (r: number) => Promise<Sample> {
+/**
+ * Switchboard end to end as {@link sbEndToEnd}, publishing with guarantee "none" (no confirms); a
+ * fresh group per topic unless `group` is given.
+ */
+function sbEndToEndUnconfirmed(transport: () => Promise<Transport>, topic: (r: number) => string, group?: string): (r: number) => Promise<Sample> {
   return async (r) => {
     const bus = createBus({ transport: await transport(), publisher: { guarantee: 'none' } });
     try {
       const t = topic(r);
       const arrivals = new Arrivals();
-      await bus.subscriber.subscribe<{ sentAt: number }>(t, (m) => arrivals.arrive(m.value.sentAt), { concurrency: 1000, group: `bench-${t}` });
+      await bus.subscriber.subscribe<{ sentAt: number }>(t, (m) => arrivals.arrive(m.value.sentAt), { concurrency: 1000, group: group ?? `bench-${t}` });
       const started = await sbPublish(bus, t, false, 'unkeyed');
       await arrivals.wait(N);
       return arrivals.sample(started);

@@ -10,5 +10,6 @@ export function retryQueueName(queue: string, delayMs: number): string {
 
 /** Exchange and queue where messages for `exchange` wait `delayMs` (delayed publishes). */
 export function delayExchangeName(exchange: string, delayMs: number): string {
-  return `${exchange || 'amq.default'}.delay.${delayMs}`;
+  // RabbitMQ reserves names starting with "amq." for itself.
+  return `${exchange || 'default-exchange'}.delay.${delayMs}`;
 }

@@ -21,6 +21,21 @@ const routeSchema = z
   })
   .strict();
 
+/**
+ * A core topic published straight to one consumer group's queue through the default exchange, with
+ * the queue's name as routing key: RabbitMQ's work queue. No exchange routes it (the broker's cheapest
+ * path), so only that group gets the messages: subscribing to the topic with another group, or as a
+ * request/reply or broadcast subscription, is refused. Patterns on the main exchange do not see it.
+ */
+const queueRouteSchema = z
+  .object({
+    type: z.literal('queue'),
+    /** The one consumer group of the topic; its queue is the topic's name for the default group, `<topic>.<group>` otherwise. */
+    group: z.string().min(1).default('default'),
+  })
+  .strict()
+  .transform((route) => ({ ...route, exchange: '' as const }));
+
 /** Options of `transport` when `kind: rabbitmq`. */
 export const rabbitOptionsSchema = z
   .object({
@@ -36,8 +51,8 @@ export const rabbitOptionsSchema = z
       .default(() => [process.env.RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672']),
     /** The main exchange (type topic: core patterns `*`/`#` are its native syntax). */
     exchange: z.string().min(1).default('switchboard'),
-    /** Topics routed through other exchanges (direct, fanout, headers...). */
-    routes: z.record(z.string(), routeSchema).default({}),
+    /** Topics routed through other exchanges (direct, fanout, headers...) or straight to one group's queue (`type: 'queue'`). */
+    routes: z.record(z.string(), z.discriminatedUnion('type', [routeSchema, queueRouteSchema])).default({}),
     /**
      * `broker` (default): a retry is republished to a per-delay TTL queue that dead-letters back to the
      * work queue, so a backing-off message holds no prefetch slot. `in-process`: the handler slot waits.
@@ -104,4 +119,7 @@ export const rabbitOptionsSchema = z
 
 export type RabbitOptions = z.output<typeof rabbitOptionsSchema>;
 export type RabbitOptionsInput = z.input<typeof rabbitOptionsSchema>;
-export type RabbitRoute = z.output<typeof routeSchema>;
+/** How a topic is routed: through an exchange, or straight to one group's queue (`exchange` is then the default exchange, ''). */
+export type RabbitRoute = z.output<typeof routeSchema> | (z.output<typeof queueRouteSchema> & { routingKey?: string; headers?: undefined });
+/** A route through an exchange (every route but `type: 'queue'`). */
+export type RabbitExchangeRoute = z.output<typeof routeSchema>;

@@ -145,7 +145,7 @@ export class RabbitSubscription implements TransportSubscription {
     const route = this.transport.routeOfSubscription(this.spec);
     try {
       const channel = await this.transport.topologyChannel();
-      await channel.checkExchange(route.exchange);
+      if (route.type !== 'queue') await channel.checkExchange(route.exchange);
       await channel.checkQueue(this.queue);
       await this.transport.bindGroupQueue(channel, this.spec, this.queue);
     } catch (error) {

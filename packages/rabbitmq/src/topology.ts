@@ -1,4 +1,5 @@
 import type { Channel, RecoveringChannelModel } from 'amqplib';
+import { ConfigError } from '@switchboard/core';
 import type { TransportSubscribeSpec } from '@switchboard/core/transport';
 import type { RabbitOptions, RabbitRoute } from './options.js';
 import { queueNameFor } from './names.js';
@@ -16,9 +17,32 @@ export class RabbitTopology {
     private readonly model: RecoveringChannelModel,
   ) {}
 
-  /** Route of a core topic: its configured route, else the main topic exchange with the topic as routing key. */
+  /**
+   * Route of a core topic: its configured route, else the main topic exchange with the topic as routing
+   * key. A queue route comes with its routing key: the name of its group's queue.
+   */
   routeFor(topic: string): RabbitRoute {
-    return this.options.routes[topic] ?? { exchange: this.options.exchange, type: 'topic' };
+    const route = this.options.routes[topic];
+    if (route === undefined) return { exchange: this.options.exchange, type: 'topic' };
+    return route.type === 'queue' ? { ...route, routingKey: queueNameFor(topic, route.group) } : route;
+  }
+
+  /**
+   * Refuses a subscription that its topic's route would never feed: on a topic routed straight to a
+   * group's queue (`type: 'queue'`), anything but that group's own subscription.
+   */
+  checkSubscribable(spec: TransportSubscribeSpec): void {
+    const route = this.routeOfSubscription(spec);
+    if (route.type !== 'queue') return;
+    const group = spec.group === '' ? 'default' : spec.group;
+    if (group === route.group && !spec.ephemeral) return;
+    const who = spec.ephemeral ? 'a request/reply or broadcast subscription' : `group "${group}"`;
+    throw new ConfigError([
+      {
+        path: `transport.routes.${spec.topic}`,
+        message: `routes "${spec.topic}" straight to the queue of group "${route.group}" (type "queue"): ${who} would receive nothing. Subscribe with group "${route.group}", or route the topic through an exchange to give each group its copy`,
+      },
+    ]);
   }
 
   /** Arguments of the queues this transport declares (queue type, expiry). */
@@ -33,7 +57,7 @@ export class RabbitTopology {
   async declareGroupQueue(channel: Channel, spec: TransportSubscribeSpec): Promise<string> {
     const queue = queueNameFor(spec.topic, spec.group);
     const route = this.routeOfSubscription(spec);
-    await channel.assertExchange(route.exchange, route.type, { durable: true });
+    if (route.type !== 'queue') await channel.assertExchange(route.exchange, route.type, { durable: true });
     if (spec.ephemeral) {
       // Owned by this subscription: a classic queue deleted with its last consumer (so also when the
       // process dies), and after a minute unused should it never get one.
@@ -66,6 +90,7 @@ export class RabbitTopology {
   /** Binds `queue` for `spec` (idempotent: binding again what exists changes nothing). */
   async bindGroupQueue(channel: Channel, spec: TransportSubscribeSpec, queue: string): Promise<void> {
     const route = this.routeOfSubscription(spec);
+    if (route.type === 'queue') return; // the default exchange reaches every queue by its name
     if (route.type === 'headers') {
       const binding = route.headers?.[spec.group || 'default'] ?? route.headers?.default ?? { 'x-match': 'all' };
       await channel.bindQueue(queue, route.exchange, '', binding);

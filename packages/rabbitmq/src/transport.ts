@@ -195,6 +195,7 @@ export class RabbitTransport implements Transport {
 
   async subscribe(spec: TransportSubscribeSpec, listener: DeliveryListener): Promise<TransportSubscription> {
     if (this.closed) throw new ClosedError('rabbitmq transport is closed');
+    this.topology.checkSubscribable(spec);
     const subscription = new RabbitSubscription(this, spec, listener, () => this.observer);
     await subscription.start();
     this.subscriptions.add(subscription);
@@ -203,10 +204,6 @@ export class RabbitTransport implements Transport {
     return subscription;
   }
 
-  /**
-   * Every `topologyCheckIntervalMs`: each subscription checks that its exchange and queue exist and binds
-   * its queue again (see {@link RabbitSubscription.checkTopology}). One subscription at a time.
-   */
   /** Route of a core topic: its configured route, else the main topic exchange with the topic as routing key. */
   routeFor(topic: string): RabbitRoute {
     return this.topology.routeFor(topic);
@@ -232,6 +229,10 @@ export class RabbitTransport implements Transport {
     return this.topology.topologyChannel();
   }
 
+  /**
+   * Every `topologyCheckIntervalMs`: each subscription checks that its exchange and queue exist and binds
+   * its queue again (see {@link RabbitSubscription.checkTopology}). One subscription at a time.
+   */
   private checkTopologyPeriodically(): void {
     if (this.topologyTimer || this.options.topologyCheckIntervalMs === 0) return;
     const round = async () => {

@@ -93,6 +93,63 @@ describe('rabbitmq exchange kinds route as documented', () => {
   });
 });
 
+describe("rabbitmq queue routes: straight to one group's queue through the default exchange", () => {
+  it('delivers to that group only (competing consumers share it), and refuses the subscriptions it would never feed', async () => {
+    const topic = uniqueName('sb-rabbit.work');
+    const bus = await openBus({ routes: { [topic]: { type: 'queue' } } });
+    // Before any subscription the queue does not exist: the default exchange returns the message.
+    await expect(bus.publisher.publish(topic, { value: 'too early' })).rejects.toThrow(/unroutable/);
+    const workers = [new Recorder<Message>(), new Recorder<Message>()];
+    for (const w of workers) await bus.subscriber.subscribe(topic, (m) => w.add(m), { concurrency: 5 });
+    const refusal = bus.subscriber.subscribe(topic, () => undefined, { group: 'audit' });
+    await expect(refusal).rejects.toBeInstanceOf(ConfigError);
+    await expect(refusal).rejects.toThrow(new RegExp(`transport\\.routes\\.${topic.replace(/\./g, '\\.')}: .*group "audit" would receive nothing`));
+    await expect(bus.subscriber.subscribe(topic, () => undefined, { ephemeral: true })).rejects.toThrow(/request\/reply or broadcast subscription would receive nothing/);
+    await bus.publisher.publish(
+      topic,
+      Array.from({ length: 20 }, (_, i) => ({ id: `w-${i}`, value: i })),
+    );
+    const union = new Set<string>();
+    await Promise.all(workers.map((w) => w.waitFor(10, 10_000)));
+    for (const w of workers) for (const m of w.items) union.add(m.id);
+    expect(union.size).toBe(20);
+    expect(workers[0]!.items[0]!.source).toMatchObject({ transport: 'rabbitmq', topic, exchange: '', routingKey: topic, queue: topic });
+  });
+
+  it('a named group: the queue <topic>.<group> gets it, the core topic travels in a header; delays and broker retries go back to that queue', async () => {
+    const topic = uniqueName('sb-rabbit.billing');
+    const bus = await openBus({ routes: { [topic]: { type: 'queue', group: 'billing' } }, retryMode: 'broker' });
+    const received = new Recorder<Message>();
+    let failures = 0;
+    await bus.subscriber.subscribe(
+      topic,
+      (m) => {
+        if (m.id === 'flaky' && failures++ === 0) throw new Error('once');
+        received.add(m);
+      },
+      { group: 'billing', retry: { maxAttempts: 3, initialIntervalMs: 200 } },
+    );
+    await bus.publisher.publish(topic, [
+      { id: 'now', value: 1 },
+      { id: 'flaky', value: 2 },
+    ]);
+    const published = Date.now();
+    await bus.publisher.publish(topic, { id: 'later', value: 3 }, { delayMs: 400 });
+    const items = await received.waitFor(3, 10_000);
+    expect(items.map((m) => m.id).sort()).toEqual(['flaky', 'later', 'now']);
+    const later = items.find((m) => m.id === 'later')!;
+    expect(later.source).toMatchObject({ topic, exchange: '', routingKey: `${topic}.billing`, queue: `${topic}.billing` });
+    expect(received.items.indexOf(later)).toBe(2);
+    expect(Date.now() - published).toBeGreaterThanOrEqual(400);
+    expect(items.find((m) => m.id === 'flaky')!.attempt).toBe(2);
+    expect(failures).toBe(2);
+  });
+
+  it('refuses a queue route with fields of an exchange route, naming the field', async () => {
+    await expect(testTransport({ routes: { t: { type: 'queue', exchange: 'x' } as never } })).rejects.toThrow(/routes\.t/);
+  });
+});
+
 describe('rabbitmq consumers', () => {
   it('spreads one queue round-robin over competing consumers; every group gets every message', async () => {
     const bus = await openBus();
