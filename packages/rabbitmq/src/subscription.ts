@@ -28,6 +28,10 @@ export interface SubscriptionContext {
   bindGroupQueue(channel: Channel, spec: TransportSubscribeSpec, queue: string): Promise<void>;
   topologyChannel(): Promise<Channel>;
   sendToRetryQueue(queue: string, message: ConsumeMessage, received: ReceivedMessage, nextAttempt: number, delayMs: number): Promise<void>;
+  /** True once a bounded wait on this connection went unanswered, until it connects again: closes then wait for nothing more. */
+  readonly unanswered: boolean;
+  /** A bounded wait on the connection went unanswered (see {@link unanswered}). */
+  noticeUnanswered(): void;
 }
 
 /** A delivery received beyond the concurrency, waiting in process for a handler slot. */
@@ -365,14 +369,14 @@ export class RabbitSubscription implements TransportSubscription {
       this.state = mode;
       const channel = this.channel;
       const acks = this.acks;
-      // Each wait on the broker is bounded (publishTimeoutMs), and once one went unanswered the next is
-      // not waited for: a broker that stopped answering without closing the connection (a partition)
-      // would leave them pending until heartbeats notice, minutes later.
-      let silent = false;
+      // Each wait on the broker is bounded (publishTimeoutMs), and once one went unanswered, on this
+      // subscription or another of the connection, the next is not waited for: a broker that stopped
+      // answering without closing the connection (a partition) would leave them pending until
+      // heartbeats notice, minutes later.
       const noAnswer = new Error('no answer');
       const answered = (request: Promise<unknown>) =>
-        withDeadline(request, silent ? 0 : Date.now() + this.transport.options.publishTimeoutMs, () => noAnswer).catch((error: unknown) => {
-          if (error === noAnswer) silent = true;
+        withDeadline(request, this.transport.unanswered ? 0 : Date.now() + this.transport.options.publishTimeoutMs, () => noAnswer).catch((error: unknown) => {
+          if (error === noAnswer) this.transport.noticeUnanswered();
         });
       if (channel && this.consumerTag) await answered(channel.cancel(this.consumerTag));
       this.cancelled = true;

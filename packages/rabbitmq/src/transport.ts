@@ -69,6 +69,12 @@ export class RabbitTransport implements Transport {
   /** Routes, queue arguments, group queues and their bindings, the channel for passive checks. */
   readonly topology: RabbitTopology;
   private topologyTimer: NodeJS.Timeout | undefined;
+  /**
+   * A bounded wait on the connection (a subscription's cancel or channel close) went unanswered since
+   * it last connected: the broker is not answering (a partition, most likely), and `close()` destroys
+   * the socket at once instead of waiting for its close-ok as well.
+   */
+  unanswered = false;
 
   /** The AMQP connection: down from a disconnect until the recovering model connects again. */
   private readonly connectionState: ConnectionState;
@@ -97,6 +103,7 @@ export class RabbitTransport implements Transport {
     });
     model.on('connect', () => {
       this.connectionState.up();
+      this.unanswered = false;
       for (const subscription of this.subscriptions) subscription.restart();
     });
     model.on('error', () => {
@@ -248,6 +255,10 @@ export class RabbitTransport implements Transport {
       if (subscription.shouldReceive(exchange, routingKey)) subscription.topologyLost(new Error(`a message to "${exchange}" / "${routingKey}" was unroutable: the queue's binding is gone`));
   }
 
+  noticeUnanswered(): void {
+    this.unanswered = true;
+  }
+
   /** A channel for a subscription (waits for the connection while it recovers). */
   createChannel(): Promise<Channel> {
     return this.model.createChannel();
@@ -264,9 +275,14 @@ export class RabbitTransport implements Transport {
     })();
     // A broker that stops answering without closing the connection (a network partition) never sends
     // the cancel-ok and close-ok these wait for, until heartbeats notice (two intervals: 2 minutes at
-    // RabbitMQ's default 60 s). Past publishTimeoutMs the socket is destroyed instead: what was not
-    // acknowledged comes again (the broker requeues a lost connection's messages).
-    await withDeadline(closing, Date.now() + this.options.publishTimeoutMs, () => new Error('close did not end')).catch(() => socket?.destroy());
+    // RabbitMQ's default 60 s). Past publishTimeoutMs the socket is destroyed instead, at once when a
+    // subscription's close already went unanswered: what was not acknowledged comes again (the broker
+    // requeues a lost connection's messages).
+    const deadline = this.unanswered ? 0 : Date.now() + this.options.publishTimeoutMs;
+    await withDeadline(closing, deadline, () => new Error('close did not end')).catch(() => {
+      void this.model.close().catch(() => undefined); // stops recovery first (idempotent): a destroyed socket is not reconnected
+      socket?.destroy();
+    });
   }
 }
 

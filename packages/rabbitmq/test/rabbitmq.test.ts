@@ -2,7 +2,7 @@ import * as amqplib from 'amqplib';
 import { afterEach, describe, expect, it } from 'vitest';
 import { runCli } from '@switchboard/cli/testing';
 import { ConfigError, CountingObserver, NonRetryableError, createBus, PublishError, type Bus, type Message, registerTransport } from '@switchboard/core';
-import { Recorder, uniqueName } from '@switchboard/core/testing';
+import { BrokerLink, Recorder, uniqueName } from '@switchboard/core/testing';
 import { createSwitchboardContainer } from '@switchboard/inversify';
 import { createRabbitTransport, type RabbitOptionsInput, type RabbitTransport, rabbitmqTransport } from '@switchboard/rabbitmq';
 import { RABBITMQ_URL, rabbitmqctl, testTransport } from './helpers.js';
@@ -262,6 +262,25 @@ describe('rabbitmq consumers', () => {
 });
 
 describe('rabbitmq publishing and config', () => {
+  it('closes over a silent connection (a partition) within one publishTimeoutMs: once a wait went unanswered, the rest are not waited for', async () => {
+    const link = await BrokerLink.open(BrokerLink.addressOf(RABBITMQ_URL));
+    cleanups.push(() => link.close());
+    const bus = createBus({ transport: await testTransport({ url: link.urlThrough(RABBITMQ_URL), publishTimeoutMs: 2000 }) });
+    const topic = uniqueName('sb-rabbit.silent-close');
+    await bus.subscriber.subscribe(topic, () => undefined, { group: 'a' });
+    await bus.subscriber.subscribe(topic, () => undefined, { group: 'b' });
+    link.cut('silent');
+    const started = performance.now();
+    await bus.close();
+    const closeMs = performance.now() - started;
+    console.log(`[measure] rabbitmq close over a silent connection, publishTimeoutMs 2000: ${Math.round(closeMs)} ms`);
+    // The subscriptions' cancels go unanswered for one bound (2 s, side by side); their channel closes
+    // and the connection's close-ok are then not waited for (the socket is destroyed). Before, the
+    // connection's close waited a second bound: 4 s.
+    expect(closeMs).toBeGreaterThanOrEqual(1900);
+    expect(closeMs).toBeLessThan(3500);
+  });
+
   it('reports unroutable messages (mandatory) instead of losing them silently: "leader" per the noReceivers policy, "all" always rejects', async () => {
     const counts = new CountingObserver();
     const bus = createBus({ transport: await testTransport(), publisher: { guarantee: 'leader' }, observer: counts });
