@@ -121,5 +121,3 @@ export type RabbitOptions = z.output<typeof rabbitOptionsSchema>;
 export type RabbitOptionsInput = z.input<typeof rabbitOptionsSchema>;
 /** How a topic is routed: through an exchange, or straight to one group's queue (`exchange` is then the default exchange, ''). */
 export type RabbitRoute = z.output<typeof routeSchema> | (z.output<typeof queueRouteSchema> & { routingKey?: string; headers?: undefined });
-/** A route through an exchange (every route but `type: 'queue'`). */
-export type RabbitExchangeRoute = z.output<typeof routeSchema>;

@@ -69,12 +69,8 @@ export class RabbitTransport implements Transport {
   /** Routes, queue arguments, group queues and their bindings, the channel for passive checks. */
   readonly topology: RabbitTopology;
   private topologyTimer: NodeJS.Timeout | undefined;
-  /**
-   * A bounded wait on the connection (a subscription's cancel or channel close) went unanswered since
-   * it last connected: the broker is not answering (a partition, most likely), and `close()` destroys
-   * the socket at once instead of waiting for its close-ok as well.
-   */
-  unanswered = false;
+  /** See {@link unanswered}. */
+  private waitWentUnanswered = false;
 
   /** The AMQP connection: down from a disconnect until the recovering model connects again. */
   private readonly connectionState: ConnectionState;
@@ -103,7 +99,7 @@ export class RabbitTransport implements Transport {
     });
     model.on('connect', () => {
       this.connectionState.up();
-      this.unanswered = false;
+      this.waitWentUnanswered = false;
       for (const subscription of this.subscriptions) subscription.restart();
     });
     model.on('error', () => {
@@ -255,8 +251,17 @@ export class RabbitTransport implements Transport {
       if (subscription.shouldReceive(exchange, routingKey)) subscription.topologyLost(new Error(`a message to "${exchange}" / "${routingKey}" was unroutable: the queue's binding is gone`));
   }
 
+  /**
+   * A bounded wait on the connection (a subscription's cancel or channel close) went unanswered since
+   * it last connected: the broker is not answering (a partition, most likely). Later closes wait for
+   * nothing more, and `close()` destroys the socket at once instead of waiting for its close-ok.
+   */
+  get unanswered(): boolean {
+    return this.waitWentUnanswered;
+  }
+
   noticeUnanswered(): void {
-    this.unanswered = true;
+    this.waitWentUnanswered = true;
   }
 
   /** A channel for a subscription (waits for the connection while it recovers). */
