@@ -33,8 +33,7 @@ const queueRouteSchema = z
     /** The one consumer group of the topic; its queue is the topic's name for the default group, `<topic>.<group>` otherwise. */
     group: z.string().min(1).default('default'),
   })
-  .strict()
-  .transform((route) => ({ ...route, exchange: '' as const }));
+  .strict();
 
 /** Options of `transport` when `kind: rabbitmq`. */
 export const rabbitOptionsSchema = z
@@ -119,5 +118,8 @@ export const rabbitOptionsSchema = z
 
 export type RabbitOptions = z.output<typeof rabbitOptionsSchema>;
 export type RabbitOptionsInput = z.input<typeof rabbitOptionsSchema>;
-/** How a topic is routed: through an exchange, or straight to one group's queue (`exchange` is then the default exchange, ''). */
-export type RabbitRoute = z.output<typeof routeSchema> | (z.output<typeof queueRouteSchema> & { routingKey?: string; headers?: undefined });
+/**
+ * How a topic is routed: through an exchange, or straight to one group's queue (through the default
+ * exchange, '', with the queue's name as routing key).
+ */
+export type RabbitRoute = z.output<typeof routeSchema> | (z.output<typeof queueRouteSchema> & { exchange: ''; routingKey: string; headers?: undefined });

@@ -24,7 +24,7 @@ export class RabbitTopology {
   routeFor(topic: string): RabbitRoute {
     const route = this.options.routes[topic];
     if (route === undefined) return { exchange: this.options.exchange, type: 'topic' };
-    return route.type === 'queue' ? { ...route, routingKey: queueNameFor(topic, route.group) } : route;
+    return route.type === 'queue' ? { ...route, exchange: '', routingKey: queueNameFor(topic, route.group) } : route;
   }
 
   /**
