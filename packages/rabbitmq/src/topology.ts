@@ -11,20 +11,30 @@ import { queueNameFor } from './names.js';
  */
 export class RabbitTopology {
   private checking: Promise<Channel> | undefined;
+  /** The main topic exchange, the route of every topic without one of its own (and of patterns). */
+  private readonly mainRoute: RabbitRoute;
+  /** The configured routes, resolved once: a queue route with the default exchange and its queue's name as routing key. */
+  private readonly routes: ReadonlyMap<string, RabbitRoute>;
 
   constructor(
     private readonly options: RabbitOptions,
     private readonly model: RecoveringChannelModel,
-  ) {}
+  ) {
+    this.mainRoute = Object.freeze({ exchange: options.exchange, type: 'topic' });
+    this.routes = new Map(
+      Object.entries(options.routes).map(([topic, route]): [string, RabbitRoute] => [
+        topic,
+        Object.freeze(route.type === 'queue' ? { ...route, exchange: '', routingKey: queueNameFor(topic, route.group) } : route),
+      ]),
+    );
+  }
 
   /**
    * Route of a core topic: its configured route, else the main topic exchange with the topic as routing
-   * key. A queue route comes with its routing key: the name of its group's queue.
+   * key. A queue route comes with its routing key: the name of its group's queue. Shared: read-only.
    */
   routeFor(topic: string): RabbitRoute {
-    const route = this.options.routes[topic];
-    if (route === undefined) return { exchange: this.options.exchange, type: 'topic' };
-    return route.type === 'queue' ? { ...route, exchange: '', routingKey: queueNameFor(topic, route.group) } : route;
+    return this.routes.get(topic) ?? this.mainRoute;
   }
 
   /**
@@ -84,7 +94,7 @@ export class RabbitTopology {
 
   /** The exchange a subscription's queue is bound to: the main one for patterns, else the topic's route. */
   routeOfSubscription(spec: TransportSubscribeSpec): RabbitRoute {
-    return spec.pattern ? { exchange: this.options.exchange, type: 'topic' } : this.routeFor(spec.topic);
+    return spec.pattern ? this.mainRoute : this.routeFor(spec.topic);
   }
 
   /** Binds `queue` for `spec` (idempotent: binding again what exists changes nothing). */
