@@ -36,6 +36,15 @@ rabbitmq_up() {
   command -v rabbitmq-server >/dev/null || apt_install rabbitmq-server
   # Loopback only (the Debian default config listens on all interfaces).
   export RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
+  # A file handle per queue while it recovers its queues at start. Started as root, Debian's wrapper
+  # runs the broker through `su rabbitmq`, whose PAM session sets the soft limit to 1024 (systemd's unit
+  # would give 65536): a broker holding more queues than that never finished starting (seen with 936
+  # queues left by a day of benchmarks). A limits file raises it to the hard limit (at most 65536).
+  if [ "$(id -u)" = 0 ] && [ -d /etc/security/limits.d ]; then
+    local hard; hard=$(ulimit -Hn)
+    if [ "$hard" = unlimited ] || [ "$hard" -gt 65536 ]; then hard=65536; fi
+    printf 'rabbitmq soft nofile %s\nrabbitmq hard nofile %s\n' "$hard" "$hard" > /etc/security/limits.d/switchboard-rabbitmq.conf
+  fi
   rabbitmq-server -detached >/dev/null 2>&1 || true
   wait_for rabbitmq 127.0.0.1 5672 90
   rabbitmqctl await_startup >/dev/null 2>&1 || true
