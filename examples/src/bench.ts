@@ -837,6 +837,11 @@ async function benchKafka(): Promise<void> {
 }
 
 // ───────────── rabbitmq ─────────────
+/** A durable queue named `queue`, bound to nothing (the default exchange reaches it by name). Expires 10 minutes after last use. */
+async function declareQueue(channel: amqplib.Channel, queue: string): Promise<void> {
+  await channel.assertQueue(queue, { durable: true, arguments: { 'x-expires': 600_000 } });
+}
+
 /**
  * A durable queue named `queue` bound to Switchboard's topic exchange with its own name as routing
  * key: what a topic's publishes reach when no subscription has declared its queue yet. Expires 10
@@ -844,7 +849,7 @@ async function benchKafka(): Promise<void> {
  */
 async function declareTopicQueue(channel: amqplib.Channel, queue: string): Promise<void> {
   await channel.assertExchange('switchboard', 'topic', { durable: true });
-  await channel.assertQueue(queue, { durable: true, arguments: { 'x-expires': 600_000 } });
+  await declareQueue(channel, queue);
   await channel.bindQueue(queue, 'switchboard', queue);
 }
 
@@ -1672,13 +1677,13 @@ async function benchPeers(): Promise<void> {
       )),
       note: '"raw" column = NestJS',
     });
-    const declareQueue = (queue: string) => admin.assertQueue(queue, { durable: true, arguments: { 'x-expires': 600_000 } }).then(() => undefined);
+    const declareStraight = (queue: string) => declareQueue(admin, queue);
     rows.push({
       transport: 'peers',
       scenario: `rabbitmq publish: NestJS emit vs Switchboard batches, straight to the queue (routes type "queue", NestJS's routing)`,
       ...(await paired(
         nestPublish,
-        sbPublishOnly(straightPublishing.get, (r) => nestStraightTopic(r, 'batch'), false, declareQueue, 'unkeyed'),
+        sbPublishOnly(straightPublishing.get, (r) => nestStraightTopic(r, 'batch'), false, declareStraight, 'unkeyed'),
       )),
       note: '"raw" column = NestJS; both publish through the default exchange to the queue',
     });
@@ -1687,7 +1692,7 @@ async function benchPeers(): Promise<void> {
       scenario: `rabbitmq publish: NestJS emit vs Switchboard one publish() per message (1000 in flight), straight to the queue`,
       ...(await paired(
         nestPublish,
-        sbPublishOnly(straightPublishing.get, (r) => nestStraightTopic(r, 'one'), true, declareQueue, 'unkeyed'),
+        sbPublishOnly(straightPublishing.get, (r) => nestStraightTopic(r, 'one'), true, declareStraight, 'unkeyed'),
       )),
       note: '"raw" column = NestJS; both publish through the default exchange to the queue',
     });
@@ -1864,18 +1869,23 @@ async function messageQueueToolkitRows(): Promise<void> {
       await admin.deleteQueue(queue).catch(() => undefined);
     }
   };
-  /** Switchboard, guarantee "none", batches of 1000 into a queue bound to its exchange; timed until the queue holds them all. */
-  const sbPublishQueued = async (r: number): Promise<Sample> => {
-    const queue = `bench.${run}.peer.sbmqt.${r}`;
-    await declareTopicQueue(admin, queue);
-    try {
-      const started = await sbPublish(bus, queue, false, 'unkeyed');
-      await untilQueued(queue, N);
-      return { msgPerSec: Math.round(N / ((now() - started) / 1000)) };
-    } finally {
-      await admin.deleteQueue(queue).catch(() => undefined);
-    }
-  };
+  /**
+   * Switchboard, guarantee "none", batches of 1000 on `publishing` into the queue `topic(r)` made by
+   * `declare` (bound to its exchange, or bare for a queue route); timed until the queue holds them all.
+   */
+  const sbPublishUntilQueued =
+    (publishing: Bus, topic: (r: number) => string, declare: (channel: amqplib.Channel, queue: string) => Promise<void>) =>
+    async (r: number): Promise<Sample> => {
+      const queue = topic(r);
+      await declare(admin, queue);
+      try {
+        const started = await sbPublish(publishing, queue, false, 'unkeyed');
+        await untilQueued(queue, N);
+        return { msgPerSec: Math.round(N / ((now() - started) / 1000)) };
+      } finally {
+        await admin.deleteQueue(queue).catch(() => undefined);
+      }
+    };
   const mqtEndToEnd = async (r: number): Promise<Sample> => {
     const queue = `bench.${run}.peer.mqte2e.${r}`;
     const arrivals = new Arrivals();
@@ -1912,19 +1922,8 @@ async function messageQueueToolkitRows(): Promise<void> {
       await publisher.close().catch(() => undefined);
     }
   };
-  /** Switchboard, guarantee "none", batches of 1000 routed straight to the topic's queue (`type: 'queue'`), as the peer does; timed until the queue holds them all. */
+  /** Topics routed straight to their queue (`type: 'queue'`), as the peer publishes. */
   const straightTopic = (r: number) => `bench.${run}.peer.sbmqtq.${r}`;
-  const sbPublishStraight = async (r: number): Promise<Sample> => {
-    const queue = straightTopic(r);
-    await admin.assertQueue(queue, { durable: true, arguments: { 'x-expires': 600_000 } });
-    try {
-      const started = await sbPublish(straightBus, queue, false, 'unkeyed');
-      await untilQueued(queue, N);
-      return { msgPerSec: Math.round(N / ((now() - started) / 1000)) };
-    } finally {
-      await admin.deleteQueue(queue).catch(() => undefined);
-    }
-  };
   const straightE2eTopic = (r: number) => `bench.${run}.peer.sbmqte2eq.${r}`;
   const sbRabbit = (routes: Record<string, { type: 'queue' }> = {}) => createRabbitTransport({ url: RABBITMQ_URL, queueExpiresMs: 600_000, routes });
   const unconfirmed = async (transport: Transport) => createBus({ transport, publisher: { guarantee: 'none', noReceivers: 'ignore' } });
@@ -1934,13 +1933,16 @@ async function messageQueueToolkitRows(): Promise<void> {
     rows.push({
       transport: 'peers',
       scenario: `rabbitmq publish without confirms, until the queue holds them all: message-queue-toolkit ${version} publish() vs Switchboard batches, guarantee "none"`,
-      ...(await paired(mqtPublish, sbPublishQueued)),
+      ...(await paired(
+        mqtPublish,
+        sbPublishUntilQueued(bus, (r) => `bench.${run}.peer.sbmqt.${r}`, declareTopicQueue),
+      )),
       note: '"raw" column = message-queue-toolkit; both timed until checkQueue counts every message',
     });
     rows.push({
       transport: 'peers',
       scenario: `rabbitmq publish without confirms, straight to the queue: message-queue-toolkit ${version} publish() vs Switchboard batches, guarantee "none", routes type "queue"`,
-      ...(await paired(mqtPublish, sbPublishStraight)),
+      ...(await paired(mqtPublish, sbPublishUntilQueued(straightBus, straightTopic, declareQueue))),
       note: '"raw" column = message-queue-toolkit; both publish through the default exchange to the queue, timed until checkQueue counts every message',
     });
     rows.push({
