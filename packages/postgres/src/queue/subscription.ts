@@ -1,3 +1,4 @@
+import type { ServerSilence } from './silence.js';
 import type { Pool } from 'pg';
 import type { BusObserver, SourceMetadata, SubscriptionStatus } from '@switchboard/core';
 import {
@@ -28,6 +29,8 @@ export interface QueueSubscriptionContext {
   observer(): BusObserver;
   /** The database answered (or did not): the transport's connection state. */
   reachable(up: boolean): void;
+  /** Whether the server stopped answering (shared by the transport's members; see ServerSilence). */
+  readonly silence: ServerSilence;
 }
 
 /** A claimed message this member holds: running, queued in its lane, or on its way back. */
@@ -182,6 +185,7 @@ export class QueueSubscription implements TransportSubscription {
       try {
         const { rows } = await claimPool.query<ClaimedRow>(sql.claim, [this.subId, ask, this.member, options.leaseMs, this.keyOrder]);
         this.context.reachable(true);
+        this.context.silence.answered();
         this.gap.resume();
         rows.sort((a, b) => Number(a.seq) - Number(b.seq));
         for (const row of rows) this.accept(row, startedAt);
@@ -191,6 +195,7 @@ export class QueueSubscription implements TransportSubscription {
         // partial claim may have left keys whose earlier messages only now became this member's: claim again.
         if (rows.length === 0 || (!this.keyOrder && rows.length < ask)) await this.wakeup.wait(options.pollIntervalMs);
       } catch (error) {
+        this.context.silence.failed(error);
         if (this.state !== 'active') return;
         this.context.reachable(false);
         this.gap.interrupt(error);
@@ -253,8 +258,10 @@ export class QueueSubscription implements TransportSubscription {
     const write = previous.then(async () => {
       try {
         await this.context.pool.query(this.context.sql.ack, [this.subId, seqs]);
+        this.context.silence.answered();
         for (const seq of seqs) this.unacked.delete(seq);
       } catch (error) {
+        this.context.silence.failed(error);
         for (const seq of seqs) this.unacked.add(seq); // written again with the next batch or tick
         this.report('postgres: acknowledging', error);
       }
@@ -278,6 +285,7 @@ export class QueueSubscription implements TransportSubscription {
     try {
       await this.context.pool.query(this.context.sql.retry, [this.subId, held.seq, this.member, Math.max(0, Math.round(delayMs))]);
     } catch (error) {
+      this.context.silence.failed(error);
       this.report('postgres: scheduling a retry (the message returns when its lease expires)', error);
     }
     if (this.keyOrder && key !== undefined) this.yielded.set(key, { seq: held.seq, clock: ++this.clock });
@@ -300,7 +308,10 @@ export class QueueSubscription implements TransportSubscription {
     this.context.pool
       .query(this.context.sql.handBack, [this.subId, seqs, this.member])
       .then(() => this.wakeup.notify())
-      .catch((error: unknown) => this.report('postgres: handing messages back (they return when their lease expires)', error))
+      .catch((error: unknown) => {
+        this.context.silence.failed(error);
+        this.report('postgres: handing messages back (they return when their lease expires)', error);
+      })
       .finally(() => this.handingBack.end());
   }
 
@@ -315,6 +326,7 @@ export class QueueSubscription implements TransportSubscription {
     try {
       await pool.query(sql.extend, [this.subId, [...this.held.keys()], this.member, options.leaseMs]);
     } catch (error) {
+      this.context.silence.failed(error);
       this.report('postgres: extending leases', error);
     }
   }
@@ -349,15 +361,19 @@ export class QueueSubscription implements TransportSubscription {
       }
       this.state = 'ended';
       for (const timer of this.retryTimers) clearTimeout(timer);
-      await this.flushAcks();
+      // Once the server stopped answering, these writes would each wait queryTimeoutMs for nothing:
+      // what they would settle comes again when its lease ends (see ServerSilence).
+      const { silence } = this.context;
+      if (!silence.noticed) await this.flushAcks();
       // What was not settled goes back at once, for the group's other members.
       const rest = [...this.held.values()];
-      if (rest.length > 0) {
-        for (const held of rest) this.release(held);
+      for (const held of rest) this.release(held);
+      if (rest.length > 0 && !silence.noticed) {
         this.handedBackCount += rest.length;
-        await this.context.pool
-          .query(this.context.sql.handBack, [this.subId, rest.map((m) => m.seq), this.member])
-          .catch((error: unknown) => this.report('postgres: handing messages back on close', error));
+        await this.context.pool.query(this.context.sql.handBack, [this.subId, rest.map((m) => m.seq), this.member]).catch((error: unknown) => {
+          silence.failed(error);
+          this.report('postgres: handing messages back on close', error);
+        });
       }
     })();
     return this.ending;

@@ -20,6 +20,7 @@ import {
 } from '@switchboard/core/transport';
 import { assertTableName } from '../migration.js';
 import { assertStorableText, decodeRow, encodeBatch } from './codec.js';
+import { ServerSilence } from './silence.js';
 import { migratePostgresQueue } from './migrate.js';
 import type { PostgresQueueOptions } from './options.js';
 import { queueStatements, type QueueStatements } from './sql.js';
@@ -67,6 +68,8 @@ export class PostgresQueueTransport implements Transport {
   private readonly observer = new ObserverSet();
   private readonly subscriptions = new Set<LiveSubscription>();
   private readonly connection: ConnectionState;
+  /** Whether the server stopped answering: closing then waits for no more writes (see ServerSilence). */
+  private readonly silence = new ServerSilence();
   private readonly sql: QueueStatements;
   /** Lease owner name of this transport's members: host, pid and a random part. */
   private readonly member = `${hostname()}-${process.pid}-${randomBytes(4).toString('hex')}`;
@@ -226,9 +229,13 @@ export class PostgresQueueTransport implements Transport {
         if (deliverAt !== undefined) this.notifyWhenDue(topic, deliverAt);
       })
       .then(
-        () => this.connection.up(),
+        () => {
+          this.connection.up();
+          this.silence.answered();
+        },
         (error: unknown) => {
           this.connection.down();
+          this.silence.failed(error);
           throw new PublishError(`postgres: ${messages.length} message(s) to ${topic} not stored: ${(error as Error).message}`, topic, { cause: error });
         },
       );
@@ -260,6 +267,7 @@ export class PostgresQueueTransport implements Transport {
         member: this.member,
         observer: () => this.observer,
         reachable: (up) => (up ? this.connection.up() : this.connection.down()),
+        silence: this.silence,
       },
       spec,
       listener,
@@ -273,7 +281,9 @@ export class PostgresQueueTransport implements Transport {
     // Ephemeral: the subscription owns its group's rows, deleted once it closed (deliveries cascade;
     // retention then removes the messages no one has to handle).
     const unsubscribe = async () => {
-      if (spec.ephemeral) await this.pool.query(this.sql.unsubscribe, [row.sub_id]).catch((error: unknown) => this.report("postgres: deleting an ephemeral subscription's rows failed", error));
+      if (!spec.ephemeral) return;
+      if (this.silence.noticed) this.report("postgres: an ephemeral subscription's rows were not deleted", new Error('the server stopped answering (queryTimeoutMs)'));
+      else await this.pool.query(this.sql.unsubscribe, [row.sub_id]).catch((error: unknown) => this.report("postgres: deleting an ephemeral subscription's rows failed", error));
     };
     return {
       close: () => subscription.close().finally(forget).then(unsubscribe),
@@ -314,6 +324,7 @@ export class PostgresQueueTransport implements Transport {
         if ((result.rowCount ?? 0) < this.options.retentionBatch) break;
       }
     } catch (error) {
+      this.silence.failed(error);
       this.report('postgres: retention', error);
     }
     return deleted;
@@ -340,8 +351,11 @@ export class PostgresQueueTransport implements Transport {
     })();
     // A server that stops answering without closing the connections (a network partition) never lets
     // these end: `end()` waits for the server's side of each socket. Past queryTimeoutMs the sockets
-    // are destroyed instead; what was claimed and not acknowledged is claimed again once its lease ends.
-    await withDeadline(closing, Date.now() + this.options.queryTimeoutMs, () => new Error('close did not end')).catch(() => {
+    // are destroyed instead, at once when a query already went unanswered (the subscriptions' closes
+    // then wrote nothing either: one bound in all); what was claimed and not acknowledged is claimed
+    // again once its lease ends.
+    const deadline = this.silence.noticed ? 0 : Date.now() + this.options.queryTimeoutMs;
+    await withDeadline(closing, deadline, () => new Error('close did not end')).catch(() => {
       for (const client of [this.listener, ...clientsOf(this.pool), ...clientsOf(this.claimPool)]) socketOfClient(client)?.destroy();
     });
   }

@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { ConfigError, CountingObserver, NonRetryableError, createBus, type Bus, type Message } from '@switchboard/core';
-import { Recorder, recordLines, uniqueName, waitUntil } from '@switchboard/core/testing';
+import { BrokerLink, Recorder, gate, recordLines, uniqueName, waitUntil } from '@switchboard/core/testing';
 import { runCli } from '@switchboard/cli/testing';
 import { createPostgresQueueTransport, createTransactionalPublisher, type PostgresQueueOptionsInput, type PostgresQueueTransport } from '@switchboard/postgres';
 import { CLAIM_PLANNING } from '../../src/queue/transport.js';
@@ -288,6 +288,49 @@ describe('postgres queue crashes and outages', () => {
     console.log(`[measure] postgres server restart: publish while down rejected in ${failMs} ms; handled ${handled.count}, distinct ${new Set(handled.items).size}/21, duplicates ${duplicates}`);
     expect(handled.items).not.toContain('during');
   }, 120_000);
+
+  it('closes over a silent server (a partition) within one queryTimeoutMs: once a query went unanswered, acknowledgements and hand-backs are not written; every message comes again', async () => {
+    const link = await BrokerLink.open(BrokerLink.addressOf(DATABASE_URL));
+    cleanups.push(() => link.close());
+    const bus = createBus({ transport: await testQueueTransport(prefix, { url: link.urlThrough(DATABASE_URL), queryTimeoutMs: 2000 }) });
+    const topic = uniqueName('silent-close');
+    const release = gate();
+    const started = new Recorder<string>();
+    for (const group of ['a', 'b']) {
+      await bus.subscriber.subscribe(
+        topic,
+        async (m) => {
+          started.add(`${group}:${m.id}`);
+          await release.promise;
+        },
+        { group, concurrency: 4 },
+      );
+    }
+    const ids = Array.from({ length: 20 }, (_, i) => `s-${i}`);
+    await bus.publisher.publish(
+      topic,
+      ids.map((id, i) => ({ id, value: i })),
+    );
+    await started.waitFor(8, 10_000);
+    link.cut('silent');
+    release.open(); // the handlers end during the partition: their acknowledgements cannot be written
+    const closing = performance.now();
+    await bus.close();
+    const closeMs = performance.now() - closing;
+    console.log(`[measure] postgres close over a silent server, queryTimeoutMs 2000: ${Math.round(closeMs)} ms`);
+    // The first write on the way out (the acknowledgements) goes unanswered for one bound; the
+    // hand-backs and the pools' ends are then not waited for. Before, each waited a bound: 4 s.
+    expect(closeMs).toBeGreaterThanOrEqual(1900);
+    expect(closeMs).toBeLessThan(3500);
+    // Nothing settled reached the table: every message comes again to each group once its lease ends.
+    const again = await openBus();
+    for (const group of ['a', 'b']) {
+      const got = new Recorder<string>();
+      await again.subscriber.subscribe(topic, (m) => got.add(m.id), { group });
+      await got.waitFor(ids.length, 15_000, `redeliveries to ${group}`);
+      expect(new Set(got.items)).toEqual(new Set(ids));
+    }
+  });
 
   it('connections killed (pg_terminate_backend, server up): the pool and the listener reconnect, later messages flow', async () => {
     const topic = uniqueName('sb-pg.cut');
