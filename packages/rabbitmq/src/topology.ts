@@ -1,6 +1,6 @@
 import type { Channel, RecoveringChannelModel } from 'amqplib';
 import { ConfigError } from '@switchboard/core';
-import type { TransportSubscribeSpec } from '@switchboard/core/transport';
+import { matchesTopicPattern, type TransportSubscribeSpec } from '@switchboard/core/transport';
 import type { RabbitOptions, RabbitRoute } from './options.js';
 import { queueNameFor } from './names.js';
 
@@ -39,9 +39,14 @@ export class RabbitTopology {
 
   /**
    * Refuses a subscription that its topic's route would never feed: on a topic routed straight to a
-   * group's queue (`type: 'queue'`), anything but that group's own subscription.
+   * group's queue (`type: 'queue'`), anything but that group's own subscription; a pattern matching
+   * a topic routed elsewhere than the main exchange (a pattern's queue is bound there only).
    */
   checkSubscribable(spec: TransportSubscribeSpec): void {
+    if (spec.pattern) {
+      this.checkPattern(spec.topic);
+      return;
+    }
     const route = this.routeOfSubscription(spec);
     if (route.type !== 'queue') return;
     const group = spec.group === '' ? 'default' : spec.group;
@@ -53,6 +58,21 @@ export class RabbitTopology {
         message: `routes "${spec.topic}" straight to the queue of group "${route.group}" (type "queue"): ${who} would receive nothing. Subscribe with group "${route.group}", or route the topic through an exchange to give each group its copy`,
       },
     ]);
+  }
+
+  private checkPattern(pattern: string): void {
+    const { exchange } = this.mainRoute;
+    for (const [topic, route] of this.routes) {
+      const throughMain = route.exchange === exchange && route.type === 'topic' && (route.routingKey ?? topic) === topic;
+      if (throughMain || !matchesTopicPattern(pattern, topic)) continue;
+      const where = route.type === 'queue' ? `straight to the queue of group "${route.group}"` : `through exchange "${route.exchange}" (type "${route.type}")`;
+      throw new ConfigError([
+        {
+          path: `transport.routes.${topic}`,
+          message: `the pattern "${pattern}" matches "${topic}", which is routed ${where}: a pattern subscription is bound to the main exchange "${exchange}" only and would never receive it. Subscribe to "${topic}" by name, or route it through the main exchange`,
+        },
+      ]);
+    }
   }
 
   /** Arguments of the queues this transport declares (queue type, expiry). */

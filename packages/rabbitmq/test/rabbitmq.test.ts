@@ -91,6 +91,34 @@ describe('rabbitmq exchange kinds route as documented', () => {
     expect(any.items.map((m) => m.id).sort()).toEqual(['eu-critical', 'eu-info', 'us-critical']);
     expect(all.items.map((m) => m.id)).toEqual(['eu-critical']);
   });
+  it('a pattern matching a topic routed elsewhere is refused, naming the route; patterns whose topics all go through the main exchange still get them', async () => {
+    const base = uniqueName('sb-rabbit-routed');
+    const exchange = uniqueName('sb-rabbit.elsewhere');
+    const bus = await openBus({
+      routes: {
+        [`${base}.orders.paid`]: { exchange, type: 'direct' },
+        [`${base}.jobs.resize`]: { type: 'queue' },
+        // Through the main exchange with the topic as routing key: a pattern sees it.
+        [`${base}.orders.created`]: { exchange: 'switchboard', type: 'topic' },
+      },
+    });
+    const refusals = [
+      [`${base}.orders.*`, `${base}.orders.paid`, `through exchange "${exchange}" (type "direct")`],
+      [`${base}.#`, `${base}.orders.paid`, 'through exchange'],
+      [`${base}.jobs.*`, `${base}.jobs.resize`, 'straight to the queue of group "default"'],
+    ] as const;
+    for (const [pattern, topic, where] of refusals) {
+      const refusal = bus.subscriber.subscribe(pattern, () => undefined, { pattern: true, group: 'watch' });
+      await expect(refusal).rejects.toBeInstanceOf(ConfigError);
+      await expect(refusal).rejects.toThrow(`transport.routes.${topic}: the pattern "${pattern}" matches "${topic}", which is routed ${where}`);
+    }
+    // A pattern whose routed matches go through the main exchange with their topic as routing key is fine.
+    const seen = new Recorder<Message>();
+    await bus.subscriber.subscribe(`${base}.*.created`, (m) => seen.add(m), { pattern: true, group: 'watch' });
+    await bus.publisher.publish(`${base}.orders.created`, { id: 'c-1', value: 1 });
+    await bus.publisher.publish(`${base}.users.created`, { id: 'u-1', value: 2 });
+    expect((await seen.waitFor(2, 10_000)).map((m) => m.id).sort()).toEqual(['c-1', 'u-1']);
+  });
 });
 
 describe("rabbitmq queue routes: straight to one group's queue through the default exchange", () => {
