@@ -11,8 +11,15 @@ export class Endpoints {
   private index = 0;
   private readonly parsed: readonly Options.Connect[];
 
-  constructor(readonly urls: readonly string[]) {
-    this.parsed = urls.map(toConnectOptions);
+  /** `heartbeatSeconds`: asked for on every URL that does not ask for a heartbeat itself. */
+  constructor(
+    readonly urls: readonly string[],
+    private readonly heartbeatSeconds?: number,
+  ) {
+    this.parsed = urls.map((url) => {
+      const options = toConnectOptions(url);
+      return options.heartbeat === undefined && heartbeatSeconds !== undefined ? { ...options, heartbeat: heartbeatSeconds } : options;
+    });
   }
 
   get count(): number {
@@ -21,7 +28,7 @@ export class Endpoints {
 
   /** What amqplib connects to (read at every connection attempt). */
   target(): string | Options.Connect {
-    if (this.urls.length === 1) return this.urls[0]!;
+    if (this.urls.length === 1) return withHeartbeat(this.urls[0]!, this.heartbeatSeconds);
     const current = () => this.parsed[this.index]!;
     return {
       get protocol() {
@@ -90,4 +97,11 @@ function toConnectOptions(url: string): Options.Connect {
   const frameMax = number('frameMax');
   const locale = parts.searchParams.get('locale');
   return { ...options, ...(heartbeat !== undefined ? { heartbeat } : {}), ...(frameMax !== undefined ? { frameMax } : {}), ...(locale !== null ? { locale } : {}) };
+}
+
+/** `url` asking for `seconds` of heartbeat, unless it asks for a heartbeat itself (its `heartbeat` parameter wins). */
+function withHeartbeat(url: string, seconds: number | undefined): string {
+  if (seconds === undefined || new URL(url).searchParams.has('heartbeat')) return url;
+  const [base, fragment] = url.split('#', 2);
+  return `${base}${base!.includes('?') ? '&' : '?'}heartbeat=${seconds}${fragment !== undefined ? `#${fragment}` : ''}`;
 }

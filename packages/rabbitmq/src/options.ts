@@ -76,6 +76,15 @@ export const rabbitOptionsSchema = z
     queueExpiresMs: z.number().int().min(1000).optional(),
     /** How long a publish may wait for a connection and its confirms before it fails, ms. */
     publishTimeoutMs: z.number().int().min(100).max(600_000).default(10_000),
+    /**
+     * AMQP heartbeat asked of the broker, seconds (the lower of this and the broker's setting applies).
+     * A connection that goes silent (a partition) is noticed after two to three of them: its consumers
+     * report subscription-interrupted and resume on a new connection, and the broker requeues what they
+     * held. 0 turns heartbeats off (a silent connection is then noticed only by TCP, if ever). A
+     * `heartbeat` parameter on the URL wins over this. Default 10 (the broker's own default is 60:
+     * two to three minutes of a consumer reading as live while it receives nothing).
+     */
+    heartbeatSeconds: z.number().int().min(0).max(600).default(10),
     /** Connect timeout of the first connection, ms: an unreachable broker fails fast at startup. */
     connectTimeoutMs: z.number().int().min(100).max(120_000).default(5000),
     /**

@@ -372,7 +372,7 @@ export class RabbitSubscription implements TransportSubscription {
       // Each wait on the broker is bounded (publishTimeoutMs), and once one went unanswered, on this
       // subscription or another of the connection, the next is not waited for: a broker that stopped
       // answering without closing the connection (a partition) would leave them pending until
-      // heartbeats notice, minutes later.
+      // heartbeats notice, two to three heartbeatSeconds later.
       const noAnswer = new Error('no answer');
       const answered = (request: Promise<unknown>) =>
         withDeadline(request, this.transport.unanswered ? 0 : Date.now() + this.transport.options.publishTimeoutMs, () => noAnswer).catch((error: unknown) => {

@@ -109,7 +109,7 @@ export class RabbitTransport implements Transport {
 
   /** Connects (recovering connection). Rejects with a clear error, URL redacted, if the broker does not answer. */
   static async connect(options: RabbitOptions): Promise<RabbitTransport> {
-    const endpoints = new Endpoints(options.url);
+    const endpoints = new Endpoints(options.url, options.heartbeatSeconds);
     let model: RecoveringChannelModel;
     try {
       model = await amqplib.connect(endpoints.target(), {
@@ -279,8 +279,8 @@ export class RabbitTransport implements Transport {
       await this.model.close().catch(() => undefined);
     })();
     // A broker that stops answering without closing the connection (a network partition) never sends
-    // the cancel-ok and close-ok these wait for, until heartbeats notice (two intervals: 2 minutes at
-    // RabbitMQ's default 60 s). Past publishTimeoutMs the socket is destroyed instead, at once when a
+    // the cancel-ok and close-ok these wait for, until heartbeats notice (two to three intervals:
+    // 20-30 s at heartbeatSeconds 10). Past publishTimeoutMs the socket is destroyed instead, at once when a
     // subscription's close already went unanswered: what was not acknowledged comes again (the broker
     // requeues a lost connection's messages).
     const deadline = this.unanswered ? 0 : Date.now() + this.options.publishTimeoutMs;
