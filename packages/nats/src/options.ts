@@ -29,6 +29,13 @@ export const natsOptionsSchema = z
     /** How long a publish waits for the stream's acknowledgement, ms. */
     publishTimeoutMs: z.number().int().min(100).max(120_000).default(5000),
     /**
+     * How often the client PINGs the server, ms. With two PINGs unanswered the connection is taken
+     * as stale and replaced, so one that goes silent (a partition) is noticed two to three intervals
+     * later: its consumers read again once a new connection is up. Default 10000 (the client's own
+     * default is 2 minutes: a consumer received nothing for four to six minutes).
+     */
+    pingIntervalMs: z.number().int().min(500).max(600_000).default(10_000),
+    /**
      * The JetStream stream every topic is stored in. Created with the options below when missing
      * (`createStream`), else it must exist and capture `<subjectPrefix>.>`.
      */

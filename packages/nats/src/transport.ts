@@ -82,6 +82,8 @@ export class NatsTransport implements Transport {
         timeout: options.connectTimeoutMs,
         maxReconnectAttempts: -1,
         reconnectTimeWait: 250,
+        pingInterval: options.pingIntervalMs,
+        maxPingOut: 2,
         name: 'switchboard',
         ...(options.user !== undefined ? { user: options.user } : {}),
         ...(options.pass !== undefined ? { pass: options.pass } : {}),
