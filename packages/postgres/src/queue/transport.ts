@@ -128,7 +128,12 @@ export class PostgresQueueTransport implements Transport {
   }
 
   private async openListener(): Promise<{ client: pg.Client; ended: Promise<unknown> }> {
-    const client = new pg.Client({ connectionString: this.options.url, connectionTimeoutMillis: this.options.connectTimeoutMs, application_name: 'switchboard-listen' });
+    const client = new pg.Client({
+      connectionString: this.options.url,
+      connectionTimeoutMillis: this.options.connectTimeoutMs,
+      query_timeout: this.options.queryTimeoutMs,
+      application_name: 'switchboard-listen',
+    });
     const ended = new Promise((resolve) => {
       client.once('error', resolve);
       client.once('end', resolve);
@@ -143,6 +148,13 @@ export class PostgresQueueTransport implements Transport {
       throw error;
     }
     this.listener = client;
+    // The listener only receives: gone silent (a partition), it would never be noticed, and wake-ups
+    // would stop for good (members then find messages at their poll only). A query every
+    // queryTimeoutMs gives the timeout something to time: unanswered, the socket is destroyed, and
+    // keepListening connects again and wakes every member.
+    const check = setInterval(() => void client.query('SELECT 1').catch(() => socketOfClient(client)?.destroy()), this.options.queryTimeoutMs);
+    check.unref();
+    void ended.then(() => clearInterval(check));
     return { client, ended };
   }
 

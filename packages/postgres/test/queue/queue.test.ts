@@ -332,6 +332,34 @@ describe('postgres queue crashes and outages', () => {
     }
   });
 
+  it('the LISTEN connection gone silent (a partition) is noticed within two queryTimeoutMs and replaced: members are woken again, not left to their poll', async () => {
+    const link = await BrokerLink.open(BrokerLink.addressOf(DATABASE_URL));
+    cleanups.push(() => link.close());
+    const bus = createBus({ transport: await testQueueTransport(prefix, { url: link.urlThrough(DATABASE_URL), queryTimeoutMs: 1000, pollIntervalMs: 60_000 }) });
+    cleanups.push(() => bus.close());
+    const direct = await openBus();
+    const topic = uniqueName('silent-listen');
+    const got = new Recorder<string>();
+    await bus.subscriber.subscribe(topic, (m) => got.add(m.id), { group: 'w' });
+    await direct.publisher.publish(topic, { id: 'before', value: 1 });
+    await got.waitFor(1, 5000); // a wake-up: the poll is a minute away
+    // Cut once the member is idle, waiting for a wake-up (its acknowledgement written, then a pause
+    // far longer than its last empty claims take): a claim under way at the cut would time out and
+    // claim again at once, finding the next message without any wake-up.
+    const pending = `SELECT count(*) AS n FROM ${prefix}_deliveries d JOIN ${prefix}_subscriptions s USING (sub_id) WHERE s.filter = $1`;
+    for (const deadline = Date.now() + 5000; (await count(pending, [topic])) > 0 && Date.now() < deadline; ) await new Promise((resolve) => setTimeout(resolve, 20));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    link.cut('silent'); // open connections carry nothing from now on; new ones still reach the server
+    const cut = performance.now();
+    await direct.publisher.publish(topic, { id: 'after', value: 2 });
+    await waitUntil(() => got.items.includes('after'), 15_000, 'the message published after the listener went silent');
+    const afterMs = performance.now() - cut;
+    console.log(`[measure] postgres LISTEN connection gone silent, queryTimeoutMs 1000, poll 60 s: next message handled after ${Math.round(afterMs)} ms`);
+    // The check every second, its second to time out, a new listener that wakes the member, whose
+    // claim may first time out on a pooled connection of the silent link: a few seconds, not the poll.
+    expect(afterMs).toBeLessThan(8000);
+  });
+
   it('connections killed (pg_terminate_backend, server up): the pool and the listener reconnect, later messages flow', async () => {
     const topic = uniqueName('sb-pg.cut');
     const bus = await openBus({ pollIntervalMs: 30_000 });
