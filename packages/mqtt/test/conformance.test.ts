@@ -21,7 +21,7 @@ runConformanceSuite({
   createTransport: () => testTransport({ memberId: `conf-${randomUUID().slice(0, 8)}`, maxMessageBytes }),
   brokerLink: {
     broker: BrokerLink.addressOf(MQTT_URL),
-    createTransport: (link) => testTransport({ url: link.urlThrough(MQTT_URL), memberId: `conf-${randomUUID().slice(0, 8)}`, maxMessageBytes, publishTimeoutMs: 2000 }),
+    createTransport: (link) => testTransport({ url: link.urlThrough(MQTT_URL), memberId: `conf-${randomUUID().slice(0, 8)}`, maxMessageBytes, publishTimeoutMs: 2000, keepaliveSec: 1 }),
   },
   publishRaw,
   waitMs: 10_000,
@@ -31,7 +31,7 @@ runConformanceSuite({
   name: 'mqtt (members without identity)',
   capabilities: mqttCapabilities({ brokerPersists: false, maxMessageBytes }),
   createTransport: () => testTransport({ maxMessageBytes }),
-  brokerLink: { broker: BrokerLink.addressOf(MQTT_URL), createTransport: (link) => testTransport({ url: link.urlThrough(MQTT_URL), maxMessageBytes, publishTimeoutMs: 2000 }) },
+  brokerLink: { broker: BrokerLink.addressOf(MQTT_URL), createTransport: (link) => testTransport({ url: link.urlThrough(MQTT_URL), maxMessageBytes, publishTimeoutMs: 2000, keepaliveSec: 1 }) },
   publishRaw,
   waitMs: 10_000,
 });

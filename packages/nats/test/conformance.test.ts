@@ -35,7 +35,10 @@ for (const ordering of ['partition', 'none'] as const) {
     name: `nats (ordering ${ordering})`,
     capabilities: natsCapabilities({ maxMessageBytes }),
     createTransport: () => testTransport({ maxMessageBytes, ackWaitMs: 3000 }),
-    brokerLink: { broker: BrokerLink.addressOf(NATS_URL), createTransport: (link) => testTransport({ servers: link.urlThrough(NATS_URL), maxMessageBytes, ackWaitMs: 3000, publishTimeoutMs: 2000 }) },
+    brokerLink: {
+      broker: BrokerLink.addressOf(NATS_URL),
+      createTransport: (link) => testTransport({ servers: link.urlThrough(NATS_URL), maxMessageBytes, ackWaitMs: 3000, publishTimeoutMs: 2000, pingIntervalMs: 1000 }),
+    },
     publishRaw,
     ephemeralStateLeft: async (_transport, topic, group) => {
       raw ??= await connect({ servers: NATS_URL });

@@ -49,7 +49,10 @@ for (const mode of modes) {
     name: `rabbitmq (${mode.name})`,
     capabilities: rabbitCapabilities(mode.options),
     createTransport: () => testTransport(mode.options),
-    brokerLink: { broker: BrokerLink.addressOf(RABBITMQ_URL), createTransport: (link) => testTransport({ ...mode.options, url: link.urlThrough(RABBITMQ_URL), publishTimeoutMs: 2000 }) },
+    brokerLink: {
+      broker: BrokerLink.addressOf(RABBITMQ_URL),
+      createTransport: (link) => testTransport({ ...mode.options, url: link.urlThrough(RABBITMQ_URL), publishTimeoutMs: 2000, heartbeatSeconds: 1 }),
+    },
     publishRaw,
     ephemeralStateLeft,
     readsControlHeaders: true,
