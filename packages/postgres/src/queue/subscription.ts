@@ -1,4 +1,3 @@
-import type { ServerSilence } from './silence.js';
 import type { Pool } from 'pg';
 import type { BusObserver, SourceMetadata, SubscriptionStatus } from '@switchboard/core';
 import {
@@ -15,6 +14,7 @@ import {
 } from '@switchboard/core/transport';
 import { decodeRow } from './codec.js';
 import type { PostgresQueueOptions } from './options.js';
+import type { ServerSilence } from './silence.js';
 import type { ClaimedRow, QueueStatements } from './sql.js';
 
 /** What a subscription needs from its transport. */
