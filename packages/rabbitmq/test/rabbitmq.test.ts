@@ -2,7 +2,7 @@ import * as amqplib from 'amqplib';
 import { afterEach, describe, expect, it } from 'vitest';
 import { runCli } from '@switchboard/cli/testing';
 import { ConfigError, CountingObserver, NonRetryableError, createBus, PublishError, type Bus, type Message, registerTransport } from '@switchboard/core';
-import { BrokerLink, Recorder, uniqueName, waitUntil } from '@switchboard/core/testing';
+import { BrokerLink, Recorder, uniqueName } from '@switchboard/core/testing';
 import { createSwitchboardContainer } from '@switchboard/inversify';
 import { createRabbitTransport, type RabbitOptionsInput, type RabbitTransport, rabbitmqTransport } from '@switchboard/rabbitmq';
 import { RABBITMQ_URL, rabbitmqctl, testTransport } from './helpers.js';
@@ -311,33 +311,6 @@ describe('rabbitmq publishing and config', () => {
     expect(closeMs).toBeLessThan(3500);
   });
 
-  it('a consumer whose connection goes silent notices by heartbeat (heartbeatSeconds), reports interrupted, resumes on a new connection and receives again', async () => {
-    const link = await BrokerLink.open(BrokerLink.addressOf(RABBITMQ_URL));
-    cleanups.push(() => link.close());
-    const counts = new CountingObserver();
-    const bus = createBus({ transport: await testTransport({ url: link.urlThrough(RABBITMQ_URL), heartbeatSeconds: 1, publishTimeoutMs: 2000 }), observer: counts });
-    cleanups.push(() => bus.close());
-    const direct = await openBus();
-    const topic = uniqueName('sb-rabbit.heartbeat');
-    const got = new Recorder<string>();
-    await bus.subscriber.subscribe(topic, (m) => got.add(m.id), { group: 'hb' });
-    await direct.publisher.publish(topic, { id: 'before', value: 1 });
-    await got.waitFor(1, 10_000);
-    link.cut('silent'); // open connections carry nothing from now on; new ones still reach the broker
-    const cut = performance.now();
-    await waitUntil(() => counts.count('subscription-interrupted', topic) >= 1, 15_000, 'subscription-interrupted');
-    const noticedMs = performance.now() - cut;
-    await waitUntil(() => counts.count('subscription-resumed', topic) >= 1, 15_000, 'subscription-resumed');
-    console.log(`[measure] rabbitmq silent connection, heartbeatSeconds 1: interrupted after ${Math.round(noticedMs)} ms, resumed after ${Math.round(performance.now() - cut)} ms`);
-    // amqplib gives up after two to three heartbeat intervals without a frame from the broker.
-    expect(noticedMs).toBeLessThan(6000);
-    await direct.publisher.publish(topic, { id: 'after', value: 2 });
-    await waitUntil(() => got.items.includes('after'), 10_000, 'the message published after the resume');
-    // "before" may come twice: its ack, written as the link went silent, never reached the broker,
-    // which requeued it when it closed the silent connection (at least once).
-    expect(new Set(got.items)).toEqual(new Set(['before', 'after']));
-  });
-
   it('heartbeatSeconds: asked of the broker unless the URL asks itself; 0 turns heartbeats off; out of range is refused naming the field', async () => {
     const heartbeatOf = async (options: RabbitOptionsInput) => {
       const name = uniqueName('sb-hb');
@@ -556,10 +529,8 @@ describe('rabbitmq: switchboard CLI over the transport DLQ and server-side cance
     await rabbitmqctl('delete_queue', `${topic}.cancel`);
     await bus.counts.waitFor('subscription-resumed', 1);
     await bus.publisher.publish(topic, { id: 'after', value: 2 });
-    await waitUntil(() => got.items.includes('after'), 10_000, 'the message published after the resume');
-    // "before" may come twice: its ack, written as the link went silent, never reached the broker,
-    // which requeued it when it closed the silent connection (at least once).
-    expect(new Set(got.items)).toEqual(new Set(['before', 'after']));
+    await got.waitFor(2, 10_000);
+    expect(got.items).toEqual(['before', 'after']);
     expect(bus.counts.count('subscription-interrupted')).toBeGreaterThanOrEqual(1);
   });
 });
