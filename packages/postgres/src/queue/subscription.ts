@@ -261,9 +261,8 @@ export class QueueSubscription implements TransportSubscription {
         this.context.silence.answered();
         for (const seq of seqs) this.unacked.delete(seq);
       } catch (error) {
-        this.context.silence.failed(error);
         for (const seq of seqs) this.unacked.add(seq); // written again with the next batch or tick
-        this.report('postgres: acknowledging', error);
+        this.writeFailed('postgres: acknowledging', error);
       }
     });
     this.flushing = write;
@@ -285,8 +284,7 @@ export class QueueSubscription implements TransportSubscription {
     try {
       await this.context.pool.query(this.context.sql.retry, [this.subId, held.seq, this.member, Math.max(0, Math.round(delayMs))]);
     } catch (error) {
-      this.context.silence.failed(error);
-      this.report('postgres: scheduling a retry (the message returns when its lease expires)', error);
+      this.writeFailed('postgres: scheduling a retry (the message returns when its lease expires)', error);
     }
     if (this.keyOrder && key !== undefined) this.yielded.set(key, { seq: held.seq, clock: ++this.clock });
     if (this.state === 'active') {
@@ -308,10 +306,7 @@ export class QueueSubscription implements TransportSubscription {
     this.context.pool
       .query(this.context.sql.handBack, [this.subId, seqs, this.member])
       .then(() => this.wakeup.notify())
-      .catch((error: unknown) => {
-        this.context.silence.failed(error);
-        this.report('postgres: handing messages back (they return when their lease expires)', error);
-      })
+      .catch((error: unknown) => this.writeFailed('postgres: handing messages back (they return when their lease expires)', error))
       .finally(() => this.handingBack.end());
   }
 
@@ -326,8 +321,7 @@ export class QueueSubscription implements TransportSubscription {
     try {
       await pool.query(sql.extend, [this.subId, [...this.held.keys()], this.member, options.leaseMs]);
     } catch (error) {
-      this.context.silence.failed(error);
-      this.report('postgres: extending leases', error);
+      this.writeFailed('postgres: extending leases', error);
     }
   }
 
@@ -338,6 +332,12 @@ export class QueueSubscription implements TransportSubscription {
     } catch {
       // unreachable: the claim loop reports it; the last figure stays
     }
+  }
+
+  /** A write the server did not take: reported, and, if it went unanswered, the server counts as silent. */
+  private writeFailed(context: string, error: unknown): void {
+    this.context.silence.failed(error);
+    this.report(context, error);
   }
 
   private report(context: string, error: unknown): void {
@@ -370,10 +370,9 @@ export class QueueSubscription implements TransportSubscription {
       for (const held of rest) this.release(held);
       if (rest.length > 0 && !silence.noticed) {
         this.handedBackCount += rest.length;
-        await this.context.pool.query(this.context.sql.handBack, [this.subId, rest.map((m) => m.seq), this.member]).catch((error: unknown) => {
-          silence.failed(error);
-          this.report('postgres: handing messages back on close', error);
-        });
+        await this.context.pool
+          .query(this.context.sql.handBack, [this.subId, rest.map((m) => m.seq), this.member])
+          .catch((error: unknown) => this.writeFailed('postgres: handing messages back on close', error));
       }
     })();
     return this.ending;
