@@ -14,12 +14,9 @@ export class Endpoints {
   /** `heartbeatSeconds`: asked for on every URL that does not ask for a heartbeat itself. */
   constructor(
     readonly urls: readonly string[],
-    private readonly heartbeatSeconds?: number,
+    private readonly heartbeatSeconds: number,
   ) {
-    this.parsed = urls.map((url) => {
-      const options = toConnectOptions(url);
-      return options.heartbeat === undefined && heartbeatSeconds !== undefined ? { ...options, heartbeat: heartbeatSeconds } : options;
-    });
+    this.parsed = urls.map((url) => ({ heartbeat: heartbeatSeconds, ...toConnectOptions(url) }));
   }
 
   get count(): number {
@@ -100,8 +97,8 @@ function toConnectOptions(url: string): Options.Connect {
 }
 
 /** `url` asking for `seconds` of heartbeat, unless it asks for a heartbeat itself (its `heartbeat` parameter wins). */
-function withHeartbeat(url: string, seconds: number | undefined): string {
-  if (seconds === undefined || new URL(url).searchParams.has('heartbeat')) return url;
+function withHeartbeat(url: string, seconds: number): string {
+  if (new URL(url).searchParams.has('heartbeat')) return url;
   const [base, fragment] = url.split('#', 2);
   return `${base}${base!.includes('?') ? '&' : '?'}heartbeat=${seconds}${fragment !== undefined ? `#${fragment}` : ''}`;
 }

@@ -22,11 +22,8 @@ export function outageScenarios(context: ConformanceContext): void {
   const { target, caps, waitMs, timeout, groupOf, startFrom, topics, onCleanup, openBus } = context;
   for (const failure of ['refuse', 'drop', 'silent'] as const satisfies readonly LinkFailure[]) {
     const title = `a broker that stops answering (${failure}): a publish settles and close() returns, each within ${OUTAGE_BOUND_MS / 1000} s`;
-    const link = target.brokerLink;
-    if (!link || 'unavailable' in link) {
-      it.skip(`${title} — skipped: ${link ? link.unavailable : 'the target gives no way to reach its broker through a relay (brokerLink)'}`, () => undefined);
-      continue;
-    }
+    const link = relayOrSkip(context, title);
+    if (!link) continue;
     it(title, { timeout: timeout + 2 * OUTAGE_BOUND_MS }, async () => {
       const relay = await BrokerLink.open(link.broker);
       onCleanup(() => relay.close());
@@ -85,15 +82,12 @@ export function outageScenarios(context: ConformanceContext): void {
  * minutes (the broker's 60 s heartbeat), a NATS one stayed deaf 4-6 minutes (2-minute PINGs), and a
  * PostgreSQL LISTEN connection was never replaced.
  */
-export function silentConsumerScenario(context: ConformanceContext): void {
+function silentConsumerScenario(context: ConformanceContext): void {
   const { target, caps, waitMs, timeout, groupOf, startFrom, topics, openBus, onCleanup } = context;
   const keeps = caps.persistent && caps.durableGroups;
   const title = `a subscription whose connection goes silent reports interrupted, resumes and receives again within ${OUTAGE_BOUND_MS / 1000} s${keeps ? ', losing nothing published meanwhile' : ''}`;
-  const link = target.brokerLink;
-  if (!link || 'unavailable' in link) {
-    it.skip(`${title} — skipped: ${link ? link.unavailable : 'the target gives no way to reach its broker through a relay (brokerLink)'}`, () => undefined);
-    return;
-  }
+  const link = relayOrSkip(context, title);
+  if (!link) return;
   it(title, { timeout: timeout + 3 * OUTAGE_BOUND_MS }, async () => {
     const relay = await BrokerLink.open(link.broker);
     onCleanup(() => relay.close());
@@ -120,6 +114,14 @@ export function silentConsumerScenario(context: ConformanceContext): void {
     // "before" may come twice: its acknowledgement may have been on its way when the link went silent.
     expect(new Set(got.items)).toEqual(new Set(keeps ? ['before', 'meanwhile', 'after'] : ['before', 'after']));
   });
+}
+
+/** The target's way to its broker through a relay; without one, the scenario `title` is registered as skipped, with the reason. */
+function relayOrSkip({ target }: ConformanceContext, title: string) {
+  const link = target.brokerLink;
+  if (link && !('unavailable' in link)) return link;
+  it.skip(`${title} — skipped: ${link ? link.unavailable : 'the target gives no way to reach its broker through a relay (brokerLink)'}`, () => undefined);
+  return undefined;
 }
 
 /** How `promise` stands after at most `ms`: settled one way or the other, or still pending. */
