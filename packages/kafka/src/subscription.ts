@@ -162,6 +162,15 @@ export class KafkaSubscription implements TransportSubscription {
    * partition resumes from the committed offset.
    */
   private readonly suspendedPartitions = new Set<string>();
+  /**
+   * Transactional: per topic|partition, the highest next offset this member's own transactions
+   * committed (never lowered, kept when a partition is revoked). A record below it was committed by a
+   * transaction already, so it is never handled again, whatever position the consumer was moved to:
+   * the committed offsets a join reads can be older than a transaction that commits meanwhile (a
+   * transaction of a kept partition still open at the join; kafkajs' OffsetFetch has no
+   * `require_stable`, so a commit still pending reads as the offset before it).
+   */
+  private readonly committedByTransactions = new Map<string, number>();
   private rejoining: Promise<void> | undefined;
 
   constructor(
@@ -551,6 +560,22 @@ export class KafkaSubscription implements TransportSubscription {
     } catch (error) {
       return failed('beginning', error);
     }
+    // Checked once the partition's previous transaction ended (begin waits for it): that one may have
+    // been this very record's.
+    if (Number(record.offset) < (this.committedByTransactions.get(tp) ?? -1)) {
+      const aborted = await transaction.abort().then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+      if (aborted !== undefined) return failed('aborting', aborted);
+      this.observer().onEvent({
+        type: 'internal-error',
+        topic,
+        context: `kafka: a record this member committed in a transaction was fetched again (partition ${partition}, offset ${record.offset}: the consumer was positioned at an older committed offset); skipped, not handled again`,
+        error: new Error(`offset ${record.offset} is below ${this.committedByTransactions.get(tp)}, committed by this member`),
+      });
+      return 'acked';
+    }
     // The offset goes into the transaction: an ack records nothing for the consumer to commit.
     const inTransaction: Settlement = { ack: () => undefined, retry: settlement.retry };
     const delivery = new KafkaDelivery(topic, partition, record, attempt, { transport: 'kafka', topic, partition, offset: record.offset, group: this.spec.group }, inTransaction, undefined);
@@ -587,6 +612,7 @@ export class KafkaSubscription implements TransportSubscription {
       return failed('committing', error);
     }
     this.commits.confirm(tp, Number(next));
+    if (Number(next) > (this.committedByTransactions.get(tp) ?? -1)) this.committedByTransactions.set(tp, Number(next));
     return 'acked';
   }
 
