@@ -1,7 +1,7 @@
 import { createBus, type Bus, type SubscriptionDefaults } from './bus/bus.js';
 import type { DeliveryGuarantee } from './ports/capabilities.js';
 import type { Envelope } from './ports/envelope.js';
-import type { BusConfig, SubscriptionConfig } from './config/config.js';
+import { type BusConfig, type BusConfigInput, checkedBusConfig, type SubscriptionConfig } from './config/config.js';
 import { ConfigError } from './ports/errors.js';
 import type { BusObserver } from './ports/events.js';
 import type { Logger } from './observability/observer.js';
@@ -29,9 +29,9 @@ export function resolveTransportFactory(kind: string, registry: TransportRegistr
   return resolveFactoryIn(kind, registry);
 }
 
-/** {@link resolveIn}: the config checked against its transport, in `registry` (default: the process-wide one). */
-export function resolveTransportConfig(config: BusConfig, registry: TransportRegistry = defaultTransportRegistry): ResolvedTransportConfig {
-  return resolveIn(config, registry);
+/** {@link resolveIn}: the config (validated first unless {@link loadBusConfig} made it) checked against its transport, in `registry` (default: the process-wide one). */
+export function resolveTransportConfig(config: BusConfig | BusConfigInput, registry: TransportRegistry = defaultTransportRegistry): ResolvedTransportConfig {
+  return resolveIn(checkedBusConfig(config), registry);
 }
 
 export interface BusFromConfigOptions {
@@ -47,11 +47,13 @@ export interface BusFromConfigOptions {
 }
 
 /**
- * Builds a connected {@link Bus} from a validated config: finds the factory for `transport.kind`,
+ * Builds a connected {@link Bus} from a config: {@link loadBusConfig}'s, or a plain object validated
+ * here (a {@link ConfigError} naming every bad field); finds the factory for `transport.kind`,
  * refuses what the transport cannot honour (before connecting), connects. The config's `publish` and
- * `defaults` become the bus's publisher options and subscription defaults as they are (already validated).
+ * `defaults` become the bus's publisher options and subscription defaults.
  */
-export async function createBusFromConfig(config: BusConfig, options: BusFromConfigOptions = {}): Promise<Bus> {
+export async function createBusFromConfig(input: BusConfig | BusConfigInput, options: BusFromConfigOptions = {}): Promise<Bus> {
+  const config = checkedBusConfig(input);
   const registry = (options.registry ?? defaultTransportRegistry).with(options.transports ?? []);
   const resolved = resolveTransportConfig(config, registry);
   const transport = await resolved.factory.create(resolved.options);

@@ -25,6 +25,15 @@ describe('bus (bus/bus)', () => {
     await Promise.all([warn.close(), reject.close()]);
   });
 
+  it('refuses a publish without a topic naming the field: an empty name, or neither a name nor a contract (an empty topic was published to on memory and Redis)', async () => {
+    const bus = createBus({ transport: createMemoryTransport() });
+    await expect(bus.publisher.publish('', { value: 1 })).rejects.toThrowError(ConfigError);
+    await expect(bus.publisher.publish('', { value: 1 })).rejects.toThrowError(/topic: must be a non-empty string/);
+    await expect(bus.publisher.publish(undefined as never, { value: 1 })).rejects.toThrowError(/topic: must be a non-empty string or a contract/);
+    await expect(bus.publisher.publishToGroup('', 'g', { value: 1 })).rejects.toThrowError(/topic: must be a non-empty string/);
+    await bus.close();
+  });
+
   it('refuses bad subscribe options naming the field, and anything after close with a ClosedError', async () => {
     const bus = createBus({ transport: createMemoryTransport() });
     await expect(bus.subscriber.subscribe('t', () => undefined, { concurrency: 0 })).rejects.toThrowError(ConfigError);

@@ -2,7 +2,7 @@ import { writeFile, mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { CapabilityError, ConfigError, configFromEnv, createBusFromConfig, loadBusConfig, namedSubscription, parseBusConfig } from '@switchboard/core';
+import { CapabilityError, ConfigError, configFromEnv, createBusFromConfig, loadBusConfig, namedSubscription, parseBusConfig, resolveTransportConfig } from '@switchboard/core';
 
 describe('config', () => {
   it('defaults to the in-memory transport when nothing is configured', async () => {
@@ -15,6 +15,19 @@ describe('config', () => {
     const attempt = createBusFromConfig(config);
     await expect(attempt).rejects.toThrowError(ConfigError);
     await expect(attempt).rejects.toThrowError(/transport\.kind: no transport "kafak" is registered \(registered: "memory"\); register the adapter's factory/);
+  });
+
+  it('takes a plain config object as well as a loaded one: validated, bad fields named (it threw a TypeError on a missing section)', async () => {
+    const bus = await createBusFromConfig({ transport: { kind: 'memory' } });
+    const received: unknown[] = [];
+    await bus.subscriber.subscribe('plain', (m) => void received.push(m.value));
+    await bus.publisher.publish('plain', { value: 1 });
+    await bus.close();
+    expect(received).toEqual([1]);
+    const bad = createBusFromConfig({ transport: { kind: 'memory' }, publish: { guarantee: 'sometimes' } } as never);
+    await expect(bad).rejects.toThrowError(ConfigError);
+    await expect(bad).rejects.toThrowError(/publish\.guarantee/);
+    expect(() => resolveTransportConfig({ transport: { kind: 'memory' }, defaults: { concurrency: 0 } })).toThrowError(/defaults\.concurrency/);
   });
 
   it('names nested fields: retry policy, unknown keys, guarantee', () => {

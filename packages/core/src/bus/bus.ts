@@ -128,7 +128,10 @@ export class TransportPublisher implements Publisher, GroupPublisher {
   publish(target: string | TopicContract<unknown, unknown>, messages: unknown, options?: ContractPublishOptions & PublishOptions): Promise<PublishReceipt> {
     try {
       const deliverAt = this.deliverAtOf(options);
-      if (typeof target === 'string') return this.send(target, messages as OutgoingMessage<unknown> | readonly OutgoingMessage<unknown>[], undefined, deliverAt);
+      if (typeof target === 'string' && target !== '') return this.send(target, messages as OutgoingMessage<unknown> | readonly OutgoingMessage<unknown>[], undefined, deliverAt);
+      if (typeof target !== 'object' || target === null || typeof target.name !== 'string') {
+        throw new ConfigError([{ path: 'topic', message: 'must be a non-empty string or a contract from defineTopic' }]);
+      }
       if (target.validateOnPublish) assertValidForContract(target, messages);
       const { delayMs: _delay, deliverAt: _at, ...fields } = options ?? {};
       const key = fields.key ?? target.key?.(messages);
@@ -162,6 +165,7 @@ export class TransportPublisher implements Publisher, GroupPublisher {
    * one, else to the topic; either way stamped with the replay-target header, so other groups skip it.
    */
   publishToGroup<T>(topic: string, group: string, messages: OutgoingMessage<T> | readonly OutgoingMessage<T>[]): Promise<PublishReceipt> {
+    if (typeof topic !== 'string' || topic === '') return Promise.reject(new ConfigError([{ path: 'topic', message: 'must be a non-empty string' }]));
     const list = Array.isArray(messages) ? (messages as readonly OutgoingMessage<T>[]) : [messages as OutgoingMessage<T>];
     return this.send(
       topic,

@@ -57,6 +57,15 @@ export function parseBusConfig(input: unknown): BusConfig {
   return parsed.data;
 }
 
+/**
+ * `config` validated: a config {@link loadBusConfig} returned is taken as it is (it keeps the
+ * environment variables behind its values, for error messages); anything else, a plain object from
+ * the application included, is validated here ({@link ConfigError} naming every bad field).
+ */
+export function checkedBusConfig(config: BusConfig | BusConfigInput): BusConfig {
+  return envOriginsByConfig.has(config) ? (config as BusConfig) : parseBusConfig(config);
+}
+
 /** Where a config value came from when an environment variable set it. */
 export interface EnvOrigin {
   /** The variable, e.g. `SWITCHBOARD__DEFAULTS__CONCURRENCY`. */
