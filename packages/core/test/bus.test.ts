@@ -34,6 +34,22 @@ describe('bus (bus/bus)', () => {
     await bus.close();
   });
 
+  it('refuses, naming the field, an outgoing message no transport can carry as given (a JavaScript caller is not held to the types)', async () => {
+    const bus = createBus({ transport: createMemoryTransport() });
+    const refused = async (message: unknown) => String(await bus.publisher.publish('t', message as never).catch((error: unknown) => error));
+    expect(await refused({ value: 1, headers: { trace: 5 } })).toMatch(/ConfigError.*headers\.trace: must be a string \(got number\)/s);
+    expect(await refused({ value: 1, headers: { trace: undefined } })).toMatch(/headers\.trace: must be a string \(got undefined\)/);
+    expect(await refused({ value: 1, headers: 'a=b' })).toMatch(/headers: must be an object of strings \(got string\)/);
+    expect(await refused({ value: 1, key: 7 })).toMatch(/key: must be a string \(got number\)/);
+    expect(await refused({ value: 1, id: '' })).toMatch(/id: must be a non-empty string/);
+    expect(await refused({ value: 1, timestamp: 'yesterday' })).toMatch(/timestamp: must be a number/);
+    expect(await refused({ payload: 'text' })).toMatch(/payload: must be bytes/);
+    expect(await refused([{ value: 1 }, null])).toMatch(/message: must be an object/);
+    const fine = await bus.publisher.publish('t', { id: 'ok', key: '', headers: { trace: 'x' }, timestamp: 0, payload: new Uint8Array([0x31]) });
+    expect(fine.ids).toEqual(['ok']);
+    await bus.close();
+  });
+
   it('refuses bad subscribe options naming the field, and anything after close with a ClosedError', async () => {
     const bus = createBus({ transport: createMemoryTransport() });
     await expect(bus.subscriber.subscribe('t', () => undefined, { concurrency: 0 })).rejects.toThrowError(ConfigError);

@@ -1,5 +1,5 @@
-import { BrokenCircuitError, CircuitState, ConsecutiveBreaker, SamplingBreaker, circuitBreaker, handleAll, type CircuitBreakerPolicy } from 'cockatiel';
-import { type BusObserver, type DeadLetterSource, type FallbackRecord, type FallbackStore, PublishError, type Transport } from '@switchboard/core';
+import { BrokenCircuitError, CircuitState, ConsecutiveBreaker, SamplingBreaker, circuitBreaker, handleWhen, type CircuitBreakerPolicy } from 'cockatiel';
+import { type BusObserver, type DeadLetterSource, type FallbackRecord, type FallbackStore, isCallerError, PublishError, type Transport } from '@switchboard/core';
 import {
   type DeliveryListener,
   ObserverSet,
@@ -73,10 +73,17 @@ export class FallbackTransport implements Transport {
     this.capabilities = inner.capabilities;
     this.timeoutMs = options.publishTimeoutMs ?? 5000;
     const rate = options.breaker?.failureRate;
-    this.breaker = circuitBreaker(handleAll, {
-      halfOpenAfter: options.breaker?.openMs ?? 5000,
-      breaker: rate ? new SamplingBreaker({ threshold: rate.threshold, duration: rate.windowMs, minimumRps: rate.minimumRps ?? 1 }) : new ConsecutiveBreaker(options.breaker?.consecutiveFailures ?? 5),
-    });
+    // A publish refused for what it asked (a bad topic, a message over the size limit) says nothing
+    // about the broker: it neither counts as a failure nor is stored (see `guarded`).
+    this.breaker = circuitBreaker(
+      handleWhen((error) => !isCallerError(error)),
+      {
+        halfOpenAfter: options.breaker?.openMs ?? 5000,
+        breaker: rate
+          ? new SamplingBreaker({ threshold: rate.threshold, duration: rate.windowMs, minimumRps: rate.minimumRps ?? 1 })
+          : new ConsecutiveBreaker(options.breaker?.consecutiveFailures ?? 5),
+      },
+    );
     this.breaker.onStateChange((state) => this.observer.onEvent({ type: 'breaker-state', transport: this.kind, state: STATE_NAMES[state] }));
   }
 
@@ -131,6 +138,7 @@ export class FallbackTransport implements Transport {
         withDeadline(target.publish(topic, messages, options), Date.now() + this.timeoutMs, () => new PublishError(`no confirmation from ${this.kind} within ${this.timeoutMs} ms`, topic)),
       );
     } catch (error) {
+      if (isCallerError(error)) throw error; // it would fail the same way when relayed
       const now = Date.now();
       const lastError = error instanceof Error ? error.message : String(error);
       try {

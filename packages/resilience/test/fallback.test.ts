@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CountingObserver, FallbackRelay, MemoryBroker, MemoryFallbackStore, createBus, createMemoryTransport, type Transport } from '@switchboard/core';
+import { CountingObserver, FallbackRelay, MemoryBroker, MemoryFallbackStore, MessageTooLargeError, createBus, createMemoryTransport, type Transport } from '@switchboard/core';
 import { Recorder, runFallbackStoreSuite } from '@switchboard/core/testing';
 import { PostgresFallbackStore } from '@switchboard/postgres';
 import { dropTestTables, uniqueTableName } from '@switchboard/postgres/testing';
@@ -78,6 +78,23 @@ describe('fallback transport and relay (in-memory broker)', () => {
     await bus.close();
   });
 
+  it("a publish refused for what it asked (a message over the size limit) rejects as it is: not stored, not counted by the breaker (six had opened it for everyone's publishes)", async () => {
+    const store = new MemoryFallbackStore();
+    const counts = new CountingObserver();
+    const transport = withFallback(createMemoryTransport({ maxMessageBytes: 100 }), { store, breaker: { consecutiveFailures: 3 } });
+    const bus = createBus({ transport, observer: counts });
+    const received = new Recorder<string>();
+    await bus.subscriber.subscribe('sized', (m) => received.add(m.id));
+    for (let i = 0; i < 6; i++) await expect(bus.publisher.publish('sized', { value: 'x'.repeat(500) })).rejects.toBeInstanceOf(MessageTooLargeError);
+    expect(await store.depth()).toBe(0);
+    expect(counts.count('publish-diverted')).toBe(0);
+    expect(transport.breakerState).toBe('closed');
+    const fits = await bus.publisher.publish('sized', { id: 'fits', value: 1 });
+    expect(fits.status).toBe('delivered');
+    await received.waitFor(1, 5000);
+    await bus.close();
+  });
+
   it('rejects with StoredForLaterError when the caller chose so, and still stores', async () => {
     const inner = flaky(createMemoryTransport());
     inner.down = true;
@@ -139,6 +156,36 @@ describe('fallback transport and relay (in-memory broker)', () => {
     expect(seen.count).toBe(1000); // no double send
     expect(await store.depth()).toBe(0);
     await listener.close();
+  });
+
+  it('a stored record the transport refuses for what it is (over its size limit) stays stored, and the relay goes on past it (it held up every record behind it)', async () => {
+    const store = new MemoryFallbackStore();
+    const counts = new CountingObserver();
+    const broker = new MemoryBroker();
+    const record = (id: string, bytes: number) => ({
+      topic: 't',
+      message: { id, headers: {}, body: Buffer.from(JSON.stringify('x'.repeat(bytes))), timestamp: Date.now() },
+      guarantee: 'leader' as const,
+      via: 'publish' as const,
+      firstFailureAt: Date.now(),
+      attempts: 1,
+    });
+    // Stored while the breaker was open: the oversize one was never tried.
+    await store.append([record('too-big', 500), record('after-1', 10)]);
+    await store.append([record('after-2', 10)]);
+    const received = new Recorder<string>();
+    const reader = createBus({ transport: createMemoryTransport(broker) });
+    await reader.subscriber.subscribe('t', (m) => received.add(m.id));
+    const relay = new FallbackRelay({ store, transport: createMemoryTransport(broker, { maxMessageBytes: 100 }), observer: counts });
+    const pass = await relay.drainOnce();
+    await received.waitFor(2, 5000);
+    expect(received.items).toEqual(['after-1', 'after-2']);
+    expect(pass).toMatchObject({ relayed: 2, empty: false, failed: true });
+    expect(counts.count('relay-failed')).toBe(1);
+    const left = await store.peek(10);
+    expect(left.map((r) => r.message.id)).toEqual(['too-big']);
+    expect(left[0]!.attempts).toBe(2);
+    await reader.close();
   });
 
   it('moves records past the retention limit aside and counts them', async () => {

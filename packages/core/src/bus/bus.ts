@@ -241,11 +241,14 @@ export class TransportPublisher implements Publisher, GroupPublisher {
     return receivers !== undefined ? { ids, status: 'delivered', receivers } : { ids, status: 'delivered' };
   }
 
-  /** A failed publish: the span ended with the error, `publish-failed` reported; the error to throw (a {@link PublishError}). */
-  private failed(topic: string, encoded: readonly TransportMessage[], span: Span | undefined, error: unknown): PublishError {
+  /**
+   * A failed publish: the span ended with the error, `publish-failed` reported; the error to throw: a
+   * {@link PublishError}, or the caller's own mistake as it is (a {@link ConfigError} naming the field).
+   */
+  private failed(topic: string, encoded: readonly TransportMessage[], span: Span | undefined, error: unknown): Error {
     endSpan(span, error);
     this.observer.onEvent({ type: 'publish-failed', topic, count: encoded.length, error });
-    if (error instanceof PublishError) return error;
+    if (error instanceof PublishError || error instanceof ConfigError) return error;
     return new PublishError(`publish to "${topic}" on ${this.transport.kind} failed (guarantee "${this.guarantee}"): ${(error as Error)?.message ?? error}`, topic, { cause: error });
   }
 
@@ -255,6 +258,7 @@ export class TransportPublisher implements Publisher, GroupPublisher {
   }
 
   private toTransportMessage<T>(message: OutgoingMessage<T>, span: Span | undefined, stampedAt: number, lean: LeanFields): TransportMessage {
+    checkOutgoing(message);
     const body = message.payload ?? this.codec.encode(message.value);
     const headers = message.headers ?? {};
     // Optional fields set only when present (assigned, not spread: this runs once per message).
@@ -269,6 +273,27 @@ export class TransportPublisher implements Publisher, GroupPublisher {
     if (lean.brokerTimestamp && message.timestamp === undefined) out.brokerTimestamp = true;
     return out;
   }
+}
+
+/**
+ * Refuses, naming the field, an outgoing message no transport can carry as given: the types say so,
+ * but a JavaScript caller (or a cast) is not held to them, and each broker client failed its own way
+ * (a number header: a TypeError from ioredis, dropped by kafkajs, kept as a number in memory).
+ */
+function checkOutgoing(message: OutgoingMessage<unknown>): void {
+  if (typeof message !== 'object' || message === null) throw invalidField('message', 'an object with `value` or `payload`', message);
+  const { id, key, headers, timestamp, payload } = message;
+  if (id !== undefined && (typeof id !== 'string' || id === '')) throw invalidField('id', 'a non-empty string', id);
+  if (key !== undefined && typeof key !== 'string') throw invalidField('key', 'a string', key);
+  if (timestamp !== undefined && !Number.isFinite(timestamp)) throw invalidField('timestamp', 'a number (ms since the epoch)', timestamp);
+  if (payload !== undefined && !(payload instanceof Uint8Array)) throw invalidField('payload', 'bytes (a Uint8Array or Buffer)', payload);
+  if (headers === undefined) return;
+  if (typeof headers !== 'object' || headers === null) throw invalidField('headers', 'an object of strings', headers);
+  for (const name in headers) if (typeof headers[name] !== 'string') throw invalidField(`headers.${name}`, 'a string', headers[name]);
+}
+
+function invalidField(path: string, expected: string, got: unknown): ConfigError {
+  return new ConfigError([{ path, message: `must be ${expected} (got ${got === null ? 'null' : Array.isArray(got) ? 'a list' : typeof got})` }]);
 }
 
 /** The first broker endpoint the transport reports, for trace attributes (`server.address`, `server.port`). */

@@ -101,6 +101,16 @@ export function isMessageTooLarge(error: unknown): boolean {
   return false;
 }
 
+/**
+ * True when a publish failed because of what it asked, not because of the broker: a bad topic or
+ * option ({@link ConfigError}, {@link CapabilityError}) or a message over the size limit. Sending it
+ * again fails the same way, so such a failure is never stored for a later relay and never counts
+ * against a breaker (one bad caller would otherwise divert everyone's publishes).
+ */
+export function isCallerError(error: unknown): boolean {
+  return error instanceof ConfigError || isMessageTooLarge(error);
+}
+
 /** Operation on a closed publisher, subscriber, subscription or transport. */
 export class ClosedError extends Error {
   override readonly name = 'ClosedError';

@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { combineObservers } from '../observability/observer.js';
+import { isCallerError } from '../ports/errors.js';
 import type { BusObserver } from '../ports/events.js';
 import type { RawPublisher, Transport } from '../ports/ports.js';
 import { consecutiveRuns, RelayLoop } from './relay-loop.js';
-import type { FallbackStore } from './fallback-store.js';
+import type { FallbackStore, StoredRecord } from './fallback-store.js';
 
 export interface RelayOptions {
   readonly store: FallbackStore;
@@ -65,41 +66,77 @@ export class FallbackRelay {
   /**
    * One pass: relays until the store is empty, the lease is elsewhere, or a publish fails.
    * Returns how many records were relayed and whether the store was found empty.
+   *
+   * A record the transport refuses for what it is (a message over its size limit, a topic it cannot
+   * name: see `isCallerError`), stored while the breaker was open, fails the same way every time: it
+   * stays in the store (attempts counted, moved aside at `retentionMs` like any record) and the pass
+   * goes on past it, so it never holds up the records behind it.
    */
   async drainOnce(): Promise<{ relayed: number; empty: boolean; failed: boolean }> {
     const { store } = this.options;
     let relayed = 0;
+    const refused = new Set<string>();
     for (;;) {
       if (!(await store.acquireLease(this.owner, this.options.leaseMs ?? 15_000))) return { relayed, empty: false, failed: false };
       if (this.options.retentionMs !== undefined) {
         const moved = await store.expire(this.options.retentionMs);
         if (moved > 0) this.observer.onEvent({ type: 'fallback-expired', count: moved });
       }
-      const batch = await store.peek(this.options.batchSize ?? 500);
-      if (batch.length === 0) {
+      const peeked = await store.peek(this.options.batchSize ?? 500);
+      if (peeked.length === 0) {
         this.observer.onEvent({ type: 'fallback-depth', depth: 0 });
         return { relayed, empty: true, failed: false };
       }
+      const batch = refused.size === 0 ? peeked : peeked.filter((r) => !refused.has(r.seq));
+      if (batch.length === 0) return { relayed, empty: false, failed: true }; // only refused records left in reach
       for (const run of consecutiveRuns(batch, (head, next) => head.topic === next.topic && head.guarantee === next.guarantee && head.via === next.via)) {
         const first = run[0]!;
         const target: RawPublisher = first.via === 'dead-letter' ? (this.options.transport.deadLetterPublisher?.() ?? this.options.transport) : this.options.transport;
-        const seqs = run.map((r) => r.seq);
-        try {
-          await target.publish(
-            first.topic,
-            run.map((r) => r.message),
-            { guarantee: first.guarantee },
-          );
-        } catch (error) {
-          await store.markAttempt(seqs, error instanceof Error ? error.message : String(error)).catch(() => undefined);
-          this.observer.onEvent({ type: 'relay-failed', topic: first.topic, count: run.length, error });
-          return { relayed, empty: false, failed: true };
-        }
-        await store.remove(seqs);
-        relayed += run.length;
-        this.observer.onEvent({ type: 'relayed', topic: first.topic, count: run.length, lagMs: Date.now() - first.firstFailureAt });
+        const sent = await this.send(target, run, refused);
+        relayed += sent.relayed;
+        if (sent.failed) return { relayed, empty: false, failed: true };
       }
       this.observer.onEvent({ type: 'fallback-depth', depth: await store.depth() });
     }
+  }
+
+  /**
+   * Publishes one run (same topic, guarantee and route) and removes what went. A run the transport
+   * refuses for what it holds is sent again one record at a time, so only the refused records stay
+   * (added to `refused`); any other failure ends the pass (`failed`).
+   */
+  private async send(target: RawPublisher, run: readonly StoredRecord[], refused: Set<string>): Promise<{ relayed: number; failed: boolean }> {
+    const { store } = this.options;
+    const first = run[0]!;
+    try {
+      await target.publish(
+        first.topic,
+        run.map((r) => r.message),
+        { guarantee: first.guarantee },
+      );
+    } catch (error) {
+      if (isCallerError(error) && run.length > 1) {
+        let relayed = 0;
+        for (const record of run) {
+          const one = await this.send(target, [record], refused);
+          relayed += one.relayed;
+          if (one.failed) return { relayed, failed: true };
+        }
+        return { relayed, failed: false };
+      }
+      await store
+        .markAttempt(
+          run.map((r) => r.seq),
+          error instanceof Error ? error.message : String(error),
+        )
+        .catch(() => undefined);
+      this.observer.onEvent({ type: 'relay-failed', topic: first.topic, count: run.length, error });
+      if (!isCallerError(error)) return { relayed: 0, failed: true };
+      for (const record of run) refused.add(record.seq);
+      return { relayed: 0, failed: false };
+    }
+    await store.remove(run.map((r) => r.seq));
+    this.observer.onEvent({ type: 'relayed', topic: first.topic, count: run.length, lagMs: Date.now() - first.firstFailureAt });
+    return { relayed: run.length, failed: false };
   }
 }

@@ -1,5 +1,5 @@
 import type { Capabilities } from '../../ports/capabilities.js';
-import { ClosedError } from '../../ports/errors.js';
+import { ClosedError, ConfigError } from '../../ports/errors.js';
 import { OrderedLanes, hashKey } from '../../kit/lanes.js';
 import { TransportDelivery, withIdOnWire, type SourceMetadata, type TransportMessage } from '../../ports/message.js';
 import type { DeliveryListener, Transport, TransportPublishOptions, TransportPublishResult, TransportSubscribeSpec, TransportSubscription } from '../../ports/ports.js';
@@ -297,7 +297,6 @@ export class MemoryTransport implements Transport {
   }
 }
 
-/** Creates an in-memory transport: on a broker of its own, or connected to `broker`. */
 export interface MemoryTransportOptions {
   /**
    * Refuse messages over this many bytes (body + headers + key) with a `MessageTooLargeError`, as a
@@ -307,6 +306,11 @@ export interface MemoryTransportOptions {
   readonly maxMessageBytes?: number;
 }
 
-export function createMemoryTransport(broker?: MemoryBroker, options?: MemoryTransportOptions): MemoryTransport {
-  return new MemoryTransport(broker, options);
+/** Creates an in-memory transport: on a broker of its own, or connected to `broker`; `options` may come first when there is no broker to give. */
+export function createMemoryTransport(broker?: MemoryBroker, options?: MemoryTransportOptions): MemoryTransport;
+export function createMemoryTransport(options: MemoryTransportOptions): MemoryTransport;
+export function createMemoryTransport(first?: MemoryBroker | MemoryTransportOptions, options?: MemoryTransportOptions): MemoryTransport {
+  if (first === undefined || first instanceof MemoryBroker) return new MemoryTransport(first, options);
+  if (options !== undefined) throw new ConfigError([{ path: 'broker', message: 'a MemoryBroker (or leave it out), then the options' }]);
+  return new MemoryTransport(undefined, first);
 }
