@@ -1,6 +1,15 @@
 import type { KafkaAdmin } from './client.js';
 import type { KafkaOptions } from './options.js';
 
+/** Kafka's own rule for a topic name: 1 to 249 of letters, digits, ".", "_" and "-", not "." or "..". */
+const TOPIC_NAME = /^[a-zA-Z0-9._-]{1,249}$/;
+
+/** Why `topic` cannot name a Kafka topic (the broker would refuse to create it), or undefined when it can. */
+export function topicNameProblem(topic: string): string | undefined {
+  if (TOPIC_NAME.test(topic) && topic !== '.' && topic !== '..') return undefined;
+  return `${JSON.stringify(topic)} cannot be a Kafka topic name: 1 to 249 characters, each a letter, a digit, ".", "_" or "-" (not "." or ".." alone)`;
+}
+
 /** Topic creation for one transport: each topic created (or confirmed) once, through the driver's admin port. */
 export class KafkaTopics {
   private readonly topicsReady = new Map<string, Promise<void>>();

@@ -1,4 +1,4 @@
-import { ClosedError, PublishError, MessageTooLargeError, type BusObserver, type Capabilities, type ConnectionHealth, type DeliveryGuarantee, type Transport } from '@switchboard/core';
+import { ClosedError, ConfigError, PublishError, MessageTooLargeError, type BusObserver, type Capabilities, type ConnectionHealth, type DeliveryGuarantee, type Transport } from '@switchboard/core';
 import {
   ConnectionState,
   withDeadline,
@@ -13,7 +13,7 @@ import {
 } from '@switchboard/core/transport';
 import { toKafkaRecord } from './codec.js';
 import { KafkaSubscription } from './subscription.js';
-import { KafkaTopics } from './topics.js';
+import { KafkaTopics, topicNameProblem } from './topics.js';
 import { transactionScope } from './transactions.js';
 import { isKafkaTooLarge, isPlatformaticNetworkError } from './errors.js';
 import type { KafkaAdmin, KafkaClient, RecordSender } from './client.js';
@@ -117,6 +117,8 @@ export class KafkaTransport implements Transport {
    */
   async publish(topic: string, messages: readonly TransportMessage[], options: TransportPublishOptions): Promise<TransportPublishResult> {
     if (this.closed) throw new ClosedError('kafka transport is closed');
+    const badName = topicNameProblem(topic);
+    if (badName) throw new ConfigError([{ path: 'topic', message: badName }]);
     const deadline = Date.now() + this.options.publishTimeoutMs;
     const timeoutError = () =>
       new AckTimeoutError(`Kafka did not acknowledge ${messages.length} message(s) to "${topic}" (acks=${ACKS[options.guarantee]}) within ${this.options.publishTimeoutMs} ms`, topic);
@@ -173,6 +175,8 @@ export class KafkaTransport implements Transport {
 
   async subscribe(spec: TransportSubscribeSpec, listener: DeliveryListener): Promise<TransportSubscription> {
     if (this.closed) throw new ClosedError('kafka transport is closed');
+    const badName = spec.pattern ? undefined : topicNameProblem(spec.topic);
+    if (badName) throw new ConfigError([{ path: 'topic', message: badName }]);
     if (!spec.pattern) await this.ensureTopic(spec.topic);
     const subscription = new KafkaSubscription(this, spec, listener, () => this.observers);
     await subscription.start();

@@ -3,7 +3,8 @@ import { fileURLToPath } from 'node:url';
 import { Partitioners } from 'kafkajs';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { runCli } from '@switchboard/cli/testing';
-import { ConfigError, CountingObserver, NonRetryableError, createBus, type Bus, type Message, registerTransport } from '@switchboard/core';
+import { ConfigError, CountingObserver, MemoryFallbackStore, NonRetryableError, createBus, type Bus, type Message, registerTransport } from '@switchboard/core';
+import { withFallback } from '@switchboard/resilience';
 import { Recorder, uniqueName, waitUntil } from '@switchboard/core/testing';
 import { createSwitchboardContainer } from '@switchboard/inversify';
 import { createKafkaTransport, type KafkaOptionsInput, type KafkaTransport, kafkaTransport } from '@switchboard/kafka';
@@ -63,6 +64,23 @@ describe('kafka publishing', () => {
     await received.waitFor(60, 30_000);
     expect(new Set(received.items.filter((m) => m.key === 'product-42').map((m) => m.source.partition)).size).toBe(1);
     expect(new Set(received.items.filter((m) => m.key === undefined).map((m) => m.source.partition)).size).toBeGreaterThan(1);
+  });
+
+  it("refuses a topic name Kafka cannot hold, naming the field; behind a fallback store it is neither stored nor counted by the breaker (it was stored, and five opened the breaker for everyone's publishes)", async () => {
+    const store = new MemoryFallbackStore();
+    const transport = withFallback(await testTransport(), { store, breaker: { consecutiveFailures: 3 } });
+    const bus = createBus({ transport });
+    cleanups.push(() => bus.close());
+    for (const topic of ['orders created', 'orders/created', 'ordres-ü', 'x'.repeat(250), '..']) {
+      const published = await bus.publisher.publish(topic, { value: 1 }).catch((error: unknown) => error);
+      expect(published).toBeInstanceOf(ConfigError);
+      expect(String(published)).toMatch(/topic: .* cannot be a Kafka topic name: 1 to 249 characters, each a letter, a digit/);
+      await expect(bus.subscriber.subscribe(topic, () => undefined, { group: 'g' })).rejects.toThrowError(/cannot be a Kafka topic name/);
+    }
+    expect(await store.depth()).toBe(0);
+    expect(transport.breakerState).toBe('closed');
+    const fine = uniqueName('sb-kafka.valid_name-1');
+    expect((await bus.publisher.publish(fine, { value: 1 })).status).toBe('delivered');
   });
 
   it('fails fast with a clear error when no broker answers (connect timeout)', async () => {

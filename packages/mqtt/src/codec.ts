@@ -35,6 +35,32 @@ export function encodeProperties(message: TransportMessage): UserProperties {
   return out;
 }
 
+/** The longest string an MQTT 5 user property holds (a two-byte length prefix), in bytes of UTF-8. */
+const MAX_PROPERTY_BYTES = 65_535;
+
+/**
+ * Why `properties` (from {@link encodeProperties}) cannot go in a PUBLISH packet, naming the message's
+ * field, or undefined when they can. mqtt.js does not refuse an oversize one: it fails in the middle
+ * of writing the packet, and every later publish of the connection waited for an acknowledgement
+ * that never came.
+ */
+export function propertiesProblem(properties: UserProperties): { path: string; message: string } | undefined {
+  for (const name in properties) {
+    const value = properties[name] as string;
+    // 21,845 UTF-16 units are at most 65,535 bytes of UTF-8: most values skip the byte count.
+    if (name.length <= 21_845 && value.length <= 21_845) continue;
+    const nameBytes = Buffer.byteLength(name);
+    const valueBytes = Buffer.byteLength(value);
+    if (nameBytes <= MAX_PROPERTY_BYTES && valueBytes <= MAX_PROPERTY_BYTES) continue;
+    const path = name === KEY_PROPERTY ? 'key' : name === PACKED_HEADERS ? 'headers' : `headers.${name}`;
+    return {
+      path,
+      message: `${nameBytes > MAX_PROPERTY_BYTES ? 'its name is' : 'it is'} ${Math.max(nameBytes, valueBytes)} bytes of UTF-8: an MQTT user property holds at most ${MAX_PROPERTY_BYTES}`,
+    };
+  }
+  return undefined;
+}
+
 /** What a received message gave: the message, and the properties that were present but unusable (reported, never trusted). */
 export interface DecodedMessage {
   readonly message: TransportMessage;

@@ -15,7 +15,7 @@ import {
   type TransportSubscribeSpec,
   type TransportSubscription,
 } from '@switchboard/core/transport';
-import { encodeProperties } from './codec.js';
+import { encodeProperties, propertiesProblem } from './codec.js';
 import type { MqttOptions } from './options.js';
 import { clientOptions, connectedWithin, endClient, withoutNagle } from './connection.js';
 import { MqttSubscription } from './subscription.js';
@@ -137,9 +137,18 @@ export class MqttTransport implements Transport {
     assertGuaranteeSupported(this, options.guarantee); // `all` needs brokerPersists
     refuseOversizeMessages(topic, messages, this.options.maxMessageBytes);
     const mqttTopic = mqttTopicOf(this.options.topicPrefix, topic);
+    if (mqttTopic.length > 21_845 && Buffer.byteLength(mqttTopic) > 65_535)
+      throw new ConfigError([{ path: 'topic', message: `the MQTT topic of "${topic.slice(0, 40)}…" is over 65535 bytes of UTF-8, the most a packet holds` }]);
     const qos = QOS[options.guarantee];
+    // Every message checked before any is written: none of a refused batch goes out.
+    const properties = messages.map((message) => {
+      const userProperties = encodeProperties(message);
+      const problem = propertiesProblem(userProperties);
+      if (problem) throw new ConfigError([problem]);
+      return userProperties;
+    });
     if (qos === 0) {
-      for (const message of messages) this.client.publish(mqttTopic, payloadOf(message), { qos: 0, properties: { userProperties: encodeProperties(message) } });
+      for (const [i, message] of messages.entries()) this.client.publish(mqttTopic, payloadOf(message), { qos: 0, properties: { userProperties: properties[i]! } });
       return {};
     }
     if (!this.client.connected) {
@@ -155,7 +164,7 @@ export class MqttTransport implements Transport {
     let packets: (Packet | undefined)[];
     try {
       packets = await Promise.race([
-        Promise.all(messages.map((message) => this.client.publishAsync(mqttTopic, payloadOf(message), { qos, properties: { userProperties: encodeProperties(message) } }))),
+        Promise.all(messages.map((message, i) => this.client.publishAsync(mqttTopic, payloadOf(message), { qos, properties: { userProperties: properties[i]! } }))),
         timeout,
       ]);
     } catch (error) {

@@ -31,6 +31,22 @@ const isHeaderValue = (value: string) => !/[\r\n]/.test(value) && value === valu
  * NATS header where it can be one unchanged; the others (names with `:` or spaces, values with line
  * breaks or edge spaces, e.g. a dead letter's stack trace) are packed into `x-sb-headers`.
  */
+/** The largest header block a NATS server takes with a message, bytes. */
+const MAX_HEADER_BYTES = 65_536;
+
+/**
+ * Why the headers of `message` are more than a NATS server takes, or undefined when they fit. The
+ * server refused such a message after a round trip, and the refusal read like a broker failure.
+ * Encoded only when the fields are long enough to come near the limit.
+ */
+export function headersProblem(topic: string, message: TransportMessage): { path: string; message: string } | undefined {
+  let chars = message.id.length + (message.key?.length ?? 0);
+  for (const name in message.headers) chars += name.length + message.headers[name]!.length;
+  if (chars < 16_000) return undefined;
+  const bytes = (encodeHeaders(topic, message) as unknown as { encode(): Uint8Array }).encode().length;
+  return bytes > MAX_HEADER_BYTES ? { path: 'headers', message: `they encode to ${bytes} bytes: a NATS server takes at most ${MAX_HEADER_BYTES} of headers per message` } : undefined;
+}
+
 export function encodeHeaders(topic: string, message: TransportMessage): MsgHdrs {
   const out = natsHeaders();
   const replay = message.headers[REPLAY_GROUP_HEADER] !== undefined ? `:replay:${randomUUID()}` : '';

@@ -16,7 +16,7 @@ import {
   type TransportSubscribeSpec,
   type TransportSubscription,
 } from '@switchboard/core/transport';
-import { encodeHeaders } from './codec.js';
+import { encodeHeaders, headersProblem } from './codec.js';
 import type { NatsOptions } from './options.js';
 import { durableName, filterOf, isPlainTopic, subjectOf } from './subjects.js';
 import { NatsSubscription } from './subscription.js';
@@ -48,6 +48,8 @@ export function natsCapabilities(options: Pick<NatsOptions, 'maxMessageBytes'>):
     deliveryGuarantees: ['none', 'leader', 'all'],
     defaultGuarantee: 'all',
     maxMessageBytes: options.maxMessageBytes,
+    // The server takes at most 64 KiB of headers per message; this leaves room for their encoding and ours.
+    maxHeaderBytes: 60_000,
   });
 }
 
@@ -134,6 +136,10 @@ export class NatsTransport implements Transport {
     if (this.closed) throw new ClosedError('nats transport is closed');
     if (!isPlainTopic(topic)) throw new ConfigError([{ path: 'topic', message: `"${topic}" is not a NATS subject (dot-separated tokens, no spaces, "*" or ">")` }]);
     refuseOversizeMessages(topic, messages, this.options.maxMessageBytes);
+    for (const message of messages) {
+      const problem = headersProblem(topic, message);
+      if (problem) throw new ConfigError([problem]);
+    }
     const subject = subjectOf(this.options.subjectPrefix, topic);
     // The stream stores whatever matches its subjects: a reply topic nobody reads (its requester closed,
     // or a forged x-reply-to) would keep the reply. Its reader is the requester's consumer, whose group

@@ -64,6 +64,38 @@ export function toPublishOptions(topic: string, routingKey: string, message: Tra
   };
 }
 
+/** What amqplib encodes a message's header table into (a 64 KiB scratch buffer, less its length), bytes. */
+const MAX_HEADER_TABLE_BYTES = 65_532;
+
+/**
+ * Why amqplib cannot encode `properties` (from {@link toPublishOptions}), naming the message's field,
+ * or undefined when it can: a header name or the message id over 255 bytes (AMQP short strings), or
+ * a header table over 64 KiB. amqplib throws a RangeError in the middle of a batch instead.
+ */
+export function publishOptionsProblem(properties: Options.Publish): { path: string; message: string } | undefined {
+  const id = properties.messageId ?? '';
+  if (id.length > 85 && Buffer.byteLength(id) > 255) return { path: 'id', message: `it is ${Buffer.byteLength(id)} bytes of UTF-8: an AMQP message-id holds at most 255` };
+  const headers = properties.headers as Record<string, unknown>;
+  // Characters first: at most 3 bytes of UTF-8 each, so most tables skip the byte count.
+  let chars = 0;
+  let longName = false;
+  for (const name in headers) {
+    const value = headers[name];
+    if (name.length > 85) longName = true;
+    chars += 6 + name.length + (typeof value === 'string' ? value.length : 16);
+  }
+  if (!longName && chars * 3 <= MAX_HEADER_TABLE_BYTES) return undefined;
+  let bytes = 0;
+  for (const name in headers) {
+    const value = headers[name];
+    const nameBytes = Buffer.byteLength(name);
+    if (nameBytes > 255) return { path: `headers.${name.slice(0, 40)}…`, message: `the name is ${nameBytes} bytes of UTF-8: an AMQP header name holds at most 255` };
+    bytes += 6 + nameBytes + (typeof value === 'string' ? Buffer.byteLength(value) : 16);
+  }
+  if (bytes > MAX_HEADER_TABLE_BYTES) return { path: 'headers', message: `they encode to about ${bytes} bytes: amqplib sends at most ${MAX_HEADER_TABLE_BYTES} of headers per message` };
+  return undefined;
+}
+
 function headerText(value: unknown): string {
   if (typeof value === 'string') return value;
   if (Buffer.isBuffer(value)) return value.toString('utf8');

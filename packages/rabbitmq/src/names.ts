@@ -1,3 +1,19 @@
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this looks for
+const CONTROL_CHARACTER = /[\u0000-\u001f\u007f]/;
+
+/**
+ * Why `name` cannot be a RabbitMQ routing key or queue name, or undefined when it can: AMQP carries
+ * both as short strings (at most 255 bytes of UTF-8), and a control character makes a queue that
+ * can be declared but not consumed from.
+ */
+export function amqpNameProblem(what: string, name: string): string | undefined {
+  // 85 UTF-16 units are at most 255 bytes of UTF-8: most names skip the byte count.
+  const bytes = name.length <= 85 ? 0 : Buffer.byteLength(name);
+  if (bytes > 255) return `${what} ${JSON.stringify(name.slice(0, 40))}… is ${bytes} bytes of UTF-8: RabbitMQ takes at most 255`;
+  if (CONTROL_CHARACTER.test(name)) return `${what} ${JSON.stringify(name)} holds a control character, which RabbitMQ names cannot`;
+  return undefined;
+}
+
 /** Queue of a consumer group: the topic itself for the default group, `<topic>.<group>` otherwise. */
 export function queueNameFor(topic: string, group: string): string {
   return group === '' || group === 'default' ? topic : `${topic}.${group}`;

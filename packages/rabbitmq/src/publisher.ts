@@ -1,6 +1,6 @@
 import { once } from 'node:events';
 import type { Channel, ConfirmChannel, ConsumeMessage, RecoveringChannelModel } from 'amqplib';
-import { ClosedError, PublishError } from '@switchboard/core';
+import { ClosedError, ConfigError, PublishError } from '@switchboard/core';
 import {
   asBuffer,
   refuseOversizeMessages,
@@ -11,7 +11,7 @@ import {
   type TransportPublishOptions,
   type TransportPublishResult,
 } from '@switchboard/core/transport';
-import { toPublishOptions, type ReceivedMessage } from './codec.js';
+import { publishOptionsProblem, toPublishOptions, type ReceivedMessage } from './codec.js';
 import { delayExchangeName, retryQueueName } from './names.js';
 import type { RabbitOptions, RabbitRoute } from './options.js';
 
@@ -111,9 +111,16 @@ export class ConfirmPublisher {
     deadline: number,
     onConfirm?: (id: string) => (error: unknown) => void,
   ): Promise<void> {
-    for (const message of messages) {
-      const content = asBuffer(message.body);
+    // Every message encoded and checked before any is written: none of a refused batch goes out.
+    const encoded = messages.map((message) => {
       const properties = toPublishOptions(topic, routingKey, message, guarantee, this.context.signer);
+      const problem = publishOptionsProblem(properties);
+      if (problem) throw new ConfigError([problem]);
+      return properties;
+    });
+    for (const [i, message] of messages.entries()) {
+      const content = asBuffer(message.body);
+      const properties = encoded[i]!;
       const written = onConfirm
         ? (link.channel as ConfirmChannel).publish(exchange, routingKey, content, properties, onConfirm(message.id))
         : link.channel.publish(exchange, routingKey, content, properties);

@@ -2,7 +2,7 @@ import type { Channel, RecoveringChannelModel } from 'amqplib';
 import { ConfigError } from '@switchboard/core';
 import { matchesTopicPattern, type TransportSubscribeSpec } from '@switchboard/core/transport';
 import type { RabbitOptions, RabbitRoute } from './options.js';
-import { queueNameFor } from './names.js';
+import { amqpNameProblem, queueNameFor } from './names.js';
 
 /**
  * The RabbitMQ topology of a transport: which exchange a topic is routed through, the arguments of the
@@ -38,11 +38,14 @@ export class RabbitTopology {
   }
 
   /**
-   * Refuses a subscription that its topic's route would never feed: on a topic routed straight to a
+   * Refuses a topic or a group RabbitMQ cannot name a queue or a binding after (see
+   * {@link amqpNameProblem}), and a subscription that its topic's route would never feed: on a topic routed straight to a
    * group's queue (`type: 'queue'`), anything but that group's own subscription; a pattern matching
    * a topic routed elsewhere than the main exchange (a pattern's queue is bound there only).
    */
   checkSubscribable(spec: TransportSubscribeSpec): void {
+    const badName = amqpNameProblem(spec.pattern ? 'the binding pattern' : 'the topic', spec.topic) ?? amqpNameProblem("the group's queue", queueNameFor(spec.topic, spec.group));
+    if (badName) throw new ConfigError([{ path: 'topic', message: badName }]);
     if (spec.pattern) {
       this.checkPattern(spec.topic);
       return;

@@ -1,6 +1,6 @@
 import * as amqplib from 'amqplib';
 import type { Channel, ConsumeMessage, RecoveringChannelModel } from 'amqplib';
-import { ClosedError, PublishError, type BusObserver, type Capabilities, type ConnectionHealth, type Transport } from '@switchboard/core';
+import { ClosedError, ConfigError, PublishError, type BusObserver, type Capabilities, type ConnectionHealth, type Transport } from '@switchboard/core';
 import {
   ConnectionState,
   ObserverSet,
@@ -21,7 +21,7 @@ import { Endpoints } from './endpoints.js';
 import { RabbitSubscription } from './subscription.js';
 import { RabbitTopology } from './topology.js';
 import { ConfirmPublisher } from './publisher.js';
-import { queueNameFor } from './names.js';
+import { amqpNameProblem, queueNameFor } from './names.js';
 export { queueNameFor, retryQueueName } from './names.js';
 import type { RabbitOptions, RabbitRoute } from './options.js';
 
@@ -154,6 +154,8 @@ export class RabbitTransport implements Transport {
    */
   async publish(topic: string, messages: readonly TransportMessage[], options: TransportPublishOptions): Promise<TransportPublishResult> {
     const route = this.routeFor(topic);
+    const badName = amqpNameProblem('the routing key', route.routingKey ?? topic);
+    if (badName) throw new ConfigError([{ path: 'topic', message: badName }]);
     const delayMs = (options.deliverAt ?? 0) - Date.now();
     if (delayMs > 0) return this.publisher.publishDelayed(route.exchange, route.type, route.routingKey ?? topic, topic, messages, options.guarantee, delayMs);
     const result = await this.publisher.publishTo(route.exchange, route.type, route.routingKey ?? topic, topic, messages, options.guarantee);
@@ -176,6 +178,8 @@ export class RabbitTransport implements Transport {
    * its pattern), through the topic's route instead; the replay-target header makes other groups skip it.
    */
   async publishToGroup(topic: string, group: string, messages: readonly TransportMessage[], options: TransportPublishOptions): Promise<TransportPublishResult> {
+    const badName = amqpNameProblem("the group's queue", queueNameFor(topic, group));
+    if (badName) throw new ConfigError([{ path: 'topic', message: badName }]);
     const direct = await this.publisher.publishTo('', undefined, queueNameFor(topic, group), topic, messages, options.guarantee === 'none' ? 'leader' : options.guarantee);
     if (direct.receivers !== 0) return direct;
     return this.publish(topic, messages, options);

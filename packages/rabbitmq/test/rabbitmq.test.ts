@@ -91,6 +91,22 @@ describe('rabbitmq exchange kinds route as documented', () => {
     expect(any.items.map((m) => m.id).sort()).toEqual(['eu-critical', 'eu-info', 'us-critical']);
     expect(all.items.map((m) => m.id)).toEqual(['eu-critical']);
   });
+  it('refuses names RabbitMQ cannot hold, naming the field: a routing key or queue over 255 bytes, a control character (amqplib threw a TypeError; a newline made a queue nobody could consume from)', async () => {
+    const bus = await openBus();
+    const long = `${uniqueName('sb-rabbit.long')}-${'é'.repeat(130)}`; // under 255 characters, over 255 bytes
+    for (const topic of [long, `${uniqueName('sb-rabbit.ctl')}\nx`]) {
+      const published = await bus.publisher.publish(topic, { value: 1 }).catch((error: unknown) => error);
+      expect(published).toBeInstanceOf(ConfigError);
+      expect(String(published)).toMatch(/topic: the routing key .*(bytes of UTF-8: RabbitMQ takes at most 255|holds a control character)/);
+      const subscribed = await bus.subscriber.subscribe(topic, () => undefined, { group: 'g' }).catch((error: unknown) => error);
+      expect(subscribed).toBeInstanceOf(ConfigError);
+    }
+    // The topic fits, the group's queue <topic>.<group> does not.
+    const fits = `${uniqueName('sb-rabbit.fits')}-${'x'.repeat(200)}`;
+    await expect(bus.subscriber.subscribe(fits, () => undefined, { group: 'g'.repeat(60) })).rejects.toThrowError(/topic: the group's queue .* bytes of UTF-8/);
+    await bus.subscriber.subscribe(fits, () => undefined, { group: 'g' });
+  });
+
   it('a pattern matching a topic routed elsewhere is refused, naming the route; patterns whose topics all go through the main exchange still get them', async () => {
     const base = uniqueName('sb-rabbit-routed');
     const exchange = uniqueName('sb-rabbit.elsewhere');

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { expect, it } from 'vitest';
 import { bytesCodec } from '../../ports/codec.js';
 import { DeadLetterHeaders, TRUNCATED_HEADERS_HEADER } from '../../pipeline/dead-letter.js';
-import { NonRetryableError } from '../../ports/errors.js';
+import { ConfigError, NonRetryableError } from '../../ports/errors.js';
 import * as fc from 'fast-check';
 import { Recorder, uniqueName, waitUntil } from '../recorder.js';
 import { forgedControlHeaders, hostileThrownValues } from '../hostile.js';
@@ -110,6 +110,33 @@ export function hostileInputScenarios(context: ConformanceContext): void {
     expect(letter!.headers[DeadLetterHeaders.reason]).toBe('retries-exhausted');
     if (caps.maxHeaderBytes !== undefined) expect(letter!.headers[TRUNCATED_HEADERS_HEADER]).toContain('x-big');
     expect(calls.count).toBeLessThanOrEqual(3);
+  });
+
+  it('a publish whose headers the transport cannot carry (one 70 KB header) is refused naming the field with none of its batch sent, or delivered whole; either way the bus goes on publishing', {
+    timeout,
+  }, async () => {
+    const bus = await openBus();
+    const [topic] = await topics('header-limit');
+    const received = new Recorder<string>();
+    await bus.subscriber.subscribe(topic!, (m) => received.add(m.id), { ...groupOf('g'), startFrom, concurrency: 1 });
+    const outcome = await bus.publisher
+      .publish(topic!, [
+        { id: 'before', value: 1 },
+        { id: 'big', value: 2, headers: { 'x-big': 'h'.repeat(70_000) } },
+      ])
+      .then(
+        () => 'delivered',
+        (error: unknown) => error,
+      );
+    if (caps.maxHeaderBytes !== undefined) expect(outcome).not.toBe('delivered');
+    if (outcome !== 'delivered') {
+      expect(outcome).toBeInstanceOf(ConfigError);
+      expect(String(outcome)).toMatch(/headers/);
+    }
+    await bus.publisher.publish(topic!, { id: 'after', value: 3 });
+    await waitUntil(() => received.items.includes('after'), waitMs, 'the message published after');
+    if (outcome === 'delivered') await waitUntil(() => received.items.includes('before') && received.items.includes('big'), waitMs, 'the batch');
+    else expect(received.items).toEqual(['after']); // read in publish order: nothing of the refused batch came before it
   });
 
   needs(['maxMessageBytes'], 'a failing message at the size limit is dead-lettered without its body (size and SHA-256 in headers); the message behind it on the same key flows', async () => {
