@@ -54,6 +54,7 @@ describe('bus (bus/bus)', () => {
     const bus = createBus({ transport: createMemoryTransport() });
     await expect(bus.subscriber.subscribe('t', () => undefined, { concurrency: 0 })).rejects.toThrowError(ConfigError);
     await expect(bus.subscriber.subscribe('t', () => undefined, { retry: { maxAttempts: -1 } })).rejects.toThrowError(/retry\.maxAttempts/);
+    await expect(bus.subscriber.subscribe('t', () => undefined, null as never)).rejects.toThrowError(/options: must be an object of subscribe options \(got null\)/);
     await bus.close();
     await bus.close(); // idempotent
     await expect(bus.publisher.publish('t', { value: 1 })).rejects.toBeInstanceOf(ClosedError);

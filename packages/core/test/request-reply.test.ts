@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createBus, createMemoryTransport, createRequester, type Publisher, RequestTimeoutError, serveRequests } from '../src/index.js';
+import { ConfigError, createBus, createMemoryTransport, createRequester, type Publisher, RequestTimeoutError, serveRequests } from '../src/index.js';
 import type { TransportPublishOptions } from '../src/transport.js';
 import { gate, waitUntil } from '../src/testing/index.js';
 
@@ -43,7 +43,12 @@ describe('request/reply (memory transport)', () => {
     expect(other.replyTopic).toBe('sb.reply.checkout-1');
     await expect(other.request('quotes', {}, { timeoutMs: 0 })).rejects.toThrowError(/timeoutMs: an integer from 1 to 600000/);
     await expect(createRequester(bus, { id: '../orders' })).rejects.toThrowError(/requester id/);
+    await expect(other.request('quotes', {}, undefined as never)).rejects.toThrowError(ConfigError);
+    // A second live requester with the same id would share the reply group (and get the other's replies).
+    await expect(createRequester(bus, { id: 'checkout-1' })).rejects.toThrowError(/id: a requester with id "checkout-1" is open on this bus already/);
     await other.close();
+    const again = await createRequester(bus, { id: 'checkout-1' }); // closed: the id is free again
+    await again.close();
     await bus.close();
   });
 

@@ -357,6 +357,8 @@ export class PipelineSubscriber implements Subscriber {
     if (this.closed) throw new ClosedError('subscriber is closed');
     if (typeof topic !== 'string' || topic === '') throw new ConfigError([{ path: 'topic', message: 'must be a non-empty string' }]);
     if (typeof handler !== 'function') throw new ConfigError([{ path: 'handler', message: 'must be a function' }]);
+    if (typeof options !== 'object' || options === null)
+      throw new ConfigError([{ path: 'options', message: `must be an object of subscribe options (got ${options === null ? 'null' : typeof options})` }]);
     const defaults = this.options.defaults ?? {};
     // Retry fields merge one by one; middleware adds up: the subscriber's defaults first, then the subscription's.
     const use = [...((defaults.use ?? []) as readonly Middleware<T>[]), ...(options.use ?? [])];

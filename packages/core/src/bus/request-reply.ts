@@ -1,4 +1,4 @@
-import { NonRetryableError, RemoteError, RequestTimeoutError, ClosedError } from '../ports/errors.js';
+import { ConfigError, NonRetryableError, RemoteError, RequestTimeoutError, ClosedError } from '../ports/errors.js';
 import { newMessageId, type Message } from '../ports/message.js';
 import type { Publisher, SubscribeOptions, Subscriber, Subscription, Transport } from '../ports/ports.js';
 
@@ -66,6 +66,15 @@ function replySubscriptionOptions(transport: Transport, group: string): Subscrib
   };
 }
 
+/** Reply topics of the requesters open on each bus (by its subscriber). */
+const liveByBus = new WeakMap<object, Set<string>>();
+
+function liveReplyTopics(bus: BusParts): Set<string> {
+  let live = liveByBus.get(bus.subscriber);
+  if (!live) liveByBus.set(bus.subscriber, (live = new Set()));
+  return live;
+}
+
 /**
  * A requester on `bus`: subscribes to its reply topic `sb.reply.<id>` (its own group there) before it
  * resolves, so no reply can be missed. One per process is enough (requests are told apart by their
@@ -74,32 +83,45 @@ function replySubscriptionOptions(transport: Transport, group: string): Subscrib
 export async function createRequester(bus: BusParts, options: { readonly id?: string } = {}): Promise<Requester> {
   const replyTopic = `${REPLY_TOPIC_PREFIX}${options.id ?? newMessageId().replace(/[^A-Za-z0-9_-]/g, '')}`;
   if (!isReplyTopic(replyTopic)) throw new Error(`requester id: letters, digits, _ and - only, at most 64 (got "${options.id}")`);
+  // Two live requesters with one id would share the reply group: each would get some of the other's
+  // replies, drop them as unknown, and its own requests would time out.
+  const live = liveReplyTopics(bus);
+  if (live.has(replyTopic)) throw new ConfigError([{ path: 'id', message: `a requester with id "${options.id}" is open on this bus already: close it first, or give each its own id` }]);
+  live.add(replyTopic);
   const waiting = new Map<string, Waiting>();
   let late = 0;
   let closed = false;
-  const subscription: Subscription = await bus.subscriber.subscribe(
-    replyTopic,
-    (reply) => {
-      const id = reply.headers[ReplyHeaders.correlationId];
-      const entry = id === undefined ? undefined : waiting.get(id);
-      if (!entry) {
-        late++;
-        return;
-      }
-      waiting.delete(id!);
-      clearTimeout(entry.timer);
-      const errorName = reply.headers[ReplyHeaders.error];
-      if (errorName === undefined) entry.resolve(reply);
-      else entry.reject(new RemoteError(errorName, String((reply.value as { error?: { message?: unknown } } | undefined)?.error?.message ?? 'the replier failed')));
-    },
-    replySubscriptionOptions(bus.transport, replyTopic),
-  );
+  let subscription: Subscription;
+  try {
+    subscription = await bus.subscriber.subscribe(
+      replyTopic,
+      (reply) => {
+        const id = reply.headers[ReplyHeaders.correlationId];
+        const entry = id === undefined ? undefined : waiting.get(id);
+        if (!entry) {
+          late++;
+          return;
+        }
+        waiting.delete(id!);
+        clearTimeout(entry.timer);
+        const errorName = reply.headers[ReplyHeaders.error];
+        if (errorName === undefined) entry.resolve(reply);
+        else entry.reject(new RemoteError(errorName, String((reply.value as { error?: { message?: unknown } } | undefined)?.error?.message ?? 'the replier failed')));
+      },
+      replySubscriptionOptions(bus.transport, replyTopic),
+    );
+  } catch (error) {
+    live.delete(replyTopic);
+    throw error;
+  }
   return {
     replyTopic,
     async request<Res, Req>(topic: string, value: Req, requestOptions: RequestOptions): Promise<Message<Res>> {
       if (closed) throw new ClosedError('requester is closed');
-      const timeoutMs = requestOptions.timeoutMs;
-      if (!Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > 600_000) throw new RangeError(`timeoutMs: an integer from 1 to 600000 (got ${timeoutMs})`);
+      const timeoutMs = (requestOptions as RequestOptions | undefined)?.timeoutMs;
+      if (timeoutMs === undefined || !Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > 600_000) {
+        throw new ConfigError([{ path: 'timeoutMs', message: `an integer from 1 to 600000, required (got ${timeoutMs})` }]);
+      }
       const correlationId = newMessageId();
       const reply = new Promise<Message<unknown>>((resolve, reject) => {
         const timer = setTimeout(() => {
@@ -130,6 +152,7 @@ export async function createRequester(bus: BusParts, options: { readonly id?: st
     async close() {
       if (closed) return;
       closed = true;
+      live.delete(replyTopic);
       for (const entry of waiting.values()) {
         clearTimeout(entry.timer);
         entry.reject(new ClosedError('requester closed before the reply came'));
