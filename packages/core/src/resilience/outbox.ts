@@ -5,7 +5,7 @@ import type { Codec } from '../ports/codec.js';
 import type { BusObserver } from '../ports/events.js';
 import { newMessageId, type OutgoingMessage, type TransportMessage } from '../ports/message.js';
 import type { RawPublisher } from '../ports/ports.js';
-import { consecutiveRuns, RelayLoop } from './relay-loop.js';
+import { consecutiveRuns, publishRun, RelayLoop, type RunPublishing } from './relay-loop.js';
 
 /**
  * The transactional outbox, written once for every database: the application writes messages into an
@@ -113,6 +113,11 @@ export interface OutboxHealth {
  *   two publishes it again (same id: the consumer's inbox absorbs it); nothing written is ever lost;
  * - rows go out in `seq` order, consecutive rows of one topic and guarantee in one publish; a failed
  *   publish ends the round before any later row, so a key's rows never overtake each other;
+ * - except a row the transport refuses for what it is (a topic it cannot name, a message over its
+ *   size limit: see `isCallerError`), which fails the same way every time: it stays in the outbox
+ *   (counted in the depth, its age making `health()` degraded, the refusal its `lastError`) and the
+ *   rows behind it go on; a refused publish of several rows is sent again one row at a time, so only
+ *   the refused ones stay;
  * - several relays (processes) on one outbox share the shards; each publishes only its own;
  * - while publishing fails it backs off; `outbox-depth` events and {@link health} give depth and age.
  */
@@ -173,34 +178,44 @@ export class OutboxRelay {
     const { store, publisher } = this.options;
     const leaseMs = this.options.leaseMs ?? 30_000;
     let relayed = 0;
+    const refused = new Set<string>();
     try {
       for (;;) {
         this.held = await store.claim(this.owner, leaseMs);
         if (this.held.length === 0) return { relayed, failed: false };
-        const batch = await store.read(this.held, this.options.batchSize ?? 500);
-        if (batch.length === 0) return { relayed, failed: false };
+        const read = await store.read(this.held, this.options.batchSize ?? 500);
+        const batch = refused.size === 0 ? read : read.filter((r) => !refused.has(r.seq));
+        if (batch.length === 0) return { relayed, failed: refused.size > 0 };
         for (const run of consecutiveRuns(batch, (head, next) => head.topic === next.topic && head.guarantee === next.guarantee)) {
-          const first = run[0]!;
-          try {
-            await publisher.publish(
-              first.topic,
-              run.map((r) => r.message),
-              { guarantee: first.guarantee },
-            );
-          } catch (error) {
-            this.last = { ...this.last, failing: true, error: error instanceof Error ? error.message : String(error) };
-            this.observer.onEvent({ type: 'relay-failed', topic: first.topic, count: run.length, error });
-            return { relayed, failed: true };
-          }
-          await store.remove(run.map((r) => r.seq));
-          relayed += run.length;
-          this.observer.onEvent({ type: 'relayed', topic: first.topic, count: run.length, lagMs: Date.now() - first.message.timestamp });
+          const sent = await publishRun(run, this.runSteps(publisher, run[0]!), refused);
+          relayed += sent.relayed;
+          if (sent.failed) return { relayed, failed: true };
         }
-        this.last = { ...this.last, failing: false };
+        if (refused.size === 0) this.last = { ...this.last, failing: false };
       }
     } finally {
       await this.refreshStats();
     }
+  }
+
+  /** Publishing one run of rows (same topic and guarantee): deleted once confirmed. */
+  private runSteps(publisher: RawPublisher, first: OutboxRecord): RunPublishing<OutboxRecord> {
+    return {
+      publish: (rows) =>
+        publisher.publish(
+          first.topic,
+          rows.map((r) => r.message),
+          { guarantee: first.guarantee },
+        ),
+      sent: async (rows) => {
+        await this.options.store.remove(rows.map((r) => r.seq));
+        this.observer.onEvent({ type: 'relayed', topic: first.topic, count: rows.length, lagMs: Date.now() - rows[0]!.message.timestamp });
+      },
+      failed: async (rows, error) => {
+        this.last = { ...this.last, failing: true, error: error instanceof Error ? error.message : String(error) };
+        this.observer.onEvent({ type: 'relay-failed', topic: first.topic, count: rows.length, error });
+      },
+    };
   }
 
   private async refreshStats(): Promise<void> {

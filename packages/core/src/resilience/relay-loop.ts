@@ -1,3 +1,4 @@
+import { isCallerError } from '../ports/errors.js';
 import { backoffDelay } from '../ports/retry.js';
 
 export interface RelayLoopOptions {
@@ -87,4 +88,41 @@ export function consecutiveRuns<R>(records: readonly R[], sameRun: (head: R, nex
     else runs.push([record]);
   }
   return runs;
+}
+
+/** What {@link publishRun} does with a run: send it, then settle what went or what failed. */
+export interface RunPublishing<R> {
+  publish(records: readonly R[]): Promise<unknown>;
+  /** The records went (confirmed): remove them, report. */
+  sent(records: readonly R[]): Promise<void>;
+  /** The records failed with `error`: count the attempt, report. */
+  failed(records: readonly R[], error: unknown): Promise<void>;
+}
+
+/**
+ * Publishes one run of stored records (a relay's fallback store or outbox). A run the transport
+ * refuses for what it holds (see `isCallerError`: it would fail the same way every time) is sent again
+ * one record at a time, so only the refused records stay, added to `refused` for the pass to go on
+ * past them; any other failure (the broker) is `failed`: the pass ends there, order kept.
+ */
+export async function publishRun<R extends { readonly seq: string }>(run: readonly R[], steps: RunPublishing<R>, refused: Set<string>): Promise<{ relayed: number; failed: boolean }> {
+  try {
+    await steps.publish(run);
+  } catch (error) {
+    if (isCallerError(error) && run.length > 1) {
+      let relayed = 0;
+      for (const record of run) {
+        const one = await publishRun([record], steps, refused);
+        relayed += one.relayed;
+        if (one.failed) return { relayed, failed: true };
+      }
+      return { relayed, failed: false };
+    }
+    await steps.failed(run, error);
+    if (!isCallerError(error)) return { relayed: 0, failed: true };
+    for (const record of run) refused.add(record.seq);
+    return { relayed: 0, failed: false };
+  }
+  await steps.sent(run);
+  return { relayed: run.length, failed: false };
 }

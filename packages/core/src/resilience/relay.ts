@@ -1,9 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { combineObservers } from '../observability/observer.js';
-import { isCallerError } from '../ports/errors.js';
 import type { BusObserver } from '../ports/events.js';
 import type { RawPublisher, Transport } from '../ports/ports.js';
-import { consecutiveRuns, RelayLoop } from './relay-loop.js';
+import { consecutiveRuns, publishRun, RelayLoop, type RunPublishing } from './relay-loop.js';
 import type { FallbackStore, StoredRecord } from './fallback-store.js';
 
 export interface RelayOptions {
@@ -92,7 +91,7 @@ export class FallbackRelay {
       for (const run of consecutiveRuns(batch, (head, next) => head.topic === next.topic && head.guarantee === next.guarantee && head.via === next.via)) {
         const first = run[0]!;
         const target: RawPublisher = first.via === 'dead-letter' ? (this.options.transport.deadLetterPublisher?.() ?? this.options.transport) : this.options.transport;
-        const sent = await this.send(target, run, refused);
+        const sent = await publishRun(run, this.runSteps(target, first), refused);
         relayed += sent.relayed;
         if (sent.failed) return { relayed, empty: false, failed: true };
       }
@@ -100,43 +99,29 @@ export class FallbackRelay {
     }
   }
 
-  /**
-   * Publishes one run (same topic, guarantee and route) and removes what went. A run the transport
-   * refuses for what it holds is sent again one record at a time, so only the refused records stay
-   * (added to `refused`); any other failure ends the pass (`failed`).
-   */
-  private async send(target: RawPublisher, run: readonly StoredRecord[], refused: Set<string>): Promise<{ relayed: number; failed: boolean }> {
+  /** Publishing one run of records (same topic, guarantee and route): removed once confirmed, their attempts counted when not. */
+  private runSteps(target: RawPublisher, first: StoredRecord): RunPublishing<StoredRecord> {
     const { store } = this.options;
-    const first = run[0]!;
-    try {
-      await target.publish(
-        first.topic,
-        run.map((r) => r.message),
-        { guarantee: first.guarantee },
-      );
-    } catch (error) {
-      if (isCallerError(error) && run.length > 1) {
-        let relayed = 0;
-        for (const record of run) {
-          const one = await this.send(target, [record], refused);
-          relayed += one.relayed;
-          if (one.failed) return { relayed, failed: true };
-        }
-        return { relayed, failed: false };
-      }
-      await store
-        .markAttempt(
-          run.map((r) => r.seq),
-          error instanceof Error ? error.message : String(error),
-        )
-        .catch(() => undefined);
-      this.observer.onEvent({ type: 'relay-failed', topic: first.topic, count: run.length, error });
-      if (!isCallerError(error)) return { relayed: 0, failed: true };
-      for (const record of run) refused.add(record.seq);
-      return { relayed: 0, failed: false };
-    }
-    await store.remove(run.map((r) => r.seq));
-    this.observer.onEvent({ type: 'relayed', topic: first.topic, count: run.length, lagMs: Date.now() - first.firstFailureAt });
-    return { relayed: run.length, failed: false };
+    return {
+      publish: (records) =>
+        target.publish(
+          first.topic,
+          records.map((r) => r.message),
+          { guarantee: first.guarantee },
+        ),
+      sent: async (records) => {
+        await store.remove(records.map((r) => r.seq));
+        this.observer.onEvent({ type: 'relayed', topic: first.topic, count: records.length, lagMs: Date.now() - first.firstFailureAt });
+      },
+      failed: async (records, error) => {
+        await store
+          .markAttempt(
+            records.map((r) => r.seq),
+            error instanceof Error ? error.message : String(error),
+          )
+          .catch(() => undefined);
+        this.observer.onEvent({ type: 'relay-failed', topic: first.topic, count: records.length, error });
+      },
+    };
   }
 }

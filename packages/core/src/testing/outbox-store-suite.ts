@@ -1,8 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import type { DeliveryGuarantee } from '../ports/capabilities.js';
 import type { OutgoingMessage } from '../ports/message.js';
-import { OUTBOX_SHARDS, outboxShardOf, type OutboxStore } from '../resilience/outbox.js';
-import { eventually, uniqueName } from './recorder.js';
+import { OUTBOX_SHARDS, OutboxRelay, outboxShardOf, type OutboxStore } from '../resilience/outbox.js';
+import { createBus } from '../bus/bus.js';
+import { createMemoryTransport, MemoryBroker } from '../transports/memory/memory-transport.js';
+import { eventually, Recorder, uniqueName } from './recorder.js';
 
 /** A transaction of the database under test, writing to its outbox. */
 export interface OutboxTestTransaction {
@@ -107,6 +109,33 @@ export function runOutboxStoreSuite(name: string, openOutbox: () => Promise<Outb
         expect(await store.remove([row!.seq])).toBe(0); // that of 'fresh' too: nothing left to delete
         expect(await store.stats()).toEqual({ depth: 0 });
       } finally {
+        await outbox.close();
+      }
+    });
+
+    it('the relay goes on past a row the transport refuses for what it is (over its size limit): that row stays, health degraded naming it; the rows around it go out', async () => {
+      const outbox = await openOutbox();
+      const broker = new MemoryBroker();
+      const reader = createBus({ transport: createMemoryTransport(broker) });
+      const relay = new OutboxRelay({ store: outbox.store, publisher: createMemoryTransport(broker, { maxMessageBytes: 300 }) });
+      try {
+        const topic = uniqueName('outbox');
+        const received = new Recorder<string>();
+        await reader.subscriber.subscribe(topic, (m) => received.add(m.id));
+        await writeCommitted(outbox, topic, [
+          { id: 'before', key: 'k', value: 1 },
+          { id: 'too-big', key: 'k', value: 'x'.repeat(1000) },
+          { id: 'after', key: 'k', value: 2 },
+        ]);
+        const pass = await relay.drainOnce();
+        expect(pass).toEqual({ relayed: 2, failed: true });
+        await received.waitFor(2, 5000);
+        expect(received.items).toEqual(['before', 'after']);
+        expect((await outbox.store.read(ALL_SHARDS, 10)).map((r) => r.message.id)).toEqual(['too-big']);
+        expect(relay.health()).toMatchObject({ depth: 1, lastError: expect.stringMatching(/too-big.*maxMessageBytes/) });
+      } finally {
+        await relay.stop();
+        await reader.close();
         await outbox.close();
       }
     });
