@@ -44,8 +44,10 @@ export class RabbitTopology {
    * a topic routed elsewhere than the main exchange (a pattern's queue is bound there only).
    */
   checkSubscribable(spec: TransportSubscribeSpec): void {
-    const badName = amqpNameProblem(spec.pattern ? 'the binding pattern' : 'the topic', spec.topic) ?? amqpNameProblem("the group's queue", queueNameFor(spec.topic, spec.group));
-    if (badName) throw new ConfigError([{ path: 'topic', message: badName }]);
+    const badTopic = amqpNameProblem(spec.pattern ? 'the binding pattern' : 'the topic', spec.topic);
+    if (badTopic) throw new ConfigError([{ path: 'topic', message: badTopic }]);
+    const badQueue = amqpNameProblem("the group's queue", queueNameFor(spec.topic, spec.group));
+    if (badQueue) throw new ConfigError([{ path: 'group', message: badQueue }]);
     if (spec.pattern) {
       this.checkPattern(spec.topic);
       return;

@@ -103,7 +103,7 @@ describe('rabbitmq exchange kinds route as documented', () => {
     }
     // The topic fits, the group's queue <topic>.<group> does not.
     const fits = `${uniqueName('sb-rabbit.fits')}-${'x'.repeat(200)}`;
-    await expect(bus.subscriber.subscribe(fits, () => undefined, { group: 'g'.repeat(60) })).rejects.toThrowError(/topic: the group's queue .* bytes of UTF-8/);
+    await expect(bus.subscriber.subscribe(fits, () => undefined, { group: 'g'.repeat(60) })).rejects.toThrowError(/group: the group's queue .* bytes of UTF-8/);
     await bus.subscriber.subscribe(fits, () => undefined, { group: 'g' });
   });
 
