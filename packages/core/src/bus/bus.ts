@@ -313,6 +313,8 @@ export interface SubscriberOptions {
 /** The application {@link Subscriber} over a transport: every subscription runs the core pipeline. */
 export class PipelineSubscriber implements Subscriber {
   private readonly subscriptions = new Set<ObservedSubscription>();
+  /** Transport subscribes under way: `close()` waits for them, and each closes what it started. */
+  private readonly starting = new Set<Promise<TransportSubscription>>();
   private readonly observer: BusObserver;
   private closed = false;
 
@@ -399,7 +401,7 @@ export class PipelineSubscriber implements Subscriber {
       observer: this.observer,
       signal: aborter.signal,
     });
-    const inner: TransportSubscription = await this.transport.subscribe(
+    const starting = this.transport.subscribe(
       {
         topic,
         pattern,
@@ -412,6 +414,23 @@ export class PipelineSubscriber implements Subscriber {
       },
       listener,
     );
+    this.starting.add(starting);
+    let inner: TransportSubscription;
+    try {
+      inner = await starting;
+    } catch (error) {
+      // Closed meanwhile: the transport's own error (a connection closed under it) says less than this.
+      if (this.closed) throw new ClosedError(`subscriber closed while subscribing to "${topic}"`, { cause: error });
+      throw error;
+    } finally {
+      this.starting.delete(starting);
+    }
+    if (this.closed) {
+      // close() came while the transport was subscribing: this one is closed too, never left running.
+      aborter.abort();
+      await inner.close().catch(() => undefined);
+      throw new ClosedError(`subscriber closed while subscribing to "${topic}"`);
+    }
     // close() during a drain escalates it: backoff waits stop and what was not started is handed back.
     let closing: Promise<void> | undefined;
     let draining: Promise<void> | undefined;
@@ -459,6 +478,8 @@ export class PipelineSubscriber implements Subscriber {
 
   async close(): Promise<void> {
     this.closed = true;
+    // Subscribes under way end first (each closes what it started): nothing starts after close.
+    await Promise.allSettled([...this.starting]);
     await Promise.all([...this.subscriptions].map((s) => s.close()));
   }
 }

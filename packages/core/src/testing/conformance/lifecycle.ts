@@ -1,5 +1,5 @@
 import { expect, it } from 'vitest';
-import { NonRetryableError } from '../../ports/errors.js';
+import { ClosedError, NonRetryableError } from '../../ports/errors.js';
 import type { Message } from '../../ports/message.js';
 import { Recorder, gate, waitUntil } from '../recorder.js';
 import { testTracing } from '../tracing.js';
@@ -41,6 +41,23 @@ export function lifecycleScenarios(context: ConformanceContext): void {
       await again.waitFor(1, waitMs);
       expect(again.items).toEqual(['next']);
     }
+  });
+
+  it('close while a subscribe is under way: the subscribe rejects with ClosedError and nothing is handled afterwards (it resolved and went on handling on three transports)', { timeout }, async () => {
+    const bus = await openBus();
+    const [topic] = await topics('close-subscribing');
+    const handled = new Recorder<string>();
+    const subscribing = bus.subscriber.subscribe(topic!, (m) => handled.add(m.id), { ...groupOf('closed'), startFrom });
+    const closing = bus.close();
+    await expect(subscribing).rejects.toBeInstanceOf(ClosedError);
+    await closing;
+    // A witness on another bus receives what is published next; the closed subscription must not.
+    const other = await openBus();
+    const witness = new Recorder<string>();
+    await other.subscriber.subscribe(topic!, (m) => witness.add(m.id), { ...groupOf('witness'), startFrom });
+    await other.publisher.publish(topic!, { id: 'after-close', value: 1 });
+    await witness.waitFor(1, waitMs, 'the witness');
+    expect(handled.items).toEqual([]);
   });
 
   it("propagates the W3C trace context: the consumer span joins the publisher's trace, dead letters keep it", { timeout }, async () => {
