@@ -103,6 +103,27 @@ describe('pipeline steps (use)', () => {
     expect(bus.counts.count('final-failure')).toBe(0);
   });
 
+  it('a step that calls next() twice fails the attempt with that error; the handler runs once per attempt', async () => {
+    const bus = openBus();
+    const handled: string[] = [];
+    const failures: unknown[] = [];
+    await bus.subscriber.subscribe('steps.twice', (m) => void handled.push(`${m.id}#${m.attempt}`), {
+      onFinalFailure: (failure) => void failures.push(failure.error),
+      use: [
+        async (_message, next) => {
+          await next();
+          await next();
+        },
+      ],
+      retry: { maxAttempts: 2, initialIntervalMs: 1 },
+      deadLetter: false,
+    });
+    await bus.publisher.publish('steps.twice', { id: 'm', value: 1 });
+    await bus.counts.waitFor('final-failure', 1);
+    expect(handled).toEqual(['m#1', 'm#2']);
+    expect(String(failures[0])).toMatch(/middleware step 1 called next\(\) twice/);
+  });
+
   it('deduplication as a step: a message id is handled once, whatever number of times it arrives', async () => {
     const store = new MemoryDeduplicationStore();
     const duplicates: string[] = [];

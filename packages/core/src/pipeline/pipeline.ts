@@ -462,16 +462,24 @@ export class RecentById<V> {
   }
 }
 
-/** Composes middleware steps around the handler once per subscription (see {@link Middleware}). */
+/**
+ * Composes middleware steps around the handler once per subscription (see {@link Middleware}). A
+ * step's `next` runs the rest once per attempt: a second call rejects (the attempt fails with that
+ * error) instead of running the handler again.
+ */
 export function composeSteps<T>(steps: readonly Middleware<T>[], handler: Handler<T>): (message: Message<T>) => unknown {
   let run: (message: Message<T>) => unknown = handler;
   for (let i = steps.length - 1; i >= 0; i--) {
     const step = steps[i]!;
     const next = run;
-    run = (message) =>
-      step(message, async () => {
+    run = (message) => {
+      let called = false;
+      return step(message, async () => {
+        if (called) throw new Error(`middleware step ${i + 1} called next() twice: the handler runs once per attempt`);
+        called = true;
         await next(message);
       });
+    };
   }
   return run;
 }

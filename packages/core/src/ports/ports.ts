@@ -105,7 +105,8 @@ export interface FinalFailure {
  * A step of the consumer pipeline around the handler (dedup, timeout, throttle, logging context...).
  * It runs inside the retry loop, once per handler attempt, after decode and validation (and inside the
  * delivery's trace span): it sees the decoded message and calls `next()` to run the later steps and
- * the handler. What it throws is a handler failure (classified, retried, dead-lettered); returning
+ * the handler, once: a second call rejects (retrying belongs to the pipeline, which counts the attempts).
+ * What it throws is a handler failure (classified, retried, dead-lettered); returning
  * without calling `next()` skips the handler and counts as success. Steps run in the order given:
  * the subscriber's (`defaults.use`, e.g. from `createBus({ defaults })`) first, then the subscription's.
  */
