@@ -80,6 +80,8 @@ export interface Subscription {
    * Stops taking deliveries. Handler calls already running finish and are acknowledged; deliveries
    * received but not started are handed back unacknowledged (redelivered to the group where the
    * transport has acknowledgements). Resolves when nothing of this subscription runs. Idempotent.
+   * So a handler must not await its own subscription's `close()` (nor the bus's): it would wait for
+   * itself. Call it without `await` there; it completes once the handler returned.
    */
   close(): Promise<void>;
   /**
