@@ -13,6 +13,27 @@ interface Waiting<T> {
 }
 
 /**
+ * The failures a batch handler reported, by message id; or, when its result cannot say which messages
+ * failed (`failed` not a list, an entry without a message of this batch), an error that fails the
+ * whole batch: a message is never acknowledged on an outcome nobody can read. A result without
+ * `failed` (nothing, or whatever the handler's last call returned) means every message was handled.
+ */
+function failuresOf<T>(result: BatchResult<T> | unknown, batch: readonly Waiting<T>[]): Map<string, unknown> | Error {
+  const failed = new Map<string, unknown>();
+  if (typeof result !== 'object' || result === null || !('failed' in result) || result.failed === undefined) return failed;
+  const list = (result as { failed: unknown }).failed;
+  const unreadable = (why: string) => new Error(`the batch handler's result cannot say which messages failed: ${why}; the whole batch counts as failed`);
+  if (!Array.isArray(list)) return unreadable(`\`failed\` must be a list of { message, error } (got ${typeof list})`);
+  const ids = new Set(batch.map((w) => w.message.id));
+  for (const entry of list as unknown[]) {
+    const id = (entry as { message?: { id?: unknown } } | null)?.message?.id;
+    if (typeof id !== 'string' || !ids.has(id)) return unreadable(`an entry of \`failed\` names no message of this batch (${typeof id === 'string' ? `id "${id.slice(0, 64)}"` : 'no message'})`);
+    failed.set(id, (entry as { error?: unknown }).error);
+  }
+  return failed;
+}
+
+/**
  * Turns a batch handler into a per-message handler for the pipeline: each message waits until its
  * batch is full or `maxWaitMs` passed since the batch's first message, then settles with its own
  * outcome. So retries, backoff, dead letters, acks and metrics stay per message: a failed message is
@@ -30,8 +51,11 @@ export function batchingHandler<T>(handler: BatchHandler<T>, options: BatchOptio
       for (const w of batch) w.reject(error);
       return;
     }
-    const failed = new Map<string, unknown>();
-    if (result && Array.isArray(result.failed)) for (const f of result.failed) if (f?.message) failed.set(f.message.id, f.error);
+    const failed = failuresOf(result, batch);
+    if (failed instanceof Error) {
+      for (const w of batch) w.reject(failed);
+      return;
+    }
     for (const w of batch) {
       if (failed.has(w.message.id)) w.reject(failed.get(w.message.id));
       else w.resolve();
