@@ -148,7 +148,11 @@ export class RedisPubSubTransport implements Transport {
     const receive = (channel: string, frame: Buffer) => {
       if (matcher && !matcher.test(channel)) return;
       let source = sources.get(channel);
-      if (!source) sources.set(channel, (source = Object.freeze({ transport: 'redis', topic: channel, channel, ...(spec.pattern ? { pattern: spec.topic } : {}) })));
+      if (!source) {
+        // Anyone can PUBLISH to channels a pattern matches: one entry per channel, kept bounded.
+        if (sources.size >= 1000) sources.clear();
+        sources.set(channel, (source = Object.freeze({ transport: 'redis', topic: channel, channel, ...(spec.pattern ? { pattern: spec.topic } : {}) })));
+      }
       const m = decodeFrame(frame);
       const delivery: Delivery = { id: m.id, key: m.key, headers: m.headers, body: m.body, timestamp: m.timestamp, attempt: 1, source, ack, retryLater };
       if (lanes.pending >= this.options.maxBuffered) return this.overflow(spec.topic, delivery);
