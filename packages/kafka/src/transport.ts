@@ -88,6 +88,11 @@ export class KafkaTransport implements Transport {
   }
 
   /** The producer, and one consumer per subscription (down while it restarts after losing its broker). */
+  /** Kafka's rule for topic names (see {@link topicNameProblem}). */
+  topicProblem(topic: string): string | undefined {
+    return topicNameProblem(topic);
+  }
+
   connections(): readonly ConnectionHealth[] {
     return [this.producerState.snapshot(), ...[...this.subscriptions].map((s) => s.connection())];
   }

@@ -105,6 +105,11 @@ export class MqttTransport implements Transport {
     return this.observer.add(observer);
   }
 
+  /** A topic becomes MQTT levels (see {@link topicProblem} in topics.ts). */
+  topicProblem(topic: string): string | undefined {
+    return isPlainTopic(topic) ? undefined : topicProblem(topic);
+  }
+
   connections(): readonly ConnectionHealth[] {
     return [this.connection.snapshot()];
   }

@@ -122,6 +122,11 @@ export class NatsTransport implements Transport {
     return this.observer.add(observer);
   }
 
+  /** A topic is a NATS subject: dot-separated tokens without spaces, `*` or `>`. */
+  topicProblem(topic: string): string | undefined {
+    return isPlainTopic(topic) ? undefined : `"${topic}" is not a NATS subject (dot-separated tokens, no spaces, "*" or ">")`;
+  }
+
   connections(): readonly ConnectionHealth[] {
     return [this.connection.snapshot()];
   }

@@ -135,6 +135,11 @@ export class RabbitTransport implements Transport {
   }
 
   /** The one AMQP connection every channel of this transport shares (subscriptions report through `status`). */
+  /** A topic's routing key (and a dead-letter topic's queue, named like it) as RabbitMQ holds names. */
+  topicProblem(topic: string): string | undefined {
+    return amqpNameProblem('the routing key', this.routeFor(topic).routingKey ?? topic) ?? amqpNameProblem('the queue', topic);
+  }
+
   connections(): readonly ConnectionHealth[] {
     const { name, state, since } = this.connectionState.snapshot();
     return [{ name, state, since, endpoint: this.endpoints.current() }];

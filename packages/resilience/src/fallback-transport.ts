@@ -116,6 +116,10 @@ export class FallbackTransport implements Transport {
     };
   }
 
+  topicProblem(topic: string): string | undefined {
+    return this.inner.topicProblem?.(topic);
+  }
+
   inTransaction(): boolean {
     return this.inner.inTransaction?.() ?? false;
   }

@@ -378,6 +378,10 @@ export class PipelineSubscriber implements Subscriber {
     const pattern = merged.pattern ?? false;
     // A pattern subscription dead-letters each message to the DLQ of its concrete topic.
     const deadLetterTopic = merged.deadLetter === false ? false : (merged.deadLetter ?? (pattern ? defaultDeadLetterTopic : defaultDeadLetterTopic(topic)));
+    // A dead-letter topic the broker cannot name would fail at the first dead letter, and again every
+    // retry of it: refused now, naming the field that made it.
+    const deadLetterProblem = typeof deadLetterTopic === 'string' ? this.transport.topicProblem?.(deadLetterTopic) : undefined;
+    if (deadLetterProblem) throw new ConfigError([{ path: merged.deadLetter !== undefined ? 'deadLetter' : 'topic', message: `the dead-letter topic: ${deadLetterProblem}` }]);
     const retryMode = merged.retryMode ?? (caps.delayedRedelivery ? 'transport' : 'in-process');
     const aborter = new AbortController();
     const listener = createDeliveryProcessor<T>({

@@ -284,6 +284,13 @@ export interface Transport extends RawPublisher {
   observe?(observer: BusObserver): () => void;
   /** The state of each broker connection this transport holds, as last seen (synchronous, asks nothing). Optional. */
   connections?(): readonly ConnectionHealth[];
+  /**
+   * Why the broker cannot hold a topic of this name, or undefined when it can (Kafka's topic name
+   * rule, an AMQP routing key, a NATS subject, an MQTT topic). `subscribe` checks the subscription's
+   * dead-letter topic with it, so a name the broker refuses fails at startup, not at the first dead
+   * letter. Optional: a transport without it takes any name.
+   */
+  topicProblem?(topic: string): string | undefined;
   /** Closes subscriptions and connections. Idempotent. */
   close(): Promise<void>;
 }

@@ -192,6 +192,11 @@ export class PostgresQueueTransport implements Transport {
     return this.observer.add(observer);
   }
 
+  /** Any text PostgreSQL stores: not empty, no NUL character. */
+  topicProblem(topic: string): string | undefined {
+    return topic.length === 0 ? 'must not be empty' : topic.includes('\u0000') ? 'contains a NUL character, which PostgreSQL text cannot store' : undefined;
+  }
+
   connections(): readonly ConnectionHealth[] {
     return [this.connection.snapshot()];
   }

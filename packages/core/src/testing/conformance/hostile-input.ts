@@ -112,6 +112,48 @@ export function hostileInputScenarios(context: ConformanceContext): void {
     expect(calls.count).toBeLessThanOrEqual(3);
   });
 
+  it('a topic name the broker cannot hold: its publish and subscribe are refused naming topic, a dead-letter topic of that name at subscribe naming deadLetter; the transport says so (topicProblem) for exactly those names', {
+    timeout,
+  }, async () => {
+    const bus = await openBus();
+    const [topic] = await topics('names');
+    // Each broker's rule refuses one of these: a space (Kafka, NATS), "/" and "#" (MQTT), a control
+    // character (RabbitMQ), a NUL (PostgreSQL). Memory and Redis take any name.
+    const odd = `${topic}-odd name/#\u0000`;
+    const problem = bus.transport.topicProblem?.(odd);
+    const published = await bus.publisher.publish(odd, { value: 1 }).then(
+      () => 'published',
+      (error: unknown) => error,
+    );
+    const subscribed = await bus.subscriber
+      .subscribe(odd, () => undefined, { ...groupOf('g'), startFrom })
+      .then(
+        async (subscription) => {
+          await subscription.close();
+          return 'subscribed';
+        },
+        (error: unknown) => error,
+      );
+    const withLetters = await bus.subscriber
+      .subscribe(topic!, () => undefined, { ...groupOf('g'), startFrom, deadLetter: odd })
+      .then(
+        async (subscription) => {
+          await subscription.close();
+          return 'subscribed';
+        },
+        (error: unknown) => error,
+      );
+    if (problem === undefined) {
+      expect([published, subscribed, withLetters]).toEqual(['published', 'subscribed', 'subscribed']);
+      return;
+    }
+    expect(published).toBeInstanceOf(ConfigError);
+    expect(String(published)).toMatch(/topic: /);
+    expect(subscribed).toBeInstanceOf(ConfigError);
+    expect(withLetters).toBeInstanceOf(ConfigError);
+    expect(String(withLetters)).toMatch(/deadLetter: the dead-letter topic: /);
+  });
+
   it('a publish whose headers the transport cannot carry (one 70 KB header) is refused naming the field with none of its batch sent, or delivered whole; either way the bus goes on publishing', {
     timeout,
   }, async () => {
