@@ -40,6 +40,7 @@ describe('bus (bus/bus)', () => {
     expect(await refused({ value: 1, headers: { trace: 5 } })).toMatch(/ConfigError.*headers\.trace: must be a string \(got number\)/s);
     expect(await refused({ value: 1, headers: { trace: undefined } })).toMatch(/headers\.trace: must be a string \(got undefined\)/);
     expect(await refused({ value: 1, headers: 'a=b' })).toMatch(/headers: must be an object of strings \(got string\)/);
+    expect(await refused({ value: 1, headers: new Map([['a', 'b']]) })).toMatch(/headers: must be an object of strings \(got a Map\)/);
     expect(await refused({ value: 1, key: 7 })).toMatch(/key: must be a string \(got number\)/);
     expect(await refused({ value: 1, id: '' })).toMatch(/id: must be a non-empty string/);
     expect(await refused({ value: 1, timestamp: 'yesterday' })).toMatch(/timestamp: must be a number/);

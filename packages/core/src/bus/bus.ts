@@ -288,12 +288,12 @@ function checkOutgoing(message: OutgoingMessage<unknown>): void {
   if (timestamp !== undefined && !Number.isFinite(timestamp)) throw invalidField('timestamp', 'a number (ms since the epoch)', timestamp);
   if (payload !== undefined && !(payload instanceof Uint8Array)) throw invalidField('payload', 'bytes (a Uint8Array or Buffer)', payload);
   if (headers === undefined) return;
-  if (typeof headers !== 'object' || headers === null) throw invalidField('headers', 'an object of strings', headers);
+  if (typeof headers !== 'object' || headers === null || headers instanceof Map) throw invalidField('headers', 'an object of strings', headers);
   for (const name in headers) if (typeof headers[name] !== 'string') throw invalidField(`headers.${name}`, 'a string', headers[name]);
 }
 
 function invalidField(path: string, expected: string, got: unknown): ConfigError {
-  return new ConfigError([{ path, message: `must be ${expected} (got ${got === null ? 'null' : Array.isArray(got) ? 'a list' : typeof got})` }]);
+  return new ConfigError([{ path, message: `must be ${expected} (got ${got === null ? 'null' : Array.isArray(got) ? 'a list' : got instanceof Map ? 'a Map' : typeof got})` }]);
 }
 
 /** The first broker endpoint the transport reports, for trace attributes (`server.address`, `server.port`). */
