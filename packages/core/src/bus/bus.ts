@@ -5,7 +5,7 @@ import { guaranteeIssue, subscriptionCapabilityIssues } from '../kit/capability-
 import { CapabilityError, ClosedError, ConfigError, PublishError } from '../ports/errors.js';
 import { subscribeOptionsSchema } from '../ports/subscribe-options.js';
 import { configErrorFromZod } from '../kit/parse-options.js';
-import { newMessageId, type OutgoingMessage, type TransportMessage } from '../ports/message.js';
+import { assertOutgoing, newMessageId, type OutgoingMessage, type TransportMessage } from '../ports/message.js';
 import { combineObservers, loggingObserver, type Logger } from '../observability/observer.js';
 import type { BusObserver } from '../ports/events.js';
 import { createDeliveryProcessor } from '../pipeline/pipeline.js';
@@ -258,7 +258,7 @@ export class TransportPublisher implements Publisher, GroupPublisher {
   }
 
   private toTransportMessage<T>(message: OutgoingMessage<T>, span: Span | undefined, stampedAt: number, lean: LeanFields): TransportMessage {
-    checkOutgoing(message);
+    assertOutgoing(message);
     const body = message.payload ?? this.codec.encode(message.value);
     const headers = message.headers ?? {};
     // Optional fields set only when present (assigned, not spread: this runs once per message).
@@ -273,27 +273,6 @@ export class TransportPublisher implements Publisher, GroupPublisher {
     if (lean.brokerTimestamp && message.timestamp === undefined) out.brokerTimestamp = true;
     return out;
   }
-}
-
-/**
- * Refuses, naming the field, an outgoing message no transport can carry as given: the types say so,
- * but a JavaScript caller (or a cast) is not held to them, and each broker client failed its own way
- * (a number header: a TypeError from ioredis, dropped by kafkajs, kept as a number in memory).
- */
-function checkOutgoing(message: OutgoingMessage<unknown>): void {
-  if (typeof message !== 'object' || message === null) throw invalidField('message', 'an object with `value` or `payload`', message);
-  const { id, key, headers, timestamp, payload } = message;
-  if (id !== undefined && (typeof id !== 'string' || id === '')) throw invalidField('id', 'a non-empty string', id);
-  if (key !== undefined && typeof key !== 'string') throw invalidField('key', 'a string', key);
-  if (timestamp !== undefined && !Number.isFinite(timestamp)) throw invalidField('timestamp', 'a number (ms since the epoch)', timestamp);
-  if (payload !== undefined && !(payload instanceof Uint8Array)) throw invalidField('payload', 'bytes (a Uint8Array or Buffer)', payload);
-  if (headers === undefined) return;
-  if (typeof headers !== 'object' || headers === null || headers instanceof Map) throw invalidField('headers', 'an object of strings', headers);
-  for (const name in headers) if (typeof headers[name] !== 'string') throw invalidField(`headers.${name}`, 'a string', headers[name]);
-}
-
-function invalidField(path: string, expected: string, got: unknown): ConfigError {
-  return new ConfigError([{ path, message: `must be ${expected} (got ${got === null ? 'null' : Array.isArray(got) ? 'a list' : got instanceof Map ? 'a Map' : typeof got})` }]);
 }
 
 /** The first broker endpoint the transport reports, for trace attributes (`server.address`, `server.port`). */

@@ -4,6 +4,7 @@
  */
 
 import { randomBytes } from 'node:crypto';
+import { ConfigError } from './errors.js';
 
 /** 96 random bits, new in every process (a fork included: the module is loaded again). */
 const ID_PREFIX = randomBytes(12).toString('base64url');
@@ -170,3 +171,24 @@ export type OutgoingMessage<T = unknown> = {
   /** Defaults to now. */
   readonly timestamp?: number;
 } & ({ readonly value: T; readonly payload?: never } | { readonly payload: Uint8Array; readonly value?: never });
+
+/**
+ * Refuses, naming the field, an outgoing message no transport can carry as given: the types say so,
+ * but a JavaScript caller (or a cast) is not held to them, and each broker client failed its own way
+ * (a number header: a TypeError from ioredis, dropped by kafkajs, kept as a number in memory).
+ */
+export function assertOutgoing(message: OutgoingMessage<unknown>): void {
+  if (typeof message !== 'object' || message === null) throw invalidField('message', 'an object with `value` or `payload`', message);
+  const { id, key, headers, timestamp, payload } = message;
+  if (id !== undefined && (typeof id !== 'string' || id === '')) throw invalidField('id', 'a non-empty string', id);
+  if (key !== undefined && typeof key !== 'string') throw invalidField('key', 'a string', key);
+  if (timestamp !== undefined && !Number.isFinite(timestamp)) throw invalidField('timestamp', 'a number (ms since the epoch)', timestamp);
+  if (payload !== undefined && !(payload instanceof Uint8Array)) throw invalidField('payload', 'bytes (a Uint8Array or Buffer)', payload);
+  if (headers === undefined) return;
+  if (typeof headers !== 'object' || headers === null || headers instanceof Map) throw invalidField('headers', 'an object of strings', headers);
+  for (const name in headers) if (typeof headers[name] !== 'string') throw invalidField(`headers.${name}`, 'a string', headers[name]);
+}
+
+function invalidField(path: string, expected: string, got: unknown): ConfigError {
+  return new ConfigError([{ path, message: `must be ${expected} (got ${got === null ? 'null' : Array.isArray(got) ? 'a list' : got instanceof Map ? 'a Map' : typeof got})` }]);
+}

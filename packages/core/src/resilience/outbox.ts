@@ -3,7 +3,7 @@ import { combineObservers } from '../observability/observer.js';
 import type { DeliveryGuarantee } from '../ports/capabilities.js';
 import type { Codec } from '../ports/codec.js';
 import type { BusObserver } from '../ports/events.js';
-import { newMessageId, type OutgoingMessage, type TransportMessage } from '../ports/message.js';
+import { assertOutgoing, newMessageId, type OutgoingMessage, type TransportMessage } from '../ports/message.js';
 import type { RawPublisher } from '../ports/ports.js';
 import { consecutiveRuns, publishRun, RelayLoop, type RunPublishing } from './relay-loop.js';
 
@@ -34,8 +34,9 @@ export function fnv1a(text: string): number {
   return hash >>> 0;
 }
 
-/** Messages as the bus encodes them: ids given or new, values through the codec, one timestamp for the batch. */
+/** Messages as the bus encodes them: checked as the bus checks them, ids given or new, values through the codec, one timestamp for the batch. */
 export function encodeOutgoing(codec: Codec, list: readonly OutgoingMessage<unknown>[], now = Date.now()): TransportMessage[] {
+  for (const m of list) assertOutgoing(m);
   return list.map((m) => ({
     id: m.id ?? newMessageId(),
     ...(m.key !== undefined ? { key: m.key } : {}),

@@ -113,6 +113,19 @@ export function runOutboxStoreSuite(name: string, openOutbox: () => Promise<Outb
       }
     });
 
+    it("a message no transport can carry (a header that is not a string) is refused at write, naming the field, in the caller's transaction", async () => {
+      const outbox = await openOutbox();
+      try {
+        const tx = await outbox.begin();
+        const refused = await tx.write(uniqueName('outbox'), [{ id: 'bad', value: 1, headers: { attempt: 3 as unknown as string } }]).catch((error: unknown) => error);
+        await tx.rollback();
+        expect(String(refused)).toMatch(/ConfigError.*headers\.attempt: must be a string \(got number\)/s);
+        expect(await outbox.store.stats()).toEqual({ depth: 0 });
+      } finally {
+        await outbox.close();
+      }
+    });
+
     it('the relay goes on past a row the transport refuses for what it is (over its size limit): that row stays, health degraded naming it; the rows around it go out', async () => {
       const outbox = await openOutbox();
       const broker = new MemoryBroker();
