@@ -461,8 +461,13 @@ export class PipelineSubscriber implements Subscriber {
 
   async close(): Promise<void> {
     this.closed = true;
-    // Subscribes under way end first (each closes what it started): nothing starts after close.
-    await Promise.allSettled([...this.starting]);
+    // Subscribes under way end first (each closes what it started, whenever it ends: nothing runs
+    // after close). Waited for at most 30 s, so a transport whose subscribe hangs cannot hang close.
+    if (this.starting.size > 0) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([Promise.allSettled([...this.starting]), new Promise((resolve) => (timer = setTimeout(resolve, 30_000)))]);
+      clearTimeout(timer);
+    }
     await Promise.all([...this.subscriptions].map((s) => s.close()));
   }
 }
