@@ -87,12 +87,12 @@ export class KafkaTransport implements Transport {
     return this.client.sender;
   }
 
-  /** The producer, and one consumer per subscription (down while it restarts after losing its broker). */
   /** Kafka's rule for topic names (see {@link topicNameProblem}). */
   topicProblem(topic: string): string | undefined {
     return topicNameProblem(topic);
   }
 
+  /** The producer, and one consumer per subscription (down while it restarts after losing its broker). */
   connections(): readonly ConnectionHealth[] {
     return [this.producerState.snapshot(), ...[...this.subscriptions].map((s) => s.connection())];
   }

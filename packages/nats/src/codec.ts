@@ -26,11 +26,6 @@ const isHeaderName = (name: string) => name.length > 0 && /^[\x21-\x39\x3b-\x7e]
 /** A value NATS carries unchanged: no line breaks, nothing its parser trims. */
 const isHeaderValue = (value: string) => !/[\r\n]/.test(value) && value === value.trim();
 
-/**
- * The NATS headers of a message: its id as `Nats-Msg-Id`, its key and time, then each header as a
- * NATS header where it can be one unchanged; the others (names with `:` or spaces, values with line
- * breaks or edge spaces, e.g. a dead letter's stack trace) are packed into `x-sb-headers`.
- */
 /** The largest header block a NATS server takes with a message, bytes. */
 const MAX_HEADER_BYTES = 65_536;
 
@@ -47,6 +42,11 @@ export function headersProblem(topic: string, message: TransportMessage): { path
   return bytes > MAX_HEADER_BYTES ? { path: 'headers', message: `they encode to ${bytes} bytes: a NATS server takes at most ${MAX_HEADER_BYTES} of headers per message` } : undefined;
 }
 
+/**
+ * The NATS headers of a message: its id as `Nats-Msg-Id`, its key and time, then each header as a
+ * NATS header where it can be one unchanged; the others (names with `:` or spaces, values with line
+ * breaks or edge spaces, e.g. a dead letter's stack trace) are packed into `x-sb-headers`.
+ */
 export function encodeHeaders(topic: string, message: TransportMessage): MsgHdrs {
   const out = natsHeaders();
   const replay = message.headers[REPLAY_GROUP_HEADER] !== undefined ? `:replay:${randomUUID()}` : '';

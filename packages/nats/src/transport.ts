@@ -139,7 +139,8 @@ export class NatsTransport implements Transport {
    */
   async publish(topic: string, messages: readonly TransportMessage[], options: TransportPublishOptions): Promise<TransportPublishResult> {
     if (this.closed) throw new ClosedError('nats transport is closed');
-    if (!isPlainTopic(topic)) throw new ConfigError([{ path: 'topic', message: `"${topic}" is not a NATS subject (dot-separated tokens, no spaces, "*" or ">")` }]);
+    const badName = this.topicProblem(topic);
+    if (badName) throw new ConfigError([{ path: 'topic', message: badName }]);
     refuseOversizeMessages(topic, messages, this.options.maxMessageBytes);
     for (const message of messages) {
       const problem = headersProblem(topic, message);

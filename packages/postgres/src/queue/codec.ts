@@ -12,8 +12,14 @@ export interface EncodedBatch {
 }
 
 /** PostgreSQL text holds no NUL character: an id, key or topic with one is refused naming the field. */
+/** Why PostgreSQL text cannot hold `value` (a NUL character), or undefined. */
+export function storableTextProblem(value: string): string | undefined {
+  return value.includes('\u0000') ? 'contains a NUL character, which PostgreSQL text cannot store' : undefined;
+}
+
 export function assertStorableText(value: string, field: string): void {
-  if (value.includes('\u0000')) throw new ConfigError([{ path: field, message: `contains a NUL character, which PostgreSQL text cannot store` }]);
+  const problem = storableTextProblem(value);
+  if (problem) throw new ConfigError([{ path: field, message: problem }]);
 }
 
 /** Headers go as JSON in a bytea column (any character survives); ids and keys as text. */

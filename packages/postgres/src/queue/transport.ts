@@ -19,7 +19,7 @@ import {
   type TransportSubscription,
 } from '@switchboard/core/transport';
 import { assertTableName } from '../migration.js';
-import { assertStorableText, decodeRow, encodeBatch } from './codec.js';
+import { assertStorableText, decodeRow, encodeBatch, storableTextProblem } from './codec.js';
 import { ServerSilence } from './silence.js';
 import { migratePostgresQueue } from './migrate.js';
 import type { PostgresQueueOptions } from './options.js';
@@ -192,9 +192,9 @@ export class PostgresQueueTransport implements Transport {
     return this.observer.add(observer);
   }
 
-  /** Any text PostgreSQL stores: not empty, no NUL character. */
+  /** Any text PostgreSQL stores: not empty, no NUL character (see {@link topicProblemOf}). */
   topicProblem(topic: string): string | undefined {
-    return topic.length === 0 ? 'must not be empty' : topic.includes('\u0000') ? 'contains a NUL character, which PostgreSQL text cannot store' : undefined;
+    return topicProblemOf(topic);
   }
 
   connections(): readonly ConnectionHealth[] {
@@ -388,9 +388,14 @@ export class PostgresQueueTransport implements Transport {
  */
 export const CLAIM_PLANNING = '-c enable_sort=off -c enable_bitmapscan=off -c enable_seqscan=off';
 
+/** Why PostgreSQL cannot store `topic` as a topic (empty, or text with a NUL character), or undefined. */
+function topicProblemOf(topic: string): string | undefined {
+  return topic.length === 0 ? 'must not be empty' : storableTextProblem(topic);
+}
+
 function checkTopic(topic: string): void {
-  if (topic.length === 0) throw new ConfigError([{ path: 'topic', message: 'must not be empty' }]);
-  assertStorableText(topic, 'topic');
+  const problem = topicProblemOf(topic);
+  if (problem) throw new ConfigError([{ path: 'topic', message: problem }]);
 }
 
 /** The clients a pool holds (node-postgres keeps them in an internal field; empty if it moves). */
