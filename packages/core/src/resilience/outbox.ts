@@ -5,7 +5,7 @@ import type { Codec } from '../ports/codec.js';
 import type { BusObserver } from '../ports/events.js';
 import { assertOutgoing, newMessageId, type OutgoingMessage, type TransportMessage } from '../ports/message.js';
 import type { RawPublisher } from '../ports/ports.js';
-import { consecutiveRuns, publishRun, RelayLoop, type RunPublishing } from './relay-loop.js';
+import { consecutiveRuns, publishRun, RelayLoop, type RunSettling } from './relay-loop.js';
 
 /**
  * The transactional outbox, written once for every database: the application writes messages into an
@@ -188,7 +188,7 @@ export class OutboxRelay {
         const batch = refused.size === 0 ? read : read.filter((r) => !refused.has(r.seq));
         if (batch.length === 0) return { relayed, failed: refused.size > 0 };
         for (const run of consecutiveRuns(batch, (head, next) => head.topic === next.topic && head.guarantee === next.guarantee)) {
-          const sent = await publishRun(run, this.runSteps(publisher, run[0]!), refused);
+          const sent = await publishRun(run, publisher, this.settleRun(run[0]!), refused);
           relayed += sent.relayed;
           if (sent.failed) return { relayed, failed: true };
         }
@@ -199,15 +199,9 @@ export class OutboxRelay {
     }
   }
 
-  /** Publishing one run of rows (same topic and guarantee): deleted once confirmed. */
-  private runSteps(publisher: RawPublisher, first: OutboxRecord): RunPublishing<OutboxRecord> {
+  /** Settling one run of rows (same topic and guarantee): deleted once confirmed. */
+  private settleRun(first: OutboxRecord): RunSettling<OutboxRecord> {
     return {
-      publish: (rows) =>
-        publisher.publish(
-          first.topic,
-          rows.map((r) => r.message),
-          { guarantee: first.guarantee },
-        ),
       sent: async (rows) => {
         await this.options.store.remove(rows.map((r) => r.seq));
         this.observer.onEvent({ type: 'relayed', topic: first.topic, count: rows.length, lagMs: Date.now() - rows[0]!.message.timestamp });

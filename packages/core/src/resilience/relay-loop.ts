@@ -1,4 +1,7 @@
+import type { DeliveryGuarantee } from '../ports/capabilities.js';
 import { isCallerError } from '../ports/errors.js';
+import type { TransportMessage } from '../ports/message.js';
+import type { RawPublisher } from '../ports/ports.js';
 import { backoffDelay } from '../ports/retry.js';
 
 export interface RelayLoopOptions {
@@ -90,9 +93,16 @@ export function consecutiveRuns<R>(records: readonly R[], sameRun: (head: R, nex
   return runs;
 }
 
-/** What {@link publishRun} does with a run: send it, then settle what went or what failed. */
-export interface RunPublishing<R> {
-  publish(records: readonly R[]): Promise<unknown>;
+/** What a relay keeps of a message waiting to go: its topic, its guarantee, the message itself. */
+export interface WaitingRecord {
+  readonly seq: string;
+  readonly topic: string;
+  readonly guarantee: DeliveryGuarantee;
+  readonly message: TransportMessage;
+}
+
+/** What {@link publishRun} does after publishing a run: settle what went or what failed. */
+export interface RunSettling<R> {
   /** The records went (confirmed): remove them, report. */
   sent(records: readonly R[]): Promise<void>;
   /** The records failed with `error`: count the attempt, report. */
@@ -100,29 +110,35 @@ export interface RunPublishing<R> {
 }
 
 /**
- * Publishes one run of stored records (a relay's fallback store or outbox). A run the transport
- * refuses for what it holds (see `isCallerError`: it would fail the same way every time) is sent again
- * one record at a time, so only the refused records stay, added to `refused` for the pass to go on
- * past them; any other failure (the broker) is `failed`: the pass ends there, order kept.
+ * Publishes one run of stored records (same topic and guarantee: a relay's fallback store or outbox)
+ * through `publisher`. A run the transport refuses for what it holds (see `isCallerError`: it would
+ * fail the same way every time) is sent again one record at a time, so only the refused records stay,
+ * added to `refused` for the pass to go on past them; any other failure (the broker) is `failed`: the
+ * pass ends there, order kept.
  */
-export async function publishRun<R extends { readonly seq: string }>(run: readonly R[], steps: RunPublishing<R>, refused: Set<string>): Promise<{ relayed: number; failed: boolean }> {
+export async function publishRun<R extends WaitingRecord>(run: readonly R[], publisher: RawPublisher, settle: RunSettling<R>, refused: Set<string>): Promise<{ relayed: number; failed: boolean }> {
+  const first = run[0]!;
   try {
-    await steps.publish(run);
+    await publisher.publish(
+      first.topic,
+      run.map((r) => r.message),
+      { guarantee: first.guarantee },
+    );
   } catch (error) {
     if (isCallerError(error) && run.length > 1) {
       let relayed = 0;
       for (const record of run) {
-        const one = await publishRun([record], steps, refused);
+        const one = await publishRun([record], publisher, settle, refused);
         relayed += one.relayed;
         if (one.failed) return { relayed, failed: true };
       }
       return { relayed, failed: false };
     }
-    await steps.failed(run, error);
+    await settle.failed(run, error);
     if (!isCallerError(error)) return { relayed: 0, failed: true };
     for (const record of run) refused.add(record.seq);
     return { relayed: 0, failed: false };
   }
-  await steps.sent(run);
+  await settle.sent(run);
   return { relayed: run.length, failed: false };
 }

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { combineObservers } from '../observability/observer.js';
 import type { BusObserver } from '../ports/events.js';
 import type { RawPublisher, Transport } from '../ports/ports.js';
-import { consecutiveRuns, publishRun, RelayLoop, type RunPublishing } from './relay-loop.js';
+import { consecutiveRuns, publishRun, RelayLoop, type RunSettling } from './relay-loop.js';
 import type { FallbackStore, StoredRecord } from './fallback-store.js';
 
 export interface RelayOptions {
@@ -91,7 +91,7 @@ export class FallbackRelay {
       for (const run of consecutiveRuns(batch, (head, next) => head.topic === next.topic && head.guarantee === next.guarantee && head.via === next.via)) {
         const first = run[0]!;
         const target: RawPublisher = first.via === 'dead-letter' ? (this.options.transport.deadLetterPublisher?.() ?? this.options.transport) : this.options.transport;
-        const sent = await publishRun(run, this.runSteps(target, first), refused);
+        const sent = await publishRun(run, target, this.settleRun(first), refused);
         relayed += sent.relayed;
         if (sent.failed) return { relayed, empty: false, failed: true };
       }
@@ -99,16 +99,10 @@ export class FallbackRelay {
     }
   }
 
-  /** Publishing one run of records (same topic, guarantee and route): removed once confirmed, their attempts counted when not. */
-  private runSteps(target: RawPublisher, first: StoredRecord): RunPublishing<StoredRecord> {
+  /** Settling one run of records (same topic, guarantee and route): removed once confirmed, their attempts counted when not. */
+  private settleRun(first: StoredRecord): RunSettling<StoredRecord> {
     const { store } = this.options;
     return {
-      publish: (records) =>
-        target.publish(
-          first.topic,
-          records.map((r) => r.message),
-          { guarantee: first.guarantee },
-        ),
       sent: async (records) => {
         await store.remove(records.map((r) => r.seq));
         this.observer.onEvent({ type: 'relayed', topic: first.topic, count: records.length, lagMs: Date.now() - first.firstFailureAt });
