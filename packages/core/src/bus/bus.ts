@@ -165,7 +165,8 @@ export class TransportPublisher implements Publisher, GroupPublisher {
    * one, else to the topic; either way stamped with the replay-target header, so other groups skip it.
    */
   publishToGroup<T>(topic: string, group: string, messages: OutgoingMessage<T> | readonly OutgoingMessage<T>[]): Promise<PublishReceipt> {
-    if (typeof topic !== 'string' || topic === '') return Promise.reject(new ConfigError([{ path: 'topic', message: 'must be a non-empty string' }]));
+    const unnamed = unnamedTopic(topic);
+    if (unnamed) return Promise.reject(unnamed);
     const list = Array.isArray(messages) ? (messages as readonly OutgoingMessage<T>[]) : [messages as OutgoingMessage<T>];
     return this.send(
       topic,
@@ -275,6 +276,11 @@ export class TransportPublisher implements Publisher, GroupPublisher {
   }
 }
 
+/** The error for a topic that is not a non-empty string (publishing to a group, subscribing), or undefined. */
+function unnamedTopic(topic: unknown): ConfigError | undefined {
+  return typeof topic === 'string' && topic !== '' ? undefined : new ConfigError([{ path: 'topic', message: 'must be a non-empty string' }]);
+}
+
 /** The first broker endpoint the transport reports, for trace attributes (`server.address`, `server.port`). */
 function serverAddressOf(transport: Transport): { server?: ServerAddress } {
   const endpoint = transport.connections?.().find((c) => c.endpoint !== undefined)?.endpoint;
@@ -336,7 +342,8 @@ export class PipelineSubscriber implements Subscriber {
 
   private async subscribeTopic<T>(topic: string, handler: Handler<T>, options: SubscribeOptions<T>): Promise<Subscription> {
     if (this.closed) throw new ClosedError('subscriber is closed');
-    if (typeof topic !== 'string' || topic === '') throw new ConfigError([{ path: 'topic', message: 'must be a non-empty string' }]);
+    const unnamed = unnamedTopic(topic);
+    if (unnamed) throw unnamed;
     if (typeof handler !== 'function') throw new ConfigError([{ path: 'handler', message: 'must be a function' }]);
     if (typeof options !== 'object' || options === null)
       throw new ConfigError([{ path: 'options', message: `must be an object of subscribe options (got ${options === null ? 'null' : typeof options})` }]);
