@@ -1,4 +1,4 @@
-import { clipForReport, newMessageId, packHeaders, safeTimestamp, unpackHeaders, type TransportMessage } from '@switchboard/core/transport';
+import { clipForReport, newMessageId, packHeaders, safeTimestamp, unpackHeaders, utf8BytesIfOver, type TransportMessage } from '@switchboard/core/transport';
 import { isMqttText } from './topics.js';
 
 /** MQTT 5 user properties: the message id, key and creation time, beside the application's headers. */
@@ -46,16 +46,13 @@ const MAX_PROPERTY_BYTES = 65_535;
  */
 export function propertiesProblem(properties: UserProperties): { path: string; message: string } | undefined {
   for (const name in properties) {
-    const value = properties[name] as string;
-    // 21,845 UTF-16 units are at most 65,535 bytes of UTF-8: most values skip the byte count.
-    if (name.length <= 21_845 && value.length <= 21_845) continue;
-    const nameBytes = Buffer.byteLength(name);
-    const valueBytes = Buffer.byteLength(value);
-    if (nameBytes <= MAX_PROPERTY_BYTES && valueBytes <= MAX_PROPERTY_BYTES) continue;
+    const nameBytes = utf8BytesIfOver(name, MAX_PROPERTY_BYTES);
+    const valueBytes = utf8BytesIfOver(properties[name] as string, MAX_PROPERTY_BYTES);
+    if (nameBytes === 0 && valueBytes === 0) continue;
     const path = name === KEY_PROPERTY ? 'key' : name === PACKED_HEADERS ? 'headers' : `headers.${name}`;
     return {
       path,
-      message: `${nameBytes > MAX_PROPERTY_BYTES ? 'its name is' : 'it is'} ${Math.max(nameBytes, valueBytes)} bytes of UTF-8: an MQTT user property holds at most ${MAX_PROPERTY_BYTES}`,
+      message: `${nameBytes > 0 ? 'its name is' : 'it is'} ${Math.max(nameBytes, valueBytes)} bytes of UTF-8: an MQTT user property holds at most ${MAX_PROPERTY_BYTES}`,
     };
   }
   return undefined;

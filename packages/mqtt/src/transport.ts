@@ -7,6 +7,7 @@ import {
   endpointOf,
   ObserverSet,
   refuseOversizeMessages,
+  utf8BytesIfOver,
   type DeliveryListener,
   type RawPublisher,
   type TransportMessage,
@@ -142,8 +143,7 @@ export class MqttTransport implements Transport {
     assertGuaranteeSupported(this, options.guarantee); // `all` needs brokerPersists
     refuseOversizeMessages(topic, messages, this.options.maxMessageBytes);
     const mqttTopic = mqttTopicOf(this.options.topicPrefix, topic);
-    if (mqttTopic.length > 21_845 && Buffer.byteLength(mqttTopic) > 65_535)
-      throw new ConfigError([{ path: 'topic', message: `the MQTT topic of "${topic.slice(0, 40)}…" is over 65535 bytes of UTF-8, the most a packet holds` }]);
+    if (utf8BytesIfOver(mqttTopic, 65_535) > 0) throw new ConfigError([{ path: 'topic', message: `the MQTT topic of "${topic.slice(0, 40)}…" is over 65535 bytes of UTF-8, the most a packet holds` }]);
     const qos = QOS[options.guarantee];
     // Every message checked before any is written: none of a refused batch goes out.
     const properties = messages.map((message) => {

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { ConsumeMessage, Options } from 'amqplib';
 import type { DeliveryGuarantee } from '@switchboard/core';
-import { SIGNATURE_HEADER, type ControlSigner, type TransportMessage } from '@switchboard/core/transport';
+import { SIGNATURE_HEADER, type ControlSigner, type TransportMessage, utf8BytesIfOver } from '@switchboard/core/transport';
 
 /** Headers Switchboard adds to AMQP messages for what AMQP properties cannot carry exactly. */
 export const AmqpHeaders = {
@@ -73,8 +73,8 @@ const MAX_HEADER_TABLE_BYTES = 65_532;
  * a header table over 64 KiB. amqplib throws a RangeError in the middle of a batch instead.
  */
 export function publishOptionsProblem(properties: Options.Publish): { path: string; message: string } | undefined {
-  const id = properties.messageId ?? '';
-  if (id.length > 85 && Buffer.byteLength(id) > 255) return { path: 'id', message: `it is ${Buffer.byteLength(id)} bytes of UTF-8: an AMQP message-id holds at most 255` };
+  const idBytes = utf8BytesIfOver(properties.messageId ?? '', 255);
+  if (idBytes > 0) return { path: 'id', message: `it is ${idBytes} bytes of UTF-8: an AMQP message-id holds at most 255` };
   const headers = properties.headers as Record<string, unknown>;
   // Characters first: at most 3 bytes of UTF-8 each, so most tables skip the byte count.
   let chars = 0;

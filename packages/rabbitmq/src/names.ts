@@ -1,3 +1,4 @@
+import { utf8BytesIfOver } from '@switchboard/core/transport';
 // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this looks for
 const CONTROL_CHARACTER = /[\u0000-\u001f\u007f]/;
 
@@ -7,9 +8,8 @@ const CONTROL_CHARACTER = /[\u0000-\u001f\u007f]/;
  * can be declared but not consumed from.
  */
 export function amqpNameProblem(what: string, name: string): string | undefined {
-  // 85 UTF-16 units are at most 255 bytes of UTF-8: most names skip the byte count.
-  const bytes = name.length <= 85 ? 0 : Buffer.byteLength(name);
-  if (bytes > 255) return `${what} ${JSON.stringify(name.slice(0, 40))}… is ${bytes} bytes of UTF-8: RabbitMQ takes at most 255`;
+  const bytes = utf8BytesIfOver(name, 255);
+  if (bytes > 0) return `${what} ${JSON.stringify(name.slice(0, 40))}… is ${bytes} bytes of UTF-8: RabbitMQ takes at most 255`;
   if (CONTROL_CHARACTER.test(name)) return `${what} ${JSON.stringify(name)} holds a control character, which RabbitMQ names cannot`;
   return undefined;
 }

@@ -25,3 +25,13 @@ export function refuseOversizeMessages(topic: string, messages: readonly Transpo
     if (bytes > limit) throw new MessageTooLargeError(`message ${message.id} to "${topic}" is ${bytes} bytes, over the transport's maxMessageBytes (${limit})`, topic, bytes, limit);
   }
 }
+
+/**
+ * `text`'s length in bytes of UTF-8 when it may be over `limit`, else 0: a UTF-16 unit is at most
+ * 3 bytes, so text of at most `limit / 3` units is not counted (most names and header values).
+ */
+export function utf8BytesIfOver(text: string, limit: number): number {
+  if (text.length * 3 <= limit) return 0;
+  const bytes = Buffer.byteLength(text);
+  return bytes > limit ? bytes : 0;
+}
